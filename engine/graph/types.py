@@ -1,0 +1,90 @@
+"""Typed records of a cross-layer attribution graph.
+
+Stages are the rows of the graph: the embedding, optionally a mid-block node per layer (between
+attention and MLP), and the residual stream after every layer. A node is (stage index, token index).
+
+Edges are stored per transition (src stage -> dst stage) as sparse COO arrays, so pruning, drawing
+and metrics never need a dense T x T matrix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # "emb", "L3.mid", "L3"
+    layer: int  # -1 for the embedding
+    kind: str  # "emb" | "mid" | "post"
+
+    @property
+    def label(self) -> str:
+        return {"emb": "Embedding"}.get(self.kind, self.name)
+
+
+@dataclass(frozen=True)
+class EdgeSet:
+    """Edges of one transition; edge e goes from (src_stage, src_tok[e]) to (dst_stage, dst_tok[e]).
+
+    weight[e]: signed relevance share of the target node that reaches the source node.
+    heads: [E, H] per-head split of the attention part of each edge (None for MLP-only transitions).
+    paths: [E, 3] split of each weight into (value path, key path, diagonal: query + residual + MLP).
+    absorbed: [T] per destination token, node relevance minus the sum of its in-edges (bias, softmax).
+    """
+
+    src_stage: int
+    dst_stage: int
+    src_tok: np.ndarray  # int32 [E]
+    dst_tok: np.ndarray  # int32 [E]
+    weight: np.ndarray  # float32 [E]
+    absorbed: np.ndarray  # float32 [T]
+    method: str  # "closed_form" | "batch_packed"
+    heads: Optional[np.ndarray] = None  # float32 [E, H]
+    paths: Optional[np.ndarray] = None  # float32 [E, 3]
+    dropped_mass: float = 0.0  # sum |w| of edges discarded while computing (below the storage floor)
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.weight.shape[0])
+
+
+@dataclass(frozen=True)
+class AttributionGraph:
+    """tokens: display strings; node_relevance: [stages, tokens] float32 (h * dObjective/dh summed over d)."""
+
+    model: str
+    tokens: list[str]
+    token_ids: list[int]
+    stages: list[Stage]
+    node_relevance: np.ndarray
+    transitions: list[EdgeSet]
+    objective: float
+    rule: str
+    notes: list[str] = field(default_factory=list)  # e.g. "layer 3: closed form not applicable, used batch-packed"
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    mode: str = "cum_mass"  # "cum_mass" | "global"
+    top_p: float = 0.85  # per-transition cumulative |w| mass kept (cum_mass mode)
+    edge_threshold: float = 0.01  # |w| floor (global mode)
+    node_threshold: float = 0.0  # |R| floor for nodes
+    connected_to: Optional[tuple[int, int]] = None  # (stage, token): keep only ancestors of this node
+    hide_first_token: bool = False
+
+
+@dataclass(frozen=True)
+class PrunedGraph:
+    """Result of pruning: which nodes and edges survive; arrays index into the source graph."""
+
+    node_mask: np.ndarray  # bool [stages, tokens]
+    edge_masks: list[np.ndarray]  # one bool [E] per transition
+    details: list[dict]  # per transition: threshold, kept_edges, total_edges, kept_fraction
+    stages: tuple[int, ...] = ()  # the stage indices that were selected (empty: all)

@@ -1,0 +1,123 @@
+"""Contrastive per-token heatmaps: `attribute(handle, prompt, ...) -> Attribution`."""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Optional, Union
+
+import torch
+
+from .models import ModelHandle
+from .objectives import needs_contrast, objective_name
+from .records import Attribution, FailureLensError, TokenChoice, TopToken
+from .tokens import display, encode_prompt, resolve_token
+from .trace import relevance, run_trace
+
+log = logging.getLogger(__name__)
+
+TokenSpec = Union[int, str, None]
+
+
+def top_tokens(tokenizer, logits: torch.Tensor, n: int) -> list[TopToken]:
+    probs = torch.softmax(logits.float(), -1)
+    values, ids = logits.topk(min(n, logits.shape[-1]))
+    return [
+        TopToken(r + 1, display(tokenizer, int(i)), int(i), float(v), float(probs[i]))
+        for r, (v, i) in enumerate(zip(values.tolist(), ids.tolist()))
+    ]
+
+
+def _position(position: int, n: int) -> int:
+    p = position + n if position < 0 else position
+    if not 0 <= p < n:
+        raise FailureLensError(f"Position {position} is outside the prompt ({n} tokens). Use -1 for the last token.")
+    return p
+
+
+def check_finite(name: str, values: torch.Tensor, handle: ModelHandle) -> None:
+    if not torch.isfinite(values).all():
+        raise FailureLensError(
+            f"The {name} contains NaN or infinite values (numeric overflow in {str(handle.dtype).replace('torch.', '')}). "
+            "Reload the model in float32 or bfloat16 and try again."
+        )
+
+
+def attribute(
+    handle: ModelHandle,
+    prompt: str,
+    target: TokenSpec = None,
+    contrast: TokenSpec = None,
+    mode: str = "logit_diff",
+    strategy: Optional[str] = "by_ref_token",
+    k: int = 10,
+    position: int = -1,
+    top_k: int = 10,
+    add_special_tokens: bool = True,
+) -> Attribution:
+    """Relevance of every prompt token for the objective at `position` (default: the last token).
+
+    target defaults to the model's top-1 token; for logit_diff/by_ref_token the contrast defaults to
+    the runner-up (noted in `warnings`). Positive relevance supports the target, negative the contrast.
+    """
+    name = objective_name(mode, strategy)
+    if not 1 <= int(k) <= 1000:
+        raise FailureLensError(f"k = {k} is out of range; use 1..1000 (10 is the usual choice).")
+    enc = encode_prompt(handle.tokenizer, prompt, add_special_tokens)
+    if len(enc.ids) > handle.context_length:
+        raise FailureLensError(
+            f"The prompt has {len(enc.ids)} tokens, more than the model's context of {handle.context_length}. "
+            "Shorten the prompt or pick a model with a longer context."
+        )
+    pos = _position(position, len(enc.ids))
+    ids = enc.ids[: pos + 1]
+    tgt = resolve_token(handle.tokenizer, target, "target") if target is not None else None
+    con = resolve_token(handle.tokenizer, contrast, "contrast") if contrast is not None else None
+    warnings: list[str] = []
+
+    def pick(logits: torch.Tensor) -> tuple[int, Optional[int]]:
+        nonlocal tgt, con
+        order = logits.topk(2).indices.tolist()
+        if tgt is None:
+            tgt = TokenChoice(order[0], display(handle.tokenizer, order[0]))
+        if con is None and needs_contrast(name):
+            runner_up = order[1] if order[0] == tgt.token_id else order[0]
+            con = TokenChoice(runner_up, display(handle.tokenizer, runner_up))
+            warnings.append(f"No contrast given: using the runner-up token {con.text!r}.")
+        if con is not None and con.token_id == tgt.token_id:
+            raise FailureLensError(
+                f"The contrast {con.text!r} is the same token as the target. Pick a different contrast token."
+            )
+        return tgt.token_id, con.token_id if con is not None else None
+
+    with handle.lock:
+        trace, _, _ = run_trace(handle, ids, pick, name, k)
+    rel = relevance(trace.emb, trace.emb_grad)
+    check_finite("relevance", rel, handle)
+    rows = [rel] + [relevance(h, g) for h, g in zip(trace.posts, trace.post_grads)]
+    layer_rel = torch.stack(rows)
+    check_finite("layer relevance", layer_rel, handle)
+    logits = trace.logits
+    diff = float(logits[tgt.token_id] - logits[con.token_id]) if con is not None else None
+    total = float(rel.sum())
+    conservation = total / trace.objective if abs(trace.objective) > 1e-12 else math.nan
+    return Attribution(
+        model=handle.key,
+        tokens=enc.tokens[: pos + 1],
+        token_ids=ids,
+        relevance=rel.tolist(),
+        layer_relevance=layer_rel.tolist(),
+        objective=trace.objective,
+        mode=mode,
+        strategy=strategy if mode == "logit_diff" else None,
+        k=int(k),
+        position=pos,
+        target=tgt,
+        contrast=con,
+        logit_diff=diff,
+        topk=top_tokens(handle.tokenizer, logits, top_k),
+        conservation=conservation,
+        rule=handle.rule,
+        special_mask=enc.special[: pos + 1],
+        offsets=enc.offsets[: pos + 1],
+        warnings=warnings,
+    )

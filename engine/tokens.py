@@ -1,0 +1,60 @@
+"""Tokenisation helpers: prompts with offsets, readable token strings, single-token choices."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from .records import FailureLensError, TokenChoice
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    ids: list[int]
+    offsets: list[tuple[int, int]]  # char span of each token in the prompt ((0, 0) for added specials)
+    special: list[bool]
+    tokens: list[str]  # display strings
+
+
+def display(tokenizer: Any, token_id: int) -> str:
+    """A readable string for one token (decoded, so byte-level BPE shows real characters)."""
+    text = tokenizer.decode([int(token_id)], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    return text if text != "" else str(tokenizer.convert_ids_to_tokens(int(token_id)))
+
+
+def encode_prompt(tokenizer: Any, prompt: str, add_special_tokens: bool = True) -> EncodedPrompt:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise FailureLensError("The prompt is empty. Type a prompt or pick a failure case.")
+    try:
+        enc = tokenizer(prompt, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+        offsets = [tuple(map(int, o)) for o in enc["offset_mapping"]]
+    except NotImplementedError:  # slow tokenizers have no offsets
+        enc = tokenizer(prompt, add_special_tokens=add_special_tokens)
+        offsets = [(0, 0)] * len(enc["input_ids"])
+    ids = [int(i) for i in enc["input_ids"]]
+    if not ids:
+        raise FailureLensError("The prompt produced no tokens. Type some text.")
+    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    special = [i in special_ids for i in ids]
+    return EncodedPrompt(ids, offsets, special, [display(tokenizer, i) for i in ids])
+
+
+def resolve_token(tokenizer: Any, value: Union[int, str], what: str) -> TokenChoice:
+    """An id or a text that must be exactly one token; never silently pick a piece of several."""
+    vocab = len(tokenizer)
+    if isinstance(value, bool):
+        raise FailureLensError(f"The {what} must be a token id or a token text, not {value!r}.")
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("#").isdigit() and value.startswith("#")):
+        tid = int(str(value).lstrip("#"))
+        if not 0 <= tid < vocab:
+            raise FailureLensError(f"The {what} token id {tid} is outside the vocabulary (0..{vocab - 1}).")
+        return TokenChoice(tid, display(tokenizer, tid))
+    if not isinstance(value, str) or value == "":
+        raise FailureLensError(f"The {what} is empty. Pick a token from the top-k table or type one token.")
+    ids = tokenizer(value, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        pieces = " | ".join(repr(display(tokenizer, i)) for i in ids) or "(nothing)"
+        raise FailureLensError(
+            f"The {what} {value!r} is {len(ids)} tokens, not one: {pieces}. "
+            "Pick a single token from the top-k table, or type one of these pieces (or '#<id>')."
+        )
+    return TokenChoice(int(ids[0]), display(tokenizer, ids[0]))
