@@ -212,7 +212,10 @@ def load_model(
     model.eval()
     model.requires_grad_(False)
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:  # transformers before the rename
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     local_dir = folder if folder is not None else _snapshot_dir(ref, revision)
     whash = weights_hash(local_dir) if local_dir is not None else f"hub:{revision or 'main'}"
     dtype_name = str(torch_dtype).replace("torch.", "")

@@ -1,0 +1,27 @@
+# Two entry points for a fresh machine: `make run` (dashboard on the built-in zoo) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+ADDRESS ?= 127.0.0.1
+
+.PHONY: run test bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) -m bench heatmap
+	$(PY) -m bench graph
+
+clean:
+	rm -rf $(VENV) .pytest_cache

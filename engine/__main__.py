@@ -1,0 +1,101 @@
+"""Command line: `python -m engine attribute|graph|sweep|zoo ...`."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Callable
+
+from .records import FailureLensError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def _token(value: str | None):
+    """'#123' or a bare integer is a token id; anything else is token text."""
+    if value is None:
+        return None
+    return int(value.lstrip("#")) if value.lstrip("#").isdigit() else value
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="zoo:<name>, a local folder, or a hub id")
+    p.add_argument("--revision")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--4bit", dest="quantize", action="store_const", const="4bit")
+    p.add_argument("--rule", default="attnlrp", choices=["attnlrp", "cp-lrp"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--trust-remote-code", action="store_true")
+
+
+def _objective_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--target")
+    p.add_argument("--contrast")
+    p.add_argument("--mode", default="logit_diff", choices=["logit_diff", "max_logit"])
+    p.add_argument("--strategy", default="by_ref_token", choices=["by_ref_token", "by_topk_avg", "demean"])
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--position", type=int, default=-1)
+
+
+def _load(a: argparse.Namespace):
+    from .models import load_model
+
+    return load_model(a.model, revision=a.revision, dtype=a.dtype, quantize=a.quantize, rule=a.rule,
+                      device=a.device, trust_remote_code=a.trust_remote_code)
+
+
+def cmd_attribute(a: argparse.Namespace) -> int:
+    from .heatmap import attribute
+
+    res = attribute(_load(a), a.prompt, _token(a.target), _token(a.contrast), a.mode, a.strategy, a.k, a.position)
+    if a.json:
+        print(res.to_json())
+        return 0
+    print(f"target {res.target.text!r}  contrast {res.contrast.text if res.contrast else '-'!r}  "
+          f"objective {res.objective:.4f}  conservation {res.conservation:.3f}")
+    for tok, r in zip(res.tokens, res.relevance):
+        print(f"{r:+10.4f}  {tok!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Failure Lens engine")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("attribute", help="per-token contrastive relevance")
+    _model_args(p)
+    _objective_args(p)
+    p.add_argument("--json", action="store_true")
+    COMMANDS["attribute"] = cmd_attribute
+    for register in _extensions():
+        register(sub, COMMANDS, _model_args, _objective_args, _load, _token)
+    return parser
+
+
+def _extensions():
+    """Sub-commands that live beside their modules (graph, sweep, zoo)."""
+    import importlib
+
+    found = []
+    for name in ("engine.graph.cli", "engine.sweep_cli"):
+        try:
+            found.append(importlib.import_module(name).register)
+        except ModuleNotFoundError:
+            continue
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except FailureLensError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Cross-layer attribution graphs: edges, pruning, metrics, export."""

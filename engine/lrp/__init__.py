@@ -1,0 +1,1 @@
+"""LRP rules, patch maps and the scoped context that applies them."""
