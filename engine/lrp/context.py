@@ -29,7 +29,8 @@ from .rules import scale_grad
 RULES = ("attnlrp", "cp-lrp")
 _PREFIX = "failure_lens_"
 
-# Called as capture(module, query, key, value, attention_mask, scaling, kwargs) on every attention call.
+# Called as capture(module, query, key, value, attention_mask, kwargs, output) after every attention call
+# (tensors as the attention function sees them: [B, heads, T, head_dim] inputs, [B, T, heads, head_dim] output).
 Capture = Callable[..., None]
 
 
@@ -55,9 +56,10 @@ def _rule_attention(module, query, key, value, attention_mask, **kwargs):
     else:
         query, key = query.detach(), key.detach()
     kwargs["dropout"] = 0.0
+    out = state.base(module, query, key, value, attention_mask, **kwargs)
     if state.capture is not None:
-        state.capture(module, query, key, value, attention_mask, kwargs)
-    return state.base(module, query, key, value, attention_mask, **kwargs)
+        state.capture(module, query, key, value, attention_mask, kwargs, out[0])
+    return out
 
 
 def _register(base_name: str) -> str:
