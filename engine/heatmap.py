@@ -42,6 +42,49 @@ def check_finite(name: str, values: torch.Tensor, handle: ModelHandle) -> None:
         )
 
 
+class Picker:
+    """Chooses (target, contrast) once the logits are known: target defaults to the top-1 token; a
+    required contrast defaults to the runner-up (noted in `warnings`); contrast == target is an error."""
+
+    def __init__(self, tokenizer, objective: str, target: Optional[TokenChoice], contrast: Optional[TokenChoice],
+                 warnings: list[str]):
+        self.tokenizer, self.objective, self.warnings = tokenizer, objective, warnings
+        self.target, self.contrast = target, contrast
+
+    def __call__(self, logits: torch.Tensor) -> tuple[int, Optional[int]]:
+        order = logits.topk(2).indices.tolist()
+        if self.target is None:
+            self.target = TokenChoice(order[0], display(self.tokenizer, order[0]))
+        if self.contrast is None and needs_contrast(self.objective):
+            runner_up = order[1] if order[0] == self.target.token_id else order[0]
+            self.contrast = TokenChoice(runner_up, display(self.tokenizer, runner_up))
+            self.warnings.append(f"No contrast given: using the runner-up token {self.contrast.text!r}.")
+        if self.contrast is not None and self.contrast.token_id == self.target.token_id:
+            raise FailureLensError(
+                f"The contrast {self.contrast.text!r} is the same token as the target. Pick a different contrast token."
+            )
+        return self.target.token_id, self.contrast.token_id if self.contrast is not None else None
+
+
+def prepare(handle: ModelHandle, prompt: str, target: TokenSpec, contrast: TokenSpec, mode: str,
+            strategy: Optional[str], k: int, position: int):
+    """Validated request: (encoded prompt, ids up to position, position, objective name, picker, warnings)."""
+    name = objective_name(mode, strategy)
+    if not 1 <= int(k) <= 1000:
+        raise FailureLensError(f"k = {k} is out of range; use 1..1000 (10 is the usual choice).")
+    enc = encode_prompt(handle.tokenizer, prompt)
+    if len(enc.ids) > handle.context_length:
+        raise FailureLensError(
+            f"The prompt has {len(enc.ids)} tokens, more than the model's context of {handle.context_length}. "
+            "Shorten the prompt or pick a model with a longer context."
+        )
+    pos = _position(position, len(enc.ids))
+    tgt = resolve_token(handle.tokenizer, target, "target") if target is not None else None
+    con = resolve_token(handle.tokenizer, contrast, "contrast") if contrast is not None else None
+    warnings: list[str] = []
+    return enc, enc.ids[: pos + 1], pos, name, Picker(handle.tokenizer, name, tgt, con, warnings), warnings
+
+
 def attribute(
     handle: ModelHandle,
     prompt: str,
@@ -52,45 +95,16 @@ def attribute(
     k: int = 10,
     position: int = -1,
     top_k: int = 10,
-    add_special_tokens: bool = True,
 ) -> Attribution:
     """Relevance of every prompt token for the objective at `position` (default: the last token).
 
     target defaults to the model's top-1 token; for logit_diff/by_ref_token the contrast defaults to
     the runner-up (noted in `warnings`). Positive relevance supports the target, negative the contrast.
     """
-    name = objective_name(mode, strategy)
-    if not 1 <= int(k) <= 1000:
-        raise FailureLensError(f"k = {k} is out of range; use 1..1000 (10 is the usual choice).")
-    enc = encode_prompt(handle.tokenizer, prompt, add_special_tokens)
-    if len(enc.ids) > handle.context_length:
-        raise FailureLensError(
-            f"The prompt has {len(enc.ids)} tokens, more than the model's context of {handle.context_length}. "
-            "Shorten the prompt or pick a model with a longer context."
-        )
-    pos = _position(position, len(enc.ids))
-    ids = enc.ids[: pos + 1]
-    tgt = resolve_token(handle.tokenizer, target, "target") if target is not None else None
-    con = resolve_token(handle.tokenizer, contrast, "contrast") if contrast is not None else None
-    warnings: list[str] = []
-
-    def pick(logits: torch.Tensor) -> tuple[int, Optional[int]]:
-        nonlocal tgt, con
-        order = logits.topk(2).indices.tolist()
-        if tgt is None:
-            tgt = TokenChoice(order[0], display(handle.tokenizer, order[0]))
-        if con is None and needs_contrast(name):
-            runner_up = order[1] if order[0] == tgt.token_id else order[0]
-            con = TokenChoice(runner_up, display(handle.tokenizer, runner_up))
-            warnings.append(f"No contrast given: using the runner-up token {con.text!r}.")
-        if con is not None and con.token_id == tgt.token_id:
-            raise FailureLensError(
-                f"The contrast {con.text!r} is the same token as the target. Pick a different contrast token."
-            )
-        return tgt.token_id, con.token_id if con is not None else None
-
+    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position)
     with handle.lock:
-        trace, _, _ = run_trace(handle, ids, pick, name, k)
+        trace, _, _ = run_trace(handle, ids, choice, name, k)
+    tgt, con = choice.target, choice.contrast
     rel = relevance(trace.emb, trace.emb_grad)
     check_finite("relevance", rel, handle)
     rows = [rel] + [relevance(h, g) for h, g in zip(trace.posts, trace.post_grads)]

@@ -64,6 +64,12 @@ class AttributionGraph:
     objective: float
     rule: str
     notes: list[str] = field(default_factory=list)  # e.g. "layer 3: closed form not applicable, used batch-packed"
+    target: str = ""
+    contrast: str = ""
+    dims_idx: Optional[np.ndarray] = None  # int32 [stages, tokens, K] top hidden dimensions by |h * g|
+    dims_val: Optional[np.ndarray] = None  # float32 [stages, tokens, K] their signed relevance
+    neurons_idx: Optional[np.ndarray] = None  # int32 [layers, tokens, K] top MLP neurons (act * grad)
+    neurons_val: Optional[np.ndarray] = None  # float32 [layers, tokens, K]
 
     @property
     def n_tokens(self) -> int:

@@ -1,0 +1,242 @@
+"""`build_graph`: node relevance from one pass, edges per transition (closed form or batch-packed)."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..heatmap import TokenSpec, check_finite, prepare
+from ..lrp.context import lrp_rules
+from ..models import ModelHandle
+from ..records import FailureLensError
+from ..trace import decoder_layers, relevance, run_trace
+from .capture import LayerRecord, Recorder, has_attention_bias, pre_attention_norm
+from .closed_form import AttentionFactors, SparseEdges, TopK, attention_edges, diagonal_edges
+from .packed import Progress, choose_batch, packed_rows
+from .prune import stage_layout
+from .types import AttributionGraph, EdgeSet, Stage
+
+log = logging.getLogger(__name__)
+TOP = 8  # drill-down entries kept per node
+METHODS = ("auto", "closed_form", "batch_packed")
+
+
+@dataclass
+class _Pass:
+    """Tensors of the single attribution pass, per stage. All [T, d] detached."""
+
+    states: list[torch.Tensor]
+    grads: list[torch.Tensor]
+    records: list[LayerRecord]
+
+
+def _attention_module(layer: torch.nn.Module) -> torch.nn.Module:
+    for name in ("self_attn", "attn", "attention"):
+        if hasattr(layer, name):
+            return getattr(layer, name)
+    raise RuntimeError(f"no attention module in {type(layer).__name__}")
+
+
+def _constant_parts(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecord) -> Optional[tuple]:
+    """q, k, v of the block's constant input (the pre-attention norm's bias, or zeros): their bias parts."""
+    if not has_attention_bias(handle, layer):
+        return None
+    norm = pre_attention_norm(handle, layer)
+    hidden = (rec.attn_args[0] if rec.attn_args else rec.attn_kwargs["hidden_states"]).detach()
+    bias = getattr(norm, "bias", None) if norm is not None else None
+    const = torch.zeros_like(hidden) + (bias.to(hidden.dtype) if bias is not None else 0.0)
+    got: dict[str, torch.Tensor] = {}
+
+    def capture(module, q, k, v, mask, kwargs, out):
+        got.update(q=q.detach()[0], k=k.detach()[0], v=v.detach()[0])
+
+    args, kwargs = list(rec.attn_args), dict(rec.attn_kwargs)
+    if args:
+        args[0] = const
+    else:
+        kwargs["hidden_states"] = const
+    with lrp_rules(handle.model, handle.rule, capture), torch.no_grad():
+        _attention_module(layer)(*args, **kwargs)
+    return got["q"], got["k"], got["v"]
+
+
+def _factors(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecord) -> AttentionFactors:
+    if rec.out is None or rec.out.grad is None or rec.q is None:
+        raise RuntimeError("attention was not captured")
+    heads = rec.q.shape[0]
+    rep = heads // rec.k.shape[0]
+    k, v = rec.k.repeat_interleave(rep, 0).float(), rec.v.repeat_interleave(rep, 0).float()
+    k_lin, v_lin = k, v
+    const = _constant_parts(handle, layer, rec)
+    if const is not None:
+        if getattr(_attention_module(layer), "q_norm", None) is not None:
+            raise RuntimeError("q/k norms together with biases")
+        k_lin = k - const[1].repeat_interleave(rep, 0).float()
+        v_lin = v - const[2].repeat_interleave(rep, 0).float()
+    allowed = None
+    if rec.mask is not None:
+        m = rec.mask[0, 0]
+        allowed = m if m.dtype == torch.bool else m > torch.finfo(m.dtype).min / 2
+    u = rec.out.grad[0].permute(1, 0, 2).float()  # [T, H, hd] -> [H, T, hd]
+    return AttentionFactors(rec.q.float(), k, v, k_lin, v_lin, u, allowed, rec.scaling)
+
+
+def _edge_set(src: int, dst: int, e: SparseEdges, method: str) -> EdgeSet:
+    heads = e.heads if e.heads.shape[1] else None
+    return EdgeSet(src, dst, e.src, e.dst, e.weight, e.absorbed.astype(np.float32), method, heads, e.paths,
+                   float(e.dropped_mass))
+
+
+def _dense_to_sparse(rows: list[int], dense: np.ndarray, r_dst: np.ndarray, cap: int) -> SparseEdges:
+    """Batch-packed rows -> kept edges (top `cap` by |w|); unexpanded rows absorb all their relevance."""
+    top = TopK(cap)
+    ri, rj = np.nonzero(dense)
+    dst = np.asarray(rows, np.int32)[ri]
+    w = dense[ri, rj]
+    top.offer(dst, rj.astype(np.int32), w, np.zeros((len(w), 0), np.float32), np.zeros_like(w), np.zeros_like(w))
+    d, s, kw, heads, _, _ = top.result(0)
+    absorbed = r_dst.astype(np.float64).copy()
+    absorbed[rows] -= dense.sum(1)
+    paths = np.zeros((len(kw), 3), np.float32)
+    return SparseEdges(s, d, kw, heads, paths, absorbed.astype(np.float32),
+                       float(np.abs(dense).sum() - np.abs(kw).sum()))
+
+
+def _top(x: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of x [T, n]: indices and signed values of the k largest |x|."""
+    idx = x.abs().topk(min(k, x.shape[-1]), -1).indices
+    return idx.numpy().astype(np.int32), x.gather(-1, idx).numpy().astype(np.float32)
+
+
+def build_graph(
+    handle: ModelHandle,
+    prompt: str,
+    target: TokenSpec = None,
+    contrast: TokenSpec = None,
+    mode: str = "logit_diff",
+    strategy: Optional[str] = "by_ref_token",
+    k: int = 10,
+    position: int = -1,
+    split: bool = False,
+    stages: Optional[list[int]] = None,
+    method: str = "auto",
+    node_threshold: float = 0.0,
+    max_edges: int = 100_000,
+    batch: Optional[int] = None,
+    progress: Progress = None,
+) -> AttributionGraph:
+    """Attribution graph of the objective. `stages` indexes `stage_layout(n_layers, split)` (default: all).
+
+    method "auto": the exact closed form for adjacent transitions, batch-packed for transitions that skip
+    blocks or where the closed form does not apply (noted in `notes`); "batch_packed" forces the reference.
+    """
+    if method not in METHODS:
+        raise FailureLensError(f"Unknown edge method {method!r}. Use one of: {', '.join(METHODS)}.")
+    if not 1 <= max_edges <= 50_000_000:
+        raise FailureLensError(f"max_edges = {max_edges} is out of range (1 .. 50,000,000).")
+    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position)
+    notes = list(warnings)
+    if split and handle.arch == "GPTNeoXForCausalLM" and handle.model.config.use_parallel_residual:
+        split = False
+        notes.append("Attn/MLP split is not available: this model adds attention and MLP in parallel.")
+    layout = stage_layout(handle.n_layers, split)
+    chosen = sorted(set(range(len(layout)) if stages is None else stages))
+    if not chosen or chosen[0] < 0 or chosen[-1] >= len(layout) or len(chosen) < 2:
+        raise FailureLensError(f"Choose at least two stages among 0..{len(layout) - 1} (got {stages}).")
+    step = progress or (lambda *a: None)
+    t0 = time.perf_counter()
+    with handle.lock:
+        if handle.gradient_checkpointing:
+            notes.append("Gradient checkpointing is ignored while building graphs (activations are kept).")
+        recorder = Recorder(handle)
+        saved = handle.gradient_checkpointing
+        handle.gradient_checkpointing = False
+        try:
+            step("forward and backward", 0, 1)
+            with recorder.hooks():
+                trace, _, _ = run_trace(handle, ids, choice, name, k, capture_mid=split,
+                                        attention_capture=recorder.attention)
+        finally:
+            handle.gradient_checkpointing = saved
+        first = recorder.records[0]
+        h0 = first.layer_args[0] if first.layer_args else first.layer_kwargs["hidden_states"]
+        states, grads = [h0.detach()[0]], [h0.grad.detach()[0]]
+        if not torch.equal(states[0], trace.emb):
+            notes.append("The embedding row is the residual entering layer 0 (token + position embeddings); "
+                         "the heatmap reads token embeddings only.")
+        for layer in range(handle.n_layers):
+            if split:
+                states.append(trace.mids[layer])
+                grads.append(trace.mid_grads[layer])
+            states.append(trace.posts[layer])
+            grads.append(trace.post_grads[layer])
+        node_rel = torch.stack([relevance(h, g) for h, g in zip(states, grads)])  # [S, T]
+        check_finite("node relevance", node_rel, handle)
+        p = _Pass(states, grads, recorder.records)
+        transitions = []
+        pairs = list(zip(chosen[:-1], chosen[1:]))
+        for n, (s, t) in enumerate(pairs):
+            step("edges", n, len(pairs))
+            transitions.append(_transition(handle, layout, p, node_rel, s, t, method, node_threshold, max_edges,
+                                           batch, notes, progress))
+        dims = [_top((h.float() * g.float()), TOP) for h, g in zip(states, grads)]
+        neurons = [_top((r.mlp_in.detach()[0].float() * r.mlp_in.grad[0].float()), TOP) for r in p.records
+                   if r.mlp_in is not None and r.mlp_in.grad is not None]
+    log.info("graph: %d tokens, %d transitions in %.2fs", len(ids), len(transitions), time.perf_counter() - t0)
+    step("done", 1, 1)
+    return AttributionGraph(
+        model=handle.key, tokens=enc.tokens[: pos + 1], token_ids=ids, stages=layout,
+        node_relevance=node_rel.numpy().astype(np.float32), transitions=transitions, objective=trace.objective,
+        rule=handle.rule, notes=notes, target=choice.target.text,
+        contrast=choice.contrast.text if choice.contrast else "",
+        dims_idx=np.stack([d[0] for d in dims]), dims_val=np.stack([d[1] for d in dims]),
+        neurons_idx=np.stack([n[0] for n in neurons]) if len(neurons) == handle.n_layers else None,
+        neurons_val=np.stack([n[1] for n in neurons]) if len(neurons) == handle.n_layers else None,
+    )
+
+
+def _adjacent_kind(src: Stage, dst: Stage, split: bool) -> Optional[str]:
+    """'attention' / 'mlp' / 'layer' when dst directly follows src, else None (a skip)."""
+    if dst.kind == "mid" and src.layer == dst.layer - 1 and src.kind in ("emb", "post"):
+        return "attention"
+    if dst.kind == "post" and src.kind == "mid" and src.layer == dst.layer:
+        return "mlp"
+    if dst.kind == "post" and not split and src.kind in ("emb", "post") and src.layer == dst.layer - 1:
+        return "layer"
+    return None
+
+
+def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold, max_edges, batch, notes,
+                progress) -> EdgeSet:
+    src, dst = layout[s], layout[t]
+    split = any(st.kind == "mid" for st in layout)
+    kind = _adjacent_kind(src, dst, split)
+    if method != "batch_packed" and kind == "mlp":
+        return _edge_set(s, t, diagonal_edges(node_rel[s], node_rel[t]), "closed_form")
+    if method != "batch_packed" and kind in ("attention", "layer"):
+        layer = decoder_layers(handle.model)[dst.layer]
+        rec = p.records[dst.layer]
+        why = rec.unsupported
+        if why is None:
+            try:
+                f = _factors(handle, layer, rec)
+                return _edge_set(s, t, attention_edges(f, node_rel[s], node_rel[t], handle.rule, max_edges), "closed_form")
+            except RuntimeError as e:
+                why = str(e)
+        notes.append(f"{src.name} -> {dst.name}: closed form not applicable ({why}); used batch-packed backprop.")
+    elif method == "closed_form":
+        raise FailureLensError(f"{src.name} -> {dst.name} skips blocks: only batch-packed backprop can compute it.")
+    r_dst = node_rel[t].numpy()
+    rows = [int(i) for i in np.nonzero(np.abs(r_dst) > node_threshold)[0]]
+    if len(rows) < len(r_dst):
+        notes.append(f"{src.name} -> {dst.name}: expanded {len(rows)} of {len(r_dst)} targets (|R| > {node_threshold}).")
+    n_run = dst.layer - max(src.layer, 0) + 1
+    b = batch or choose_batch(handle, len(r_dst), n_run)
+    emb, posts = p.states[0], [p.states[layout.index(st)] for st in layout if st.kind == "post"]
+    dense = packed_rows(handle, p.records, src, dst, emb, posts, p.grads[t], rows, b, progress) if rows else \
+        np.zeros((0, len(r_dst)), np.float32)
+    return _edge_set(s, t, _dense_to_sparse(rows, dense, r_dst, max_edges), "batch_packed")

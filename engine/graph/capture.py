@@ -1,0 +1,114 @@
+"""What one attribution pass records for graph construction (hooks, removed in `finally`).
+
+Per layer: the attention function's q, k, v (post-RoPE, before grouped-query repetition), its mask
+and scaling, the attention output (its gradient is U, the per-head gradient at the attention output),
+the decoder layer's call arguments (to re-run blocks for the batch-packed method), and the MLP's inner
+activation with its gradient (neuron drill-down).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import torch
+
+from ..models import ModelHandle
+from ..trace import decoder_layers
+
+MLP_DOWN = {"GPT2LMHeadModel": "c_proj", "GPTNeoXForCausalLM": "dense_4h_to_h"}  # default: "down_proj"
+PRE_ATTN_NORM = {"GPT2LMHeadModel": "ln_1"}  # default: "input_layernorm" (absent in post-norm OLMo)
+
+
+@dataclass
+class LayerRecord:
+    q: Optional[torch.Tensor] = None  # [H, T, hd]
+    k: Optional[torch.Tensor] = None  # [Hkv, T, hd]
+    v: Optional[torch.Tensor] = None  # [Hkv, T, hd]
+    mask: Optional[torch.Tensor] = None  # as given to the attention function ([1, 1, T, T] or None)
+    scaling: float = 1.0
+    unsupported: Optional[str] = None  # why the closed form does not apply here
+    out: Optional[torch.Tensor] = None  # [1, T, H, hd], grad retained
+    layer_args: tuple = ()
+    layer_kwargs: dict = field(default_factory=dict)
+    attn_args: tuple = ()
+    attn_kwargs: dict = field(default_factory=dict)
+    mlp_in: Optional[torch.Tensor] = None  # [1, T, F], grad retained
+
+
+class Recorder:
+    """Hooks for one forward pass. `attention` is passed to `lrp_rules(..., capture=...)`."""
+
+    def __init__(self, handle: ModelHandle):
+        self.handle = handle
+        self.layers = decoder_layers(handle.model)
+        self.index = {}
+        for i, layer in enumerate(self.layers):
+            for m in layer.modules():
+                self.index[id(m)] = i
+        self.records = [LayerRecord() for _ in self.layers]
+        self.active = True
+
+    def attention(self, module, q, k, v, mask, kwargs, out) -> None:
+        if not self.active or not torch.is_grad_enabled():
+            return
+        rec = self.records[self.index[id(module)]]
+        rec.q, rec.k, rec.v = q.detach()[0], k.detach()[0], v.detach()[0]
+        rec.mask = mask
+        scaling = kwargs.get("scaling")
+        rec.scaling = float(scaling) if scaling is not None else q.shape[-1] ** -0.5
+        if kwargs.get("softcap") or getattr(module, "attn_logit_softcapping", None):
+            rec.unsupported = "attention logit soft-capping"
+        if kwargs.get("s_aux") is not None or getattr(module, "sinks", None) is not None:
+            rec.unsupported = "attention sinks"
+        if out.requires_grad:
+            out.retain_grad()
+        rec.out = out
+
+    @contextlib.contextmanager
+    def hooks(self) -> Iterator[None]:
+        handles = []
+        try:
+            for i, layer in enumerate(self.layers):
+                handles.append(layer.register_forward_pre_hook(self._keep_call(i, "layer"), with_kwargs=True))
+                attn = getattr(layer, "self_attn", None) or getattr(layer, "attn", None) or getattr(layer, "attention")
+                handles.append(attn.register_forward_pre_hook(self._keep_call(i, "attn"), with_kwargs=True))
+                down = getattr(layer.mlp, MLP_DOWN.get(self.handle.arch, "down_proj"))
+                handles.append(down.register_forward_pre_hook(self._keep_mlp(i)))
+            yield
+        finally:
+            self.active = False
+            for h in handles:
+                h.remove()
+
+    def _keep_call(self, i: int, what: str):
+        def hook(_m, args, kwargs):
+            if self.active and torch.is_grad_enabled():
+                x = args[0] if args else kwargs.get("hidden_states")
+                if what == "layer" and i == 0 and x is not None and x.requires_grad:
+                    x.retain_grad()  # the residual entering layer 0 (embeddings + learned positions, if any)
+                setattr(self.records[i], f"{what}_args", args)
+                setattr(self.records[i], f"{what}_kwargs", dict(kwargs))
+
+        return hook
+
+    def _keep_mlp(self, i: int):
+        def hook(_m, args):
+            x = args[0]
+            if self.active and x.requires_grad:
+                x.retain_grad()
+                self.records[i].mlp_in = x
+
+        return hook
+
+
+def pre_attention_norm(handle: ModelHandle, layer: torch.nn.Module) -> Any:
+    return getattr(layer, PRE_ATTN_NORM.get(handle.arch, "input_layernorm"), None)
+
+
+def has_attention_bias(handle: ModelHandle, layer: torch.nn.Module) -> bool:
+    """True when q, k or v carry a constant part (projection bias, or the pre-attention LayerNorm's bias)."""
+    attn = getattr(layer, "self_attn", None) or getattr(layer, "attn", None) or getattr(layer, "attention")
+    norm = pre_attention_norm(handle, layer)
+    biased = any(n.endswith("bias") for n, _ in attn.named_parameters())
+    return biased or (norm is not None and getattr(norm, "bias", None) is not None)
