@@ -179,6 +179,9 @@ def load_model(
 ) -> ModelHandle:
     """Load a causal LM for attribution. Parameters never require gradients; the model is in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight-loading bars clutter the CLI and server logs
 
     if rule not in RULES:
         raise FailureLensError(f"Unknown rule {rule!r}. Use one of: {', '.join(RULES)}.")

@@ -1,0 +1,132 @@
+"""Altair charts of attribution results (no streamlit) and their PNG / SVG export through vl-convert.
+
+Colour convention everywhere: red supports the target (wrong token), blue supports the contrast (correct one).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from engine.graph.types import AttributionGraph, PrunedGraph
+from engine.render import BLUE, RED, _visible_text
+
+SCHEME = alt.Scale(domain=[-1, 0, 1], range=["rgb(%d,%d,%d)" % BLUE, "#ffffff", "rgb(%d,%d,%d)" % RED],
+                  interpolate="rgb")
+SEGMENT_ORDER = ["instruction", "query", "answer", "special"]
+
+
+def _labels(tokens: Sequence[str]) -> list[str]:
+    """Unique axis labels "position token" (tokens repeat, positions do not)."""
+    return [f"{i} {_visible_text(t)}" for i, t in enumerate(tokens)]
+
+
+def token_chart(tokens: Sequence[str], values: Sequence[float], relevance: Sequence[float], shown: Sequence[bool],
+                per_row: int = 16, scale: float = 1.0) -> alt.Chart:
+    """The token heatmap as a grid of coloured cells (for PNG / SVG export)."""
+    rows = [dict(pos=i, token=_visible_text(t), value=v, R=r) for i, (t, v, r, on)
+            in enumerate(zip(tokens, values, relevance, shown)) if on]
+    df = pd.DataFrame(rows, columns=["pos", "token", "value", "R"])
+    df["col"] = np.arange(len(df)) % per_row
+    df["row"] = np.arange(len(df)) // per_row
+    n_rows = int(df["row"].max()) + 1 if len(df) else 1
+    base = alt.Chart(df).encode(
+        x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
+        tooltip=["pos", "token", alt.Tooltip("R:Q", format="+.4f")])
+    cells = base.mark_rect(stroke="#ffffff", strokeWidth=2).encode(color=alt.Color("value:Q", scale=SCHEME, legend=alt.Legend(title="R (scaled)")))
+    text = base.mark_text(font="monospace", fontSize=round(12 * scale)).encode(
+        text="token:N", color=alt.condition("abs(datum.value) > 0.6", alt.value("white"), alt.value("#111")))
+    return (cells + text).properties(width=round(min(max(len(df), 1), per_row) * 62 * scale), height=round(n_rows * 26 * scale))
+
+
+def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]], shown: Sequence[bool],
+                scale: float = 1.0) -> alt.Chart:
+    """Layers x tokens heatmap of residual-stream relevance; row 0 is the embedding. Colour: R / max|R| shown."""
+    lr = np.asarray(layer_relevance, dtype=np.float64)  # [layers + 1, tokens]
+    keep = [i for i, on in enumerate(shown) if on]
+    labels = _labels(tokens)
+    sub = lr[:, keep] if keep else lr[:, :0]
+    m = float(np.abs(sub).max(initial=0.0)) or 1.0
+    df = pd.DataFrame([dict(layer=l, token=labels[i], R=float(lr[l, i]), value=float(lr[l, i]) / m)
+                       for l in range(lr.shape[0]) for i in keep], columns=["layer", "token", "R", "value"])
+    df["stage"] = df["layer"].map(lambda l: "emb" if l == 0 else f"L{l - 1}")
+    order = [f"L{l - 1}" for l in range(lr.shape[0] - 1, 0, -1)] + ["emb"]
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("token:O", sort=[labels[i] for i in keep], title=None, axis=alt.Axis(labelAngle=-60, labelLimit=120)),
+        y=alt.Y("stage:O", sort=order, title="after layer"),
+        color=alt.Color("value:Q", scale=SCHEME, title="R / max|R|"),
+        tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")],
+    ).properties(width=max(300, round(min(len(keep), 120) * 16 * scale)), height=round((30 + 22 * lr.shape[0]) * scale))
+
+
+def segment_chart(segments: Mapping[str, float], scale: float = 1.0) -> alt.Chart:
+    """Bars of normalised relevance per segment (Instruction / Query / Answer / Special)."""
+    df = pd.DataFrame([dict(segment=s.capitalize(), R=float(segments.get(s, 0.0)),
+                            supports="target" if segments.get(s, 0.0) > 0 else "contrast") for s in SEGMENT_ORDER])
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("segment:N", sort=[s.capitalize() for s in SEGMENT_ORDER], title=None),
+        x=alt.X("R:Q", title="sum of R / max |R| (non-special tokens)"),
+        color=alt.Color("supports:N", scale=alt.Scale(domain=["target", "contrast"],
+                                                        range=["rgb(%d,%d,%d)" % RED, "rgb(%d,%d,%d)" % BLUE])),
+        tooltip=["segment", alt.Tooltip("R:Q", format="+.3f")],
+    ).properties(width=round(420 * scale), height=round(150 * scale))
+
+
+def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0) -> alt.LayerChart:
+    """A static version of the attribution graph (for PNG export): same layout and colours as the pyvis view."""
+    stages = list(pruned.stages) or list(range(len(graph.stages)))
+    row = {s: i for i, s in enumerate(stages)}
+    rel = graph.node_relevance
+    nodes = pd.DataFrame([dict(x=int(t), y=row[s], stage=graph.stages[s].label, token=_visible_text(graph.tokens[t]),
+                               R=float(rel[s, t])) for s in stages for t in np.flatnonzero(pruned.node_mask[s])],
+                         columns=["x", "y", "stage", "token", "R"])
+    rmax = float(nodes["R"].abs().max()) if len(nodes) else 1.0
+    nodes["value"] = nodes["R"] / (rmax or 1.0)
+    nodes["size"] = 30 + 500 * nodes["value"].abs()
+    edges = [dict(x=int(a), y=row[tr.src_stage], x2=int(b), y2=row[tr.dst_stage], w=float(w))
+             for tr, m in zip(graph.transitions, pruned.edge_masks) if m.any() and tr.src_stage in row
+             for a, b, w in zip(tr.src_tok[m].tolist(), tr.dst_tok[m].tolist(), tr.weight[m].tolist())]
+    edges = pd.DataFrame(edges, columns=["x", "y", "x2", "y2", "w"])
+    wmax = float(edges["w"].abs().max()) if len(edges) else 1.0
+    edges["width"] = 0.5 + 6 * edges["w"].abs() / (wmax or 1.0)
+    edges["sign"] = np.where(edges["w"] > 0, "target", "contrast")
+    xs = alt.X("x:Q", axis=alt.Axis(values=list(range(graph.n_tokens)), labelExpr="tokenLabels[datum.value]",
+                                     title=None, labelAngle=-60, grid=False), scale=alt.Scale(nice=False, padding=20))
+    ys = alt.Y("y:Q", axis=alt.Axis(values=list(range(len(stages))), labelExpr="stageLabels[datum.value]", title=None,
+                                     grid=False), scale=alt.Scale(nice=False, padding=20))
+    sign = alt.Scale(domain=["target", "contrast"], range=["rgb(%d,%d,%d)" % RED, "rgb(%d,%d,%d)" % BLUE])
+    lines = alt.Chart(edges).mark_rule(opacity=0.6).encode(
+        x=xs, y=ys, x2="x2:Q", y2="y2:Q", strokeWidth=alt.StrokeWidth("width:Q", scale=None, legend=None),
+        color=alt.Color("sign:N", scale=sign, title="supports"))
+    dots = alt.Chart(nodes).mark_circle(opacity=1, stroke="#555", strokeWidth=0.5).encode(
+        x=xs, y=ys, size=alt.Size("size:Q", scale=None, legend=None),
+        color=alt.Color("value:Q", scale=SCHEME, legend=None), tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")])
+    chart = alt.layer(lines, dots).properties(
+        width=round(max(300, 40 * graph.n_tokens) * scale), height=round(max(200, 90 * len(stages)) * scale))
+    return chart.add_params(
+        alt.param(name="tokenLabels", value=[_visible_text(t)[:12] for t in graph.tokens]),
+        alt.param(name="stageLabels", value=[graph.stages[s].label for s in stages]))
+
+
+def metrics_chart(per_stage: pd.DataFrame, columns: Sequence[str] = ("nodes", "edges"), scale: float = 1.0) -> alt.Chart:
+    """One line per metric column over the selected stages."""
+    df = per_stage.melt(id_vars=["stage", "stage_index"], value_vars=list(columns), var_name="metric")
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("stage:N", sort=list(per_stage["stage"]), title=None),
+        y=alt.Y("value:Q", title=None), color=alt.Color("metric:N"), tooltip=["stage", "metric", "value"],
+    ).properties(width=round(420 * scale), height=round(200 * scale))
+
+
+def to_png(chart: alt.TopLevelMixin, scale: float = 2.0) -> bytes:
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_png(chart.to_dict(), scale=scale)
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_svg(chart.to_dict())
+

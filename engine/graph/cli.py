@@ -1,0 +1,42 @@
+"""`python -m engine graph --model SRC --prompt TEXT ... --out graph.json`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub, commands, model_args, objective_args, load, token) -> None:
+    p = sub.add_parser("graph", help="cross-layer attribution graph (JSON or GraphML)")
+    model_args(p)
+    objective_args(p)
+    p.add_argument("--split", action="store_true", help="add attention/MLP mid-block nodes")
+    p.add_argument("--stages", help="comma-separated stage indices (default: all)")
+    p.add_argument("--method", default="auto", choices=["auto", "closed_form", "batch_packed"])
+    p.add_argument("--top-p", type=float, default=0.85, help="cumulative-mass pruning applied to the export")
+    p.add_argument("--no-prune", action="store_true")
+    p.add_argument("--out", required=True, help="output file: .json or .graphml")
+
+    def run(a) -> int:
+        from ..records import FailureLensError
+        from .build import build_graph
+        from .export import to_graphml, to_json
+        from .prune import prune
+        from .types import PruneSettings
+
+        if not 0.0 < a.top_p <= 1.0:
+            raise FailureLensError(f"--top-p {a.top_p} is out of range: use a value in (0, 1].")
+        stages = [int(s) for s in a.stages.split(",")] if a.stages else None
+        g = build_graph(load(a), a.prompt, token(a.target), token(a.contrast), a.mode, a.strategy, a.k, a.position,
+                        split=a.split, stages=stages, method=a.method)
+        pruned = None if a.no_prune else prune(g, PruneSettings(mode="cum_mass", top_p=a.top_p), stages)
+        out = Path(a.out)
+        text = to_graphml(g, pruned) if out.suffix == ".graphml" else json.dumps(to_json(g, pruned))
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)  # never leave a half-written file
+        print(f"wrote {out} ({g.n_tokens} tokens, {len(g.transitions)} transitions)")
+        for note in g.notes:
+            print("note:", note)
+        return 0
+
+    commands["graph"] = run

@@ -1,0 +1,354 @@
+"""Results store: one folder holding an SQLite database (WAL) and compressed array files.
+
+Layout: <folder>/failure_lens.sqlite and <folder>/arrays/<run hash>/<uuid>.npz (referenced from results).
+
+Guarantees the sweep runner relies on:
+- Each result is one transaction (BEGIN IMMEDIATE ... COMMIT). Its arrays are written to a temporary file,
+  fsynced and os.replace'd to their final name before the row commits, so a committed row always points
+  to a complete file. A process killed at any moment leaves either the whole result or no row (plus, at
+  worst, an unreferenced file that readers never see and `clean_orphans` removes).
+- (run_id, model_label, case_id) is unique: `put_result` on an existing key stores nothing and returns
+  False, so resuming never duplicates. `has_result` / `done_cases` say what to skip.
+- WAL journal: readers (the dashboard) read the last committed state while a sweep writes.
+- schema_version table: older stores are migrated by `migrate` (one function, steps in MIGRATIONS);
+  a store from a newer Failure Lens is refused.
+- Array references are relative and must stay inside the folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+from engine.records import FailureLensError
+
+SCHEMA_VERSION = 1
+DB_NAME = "failure_lens.sqlite"
+
+_V1 = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, name TEXT NOT NULL, config_json TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE cases (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), case_id TEXT NOT NULL, benchmark TEXT NOT NULL,
+    prompt TEXT NOT NULL, reference TEXT NOT NULL, segments_json TEXT NOT NULL, meta_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, case_id));
+CREATE TABLE results (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), model_label TEXT NOT NULL, case_id TEXT NOT NULL,
+    status TEXT NOT NULL, logit_diff REAL, ref_rank INTEGER, target_id INTEGER, target TEXT,
+    contrast_id INTEGER, contrast TEXT, position INTEGER, prefix TEXT, segment_rel_json TEXT NOT NULL,
+    suggestion_json TEXT, faith_json TEXT, extra_json TEXT NOT NULL, error TEXT, arrays TEXT,
+    created REAL NOT NULL, PRIMARY KEY (run_id, model_label, case_id));
+CREATE TABLE labels (
+    label_id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, model_label TEXT NOT NULL,
+    case_id TEXT NOT NULL, suggested_json TEXT, outcome TEXT, pattern TEXT, author TEXT NOT NULL,
+    note TEXT NOT NULL, created REAL NOT NULL);
+CREATE INDEX labels_key ON labels (run_id, model_label, case_id);
+"""
+MIGRATIONS: dict[int, str] = {0: _V1}  # from version -> SQL to the next version
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """What the runner stores per (run, model, case). status: ok | no_failure | filtered | error."""
+
+    status: str
+    logit_diff: Optional[float] = None
+    ref_rank: Optional[int] = None
+    target_id: Optional[int] = None
+    target: Optional[str] = None
+    contrast_id: Optional[int] = None
+    contrast: Optional[str] = None
+    position: Optional[int] = None
+    prefix: Optional[str] = None
+    segment_rel: dict[str, float] = field(default_factory=dict)
+    suggestion: Optional[dict[str, Any]] = None  # categories.Suggestion.to_dict()
+    faith: Optional[dict[str, Any]] = None  # faithfulness.FaithResult.to_dict()
+    extra: dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None
+
+
+_JSON = {"segment_rel": "segment_rel_json", "suggestion": "suggestion_json", "faith": "faith_json", "extra": "extra_json"}
+_COLS = [f.name for f in dataclasses.fields(ResultRow)]
+
+
+def _db_error(folder: Path, e: Exception) -> FailureLensError:
+    return FailureLensError(f"cannot use the store in {folder} ({e}); check that the folder is writable and "
+                            "not on a read-only disk, or choose another store path.")
+
+
+class Store:
+    """Open (creating if needed) the store in `folder`. readonly=True never writes (dashboard readers)."""
+
+    def __init__(self, folder: str | Path, readonly: bool = False):
+        self.folder = Path(folder)
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        db = self.folder / DB_NAME
+        if self.folder.exists() and not self.folder.is_dir():
+            raise FailureLensError(f"store path {self.folder} is a file; give a folder for the store.")
+        if readonly:
+            if not db.exists():
+                raise FailureLensError(f"no store in {self.folder}; run a sweep into it first or pick another folder.")
+            uri = db.resolve().as_uri() + "?mode=ro"
+        else:
+            _check_writable(self.folder)
+            uri = db.resolve().as_uri()
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+            self._conn.row_factory = sqlite3.Row
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            version = migrate(self._conn, readonly=readonly)
+        except sqlite3.Error as e:
+            raise _db_error(self.folder, e) from None
+        self.schema_version = version
+
+    # ---- plumbing ----
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(args)).fetchall()
+
+    def _write(self, statements: list[tuple[str, tuple]]) -> None:
+        """Run statements in one transaction; IntegrityError propagates after rollback."""
+        if self.readonly:
+            raise FailureLensError("this store was opened read-only; open it without readonly to write.")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    self._conn.execute(sql, args)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    # ---- runs and cases ----
+    def create_run(self, run_id: str, config: dict[str, Any], name: str = "") -> bool:
+        """Register a run; True if new. Re-creating with the same config is a no-op (resume)."""
+        cfg = json.dumps(config, sort_keys=True, default=str)
+        rows = self._query("SELECT config_json FROM runs WHERE run_id = ?", [run_id])
+        if rows:
+            if rows[0]["config_json"] != cfg:
+                raise FailureLensError(f"run {run_id!r} already exists in {self.folder} with another config; "
+                                       "resume it with the same config or start a new run id.")
+            return False
+        self._write([("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)", (run_id, name, cfg, time.time()))])
+        return True
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [dict(r) | {"config": json.loads(r["config_json"])} for r in self._query("SELECT * FROM runs ORDER BY created")]
+
+    def put_cases(self, run_id: str, cases: Iterable[Any]) -> None:
+        """Store benchmark cases (engine.benchmarks.Case) once; existing ones are kept as they are."""
+        self._write([("INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (run_id, c.uid, c.benchmark, c.prompt, c.reference, json.dumps(c.segments),
+                       json.dumps(c.meta, default=str))) for c in cases])
+
+    def cases(self, run_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._query("SELECT * FROM cases WHERE run_id = ? ORDER BY rowid", [run_id])]
+
+    # ---- results ----
+    def has_result(self, run_id: str, model_label: str, case_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM results WHERE run_id = ? AND model_label = ? AND case_id = ?",
+                                [run_id, model_label, case_id]))
+
+    def done_cases(self, run_id: str, model_label: str) -> set[str]:
+        return {r[0] for r in self._query("SELECT case_id FROM results WHERE run_id = ? AND model_label = ?",
+                                          [run_id, model_label])}
+
+    def put_result(self, run_id: str, model_label: str, case_id: str, row: ResultRow,
+                   arrays: Optional[dict[str, np.ndarray]] = None) -> bool:
+        """Store one result atomically with its arrays; False (and nothing written) if the key exists."""
+        ref = self._write_arrays(run_id, arrays) if arrays else None
+        values = [json.dumps(getattr(row, c), default=str) if c in _JSON else getattr(row, c) for c in _COLS]
+        cols = ", ".join(_JSON.get(c, c) for c in _COLS)
+        sql = (f"INSERT INTO results (run_id, model_label, case_id, {cols}, arrays, created) "
+               f"VALUES ({', '.join('?' * (len(_COLS) + 5))})")
+        try:
+            self._write([(sql, (run_id, model_label, case_id, *values, ref, time.time()))])
+        except sqlite3.IntegrityError:
+            if ref:
+                (self.folder / ref).unlink(missing_ok=True)
+            return False
+        return True
+
+    def get_result(self, run_id: str, model_label: str, case_id: str) -> Optional[ResultRow]:
+        rows = self._query("SELECT * FROM results WHERE run_id = ? AND model_label = ? AND case_id = ?",
+                           [run_id, model_label, case_id])
+        if not rows:
+            return None
+        r = rows[0]
+        return ResultRow(**{c: (json.loads(r[_JSON[c]]) if r[_JSON[c]] else None) if c in _JSON else r[c] for c in _COLS})
+
+    def result_rows(self, run_id: Optional[str] = None) -> list[dict[str, Any]]:
+        where, args = ("WHERE r.run_id = ?", [run_id]) if run_id else ("", [])
+        return [dict(r) for r in self._query(
+            f"SELECT r.*, c.benchmark FROM results r LEFT JOIN cases c ON c.run_id = r.run_id AND c.case_id = r.case_id "
+            f"{where} ORDER BY r.run_id, r.model_label, r.case_id", args)]
+
+    # ---- arrays ----
+    def _write_arrays(self, run_id: str, arrays: dict[str, np.ndarray]) -> str:
+        ref = f"arrays/{hashlib.sha1(run_id.encode()).hexdigest()[:16]}/{uuid.uuid4().hex}.npz"
+        final = self.folder / ref
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(final.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        return ref
+
+    def resolve(self, ref: str) -> Path:
+        """Absolute path of an array reference; refuses references that leave the store folder."""
+        root = self.folder.resolve()
+        path = (root / ref).resolve()
+        if root not in path.parents:
+            raise FailureLensError(f"array reference {ref!r} points outside the store folder {root}; "
+                                   "the database was edited or damaged. Re-run the affected cases.")
+        return path
+
+    def load_arrays(self, run_id: str, model_label: str, case_id: str) -> dict[str, np.ndarray]:
+        rows = self._query("SELECT arrays FROM results WHERE run_id = ? AND model_label = ? AND case_id = ?",
+                           [run_id, model_label, case_id])
+        if not rows or not rows[0]["arrays"]:
+            return {}
+        path = self.resolve(rows[0]["arrays"])
+        if not path.exists():
+            raise FailureLensError(f"array file {path} of case {case_id} is missing; re-run that case.")
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def clean_orphans(self, min_age_s: float = 3600.0) -> int:
+        """Delete array files no result references, older than min_age_s (a younger one may belong to a
+        result being committed right now). Returns how many were removed."""
+        refs = {r[0] for r in self._query("SELECT arrays FROM results WHERE arrays IS NOT NULL")}
+        removed, now = 0, time.time()
+        for path in (self.folder / "arrays").rglob("*"):
+            rel = path.relative_to(self.folder).as_posix()
+            if path.is_file() and rel not in refs and now - path.stat().st_mtime >= min_age_s:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    # ---- labels ----
+    def add_label(self, run_id: str, label: Any) -> None:
+        """Append a categories.Label; the history is kept, the latest per (model, case) wins."""
+        human = label.human.to_dict() if label.human else {"outcome": None, "pattern": None}
+        suggested = json.dumps(label.suggested.to_dict()) if label.suggested else None
+        self._write([("INSERT INTO labels (run_id, model_label, case_id, suggested_json, outcome, pattern, author, "
+                      "note, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (run_id, label.model_label, label.case_id, suggested, human["outcome"], human["pattern"],
+                       label.author, label.note, label.time))])
+
+    def labels(self, run_id: str, latest: bool = True) -> list[dict[str, Any]]:
+        newest = ("AND label_id IN (SELECT MAX(label_id) FROM labels WHERE run_id = ? GROUP BY model_label, case_id)"
+                  if latest else "")
+        args = [run_id, run_id] if latest else [run_id]
+        return [dict(r) for r in self._query(f"SELECT * FROM labels WHERE run_id = ? {newest} ORDER BY label_id", args)]
+
+    # ---- exports ----
+    def results_frame(self, run_id: Optional[str] = None) -> Any:
+        """One row per result: flat columns, segment relevance as seg_*, suggested and latest human labels."""
+        import pandas as pd
+
+        rows = []
+        for r in self.result_rows(run_id):
+            seg = json.loads(r.pop("segment_rel_json") or "{}")
+            sug = json.loads(r.pop("suggestion_json") or "null") or {}
+            faith = json.loads(r.pop("faith_json") or "null") or {}
+            r.pop("extra_json")
+            r.update({f"seg_{k}": v for k, v in seg.items()})
+            cat = sug.get("category") or {}
+            r.update(suggested_outcome=cat.get("outcome"), suggested_pattern=cat.get("pattern"),
+                     faith_k_relevance=faith.get("k_relevance"), faith_k_random_mean=faith.get("k_random_mean"))
+            rows.append(r)
+        df = pd.DataFrame(rows)
+        if df.empty:
+            return df
+        labels = pd.DataFrame([l for rid in df["run_id"].unique() for l in self.labels(rid)],
+                              columns=["run_id", "model_label", "case_id", "outcome", "pattern"])
+        labels = labels.rename(columns={"outcome": "human_outcome", "pattern": "human_pattern"})
+        return df.merge(labels[["run_id", "model_label", "case_id", "human_outcome", "human_pattern"]],
+                        on=["run_id", "model_label", "case_id"], how="left")
+
+    def export(self, path: str | Path, run_id: Optional[str] = None) -> Path:
+        """Write results as .csv or .parquet (by the file suffix)."""
+        path = Path(path)
+        df = self.results_frame(run_id)
+        if path.suffix == ".csv":
+            df.to_csv(path, index=False)
+        elif path.suffix == ".parquet":
+            df.to_parquet(path, index=False)
+        else:
+            raise FailureLensError(f"cannot export to {path.name}: use a .csv or .parquet file name.")
+        return path
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as e:
+        raise FailureLensError(f"store folder {folder} is not writable ({e.strerror or e}); "
+                               "choose a writable store path or fix the folder's permissions.") from None
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
+    return conn.execute("SELECT version FROM schema_version").fetchone()[0] if has_table else 0
+
+
+def _check_version(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise FailureLensError(f"this store was written by a newer Failure Lens (schema {version}; this one reads up "
+                               f"to {SCHEMA_VERSION}); upgrade Failure Lens or choose another store folder.")
+
+
+def migrate(conn: sqlite3.Connection, readonly: bool = False) -> int:
+    """Bring the database to SCHEMA_VERSION (the one place where old stores are upgraded); returns it."""
+    version = _version(conn)
+    _check_version(version)
+    if version == SCHEMA_VERSION:
+        return version
+    if readonly:
+        raise FailureLensError(f"this store has schema {version} and needs migrating to {SCHEMA_VERSION}; "
+                               "open it once for writing (e.g. resume its sweep) first.")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(conn)  # another process may have migrated while we waited for the lock
+        _check_version(version)
+        for v in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[v].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION

@@ -1,0 +1,294 @@
+"""Sweep configuration: a YAML file read with yaml.safe_load into typed, frozen dataclasses.
+
+Every key is checked: an unknown key, a duplicate key, a value of the wrong type or a missing required
+key is an error that names the key and its line. Relative paths (benchmark files, references, the store)
+start at the config file's folder. Example:
+
+    name: ifeval-small
+    models:
+      - {source: Qwen/Qwen3-0.6B, revision: main, dtype: bfloat16, quantize: 4bit, label: q06}
+    benchmarks:
+      - kind: ifeval
+        path: data/ifeval.jsonl
+        references: data/ifeval_responses.jsonl
+        thinking: false
+        filters: {min_logit_diff: 1.0, max_ref_rank: 10, limit: 50}
+    objective: {mode: logit_diff, strategy: by_ref_token, k: 10}
+    rule: attnlrp
+    compute:
+      heatmap: true
+      graph: {enabled: true, layers: recommended, pruning: {mode: cum_mass, top_p: 0.85}}
+      faithfulness: {enabled: true, seeds: [0, 1, 2], max_k: 64}
+    store: runs/store
+
+`graph: true` / `faithfulness: true` are short for `{enabled: true}` with the defaults.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from engine.benchmarks import BENCHMARK_KINDS
+from engine.records import FailureLensError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    source: str  # hub id or local folder
+    label: str = ""  # defaults to the last part of source; unique within a sweep
+    revision: Optional[str] = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    quantize: Optional[Literal["4bit"]] = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    min_logit_diff: Optional[float] = None  # keep failures with Δℓ above this
+    max_ref_rank: Optional[int] = None  # keep failures whose reference token is within the top-k
+    limit: Optional[int] = None  # first N cases of the file
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    kind: str = field(metadata={"choices": BENCHMARK_KINDS})
+    path: Optional[str] = None  # not needed for kind zoo
+    name: Optional[str] = None  # benchmark name in results; defaults to the kind (file name for table)
+    columns: dict[str, str] = field(default_factory=dict)  # table: prompt/reference/id/instruction -> column
+    references: Optional[str] = None  # ifeval: response file {prompt, response}
+    instruction: Optional[str] = None  # appended instruction (math, humaneval, evalplus, gaia, table)
+    chat_template: bool = True  # apply the tokenizer's chat template when it has one
+    thinking: Optional[bool] = None  # enable_thinking where the template supports it
+    filters: Filters = field(default_factory=Filters)
+
+
+@dataclass(frozen=True)
+class Objective:
+    mode: Literal["logit_diff", "max_logit"] = "logit_diff"
+    strategy: Literal["by_ref_token", "demean", "by_topk_avg"] = "by_ref_token"
+    k: int = 10
+
+
+@dataclass(frozen=True)
+class Pruning:
+    mode: Literal["cum_mass", "global"] = "cum_mass"
+    top_p: float = 0.85
+    edge_threshold: float = 0.01
+    node_threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    enabled: bool = False
+    layers: Union[Literal["recommended", "all"], tuple[int, ...]] = "recommended"
+    split_mid: bool = False  # attention / MLP split nodes
+    pruning: Pruning = field(default_factory=Pruning)
+
+
+@dataclass(frozen=True)
+class FaithSpec:
+    enabled: bool = False
+    seeds: tuple[int, ...] = (0, 1, 2)
+    max_k: Optional[int] = 64
+    mask_id: Optional[int] = None  # default: unk, then pad, then a space token
+    chunk: int = 16  # masked variants per forward pass
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    heatmap: bool = True
+    graph: GraphSpec = field(default_factory=GraphSpec)
+    faithfulness: FaithSpec = field(default_factory=FaithSpec)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    models: tuple[ModelSpec, ...]
+    benchmarks: tuple[BenchmarkSpec, ...]
+    store: str
+    name: str = ""
+    objective: Objective = field(default_factory=Objective)
+    rule: Literal["attnlrp", "cp-lrp"] = "attnlrp"  # = engine.lrp.context.RULES (a test keeps them equal)
+    top_k: int = 10  # candidates recorded at each failure
+    compute: ComputeSpec = field(default_factory=ComputeSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---- parsing -------------------------------------------------------------------------------------------
+
+class _Mismatch(Exception):
+    pass
+
+
+def _where(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "the top level"
+
+
+class _Builder:
+    def __init__(self, source: str, lines: dict[tuple, int]):
+        self.source, self.lines = source, lines
+
+    def error(self, path: tuple, msg: str) -> FailureLensError:
+        line = next((self.lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in self.lines), 1)
+        return FailureLensError(f"{self.source} line {line}: {msg}")
+
+    def build(self, tp: Any, value: Any, path: tuple) -> Any:
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin in (Union, types.UnionType):
+            if value is None and type(None) in args:
+                return None
+            for alt in (a for a in args if a is not type(None)):
+                try:
+                    return self.build(alt, value, path)
+                except _Mismatch:
+                    continue
+            raise _Mismatch(" or ".join(_describe(a) for a in args))
+        if origin is Literal:
+            if value in args:
+                return value
+            raise _Mismatch("one of " + ", ".join(map(str, args)))
+        if dataclasses.is_dataclass(tp):
+            return self.build_dataclass(tp, value, path)
+        if origin is tuple:
+            if not isinstance(value, list):
+                raise _Mismatch("a list")
+            return tuple(self.value(args[0], v, path + (i,)) for i, v in enumerate(value))
+        if origin is dict:
+            if not isinstance(value, dict):
+                raise _Mismatch("a mapping")
+            return {str(k): self.value(args[1], v, path + (str(k),)) for k, v in value.items()}
+        ok = {bool: lambda v: isinstance(v, bool), str: lambda v: isinstance(v, str),
+              int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+              float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}[tp]
+        if not ok(value):
+            raise _Mismatch(_describe(tp))
+        return float(value) if tp is float else value
+
+    def value(self, tp: Any, value: Any, path: tuple) -> Any:
+        try:
+            return self.build(tp, value, path)
+        except _Mismatch as e:
+            raise self.error(path, f"{_where(path)} must be {e}, not {value!r}.") from None
+
+    def build_dataclass(self, cls: Any, value: Any, path: tuple) -> Any:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if isinstance(value, bool) and "enabled" in fields:
+            value = {"enabled": value}
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise _Mismatch("a mapping")
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, v in value.items():
+            key = str(key)
+            if key not in fields:
+                close = difflib.get_close_matches(key, fields, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.error(path + (key,), f"unknown key {key!r} in {_where(path)}{hint}; "
+                                 f"allowed keys: {', '.join(fields)}.")
+            kwargs[key] = self.value(hints[key], v, path + (key,))
+            choices = fields[key].metadata.get("choices")
+            if choices and kwargs[key] not in choices:
+                raise self.error(path + (key,), f"{_where(path + (key,))} must be one of {', '.join(choices)}, "
+                                 f"not {v!r}.")
+        for name, f in fields.items():
+            if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise self.error(path, f"missing required key {name!r} in {_where(path)}.")
+        return cls(**kwargs)
+
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if typing.get_origin(tp) is tuple:
+        return "a list"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            type(None): "null"}.get(tp, str(tp))
+
+
+def _key_lines(node: yaml.Node, source: str, path: tuple = ()) -> dict[tuple, int]:
+    """Line (1-based) of every key and list item, by path; duplicate keys are errors."""
+    out: dict[tuple, int] = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, val in node.value:
+            p = path + (str(key.value),)
+            if p in seen:
+                raise FailureLensError(f"{source} line {key.start_mark.line + 1}: duplicate key {key.value!r} "
+                                       f"in {_where(path)}; keep one.")
+            seen.add(p)
+            out.update(_key_lines(val, source, p))
+            out[p] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out.update(_key_lines(item, source, path + (i,)))
+    return out
+
+
+def parse_sweep_config(text: str, source: str = "<config>", base_dir: Optional[Path] = None) -> SweepConfig:
+    """Parse YAML text; relative paths are resolved against base_dir when given."""
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise FailureLensError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax.") from None
+    if not isinstance(data, dict) or node is None:
+        raise FailureLensError(f"{source}: a sweep config must be a YAML mapping with models, benchmarks and store.")
+    builder = _Builder(source, _key_lines(node, source))
+    cfg = builder.build_dataclass(SweepConfig, data, ())
+    return _finish(cfg, builder, base_dir)
+
+
+def _finish(cfg: SweepConfig, b: _Builder, base_dir: Optional[Path]) -> SweepConfig:
+    """Checks across keys, default labels, and relative paths made absolute."""
+    if not cfg.models:
+        raise b.error(("models",), "models is empty; list at least one model.")
+    if not cfg.benchmarks:
+        raise b.error(("benchmarks",), "benchmarks is empty; list at least one benchmark file.")
+    models, labels = [], set()
+    for i, m in enumerate(cfg.models):
+        label = m.label or m.source.rstrip("/").split("/")[-1]
+        if label in labels:
+            raise b.error(("models", i), f"model label {label!r} is used twice; give each model its own label.")
+        labels.add(label)
+        models.append(dataclasses.replace(m, label=label))
+
+    def resolve(p: Optional[str]) -> Optional[str]:
+        if p is None or base_dir is None or Path(p).is_absolute():
+            return p
+        return str((base_dir / p).resolve())
+
+    benches = []
+    for i, bench in enumerate(cfg.benchmarks):
+        if bench.path is None and bench.kind != "zoo":
+            raise b.error(("benchmarks", i), f"benchmark kind {bench.kind!r} needs a path.")
+        f = bench.filters
+        if (f.limit is not None and f.limit < 1) or (f.max_ref_rank is not None and f.max_ref_rank < 1):
+            raise b.error(("benchmarks", i, "filters"), "filters limit and max_ref_rank must be at least 1.")
+        benches.append(dataclasses.replace(bench, path=resolve(bench.path), references=resolve(bench.references)))
+    if cfg.objective.k < 1 or cfg.top_k < 1:
+        raise b.error(("objective", "k") if cfg.objective.k < 1 else ("top_k",), "k must be at least 1.")
+    if not 0 < cfg.compute.graph.pruning.top_p <= 1:
+        raise b.error(("compute", "graph", "pruning", "top_p"), "top_p must be in (0, 1].")
+    return dataclasses.replace(cfg, models=tuple(models), benchmarks=tuple(benches), store=resolve(cfg.store) or cfg.store)
+
+
+def load_sweep_config(path: str | Path) -> SweepConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise FailureLensError(f"sweep config not found: {path}; give the path of a YAML file.")
+    return parse_sweep_config(path.read_text(encoding="utf-8"), str(path), path.parent)
