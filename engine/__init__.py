@@ -1,9 +1,24 @@
-"""Failure Lens engine: contrastive LRP attribution for causal language models (no UI code here)."""
+"""Failure Lens engine: contrastive LRP attribution for causal language models (no UI code here).
+
+Heavy modules (torch, transformers) load lazily, so `import engine.store` stays fast.
+"""
 from __future__ import annotations
 
-from .heatmap import attribute
-from .models import ModelHandle, load_model
+from typing import Any
+
 from .records import Attribution, FailureLensError, Fingerprint
+
+_LAZY = {"attribute": ("heatmap", "attribute"), "load_model": ("models", "load_model"),
+         "ModelHandle": ("models", "ModelHandle"), "build_graph": ("graph.build", "build_graph")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
 def zoo_names() -> list[str]:
@@ -13,4 +28,5 @@ def zoo_names() -> list[str]:
     return names()
 
 
-__all__ = ["attribute", "load_model", "ModelHandle", "Attribution", "FailureLensError", "Fingerprint", "zoo_names"]
+__all__ = ["attribute", "load_model", "build_graph", "ModelHandle", "Attribution", "FailureLensError",
+           "Fingerprint", "zoo_names"]

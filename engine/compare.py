@@ -13,7 +13,8 @@ Per model (the token rule):
 
 Batching: cases are sorted by length and packed up to `max_batch_tokens` padded tokens, padded on the left
 with an attention mask and explicit position ids (0 at the first real token), so absolute-position models
-(GPT-2) see the same positions as unbatched; tests check batched == unbatched within 1e-5.
+(GPT-2) see the same positions as unbatched; tests check batched == unbatched within 1e-5. A row that comes
+out non-finite from a padded batch is rerun alone (some attention kernels turn fully masked rows into NaN).
 Progress: `progress(done, total, message)` is called before the first batch and after each; to cancel,
 raise from the callback (the exception propagates; nothing is half-written).
 """
@@ -175,6 +176,10 @@ def logit_diffs(handle: ModelHandle, cases: Sequence[CaseSpec], progress: Progre
         for r, i in enumerate(rows):
             p, c = prepared[i], cases[i]
             delta = float(logits[r, p.target.token_id] - logits[r, p.contrast.token_id])
+            if not math.isfinite(delta) and len(rows) > 1:  # some attention kernels turn padding into NaN
+                with handle.lock:
+                    row = last_logits(handle, [p.ids])[0]
+                delta = float(row[p.target.token_id] - row[p.contrast.token_id])
             if not math.isfinite(delta):
                 raise FailureLensError(f"Δℓ of case {c.case_id} is not finite in {label} (numeric overflow); "
                                        "reload the model in float32 or bfloat16.")

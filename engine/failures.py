@@ -11,10 +11,14 @@ Teacher forcing: one forward pass over prompt + reference ids; the logits at pos
 The failure is the first reference token whose logit is strictly below the maximum (a tie with the top-1
 counts as correct): target = the model's top-1 token there, contrast = the reference token,
 Δℓ = ℓ(target) − ℓ(contrast) ≥ 0, and the reference rank is 1 + the number of tokens with a larger logit.
+
+A person-chosen failure in the model's own completion goes through `failure_at` (from the dashboard, or
+from a JSONL failure-points file read by `read_failure_points`). Filters: `keep`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
@@ -176,6 +180,37 @@ def failure_at(model: Any, tokenizer: Any, prompt: str, completion: str, *, char
     if not 0 <= contrast < row.numel():
         raise FailureLensError(f"contrast id {contrast} is outside the vocabulary (size {row.numel()}).")
     return _divergence(tokenizer, enc, completion, row, token, enc.ids[pos], contrast, top_k, "person")
+
+
+@dataclass(frozen=True)
+class FailurePoint:
+    """A person's choice of failure in a model's own completion (one line of a failure-points file)."""
+
+    id: str
+    prompt: str
+    completion: str
+    contrast: int | str
+    char: Optional[int] = None
+    token: Optional[int] = None
+    model: Optional[str] = None  # the model label the completion came from, if given
+
+
+def read_failure_points(path: str | Path) -> list[FailurePoint]:
+    """JSONL, one object per line: {id, prompt, completion, contrast, char | token[, model]}.
+    Feed each to `failure_at(model, tokenizer, p.prompt, p.completion, char=p.char, token=p.token, contrast=p.contrast)`."""
+    from engine.benchmarks import read_jsonl
+
+    points = []
+    allowed = {f.name for f in fields(FailurePoint)}
+    for n, rec in read_jsonl(Path(path)):
+        missing = {"id", "prompt", "completion", "contrast"} - set(rec)
+        extra = set(rec) - allowed
+        if missing or extra or ("char" in rec) == ("token" in rec):
+            raise FailureLensError(
+                f"{path} line {n}: a failure point needs id, prompt, completion, contrast and exactly one of char "
+                f"or token (missing: {sorted(missing) or '-'}, unknown: {sorted(extra) or '-'}).")
+        points.append(FailurePoint(**{**rec, "id": str(rec["id"])}))
+    return points
 
 
 def keep(div: Optional[Divergence], min_logit_diff: Optional[float] = None, max_ref_rank: Optional[int] = None) -> bool:

@@ -1,0 +1,1 @@
+"""Benchmarks that print ratios (not tests): `python -m bench heatmap|graph`."""
