@@ -10,7 +10,7 @@ import torch
 from .models import ModelHandle
 from .objectives import needs_contrast, objective_name
 from .records import Attribution, FailureLensError, TokenChoice, TopToken
-from .tokens import display, encode_prompt, resolve_token
+from .tokens import EncodedPrompt, display, encode_prompt, resolve_token
 from .trace import relevance, run_trace
 
 log = logging.getLogger(__name__)
@@ -66,13 +66,34 @@ class Picker:
         return self.target.token_id, self.contrast.token_id if self.contrast is not None else None
 
 
+def _given_ids(handle: ModelHandle, token_ids: list[int], offsets: Optional[list]) -> EncodedPrompt:
+    vocab = len(handle.tokenizer)
+    if not token_ids:
+        raise FailureLensError("The prompt is empty. Type a prompt or pick a failure case.")
+    bad = [i for i in token_ids if not 0 <= int(i) < vocab]
+    if bad:
+        raise FailureLensError(f"Token id {bad[0]} is outside the vocabulary (0..{vocab - 1}).")
+    special_ids = set(getattr(handle.tokenizer, "all_special_ids", []) or [])
+    ids = [int(i) for i in token_ids]
+    offs = [tuple(o) for o in offsets] if offsets is not None else [(0, 0)] * len(ids)
+    return EncodedPrompt(ids, offs, [i in special_ids for i in ids], [display(handle.tokenizer, i) for i in ids])
+
+
 def prepare(handle: ModelHandle, prompt: str, target: TokenSpec, contrast: TokenSpec, mode: str,
-            strategy: Optional[str], k: int, position: int):
-    """Validated request: (encoded prompt, ids up to position, position, objective name, picker, warnings)."""
+            strategy: Optional[str], k: int, position: int, token_ids: Optional[list[int]] = None,
+            offsets: Optional[list] = None):
+    """Validated request: (encoded prompt, ids up to position, position, objective name, picker, warnings).
+
+    `token_ids` (with optional `offsets` into `prompt`) skips tokenisation, e.g. to attribute exactly the
+    ids a failure was found on.
+    """
     name = objective_name(mode, strategy)
     if not 1 <= int(k) <= 1000:
         raise FailureLensError(f"k = {k} is out of range; use 1..1000 (10 is the usual choice).")
-    enc = encode_prompt(handle.tokenizer, prompt)
+    if token_ids is not None:
+        enc = _given_ids(handle, token_ids, offsets)
+    else:
+        enc = encode_prompt(handle.tokenizer, prompt)
     if len(enc.ids) > handle.context_length:
         raise FailureLensError(
             f"The prompt has {len(enc.ids)} tokens, more than the model's context of {handle.context_length}. "
@@ -95,13 +116,16 @@ def attribute(
     k: int = 10,
     position: int = -1,
     top_k: int = 10,
+    token_ids: Optional[list[int]] = None,
+    offsets: Optional[list] = None,
 ) -> Attribution:
     """Relevance of every prompt token for the objective at `position` (default: the last token).
 
     target defaults to the model's top-1 token; for logit_diff/by_ref_token the contrast defaults to
     the runner-up (noted in `warnings`). Positive relevance supports the target, negative the contrast.
     """
-    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position)
+    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
+                                                       token_ids, offsets)
     with handle.lock:
         trace, _, _ = run_trace(handle, ids, choice, name, k)
     tgt, con = choice.target, choice.contrast

@@ -136,3 +136,12 @@ def test_attribution_round_trips_json(tiny_model_dir):
     res = attribute(load_model(str(tiny_model_dir("qwen3"))), PROMPT)
     assert Attribution.from_json(res.to_json()) == res
     assert pickle.loads(pickle.dumps(res)) == res
+
+
+def test_attribute_given_token_ids_equals_tokenised_prompt(tiny_model_dir):
+    h = load_model(str(tiny_model_dir("qwen3")))
+    a = attribute(h, PROMPT)
+    b = attribute(h, "", token_ids=a.token_ids, offsets=a.offsets)
+    assert b.relevance == a.relevance and b.tokens == a.tokens
+    with pytest.raises(FailureLensError, match="outside the vocabulary"):
+        attribute(h, "", token_ids=[1, 10**7])

@@ -128,6 +128,7 @@ def build_graph(
     max_edges: int = 100_000,
     batch: Optional[int] = None,
     progress: Progress = None,
+    token_ids: Optional[list[int]] = None,
 ) -> AttributionGraph:
     """Attribution graph of the objective. `stages` indexes `stage_layout(n_layers, split)` (default: all).
 
@@ -138,7 +139,8 @@ def build_graph(
         raise FailureLensError(f"Unknown edge method {method!r}. Use one of: {', '.join(METHODS)}.")
     if not 1 <= max_edges <= 50_000_000:
         raise FailureLensError(f"max_edges = {max_edges} is out of range (1 .. 50,000,000).")
-    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position)
+    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
+                                                       token_ids)
     notes = list(warnings)
     if split and handle.arch == "GPTNeoXForCausalLM" and handle.model.config.use_parallel_residual:
         split = False
