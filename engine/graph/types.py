@@ -85,6 +85,18 @@ class PruneSettings:
     connected_to: Optional[tuple[int, int]] = None  # (stage, token): keep only ancestors of this node
     hide_first_token: bool = False
 
+    def __post_init__(self) -> None:
+        from ..records import FailureLensError
+
+        if self.mode not in ("cum_mass", "global"):
+            raise FailureLensError(f"Unknown pruning mode {self.mode!r}: use 'cum_mass' or 'global'.")
+        if not 0.0 < self.top_p <= 1.0:
+            raise FailureLensError(f"Cumulative mass {self.top_p} is out of range: use a value in (0, 1], e.g. 0.85.")
+        for name in ("edge_threshold", "node_threshold"):
+            value = getattr(self, name)
+            if not (value >= 0.0 and value != float("inf")):
+                raise FailureLensError(f"{name.replace('_', ' ').capitalize()} {value} is out of range: use a finite value >= 0.")
+
 
 @dataclass(frozen=True)
 class PrunedGraph:
