@@ -7,6 +7,7 @@ from typing import Optional, Union
 
 import torch
 
+from .memory import check_memory
 from .models import ModelHandle
 from .objectives import needs_contrast, objective_name
 from .records import Attribution, FailureLensError, TokenChoice, TopToken
@@ -126,6 +127,7 @@ def attribute(
     """
     enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
                                                        token_ids, offsets)
+    check_memory(handle, len(ids), "heatmap")
     with handle.lock:
         trace, _, _ = run_trace(handle, ids, choice, name, k)
     tgt, con = choice.target, choice.contrast

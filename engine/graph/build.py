@@ -11,6 +11,7 @@ import torch
 
 from ..heatmap import TokenSpec, check_finite, prepare
 from ..lrp.context import lrp_rules
+from ..memory import check_memory
 from ..models import ModelHandle
 from ..records import FailureLensError
 from ..trace import decoder_layers, relevance, run_trace
@@ -141,6 +142,7 @@ def build_graph(
         raise FailureLensError(f"max_edges = {max_edges} is out of range (1 .. 50,000,000).")
     enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
                                                        token_ids)
+    check_memory(handle, len(ids), "graph", max_edges=max_edges)
     notes = list(warnings)
     if split and handle.arch == "GPTNeoXForCausalLM" and handle.model.config.use_parallel_residual:
         split = False
