@@ -104,3 +104,15 @@ def test_drilldown_data_present(tiny_model_dir):
     assert g.neurons_idx.shape == (handle.n_layers, g.n_tokens, 8)
     vals = np.abs(g.dims_val[s, t])
     assert np.all(np.diff(vals) <= 1e-7)  # sorted by |relevance|
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "gpt2"])
+def test_checkpointed_recompute_path_equals_kept_activations(tiny_model_dir, arch):
+    kept = build_graph(load_model(str(tiny_model_dir(arch))), PROMPT, split=True)
+    recomputed = build_graph(load_model(str(tiny_model_dir(arch)), gradient_checkpointing=True), PROMPT, split=True)
+    assert any("recomputed one layer at a time" in n for n in recomputed.notes)
+    np.testing.assert_allclose(recomputed.node_relevance, kept.node_relevance, atol=1e-5)
+    for a, b in zip(recomputed.transitions, kept.transitions):
+        t = kept.n_tokens
+        np.testing.assert_allclose(dense(a, t), dense(b, t), atol=1e-5)
+    np.testing.assert_allclose(recomputed.neurons_val, kept.neurons_val, atol=1e-5)

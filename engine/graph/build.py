@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -15,7 +15,7 @@ from ..memory import check_memory
 from ..models import ModelHandle
 from ..records import FailureLensError
 from ..trace import decoder_layers, relevance, run_trace
-from .capture import LayerRecord, Recorder, has_attention_bias, pre_attention_norm
+from .capture import LayerRecord, Recorder, attention_module, has_attention_bias, pre_attention_norm
 from .closed_form import AttentionFactors, SparseEdges, TopK, attention_edges, diagonal_edges
 from .packed import Progress, choose_batch, packed_rows
 from .prune import stage_layout
@@ -33,13 +33,26 @@ class _Pass:
     states: list[torch.Tensor]
     grads: list[torch.Tensor]
     records: list[LayerRecord]
+    recorder: Recorder
+    recompute: bool  # gradient checkpointing: per-layer tensors are rebuilt on demand, then released
+    post_grads: list[torch.Tensor]
+    posts: list[torch.Tensor]
+    neurons: dict = field(default_factory=dict)  # layer -> (top idx [T, K], top values [T, K])
 
 
-def _attention_module(layer: torch.nn.Module) -> torch.nn.Module:
-    for name in ("self_attn", "attn", "attention"):
-        if hasattr(layer, name):
-            return getattr(layer, name)
-    raise RuntimeError(f"no attention module in {type(layer).__name__}")
+def _keep_neurons(p: "_Pass", i: int, rec: LayerRecord) -> None:
+    if i not in p.neurons and rec.mlp_in is not None and rec.mlp_in.grad is not None:
+        p.neurons[i] = _top(rec.mlp_in.detach()[0].float() * rec.mlp_in.grad[0].float(), TOP)
+
+
+def _layer_record(p: "_Pass", layer: int) -> LayerRecord:
+    """The layer's captured tensors, recomputed from its input and output gradient when checkpointing."""
+    rec = p.records[layer]
+    if p.recompute and rec.q is None:
+        h_in = p.states[0] if layer == 0 else p.posts[layer - 1]
+        p.recorder.recompute(layer, h_in, p.post_grads[layer], mid=False)
+        _keep_neurons(p, layer, rec)
+    return rec
 
 
 def _constant_parts(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecord) -> Optional[tuple]:
@@ -61,7 +74,7 @@ def _constant_parts(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecor
     else:
         kwargs["hidden_states"] = const
     with lrp_rules(handle.model, handle.rule, capture), torch.no_grad():
-        _attention_module(layer)(*args, **kwargs)
+        attention_module(layer)(*args, **kwargs)
     return got["q"], got["k"], got["v"]
 
 
@@ -74,7 +87,7 @@ def _factors(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecord) -> A
     k_lin, v_lin = k, v
     const = _constant_parts(handle, layer, rec)
     if const is not None:
-        if getattr(_attention_module(layer), "q_norm", None) is not None:
+        if getattr(attention_module(layer), "q_norm", None) is not None:
             raise RuntimeError("q/k norms together with biases")
         k_lin = k - const[1].repeat_interleave(rep, 0).float()
         v_lin = v - const[2].repeat_interleave(rep, 0).float()
@@ -154,33 +167,39 @@ def build_graph(
     step = progress or (lambda *a: None)
     t0 = time.perf_counter()
     with handle.lock:
-        if handle.gradient_checkpointing:
-            notes.append("Gradient checkpointing is ignored while building graphs (activations are kept).")
         recorder = Recorder(handle)
-        saved = handle.gradient_checkpointing
-        handle.gradient_checkpointing = False
-        try:
-            step("forward and backward", 0, 1)
-            with recorder.hooks():
-                trace, _, _ = run_trace(handle, ids, choice, name, k, capture_mid=split,
-                                        attention_capture=recorder.attention)
-        finally:
-            handle.gradient_checkpointing = saved
+        ckpt = handle.gradient_checkpointing  # real-size models: keep no per-layer attention tensors
+        step("forward and backward", 0, 1)
+        with recorder.hooks(inner=not ckpt):
+            trace, _, _ = run_trace(handle, ids, choice, name, k, capture_mid=split and not ckpt,
+                                    attention_capture=None if ckpt else recorder.attention)
         first = recorder.records[0]
         h0 = first.layer_args[0] if first.layer_args else first.layer_kwargs["hidden_states"]
         states, grads = [h0.detach()[0]], [h0.grad.detach()[0]]
         if not torch.equal(states[0], trace.emb):
             notes.append("The embedding row is the residual entering layer 0 (token + position embeddings); "
                          "the heatmap reads token embeddings only.")
+        neurons: dict = {}
+        if ckpt:
+            notes.append("Gradient checkpointing: each layer's attention is recomputed one layer at a time.")
         for layer in range(handle.n_layers):
             if split:
-                states.append(trace.mids[layer])
-                grads.append(trace.mid_grads[layer])
+                if ckpt:
+                    rec = recorder.recompute(layer, states[-1], trace.post_grads[layer], mid=True)
+                    states.append(rec.mid.detach()[0])
+                    grads.append(rec.mid.grad.detach()[0])
+                    neurons[layer] = _top(rec.mlp_in.detach()[0].float() * rec.mlp_in.grad[0].float(), TOP)
+                    rec.release()
+                else:
+                    states.append(trace.mids[layer])
+                    grads.append(trace.mid_grads[layer])
             states.append(trace.posts[layer])
             grads.append(trace.post_grads[layer])
         node_rel = torch.stack([relevance(h, g) for h, g in zip(states, grads)])  # [S, T]
         check_finite("node relevance", node_rel, handle)
-        p = _Pass(states, grads, recorder.records)
+        p = _Pass(states, grads, recorder.records, recorder, ckpt, trace.post_grads, trace.posts, neurons)
+        for i, r in enumerate(recorder.records):
+            _keep_neurons(p, i, r)
         transitions = []
         pairs = list(zip(chosen[:-1], chosen[1:]))
         for n, (s, t) in enumerate(pairs):
@@ -188,8 +207,7 @@ def build_graph(
             transitions.append(_transition(handle, layout, p, node_rel, s, t, method, node_threshold, max_edges,
                                            batch, notes, progress))
         dims = [_top((h.float() * g.float()), TOP) for h, g in zip(states, grads)]
-        neurons = [_top((r.mlp_in.detach()[0].float() * r.mlp_in.grad[0].float()), TOP) for r in p.records
-                   if r.mlp_in is not None and r.mlp_in.grad is not None]
+        neurons = [p.neurons[i] for i in sorted(p.neurons)]
     log.info("graph: %d tokens, %d transitions in %.2fs", len(ids), len(transitions), time.perf_counter() - t0)
     step("done", 1, 1)
     return AttributionGraph(
@@ -223,7 +241,7 @@ def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold
         return _edge_set(s, t, diagonal_edges(node_rel[s], node_rel[t]), "closed_form")
     if method != "batch_packed" and kind in ("attention", "layer"):
         layer = decoder_layers(handle.model)[dst.layer]
-        rec = p.records[dst.layer]
+        rec = _layer_record(p, dst.layer)
         why = rec.unsupported
         if why is None:
             try:
@@ -231,6 +249,9 @@ def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold
                 return _edge_set(s, t, attention_edges(f, node_rel[s], node_rel[t], handle.rule, max_edges), "closed_form")
             except RuntimeError as e:
                 why = str(e)
+            finally:
+                if p.recompute:
+                    rec.release()
         notes.append(f"{src.name} -> {dst.name}: closed form not applicable ({why}); used batch-packed backprop.")
     elif method == "closed_form":
         raise FailureLensError(f"{src.name} -> {dst.name} skips blocks: only batch-packed backprop can compute it.")
@@ -240,7 +261,7 @@ def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold
         notes.append(f"{src.name} -> {dst.name}: expanded {len(rows)} of {len(r_dst)} targets (|R| > {node_threshold}).")
     n_run = dst.layer - max(src.layer, 0) + 1
     b = batch or choose_batch(handle, len(r_dst), n_run)
-    emb, posts = p.states[0], [p.states[layout.index(st)] for st in layout if st.kind == "post"]
+    emb, posts = p.states[0], p.posts
     dense = packed_rows(handle, p.records, src, dst, emb, posts, p.grads[t], rows, b, progress) if rows else \
         np.zeros((0, len(r_dst)), np.float32)
     return _edge_set(s, t, _dense_to_sparse(rows, dense, r_dst, max_edges), "batch_packed")

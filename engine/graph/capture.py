@@ -34,6 +34,11 @@ class LayerRecord:
     attn_args: tuple = ()
     attn_kwargs: dict = field(default_factory=dict)
     mlp_in: Optional[torch.Tensor] = None  # [1, T, F], grad retained
+    mid: Optional[torch.Tensor] = None  # [1, T, d] residual between attention and MLP (recompute path)
+
+    def release(self) -> None:
+        """Drop the large per-layer tensors (the call arguments stay for later re-runs)."""
+        self.q = self.k = self.v = self.out = self.mlp_in = self.mid = None
 
 
 class Recorder:
@@ -66,15 +71,24 @@ class Recorder:
         rec.out = out
 
     @contextlib.contextmanager
-    def hooks(self) -> Iterator[None]:
+    def hooks(self, calls: bool = True, inner: bool = True, mid: bool = False) -> Iterator[None]:
+        """calls: keep each layer's call arguments; inner: keep MLP inner activations; mid: keep mid residuals."""
+        from ..trace import mid_module
+
         handles = []
+        self.active = True
         try:
             for i, layer in enumerate(self.layers):
-                handles.append(layer.register_forward_pre_hook(self._keep_call(i, "layer"), with_kwargs=True))
-                attn = getattr(layer, "self_attn", None) or getattr(layer, "attn", None) or getattr(layer, "attention")
-                handles.append(attn.register_forward_pre_hook(self._keep_call(i, "attn"), with_kwargs=True))
-                down = getattr(layer.mlp, MLP_DOWN.get(self.handle.arch, "down_proj"))
-                handles.append(down.register_forward_pre_hook(self._keep_mlp(i)))
+                if calls:
+                    handles.append(layer.register_forward_pre_hook(self._keep_call(i, "layer"), with_kwargs=True))
+                    handles.append(attention_module(layer).register_forward_pre_hook(self._keep_call(i, "attn"),
+                                                                                     with_kwargs=True))
+                if inner:
+                    down = getattr(layer.mlp, MLP_DOWN.get(self.handle.arch, "down_proj"))
+                    handles.append(down.register_forward_pre_hook(self._keep_tensor(i, "mlp_in")))
+                m = mid_module(self.handle, layer) if mid else None
+                if m is not None:
+                    handles.append(m.register_forward_pre_hook(self._keep_tensor(i, "mid")))
             yield
         finally:
             self.active = False
@@ -92,14 +106,40 @@ class Recorder:
 
         return hook
 
-    def _keep_mlp(self, i: int):
+    def _keep_tensor(self, i: int, name: str):
         def hook(_m, args):
             x = args[0]
             if self.active and x.requires_grad:
                 x.retain_grad()
-                self.records[i].mlp_in = x
+                setattr(self.records[i], name, x)
 
         return hook
+
+    def recompute(self, i: int, h_in: torch.Tensor, g_out: torch.Tensor, mid: bool) -> LayerRecord:
+        """Re-run layer i alone on its input [T, d] under the rules and seed its output with g_out [T, d].
+
+        Because a layer's attention output, MLP input and mid residual at token t reach the rest of the
+        model only through the layer output at t, their gradients here equal those of the full pass.
+        """
+        from ..lrp.context import lrp_rules
+
+        rec = self.records[i]
+        layer = self.layers[i]
+        model = self.handle.model
+        with self.hooks(calls=False, inner=True, mid=mid), lrp_rules(model, self.handle.rule, self.attention), \
+                torch.enable_grad():
+            x = h_in.unsqueeze(0).clone().requires_grad_(True)
+            out = layer(x, *rec.layer_args[1:], **rec.layer_kwargs)
+            h = out[0] if isinstance(out, tuple) else out
+            torch.autograd.backward(h, g_out.unsqueeze(0).to(h.dtype))
+        return rec
+
+
+def attention_module(layer: torch.nn.Module) -> torch.nn.Module:
+    for name in ("self_attn", "attn", "attention"):
+        if hasattr(layer, name):
+            return getattr(layer, name)
+    raise RuntimeError(f"no attention module in {type(layer).__name__}")
 
 
 def pre_attention_norm(handle: ModelHandle, layer: torch.nn.Module) -> Any:
@@ -108,7 +148,7 @@ def pre_attention_norm(handle: ModelHandle, layer: torch.nn.Module) -> Any:
 
 def has_attention_bias(handle: ModelHandle, layer: torch.nn.Module) -> bool:
     """True when q, k or v carry a constant part (projection bias, or the pre-attention LayerNorm's bias)."""
-    attn = getattr(layer, "self_attn", None) or getattr(layer, "attn", None) or getattr(layer, "attention")
+    attn = attention_module(layer)
     norm = pre_attention_norm(handle, layer)
     biased = any(n.endswith("bias") for n, _ in attn.named_parameters())
     return biased or (norm is not None and getattr(norm, "bias", None) is not None)
