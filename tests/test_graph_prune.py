@@ -122,3 +122,12 @@ def test_prune_is_fast_on_large_graphs():
         p = prune(g, s)
         assert time.perf_counter() - t0 < 1.0
         assert sum(int(m.sum()) for m in p.edge_masks) > 0
+
+
+def test_cum_mass_counts_mass_dropped_while_computing():
+    from engine.graph.prune import cum_mass_threshold
+
+    w = np.array([4.0, 3.0, 2.0, 1.0])
+    assert cum_mass_threshold(w, 0.5) == 3.0  # 4 + 3 >= 0.5 * 10
+    # 10 more units were too small to store: 0.5 of 20 needs every stored edge
+    assert cum_mass_threshold(w, 0.5, dropped=10.0) == 1.0

@@ -45,11 +45,13 @@ def layer_presets(n_layers: int, split: bool) -> dict[str, list[int]]:
     }
 
 
-def cum_mass_threshold(abs_w: np.ndarray, p: float) -> float:
+def cum_mass_threshold(abs_w: np.ndarray, p: float, dropped: float = 0.0) -> float:
     """Cut value tau so that keeping |w| >= tau keeps at least fraction p of sum|w| (ties at the cut kept).
 
-    a = |w| sorted descending, c = cumsum(a), k = first index with c[k] >= p*c[-1] (clipped to the last);
-    tau = max(a[k], 1e-9). No mass (sum <= 1e-12) or no edges -> inf, i.e. keep nothing.
+    a = |w| sorted descending, c = cumsum(a), k = first index with c[k] >= p*(c[-1] + dropped) (clipped to
+    the last); tau = max(a[k], 1e-9). `dropped` is the mass of edges too small to be stored when the graph
+    was computed (all smaller than the stored ones), so p stays a share of the transition's whole mass.
+    No mass (sum <= 1e-12) or no edges -> inf, i.e. keep nothing.
     """
     if abs_w.size == 0:
         return float("inf")
@@ -57,7 +59,7 @@ def cum_mass_threshold(abs_w: np.ndarray, p: float) -> float:
     c = np.cumsum(a)
     if c[-1] <= EPS_MASS:
         return float("inf")
-    k = min(int(np.searchsorted(c, p * c[-1] * (1 - 1e-12))), a.size - 1)  # 1e-12: forgive rounding at exact p
+    k = min(int(np.searchsorted(c, p * (c[-1] + dropped) * (1 - 1e-12))), a.size - 1)  # forgive rounding at p
     return max(float(a[k]), EPS_EDGE)
 
 
@@ -127,7 +129,7 @@ def prune(graph: AttributionGraph, settings: PruneSettings, stages: Optional[lis
             thr = float(settings.edge_threshold)
             keep = cand & (aw > thr)
         elif settings.mode == "cum_mass":
-            thr = cum_mass_threshold(aw[cand], settings.top_p)
+            thr = cum_mass_threshold(aw[cand], settings.top_p, tr.dropped_mass)
             keep = cand & (aw >= thr)
         else:
             raise ValueError(f"unknown pruning mode {settings.mode!r}; use 'cum_mass' or 'global'")
