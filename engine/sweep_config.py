@@ -20,6 +20,7 @@ start at the config file's folder. Example:
       graph: {enabled: true, layers: recommended, pruning: {mode: cum_mass, top_p: 0.85}}
       faithfulness: {enabled: true, seeds: [0, 1, 2], max_k: 64}
     store: runs/store
+    ray: {gpus_per_actor: 1, cpus_per_actor: 1, max_retries: 3}   # only used by `sweep --ray`
 
 `graph: true` / `faithfulness: true` are short for `{enabled: true}` with the defaults.
 """
@@ -108,6 +109,15 @@ class ComputeSpec:
 
 
 @dataclass(frozen=True)
+class RaySpec:
+    """How `sweep --ray` places work; never changes results, so it is not part of a run's identity."""
+
+    gpus_per_actor: Optional[float] = None  # default: 1 when the cluster has GPUs, else 0
+    cpus_per_actor: float = 1.0
+    max_retries: int = 3  # restarts of a dead model actor, and retries of the case it was running
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     models: tuple[ModelSpec, ...]
     benchmarks: tuple[BenchmarkSpec, ...]
@@ -117,9 +127,15 @@ class SweepConfig:
     rule: Literal["attnlrp", "cp-lrp"] = "attnlrp"  # = engine.lrp.context.RULES (a test keeps them equal)
     top_k: int = 10  # candidates recorded at each failure
     compute: ComputeSpec = field(default_factory=ComputeSpec)
+    ray: RaySpec = field(default_factory=RaySpec)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the results of a run (stored with it; resuming needs the same): everything but
+        where the store is and how Ray places work."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("store", "ray")}
 
 
 # ---- parsing -------------------------------------------------------------------------------------------
@@ -282,6 +298,9 @@ def _finish(cfg: SweepConfig, b: _Builder, base_dir: Optional[Path]) -> SweepCon
         benches.append(dataclasses.replace(bench, path=resolve(bench.path), references=resolve(bench.references)))
     if cfg.objective.k < 1 or cfg.top_k < 1:
         raise b.error(("objective", "k") if cfg.objective.k < 1 else ("top_k",), "k must be at least 1.")
+    r = cfg.ray
+    if (r.gpus_per_actor is not None and r.gpus_per_actor < 0) or r.cpus_per_actor < 0 or r.max_retries < 0:
+        raise b.error(("ray",), "ray gpus_per_actor, cpus_per_actor and max_retries must not be negative.")
     if not 0 < cfg.compute.graph.pruning.top_p <= 1:
         raise b.error(("compute", "graph", "pruning", "top_p"), "top_p must be in (0, 1].")
     return dataclasses.replace(cfg, models=tuple(models), benchmarks=tuple(benches), store=resolve(cfg.store) or cfg.store)

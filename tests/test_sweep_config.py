@@ -95,3 +95,15 @@ def test_choices_match_the_engine():
     assert set(typing.get_args(typing.get_type_hints(ModelSpec)["dtype"])) == {"auto", *DTYPES}
     obj = typing.get_type_hints(Objective)
     assert set(typing.get_args(obj["mode"])) == set(MODES) and set(typing.get_args(obj["strategy"])) == set(STRATEGIES)
+
+
+def test_ray_block_is_not_part_of_the_run_identity():
+    base = "models: [{source: zoo:s}]\nbenchmarks: [{kind: zoo}]\nstore: s\n"
+    cfg = parse_sweep_config(base + "ray: {gpus_per_actor: 0.5, max_retries: 1}\n")
+    assert cfg.ray.gpus_per_actor == 0.5 and cfg.ray.cpus_per_actor == 1.0 and cfg.ray.max_retries == 1
+    other = parse_sweep_config(base.replace("store: s", "store: elsewhere"))
+    assert cfg.identity() == other.identity() and "ray" not in cfg.identity() and "store" not in cfg.identity()
+    with pytest.raises(FailureLensError, match="line 4: unknown key 'gpus' in ray"):
+        parse_sweep_config(base + "ray: {gpus: 1}\n")
+    with pytest.raises(FailureLensError, match="must not be negative"):
+        parse_sweep_config(base + "ray: {max_retries: -1}\n")
