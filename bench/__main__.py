@@ -10,7 +10,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("which", choices=["heatmap", "graph"])
     parser.add_argument("--quick", action="store_true", help="shorter prompts, fewer repeats (smoke run)")
     parser.add_argument("--model", default=None, help="model source (default: the largest zoo model)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: idle OpenMP threads spin and inflate CPU time)")
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     if args.which == "heatmap":
         from .heatmap import run
     else:

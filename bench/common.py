@@ -39,11 +39,27 @@ def prompt_of(handle, n_tokens: int) -> str:
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of `repeats` calls after one warm-up."""
+    """Median process CPU time (all threads) of `repeats` calls after one warm-up.
+
+    CPU time rather than wall time: on a shared 2-core machine other processes stretch wall time a lot,
+    CPU time much less. Ratios of two CPU times measured in the same run are what we report.
+    """
     fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return statistics.median(times)
+
+
+def interleaved(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median CPU times of a and b, run alternately so slow phases of the machine hit both alike."""
+    a(), b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, acc in ((a, ta), (b, tb)):
+            t0 = time.process_time()
+            fn()
+            acc.append(time.process_time() - t0)
+    return statistics.median(ta), statistics.median(tb)

@@ -21,6 +21,15 @@ def display(tokenizer: Any, token_id: int) -> str:
     return text if text != "" else str(tokenizer.convert_ids_to_tokens(int(token_id)))
 
 
+def display_many(tokenizer: Any, ids: list[int]) -> list[str]:
+    """`display` for many ids at once (one call into a fast tokenizer's Rust backend when there is one)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return [display(tokenizer, i) for i in ids]
+    texts = backend.decode_batch([[int(i)] for i in ids], skip_special_tokens=False)
+    return [t if t != "" else display(tokenizer, i) for t, i in zip(texts, ids)]
+
+
 def encode_prompt(tokenizer: Any, prompt: str, add_special_tokens: bool = True) -> EncodedPrompt:
     if not isinstance(prompt, str) or not prompt.strip():
         raise FailureLensError("The prompt is empty. Type a prompt or pick a failure case.")
@@ -35,7 +44,7 @@ def encode_prompt(tokenizer: Any, prompt: str, add_special_tokens: bool = True) 
         raise FailureLensError("The prompt produced no tokens. Type some text.")
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     special = [i in special_ids for i in ids]
-    return EncodedPrompt(ids, offsets, special, [display(tokenizer, i) for i in ids])
+    return EncodedPrompt(ids, offsets, special, display_many(tokenizer, ids))
 
 
 def resolve_token(tokenizer: Any, value: Union[int, str], what: str) -> TokenChoice:

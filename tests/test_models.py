@@ -145,3 +145,11 @@ def test_attribute_given_token_ids_equals_tokenised_prompt(tiny_model_dir):
     assert b.relevance == a.relevance and b.tokens == a.tokens
     with pytest.raises(FailureLensError, match="outside the vocabulary"):
         attribute(h, "", token_ids=[1, 10**7])
+
+
+def test_batch_token_display_equals_one_by_one(tiny_model_dir):
+    from engine.tokens import display, display_many
+
+    tok = load_model(str(tiny_model_dir("gpt2"))).tokenizer
+    ids = list(range(len(tok)))
+    assert display_many(tok, ids) == [display(tok, i) for i in ids]
