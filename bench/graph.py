@@ -6,6 +6,8 @@ minute. Peak memory: resident-set high-water mark of a fresh child process per p
 from __future__ import annotations
 
 import multiprocessing as mp
+
+import torch
 import resource
 import time
 
@@ -43,12 +45,15 @@ def _packed_seconds(handle, prompt: str, batch: int, budget_s: float = 60.0) -> 
     return est, True
 
 
-def _measure(source, n, queue):
+def _measure(source, n, threads, queue):
+    import torch
+
+    torch.set_num_threads(threads)
     handle = default_model(source)
     prompt = prompt_of(handle, n)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t_heat = timed(lambda: attribute(handle, prompt), 1)
-    t_fast = timed(lambda: build_graph(handle, prompt), 1)
+    t_heat = timed(lambda: attribute(handle, prompt), 2 if n <= 4096 else 1)
+    t_fast = timed(lambda: build_graph(handle, prompt), 2 if n <= 4096 else 1)
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
     best_b = choose_batch(handle, n, 1)
     t_best, _ = _packed_seconds(handle, prompt, best_b)
@@ -65,7 +70,7 @@ def run(model: str | None, quick: bool) -> int:
     ctx = mp.get_context("spawn")
     for n in lengths:
         q = ctx.Queue()
-        p = ctx.Process(target=_measure, args=(model, n, q))
+        p = ctx.Process(target=_measure, args=(model, n, torch.get_num_threads(), q))
         p.start()
         p.join()
         if p.exitcode != 0:

@@ -4,7 +4,7 @@ Colour convention everywhere: red supports the target (wrong token), blue suppor
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
 import altair as alt
 import numpy as np
@@ -58,7 +58,7 @@ def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]
         y=alt.Y("stage:O", sort=order, title="after layer"),
         color=alt.Color("value:Q", scale=SCHEME, title="R / max|R|"),
         tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")],
-    ).properties(width=max(300, round(min(len(keep), 120) * 16 * scale)), height=round((30 + 22 * lr.shape[0]) * scale))
+    ).properties(width=round(max(360, min(len(keep), 100) * 26) * scale), height=round(max(140, 30 * lr.shape[0]) * scale))
 
 
 def segment_chart(segments: Mapping[str, float], scale: float = 1.0) -> alt.Chart:
@@ -69,9 +69,10 @@ def segment_chart(segments: Mapping[str, float], scale: float = 1.0) -> alt.Char
         y=alt.Y("segment:N", sort=[s.capitalize() for s in SEGMENT_ORDER], title=None),
         x=alt.X("R:Q", title="sum of R / max |R| (non-special tokens)"),
         color=alt.Color("supports:N", scale=alt.Scale(domain=["target", "contrast"],
-                                                        range=["rgb(%d,%d,%d)" % RED, "rgb(%d,%d,%d)" % BLUE])),
+                                                        range=["rgb(%d,%d,%d)" % RED, "rgb(%d,%d,%d)" % BLUE]),
+                        legend=alt.Legend(title="supports")),
         tooltip=["segment", alt.Tooltip("R:Q", format="+.3f")],
-    ).properties(width=round(420 * scale), height=round(150 * scale))
+    ).properties(width=round(320 * scale), height=round(150 * scale))
 
 
 def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0) -> alt.LayerChart:

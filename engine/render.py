@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import pandas as pd
 
 from engine.graph.types import AttributionGraph, PrunedGraph
 
@@ -157,6 +158,15 @@ def csv_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA) else text
 
 
+def frame_csv(df) -> str:
+    """CSV of a pandas DataFrame with text cells guarded by `csv_safe`."""
+    safe = df.copy()
+    for col in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[col]):
+            safe[col] = safe[col].map(lambda v: csv_safe(v) if isinstance(v, str) else v)
+    return safe.to_csv(index=False, lineterminator="\n")
+
+
 def heatmap_csv(tokens: Sequence[str], token_ids: Sequence[int], relevance: Sequence[float],
                 values: Sequence[float], shown: Sequence[bool], segments: Optional[Sequence[str]] = None,
                 special: Optional[Sequence[bool]] = None) -> str:
@@ -251,8 +261,8 @@ def graph_html(graph: AttributionGraph, pruned: PrunedGraph, *, title: str = "",
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
         f"{html.escape(title or 'Attribution graph')}</title><style>{_TOOLTIP_CSS}"
-        "body{margin:0;font-family:system-ui,sans-serif}#fl-graph{width:100%;height:" + str(int(height)) + "px;"
-        "border:1px solid #e5e5e5}</style>"
+        "body{margin:0;" + ("" if title else "overflow:hidden;") + "font-family:system-ui,sans-serif}#fl-graph{width:100%;height:"
+        + str(int(height)) + "px;box-sizing:border-box;border:1px solid #e5e5e5}</style>"
         f"<script>{_vis_js()}</script></head><body>{head}<div id=\"fl-graph\"></div>"
         f"<script>const D = {data};\n"
         "const net = new vis.Network(document.getElementById('fl-graph'),"

@@ -96,23 +96,25 @@ def attention_edges(
     diag_k = torch.zeros(n_heads, t)
     total_off = 0.0
     rows = _chunk_rows(n_heads, t)
-    cols = torch.arange(t)
     for r0 in range(0, t, rows):
         r1 = min(t, r0 + rows)
+        # causal models: rows < r1 never see columns >= r1, so the chunk only needs keys [0, n)
+        n = r1 if f.allowed is None or not f.allowed[r0:r1, r1:].any() else t
         ri = torch.arange(r0, r1)
-        allowed = f.allowed[r0:r1] if f.allowed is not None else cols[None, :] <= ri[:, None]  # [c, T]
-        z = torch.einsum("hid,hjd->hij", f.q[:, r0:r1], f.k) * f.scaling
+        allowed = f.allowed[r0:r1, :n] if f.allowed is not None else torch.arange(n)[None, :] <= ri[:, None]
+        q = f.q[:, r0:r1]
+        z = torch.einsum("hid,hjd->hij", q, f.k[:, :n]) * f.scaling
         attn = torch.softmax(z.masked_fill(~allowed, float("-inf")), -1).nan_to_num(0.0)
         u = f.u[:, r0:r1]
-        value = c_v * attn * torch.einsum("hid,hjd->hij", u, f.v_lin)
+        value = c_v * attn * torch.einsum("hid,hjd->hij", u, f.v_lin[:, :n])
         if rule == "attnlrp":
-            a = 0.5 * torch.einsum("hid,hjd->hij", u, f.v)
+            a = 0.5 * torch.einsum("hid,hjd->hij", u, f.v[:, :n])
             g = attn * (a - (attn * a).sum(-1, keepdim=True))
-            z_lin = z if f.k_lin is f.k else torch.einsum("hid,hjd->hij", f.q[:, r0:r1], f.k_lin) * f.scaling
+            z_lin = z if f.k_lin is f.k else torch.einsum("hid,hjd->hij", q, f.k_lin[:, :n]) * f.scaling
             key = 0.5 * torch.where(allowed, z_lin, 0.0) * g
         else:
             key = torch.zeros_like(value)
-        per_head = value + key  # [H, c, T]
+        per_head = value + key  # [H, c, n]
         edge = per_head.sum(0)
         local = ri - r0
         diag_v[:, ri] = value[:, local, ri]
@@ -120,10 +122,13 @@ def attention_edges(
         off = allowed.clone()
         off[local, ri] = False
         edge_off = torch.where(off, edge, 0.0)
-        col_off += edge_off.sum(0).double()
+        col_off[:n] += edge_off.sum(0).double()
         row_sum[r0:r1] += edge_off.sum(1).double()
         total_off += float(edge_off.abs().sum())
-        i_idx, j_idx = off.nonzero(as_tuple=True)
+        # only candidates above the current top-k floor leave torch (most entries, once the floor has risen)
+        i_idx, j_idx = (off & (edge_off.abs() > top.floor)).nonzero(as_tuple=True)
+        if len(i_idx) == 0:
+            continue
         w = edge[i_idx, j_idx]
         top.offer(
             (i_idx + r0).numpy().astype(np.int32), j_idx.numpy().astype(np.int32), w.numpy(),

@@ -1,0 +1,87 @@
+"""Heatmap: which prompt tokens push the model towards the wrong token (red) or the right one (blue)."""
+import pandas as pd
+import streamlit as st
+
+from engine import charts, render
+from engine.segments import assign_segments, segment_relevance
+from ui import inputs, layout, loaders, state, views, widgets
+from ui.state import ModelSpec
+
+layout.page("Heatmap")
+handle = loaders.active_model()
+if handle is None:
+    st.stop()
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    prompt = inputs.prompt_picker()
+with right:
+    inputs.token_inputs(handle)
+if not prompt.strip():
+    st.warning("The prompt is empty. Pick a failure case or type a prompt.")
+    st.stop()
+
+# one engine call
+att = loaders.attribution(handle, prompt, state.get(state.TARGET), state.get(state.CONTRAST), state.get(state.MODE),
+                          state.get(state.STRATEGY), state.get(state.K))
+if att is None:
+    st.stop()
+case = state.find_case(state.get(state.CASE)) if state.get(state.CASE) else None
+spec = ModelSpec.parse(state.active_param())
+
+st.divider()
+views.header(att, expected=case.logit_diff if case and case.model == spec.zoo_name else None)
+inputs.topk_pills(att)
+main, side = st.columns([3, 2], gap="large")
+with side:
+    st.subheader("Next-token candidates")
+    layout.table(inputs.topk_table(att), "topk", key="topk")
+with main:
+    st.subheader("Token relevance")
+    o1, o2, o3 = st.columns([1, 1, 1])
+    with o1:
+        widgets.toggle("Hide first token", state.HIDE_FIRST, help="The first token often soaks up relevance (a sink).")
+    with o2:
+        widgets.toggle("Hide special tokens", state.HIDE_SPECIAL, help="BOS and template tokens such as <q> and <a>.")
+    with o3:
+        widgets.selectbox("Colour scale", state.NORM, list(render.NORMS), format_func=render.NORMS.get)
+    mask = views.shown(att)
+    if not any(mask):
+        st.warning("Every token is hidden. Turn off 'Hide first token' or 'Hide special tokens'.")
+        st.stop()
+    values = views.colour_values(att, mask)
+    views.heatmap(att, mask, values)
+
+    spans = dict(case.segments) if case is not None and case.prompt == prompt else {}
+    labels = assign_segments(att.offsets, spans, att.special_mask)
+    versus = f" vs {att.contrast.text!r}" if att.contrast else f" ({att.mode})"
+    title = f"{spec.label}: {att.target.text!r}{versus}"
+    token_chart = charts.token_chart(att.tokens, values, att.relevance, mask, scale=layout.scale())
+    notes = [f"Prompt: {prompt}", f"Conservation = {att.conservation:.3f}"] + \
+        ([f"Δℓ = {att.logit_diff:+.3f}"] if att.logit_diff is not None else [])
+    layout.downloads("heatmap", chart=token_chart, key="heatmap", extra={
+        "HTML": (lambda: render.heatmap_html(att.tokens, values, att.relevance, mask, title=title,
+                                             target=att.target.text, contrast=att.contrast.text if att.contrast else None,
+                                             norm=state.get(state.NORM), notes=notes), "text/html", "html"),
+        "LaTeX": (lambda: render.heatmap_latex(att.tokens, values, mask, title=title), "application/x-tex", "tex"),
+        "CSV": (lambda: render.heatmap_csv(att.tokens, att.token_ids, att.relevance, values, mask, labels,
+                                           att.special_mask), "text/csv", "csv"),
+    })
+
+seg_col, layer_col = st.columns([2, 3], gap="large")
+with seg_col:
+    st.subheader("Relevance by segment")
+    seg = segment_relevance(att.relevance, labels)
+    if not spans:
+        st.caption("Own prompts have no marked segments: every ordinary token counts as Query.")
+    seg_df = pd.DataFrame([{"segment": k, "relevance": round(v, 4)} for k, v in seg.items()])
+    layout.chart(charts.segment_chart(seg, scale=layout.scale()), "segments", table=seg_df, key="segments")
+with layer_col:
+    st.subheader("Relevance through the layers")
+    st.caption("Each row is the residual stream after a layer (bottom: the embeddings). Colour: R / max |R|.")
+    layer_df = pd.DataFrame(att.layer_relevance, columns=[f"{i}:{t}" for i, t in enumerate(att.tokens)])
+    layer_df.insert(0, "stage", ["emb"] + [f"L{i}" for i in range(len(att.layer_relevance) - 1)])
+    layout.chart(charts.layer_chart(att.tokens, att.layer_relevance, mask, scale=layout.scale()), "layers",
+                 table=layer_df, key="layers")
+
+views.compare(att, prompt)

@@ -1,0 +1,318 @@
+"""AppTest walks of the Scaling, Evolution and Sweeps pages: default flows on the zoo and bad inputs.
+
+Runs on the built zoo; without one (it is trained by `python -m engine.zoo.train`), on a stand-in of tiny random
+models with the same files (tests/compare_fixtures.py). Every test checks that no exception element reached the page.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from compare_fixtures import build_stand_in, use_zoo
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 180
+FEW = "3"  # cases per comparison, through the page's own control (ncases in the link)
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory):
+    from engine import zoo
+
+    if zoo.zoo_sizes() and zoo.zoo_checkpoints() and zoo.load_failures():
+        return None
+    return build_stand_in(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture(autouse=True)
+def _zoo(stand_in, monkeypatch):
+    from engine import zoo
+
+    if stand_in is not None:
+        use_zoo(monkeypatch, stand_in)
+    yield
+    zoo._index.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_legacy_pages_mode(monkeypatch):
+    """As in test_app_pages: a real server leaves Streamlit's legacy pages/ mode once; AppTest re-enters it."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def no_legacy(self, *a, **kw):
+        init(self, *a, **kw)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", no_legacy)
+
+
+def page(name: str, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.switch_page(f"pages/{name}.py")
+    return clean(at.run())
+
+
+def clean(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return " | ".join(str(e.value) for e in elements)
+
+
+def subheaders(at: AppTest) -> list[str]:
+    return [s.value for s in at.subheader]
+
+
+# ---- Scaling ----------------------------------------------------------------------------------------------
+
+def test_scaling_default_flow():
+    from engine import zoo
+
+    sizes = [f"zoo:{s}" for s in zoo.zoo_sizes()]
+    at = page("scaling", ncases=FEW)
+    assert not at.error, texts(at.error)
+    assert at.session_state["cmp_models"] == sizes and at.session_state["cmp_ref"] == sizes[0]
+    assert at.title[0].value == "Model scaling"
+    assert {"Δℓ in the reference vs each other model", "Relevance by segment",
+            "One case in two models"} <= set(subheaders(at))
+    table = next(d.value for d in at.dataframe if "delta_ref" in d.value.columns)
+    assert len(table) == int(FEW) * (len(sizes) - 1) and table["delta_ref"].notna().all()
+    assert len(at.get("vega_lite_chart")) >= 3  # scatter, ECDF, segment bars
+    assert sum("fl-heatmap" in h.value for h in at.html) == 3  # reference, other model, difference
+    alignment = next(d.value for d in at.dataframe if "tokens_a" in d.value.columns)
+    assert len(alignment) and {"tokens_b", "diff"} <= set(alignment.columns)
+    assert at.query_params["ncases"] == FEW
+    # thresholds redraw from the cached result (no new task) and live in the link
+    clean(at.number_input(key="w:corr_x").set_value(0.0).run())
+    clean(at.number_input(key="w:corr_y").set_value(5.0).run())
+    table = next(d.value for d in at.dataframe if "delta_ref" in d.value.columns)
+    assert table["corrected"].sum() == ((table["delta_ref"] > 0) & (table["delta"] < 5)).sum()
+    assert at.query_params["corr_x"] == "0.0" and at.query_params["corr_y"] == "5.0"
+    # another case and another partner model
+    at.selectbox(key="w:cmp_case").select_index(1)
+    clean(at.selectbox(key="w:cmp_other").select_index(len(sizes) - 2).run())
+    assert sum("fl-heatmap" in h.value for h in at.html) == 3
+
+
+def test_scaling_needs_two_models():
+    from engine import zoo
+
+    at = page("scaling", ncases=FEW)
+    clean(at.multiselect(key="w:cmp_models").set_value([f"zoo:{zoo.zoo_sizes()[0]}"]).run())
+    assert "Pick at least two models" in texts(at.warning)
+    clean(at.multiselect(key="w:cmp_models").set_value([]).run())
+    assert "Pick at least two models" in texts(at.warning)
+    assert not at.error and not at.get("vega_lite_chart")
+
+
+
+def test_scaling_bad_link_values():
+    from engine import zoo
+
+    small = f"zoo:{zoo.zoo_sizes()[0]}"
+    at = page("scaling", ncases="0", corr_x="99", cmp_models=["zoo:nope", small], cmp_ref="zoo:nope")
+    assert "Unknown zoo model 'nope'" in texts(at.error)
+    assert at.session_state["ncases"] == 1 and at.session_state["corr_x"] == 50.0
+
+
+@pytest.mark.parametrize("name", ["scaling", "evolution", "sweeps"])
+def test_presentation_mode(name):
+    at = page(name, ncases=FEW, present="1")
+    assert not at.error, texts(at.error)
+    assert any("stMetricValue" in h.value for h in at.html)  # the presentation CSS
+    assert at.query_params["present"] == "1"
+
+
+# ---- Evolution --------------------------------------------------------------------------------------------
+
+def test_evolution_default_flow():
+    from engine import zoo
+
+    points = zoo.zoo_checkpoints()
+    at = page("evolution", ncases=FEW)
+    assert not at.error, texts(at.error)
+    assert at.session_state["ev_points"] == points and at.session_state["ev_cases"] == points[0]
+    assert {"Δℓ across checkpoints", "Relevance by segment per checkpoint",
+            "One case at one checkpoint"} <= set(subheaders(at))
+    assert len(at.get("vega_lite_chart")) >= 2  # Δℓ lines, segment bars
+    assert any("fl-heatmap" in h.value for h in at.html)
+    # the heatmap at another checkpoint, from the slider; the choice lives in the link
+    clean(at.select_slider(key="w:ev_point").set_value(points[-1]).run())
+    assert at.query_params["ev_point"] == points[-1]
+    assert any(c.value.startswith(f"{points[-1]}: Δℓ") for c in at.caption)
+    # fewer points redraw from a new (smaller) task
+    clean(at.multiselect(key="w:ev_points").set_value(points[:2]).run())
+    assert not at.error, texts(at.error)
+    assert at.query_params["ev_points"] == points[:2]
+
+
+def test_evolution_bad_inputs():
+    from engine import zoo
+
+    at = page("evolution", ncases=FEW)
+    clean(at.multiselect(key="w:ev_points").set_value(zoo.zoo_checkpoints()[:1]).run())
+    assert "Pick at least two checkpoints" in texts(at.warning)
+    clean(at.multiselect(key="w:ev_points").set_value([]).run())
+    assert "Pick at least two checkpoints" in texts(at.warning)
+    clean(at.radio(key="w:ev_source").set_value("hub").run())
+    clean(at.text_input(key="w:ev_path").input("org/model").run())
+    clean(at.text_input(key="w:ev_revs").input("step1, step1").run())
+    assert "names a revision twice" in texts(at.error)
+    clean(at.radio(key="w:ev_source").set_value("local").run())
+    clean(at.text_area(key="w:ev_revs").input("/no/such/a\n/no/such/b").run())
+    assert "does not exist" in texts(at.error) and not at.get("vega_lite_chart")
+
+
+# ---- Sweeps -----------------------------------------------------------------------------------------------
+
+def finish(at: AppTest, seconds: float = 240) -> AppTest:
+    """Rerun until the background sweep has ended (its summary replaces the progress bar)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        clean(at.run())
+        if at.success or at.info and any("stopped" in i.value for i in at.info) or at.error:
+            return at
+        time.sleep(0.5)
+    raise AssertionError("the sweep did not finish")
+
+
+def test_sweep_runs_and_results_are_browsable(tmp_path):
+    from engine.store import Store
+
+    store = tmp_path / "store"
+    at = page("sweeps")
+    example = at.session_state["sw_config"]
+    assert "kind: zoo" in example and "zoo-demo" in example
+    config = example.replace("limit: 12", "limit: 3").replace("runs/zoo-demo", str(store))
+    clean(at.text_area(key="w:sw_config").input(config).run())
+    clean(at.button(key="sw:start").click().run())
+    assert not at.error, texts(at.error)
+    finish(at)
+    assert not at.error, texts(at.error)
+    assert "finished" in texts(at.success)
+    assert at.session_state["store"] == str(store) and at.session_state["run"] == "zoo-demo"
+    assert at.query_params["store"] == str(store) and at.query_params["run"] == "zoo-demo"
+    # browse: table, charts, one case's stored heatmap, exports
+    results = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    n_models = config.count("source:")
+    assert len(results) == 3 * n_models
+    assert (results["status"] == "ok").any(), results[["model_label", "status", "error"]]
+    assert len(at.get("vega_lite_chart")) == 3  # Δℓ histogram, outcome shares, pattern shares
+    assert any("fl-heatmap" in h.value for h in at.html)
+    labels = {b.label for b in at.get("download_button")}
+    assert {"⬇ CSV", "⬇ Parquet", "⬇ HTML report"} <= labels
+    # filters live in the link
+    model = results["model_label"].iloc[-1]
+    clean(at.multiselect(key="w:sw_models").set_value([model]).run())
+    shown = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    assert set(shown["model_label"]) == {model} and at.query_params["sw_models"] == model
+    clean(at.multiselect(key="w:sw_models").set_value([]).run())
+    # confirm the suggestion, then change it: both stored with their time, the latest wins
+    key = at.session_state["sw_case"]
+    model, case_id = key.split("::")
+    next(b for b in at.button if b.key.startswith("sw:confirm:")).click()
+    clean(at.run())
+    at.selectbox(key=f"sw:outcome:{key}").set_value("NC-IA+AG")
+    at.selectbox(key=f"sw:pattern:{key}").set_value("OIT")
+    at.text_input(key=f"sw:author:{key}").input("tester")
+    clean(at.button(key=f"FormSubmitter:sw:label:{key}-Save label").click().run())
+    with Store(store, readonly=True) as s:
+        history = [l for l in s.labels("zoo-demo", latest=False) if l["case_id"] == case_id]
+        latest = s.labels("zoo-demo")
+    assert len(history) == 2 and history[0]["author"] == "" and history[1]["author"] == "tester"
+    assert all(l["created"] > 0 for l in history)
+    mine = next(l for l in latest if l["case_id"] == case_id and l["model_label"] == model)
+    assert (mine["outcome"], mine["pattern"]) == ("NC-IA+AG", "OIT")
+    shown = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    row = shown[(shown["model_label"] == model) & (shown["case_id"] == case_id)].iloc[0]
+    assert (row["outcome"], row["pattern"], row["labelled"]) == ("NC-IA+AG", "OIT", "person")
+    # a damaged database cannot make the page read outside the store folder
+    with sqlite3.connect(store / "failure_lens.sqlite") as db:
+        db.execute("UPDATE results SET arrays = '../../outside.npz' WHERE model_label = ? AND case_id = ?",
+                   (model, case_id))
+    clean(at.run())
+    assert "points outside the store folder" in texts(at.error)
+
+
+def test_sweep_bad_configs_and_stores(tmp_path):
+    at = page("sweeps")
+    clean(at.text_area(key="w:sw_config").input("name: x\nmodels: [\n  - {source: zoo:xs\n").run())
+    clean(at.button(key="sw:start").click().run())
+    assert "sweep config line" in texts(at.error) and "not valid YAML" in texts(at.error)
+    bad_key = "name: x\nmodels:\n  - {source: 'zoo:xs'}\nbenchmark:\n  - kind: zoo\nstore: s\n"
+    clean(at.text_area(key="w:sw_config").input(bad_key).run())
+    clean(at.button(key="sw:start").click().run())
+    assert "sweep config line 4: unknown key 'benchmark'" in texts(at.error)
+    clean(at.text_area(key="w:sw_config").input("x" * (65 << 10)).run())
+    clean(at.button(key="sw:start").click().run())
+    assert "longer than 64 KiB" in texts(at.error)
+    # an uploaded file replaces the text (size-limited); its errors name the line too
+    clean(at.file_uploader(key="sw:upload").upload("big.yaml", b"#" * (65 << 10), "application/yaml").run())
+    assert "a sweep config may be at most 64 KiB" in texts(at.error)
+    clean(at.file_uploader(key="sw:upload").set_value(("bad.yaml", b"name: x\nstore: s\nmodels: 3\n",
+                                                       "application/yaml")).run())
+    assert at.session_state["sw_config"] == "name: x\nstore: s\nmodels: 3\n"
+    clean(at.button(key="sw:start").click().run())
+    assert "sweep config line 3: models must be a list, not 3" in texts(at.error)
+    # browsing: nothing typed, a folder without a store
+    assert "Type the folder of a results store" in texts(at.info)
+    clean(at.text_input(key="w:store").input(str(tmp_path / "nothing")).run())
+    assert "no store in" in texts(at.error)
+
+
+def stored_rows(store: Path, run_id: str, more_than: int = -1, seconds: float = 120) -> int:
+    """Stored results of a run, waiting until there are more than `more_than`."""
+    from engine.records import FailureLensError
+    from engine.store import Store
+
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            with Store(store, readonly=True) as s:
+                n = len(s.result_rows(run_id))
+        except FailureLensError:  # not there or not set up yet
+            n = 0
+        if n > more_than or time.monotonic() > end:
+            return n
+        time.sleep(0.2)
+
+
+def test_sweep_stop_and_resume(tmp_path):
+    from engine import zoo
+    from engine.store import Store
+
+    store = tmp_path / "store"
+    config = (f"name: long\nmodels:\n  - {{source: 'zoo:{zoo.zoo_sizes()[0]}', label: one}}\n"
+              f"benchmarks:\n  - kind: zoo\n    filters: {{limit: 400}}\nstore: '{store}'\n")
+    at = page("sweeps")
+    clean(at.text_area(key="w:sw_config").input(config).run())
+    clean(at.button(key="sw:start").click().run())
+    stored_rows(store, "long", 0)
+    clean(at.button(key="sw:stop").click().run())
+    finish(at)
+    assert "Sweep long stopped" in texts(at.info), texts(at.info) + texts(at.error)
+    stored = stored_rows(store, "long")
+    assert 0 < stored < 400
+    # again without Resume: refused with a way out; with Resume: goes on from there
+    clean(at.button(key="sw:start").click().run())
+    assert "Turn on Resume" in texts(at.error)
+    clean(at.toggle(key="w:sw_resume").set_value(True).run())
+    clean(at.button(key="sw:start").click().run())
+    assert not at.error, texts(at.error)
+    stored_rows(store, "long", stored)
+    clean(at.button(key="sw:stop").click().run())
+    finish(at)
+    assert "Sweep long stopped" in texts(at.info) and f"{stored} stored before" in texts(at.info)
+    with Store(store, readonly=True) as s:
+        rows = s.result_rows("long")
+    assert stored < len(rows) < 400 and len({r["case_id"] for r in rows}) == len(rows)

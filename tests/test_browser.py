@@ -1,0 +1,272 @@
+"""A real headless Chromium drives `streamlit run app.py`: every page, its main interaction, screenshots, timings.
+
+Run: pytest -m browser tests/test_browser.py -s   (prints the timings; screenshots go to docs/screenshots/).
+Skips without Chromium / chromedriver unless FAILURE_LENS_REQUIRE_BROWSER=1, which turns the skip into a failure.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+PAYLOAD = 'Hi <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> there'
+TIMEOUT = 90
+
+
+def _need_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium")
+    if missing:
+        msg = f"browser test needs {', '.join(missing)}"
+        if os.environ.get("FAILURE_LENS_REQUIRE_BROWSER") == "1":
+            pytest.fail(msg + " (FAILURE_LENS_REQUIRE_BROWSER=1)")
+        pytest.skip(msg)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# `streamlit run` in a process whose engine.zoo points at a stand-in zoo folder (argv[1]; "" = the built zoo)
+LAUNCH = ("import pathlib, sys\n"
+          "root = sys.argv.pop(1)\n"
+          "if root:\n"
+          "    import engine.zoo as z\n"
+          "    z.MODELS_DIR, z.FAILURES_PATH = pathlib.Path(root) / 'models', pathlib.Path(root) / 'failures.jsonl'\n"
+          "from streamlit.web import cli\n"
+          "sys.exit(cli.main())\n")
+
+
+@contextlib.contextmanager
+def streamlit_server(zoo_root=None):
+    """`streamlit run app.py` on a free localhost port; yields (url, start time)."""
+    port = _free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, str(zoo_root or ""), "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + TIMEOUT
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+                time.sleep(0.2)
+        yield url, t0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def zoo_root(tmp_path_factory):
+    """None with the built zoo; else a stand-in (tests/compare_fixtures.py), also used by this process."""
+    _need_browser()
+    from engine import zoo
+
+    if zoo.zoo_sizes() and zoo.load_failures():
+        yield None
+        return
+    from compare_fixtures import build_stand_in, use_zoo
+
+    root = build_stand_in(tmp_path_factory.mktemp("zoo"))
+    with pytest.MonkeyPatch.context() as mp:
+        use_zoo(mp, root)
+        yield root
+    zoo._index.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def server(zoo_root):
+    with streamlit_server(zoo_root) as got:
+        yield got
+
+
+@pytest.fixture(scope="module")
+def driver(server):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="fl-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                "--window-size=1600,1100"):
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    drv.set_page_load_timeout(TIMEOUT)
+    yield drv
+    drv.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait(drv, what, fn, timeout=TIMEOUT):
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            got = fn()
+            if got:
+                return got
+        except (StaleElementReferenceException, WebDriverException):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; page text: {_text(drv)[-1500:]}")
+
+
+def _text(drv) -> str:
+    return drv.execute_script("return document.body.innerText || ''")
+
+
+def _idle(drv) -> None:
+    """Streamlit is done running the script (no 'running' status widget) and shows no exception."""
+    time.sleep(0.3)
+    _wait(drv, "the script to finish", lambda: not drv.execute_script(
+        "return !!document.querySelector('[data-testid=\"stStatusWidget\"]')"))
+    assert not drv.find_elements("css selector", '[data-testid="stException"]'), _text(drv)[-1500:]
+
+
+def _metric(drv, label: str) -> str:
+    for m in drv.find_elements("css selector", '[data-testid="stMetric"]'):
+        if m.text.startswith(label):
+            return m.find_element("css selector", '[data-testid="stMetricValue"]').text
+    return ""
+
+
+def _shot(drv, name: str, height: int = 2200) -> None:
+    """A tall window, so the screenshot (for the README) holds the whole page."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    drv.set_window_size(1600, height)
+    time.sleep(1.0)  # let charts re-layout
+    drv.save_screenshot(str(SHOTS / f"{name}.png"))
+    drv.set_window_size(1600, 1100)
+
+
+def test_heatmap_first_view_and_contrast_click(server, driver):
+    url, t_start = server
+    t_open = time.perf_counter()
+    driver.get(url + "/")
+    _wait(driver, "the heatmap", lambda: driver.find_elements("css selector", ".fl-heatmap span"))
+    t_first = time.perf_counter()
+    _idle(driver)
+    print(f"\n[timing] server start -> first heatmap: {t_first - t_start:.2f}s "
+          f"(page open -> first heatmap: {t_first - t_open:.2f}s)")
+    assert "Heatmap" in _text(driver) and "Conservation" in _text(driver)
+    before = _metric(driver, "Contrast")
+    group = _wait(driver, "the contrast pills", lambda: [g for g in driver.find_elements(
+        "css selector", '[data-testid="stButtonGroup"]') if "contrast" in g.find_element("xpath", "./..").text.lower()])
+    pills = [b for b in group[0].find_elements("css selector", "button") if b.text and b.text.rsplit(" ", 1)[0] != before]
+    choice = pills[0].text.rsplit(" ", 1)[0]  # "'tok' 12%" -> "'tok'"
+    pills[0].click()
+    _wait(driver, "the new contrast", lambda: _metric(driver, "Contrast") == choice)
+    _idle(driver)
+    assert "contrast=" in driver.current_url
+    _shot(driver, "heatmap")
+
+
+def test_models_page(server, driver):
+    url, _ = server
+    driver.get(url + "/models")
+    _wait(driver, "the loaded-model table", lambda: "· active" in _text(driver) and "Unload" in _text(driver))
+    _idle(driver)
+    _shot(driver, "models", 1100)
+
+
+def test_graph_slider_redraw(server, driver):
+    url, _ = server
+    driver.get(url + "/graph")
+    caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
+                            if "edges shown" in e.text), "")  # noqa: E731
+    _wait(driver, "the graph", caption)
+    _idle(driver)
+    frame = _wait(driver, "the graph frame", lambda: driver.find_elements("css selector", "iframe"))
+    driver.switch_to.frame(frame[0])
+    _wait(driver, "the vis canvas", lambda: driver.find_elements("css selector", "#fl-graph canvas"))
+    driver.switch_to.default_content()
+    slider = [s for s in driver.find_elements("css selector", '[data-testid="stSlider"]') if "mass kept" in s.text][0]
+    thumb = slider.find_element("css selector", 'input[type="range"]')
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver.execute_script("arguments[0].focus()", thumb)
+    driver.execute_script("document.querySelector('iframe').contentWindow.__old = 1")  # marks the old drawing
+    t0 = time.perf_counter()
+    ActionChains(driver).send_keys(Keys.ARROW_LEFT * 4).perform()
+    # the URL is written at the end of the rerun; then a new graph page (not the marked one) draws its canvas
+    _wait(driver, "the rerun", lambda: "top_p=0.6" in driver.current_url)
+    _wait(driver, "the re-drawn graph", lambda: driver.execute_script(
+        "const f = document.querySelector('iframe'); const d = f && f.contentDocument;"
+        "return !!(d && !f.contentWindow.__old && d.querySelector('#fl-graph canvas'))"))
+    t_redraw = time.perf_counter() - t0
+    _idle(driver)
+    print(f"\n[timing] graph re-draw after a slider move: {t_redraw:.2f}s")
+    assert caption() and "Edge mass kept per layer" in _text(driver)
+    _shot(driver, "graph")
+
+
+def test_script_payload_is_shown_not_run(server, driver):
+    url, _ = server
+    query = urllib.parse.urlencode({"prompt": PAYLOAD})
+    driver.get(f"{url}/?{query}")
+    _wait(driver, "the heatmap", lambda: driver.find_elements("css selector", ".fl-heatmap span"))
+    _idle(driver)
+    boxes = driver.find_elements("css selector", "textarea")
+    assert any(b.get_attribute("value") == PAYLOAD for b in boxes)
+    heat = driver.find_element("css selector", ".fl-heatmap").text
+    assert "<" in heat and not driver.find_elements("css selector", ".fl-heatmap img, .fl-heatmap script")
+    assert driver.execute_script("return typeof window.__pwned") == "undefined"
+    driver.get(f"{url}/graph?{query}")
+    _wait(driver, "the graph frame", lambda: driver.find_elements("css selector", "iframe"))
+    _idle(driver)
+    driver.switch_to.frame(driver.find_elements("css selector", "iframe")[0])
+    assert driver.execute_script("return typeof window.__pwned") == "undefined"
+    driver.switch_to.default_content()
+    assert driver.execute_script("return typeof window.__pwned") == "undefined"
+
+
+def test_deep_link_on_a_fresh_server(zoo_root, driver):
+    """The first request a new server gets is a page link: it must still go through app.py (sidebar, state)."""
+    from engine import zoo
+
+    failure = zoo.load_failures()[0]
+    query = urllib.parse.urlencode({"model": f"zoo:{failure.model}", "case": f"{failure.model}/{failure.case_id}",
+                                    "top_p": "0.5"})
+    with streamlit_server(zoo_root) as (url, _):
+        driver.get(f"{url}/graph?{query}")
+        _wait(driver, "the graph", lambda: "edges shown" in _text(driver))
+        _idle(driver)
+        assert "Presentation mode" in _text(driver)  # the shared sidebar: app.py ran
+        assert "top_p=0.5" in driver.current_url and "case=" in driver.current_url

@@ -1,0 +1,137 @@
+"""Shared page furniture: sidebar, presentation mode, charts and tables with downloads, stoppable long tasks."""
+from __future__ import annotations
+
+import re
+from typing import Callable, Optional, TypeVar
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from engine import charts, render
+from engine.records import FailureLensError
+from ui import state, widgets
+from ui.state import ModelSpec
+
+T = TypeVar("T")
+HELP = ("Pick a model and a failure case; red tokens push the model towards its wrong answer (target), blue ones "
+        "towards the right one (contrast). Click a token in the top-k table to compare against it.")
+PRESENTATION_CSS = """<style>
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding: 1.5rem 2.5rem; }
+[data-testid="stMainBlockContainer"] :is(p, li, label, input, textarea, button, code) { font-size: 1.3rem !important; }
+[data-testid="stMainBlockContainer"] h1 { font-size: 3.4rem !important; }
+[data-testid="stMainBlockContainer"] :is(h2, h3) { font-size: 2.1rem !important; }
+[data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] :is(p, div) { font-size: 3.2rem !important; }
+.fl-heatmap { font-size: 1.9rem !important; }
+.fl-legend { font-size: 1.15rem !important; }
+</style>"""
+
+
+def page(title: str) -> None:
+    """First call of every page: make sure the run went through app.py, then the title.
+
+    Streamlit runs pages/<name>.py on its own (its legacy multipage mode, no sidebar, no state) when a fresh
+    server's first request is a page URL such as /graph (and AppTest does so on every rerun). Leaving that mode is
+    what st.navigation itself does (a class flag); the rerun then goes through app.py with the same URL.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    st.title(title)
+
+
+def scale() -> float:
+    """Figure scale: larger in presentation mode."""
+    return 1.3 if state.get(state.PRESENT) else 1.0
+
+
+def sidebar() -> None:
+    """Current model(s), the active model, presentation mode, a line of help."""
+    with st.sidebar:
+        models = state.model_params()
+        if models:
+            labels = [ModelSpec.parse(p).label for p in models]
+            if len(models) > 1:
+                widgets.radio("Active model", state.ACTIVE, list(range(len(models))), format_func=lambda i: labels[i],
+                              help="The model the Heatmap and Graph pages show.")
+            else:
+                st.caption(f"Model: **{labels[0]}**")
+        else:
+            st.caption("No model loaded yet.")
+        widgets.toggle("Presentation mode", state.PRESENT, help="Larger fonts and figures, full width.")
+        st.caption(HELP)
+        st.caption("The address bar always holds the current view: copy it to share this exact picture.")
+    if state.get(state.PRESENT):
+        st.html(PRESENTATION_CSS)
+    for issue in state.get(state.URL_ISSUES):
+        st.warning(issue)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:80] or "failure_lens"
+
+
+def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Optional[pd.DataFrame] = None,
+              extra: Optional[dict[str, tuple[Callable[[], object], str, str]]] = None, key: str = "") -> None:
+    """A row of download buttons; files are made only when clicked (PNG/SVG rendering is slow).
+
+    extra: label -> (make file contents, mime type, file extension).
+    """
+    items: dict[str, tuple[Callable[[], object], str, str]] = {}
+    if chart is not None:
+        items["PNG"] = (lambda: charts.to_png(chart), "image/png", "png")
+        items["SVG"] = (lambda: charts.to_svg(chart), "image/svg+xml", "svg")
+    if table is not None:
+        items["CSV"] = (lambda: render.frame_csv(table), "text/csv", "csv")
+    items.update(extra or {})
+    with st.container(horizontal=True, gap="small"):
+        for fmt, (make, mime, ext) in items.items():
+            st.download_button(f"⬇ {fmt}", make, file_name=f"{_slug(name)}.{ext}", mime=mime, on_click="ignore",
+                               key=f"dl:{key or name}:{fmt}")
+
+
+def chart(c: alt.TopLevelMixin, name: str, table: Optional[pd.DataFrame] = None, key: str = "",
+          stretch: bool = False) -> None:
+    """An altair chart (as wide as its column, or its own width) with PNG / SVG / CSV downloads."""
+    st.altair_chart(c, width="stretch" if stretch else "content")
+    downloads(name, chart=c, table=table, key=key)
+
+
+def table(df: pd.DataFrame, name: str, key: str = "", **kw) -> None:
+    st.dataframe(df, hide_index=True, **kw)
+    downloads(name, table=df, key=key)
+
+
+def run_task(task: str, label: str, work: Callable[[Callable[[str, int, int], None]], T]) -> Optional[T]:
+    """Run long `work(progress)` inside st.status with a Stop button.
+
+    Stop reruns the script; Streamlit interrupts the running one at its next progress update, so the work ends
+    there and the next run shows a "stopped" note with a button to start again.
+    """
+    if state.get(state.STOPPED) == task:
+        st.info(f"Stopped: {label}.")
+        if st.button("Start again", key=f"again:{task}"):
+            state.put(state.STOPPED, "")
+            st.rerun()
+        return None
+    box = st.empty()
+    with box.container():
+        st.button("⏹ Stop", key=f"stop:{task}", on_click=state.put, args=(state.STOPPED, task))
+        with st.status(label, expanded=True):
+            bar = st.progress(0.0, text="starting")
+
+            def progress(phase: str, done: int, total: int) -> None:
+                bar.progress(min(done / total, 1.0) if total else 0.0, text=f"{phase} ({done}/{total})")
+
+            try:
+                out = work(progress)
+            except FailureLensError as e:
+                out, error = None, str(e)
+            else:
+                error = None
+    box.empty()
+    if error:
+        st.error(error)
+    return out

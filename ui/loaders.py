@@ -1,0 +1,126 @@
+"""Cached engine calls. Models: st.cache_resource (bounded, shared, never mutated). Results: st.cache_data on
+picklable records, keyed by the model fingerprint plus every input. Graphs: a byte-bounded GraphCache keyed by
+content (engine.graph.cache.graph_key), so pruning sliders re-draw without recomputing.
+
+Errors the user can fix (FailureLensError) are shown with st.error and the loader returns None.
+"""
+from __future__ import annotations
+
+import gc
+import sys
+from typing import Callable, Optional
+
+import streamlit as st
+
+import engine
+from engine.graph.cache import GraphCache, graph_key
+from engine.models import ModelHandle, describe
+from engine.records import Attribution, FailureLensError
+from ui import state
+from ui.state import ModelSpec
+
+MAX_MODELS = 4
+GRAPH_CACHE_BYTES = 512 << 20
+
+
+@st.cache_resource(max_entries=MAX_MODELS, show_spinner=False)
+def _load(param: str, trust_remote_code: bool) -> ModelHandle:
+    s = ModelSpec.parse(param)
+    return engine.load_model(s.source, revision=s.revision, dtype=s.dtype, quantize=s.quantize, rule=s.rule,
+                             trust_remote_code=trust_remote_code)
+
+
+def _trusted(param: str) -> bool:
+    return param in state.get(state.TRUSTED)
+
+
+def model(param: str, quiet: bool = False) -> Optional[ModelHandle]:
+    """The loaded model for a spec (loading it on first use); None (after an st.error) when it cannot load."""
+    try:
+        spec = ModelSpec.parse(param)
+        if quiet:
+            return _load(param, _trusted(param))
+        with st.spinner(f"Loading {spec.label} …", show_time=True):
+            return _load(param, _trusted(param))
+    except FailureLensError as e:
+        st.error(f"Model {param!r}: {e}")
+        return None
+
+
+def active_model() -> Optional[ModelHandle]:
+    """The model the pages show; None (with a message) when nothing is loaded or it fails to load."""
+    param = state.active_param()
+    if param is None:
+        st.warning("No model is loaded. Open the **Models** page and load one (the zoo models need no download).")
+        return None
+    return model(param)
+
+
+def unload(param: str) -> None:
+    """Forget a model: drop it from the view and from the shared cache, then free its memory."""
+    models = [p for p in state.model_params() if p != param]
+    state.put(state.MODELS, models)
+    state.put(state.ACTIVE, 0)
+    _load.clear(param, _trusted(param))
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def summary(param: str) -> Optional[dict]:
+    handle = model(param, quiet=True)
+    return describe(handle) if handle is not None else None
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _attribute(model_key: str, _handle: ModelHandle, prompt: str, target: Optional[str], contrast: Optional[str],
+               mode: str, strategy: str, k: int) -> Attribution:
+    return engine.attribute(_handle, prompt, target=target, contrast=contrast, mode=mode, strategy=strategy, k=k)
+
+
+def attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mode: str, strategy: str,
+                k: int) -> Optional[Attribution]:
+    """Token relevance for the view (cached); None after an st.error when the input is not usable."""
+    try:
+        with st.spinner("Computing relevance …"):
+            return _attribute(handle.key, handle, prompt, target or None,
+                              (contrast or None) if mode == "logit_diff" and strategy == "by_ref_token" else None,
+                              mode, strategy, int(k))
+    except FailureLensError as e:
+        st.error(str(e))
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def graph_cache() -> GraphCache:
+    return GraphCache(GRAPH_CACHE_BYTES)
+
+
+def graph(handle: ModelHandle, prompt: str, att: Attribution, stages: Optional[list[int]], split: bool,
+          run: Callable[[str, str, Callable], object]):
+    """(graph, key) for the view: from the cache, or built through `run(key, label, work)` (a long task).
+
+    The key holds the model fingerprint, the prompt's token ids, the objective with its resolved target and
+    contrast ids, the rule, the stage selection and the split.
+    """
+    con = att.contrast.token_id if att.contrast else None
+    objective = f"{att.mode}/{att.strategy}/k{att.k}/t{att.target.token_id}/c{con}/p{att.position}"
+    key = graph_key(handle.key, att.token_ids, objective, handle.rule, tuple(stages or ()), split)
+    cache = graph_cache()
+    hit = cache.get(key)
+    if hit is not None:
+        return hit, key
+
+    def work(progress):
+        from engine.graph.build import build_graph
+
+        return build_graph(
+            handle, prompt, target=f"#{att.target.token_id}",
+            contrast=f"#{con}" if con is not None else None, mode=att.mode, strategy=att.strategy, k=att.k,
+            position=att.position, split=split, stages=stages, progress=progress)
+
+    g = run(key, f"Building the attribution graph ({len(att.token_ids)} tokens)", work)
+    if g is not None:
+        cache.put(key, g)
+    return g, key

@@ -1,0 +1,261 @@
+"""Every session-state key of the dashboard, defined once, and its mirror in the URL query string.
+
+The view state lives in `st.session_state[<key>]`; at the end of every run `sync_url` writes the values that
+differ from their defaults into the query string, and the first run of a session reads them back, so a copied
+link reopens the exact view. Widgets never own these keys: `ui.widgets` binds a widget to a key (the widget
+has its own key "w:<key>"), so values survive page switches.
+
+URL scheme (all optional; defaults are left out):
+  model=<spec> (repeatable)   loaded models, see ModelSpec: zoo:l | /path/to/folder | org/name;rev=main;dtype=bfloat16;q=4bit;rule=cp-lrp
+  active=<i>                  index of the model the pages show (0 = first)
+  case=<zoo model>/<case id>  a zoo failure case (sets prompt, target, contrast); else prompt=<text>
+  target, contrast            token text, or #<token id>; empty: top-1 / runner-up
+  mode, strategy, k           objective (logit_diff | max_logit; by_ref_token | by_topk_avg | demean; k)
+  norm, hide_first, hide_special               heatmap colour scale and hidden tokens
+  layers, stages, split, prune, top_p, edge_thr, node_thr, connected, hide_bos, node   graph view
+  present=1                   presentation mode
+  cmp_models (repeatable), cmp_ref, cmp_other, cmp_case, ncases, corr_x, corr_y     Scaling page
+  ev_source, ev_points (repeatable), ev_path, ev_revs, ev_cases, ev_point, ev_case   Evolution page
+  store, run, sw_models, sw_bench, sw_cat (repeatable), sw_case                       Sweeps page (results browser)
+Trusting remote code is never read from a URL: a link must not be able to run code on the viewer's machine.
+To add a page's own state: add Field lines below (the key doubles as the URL parameter name).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import streamlit as st
+
+from engine.records import FailureLensError
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    default: Any
+    url: bool = True  # mirrored in the query string
+
+
+MODELS, ACTIVE, CASE, PROMPT, TARGET, CONTRAST = "model", "active", "case", "prompt", "target", "contrast"
+MODE, STRATEGY, K = "mode", "strategy", "k"
+NORM, HIDE_FIRST, HIDE_SPECIAL = "norm", "hide_first", "hide_special"
+LAYERS, STAGES, SPLIT, PRUNE, TOP_P, EDGE_THR, NODE_THR = "layers", "stages", "split", "prune", "top_p", "edge_thr", "node_thr"
+CONNECTED, HIDE_BOS, NODE, PRESENT = "connected", "hide_bos", "node", "present"
+TRUSTED = "trusted"  # session only: model specs the user allowed to run remote code
+STOPPED = "stopped"  # session only: key of the long task the user stopped
+URL_ISSUES = "url_issues"  # session only: URL values that could not be used
+# Scaling / Evolution / Sweeps pages
+CMP_MODELS, CMP_REF, CMP_OTHER, CMP_CASE = "cmp_models", "cmp_ref", "cmp_other", "cmp_case"  # models, reference
+NCASES, CORR_X, CORR_Y = "ncases", "corr_x", "corr_y"  # cases per comparison; "corrected" region x > corr_x, y < corr_y
+EV_SOURCE, EV_POINTS, EV_PATH, EV_REVS = "ev_source", "ev_points", "ev_path", "ev_revs"  # zoo | local | hub checkpoints
+EV_CASES, EV_POINT, EV_CASE = "ev_cases", "ev_point", "ev_case"  # whose failures, heatmap checkpoint and case
+STORE, RUN = "store", "run"  # results store folder and run id
+SW_MODELS, SW_BENCH, SW_CAT, SW_CASE = "sw_models", "sw_bench", "sw_cat", "sw_case"  # result filters, opened case
+SW_CONFIG, SW_RESUME = "sw_config", "sw_resume"  # session only: sweep config text, resume a stopped run
+DEFAULTS_DONE = "defaults_done"  # session only: pages whose zoo defaults were filled in
+
+FIELDS: dict[str, Field] = {f.key: f for f in [
+    Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
+    Field(MODE, "logit_diff"), Field(STRATEGY, "by_ref_token"), Field(K, 10),
+    Field(NORM, "max"), Field(HIDE_FIRST, False), Field(HIDE_SPECIAL, False),
+    Field(LAYERS, "All"), Field(STAGES, []), Field(SPLIT, False), Field(PRUNE, "cum_mass"), Field(TOP_P, 0.8),
+    Field(EDGE_THR, 0.02), Field(NODE_THR, 0.0), Field(CONNECTED, True), Field(HIDE_BOS, True), Field(NODE, ""),
+    Field(PRESENT, False),
+    Field(TRUSTED, frozenset(), url=False), Field(STOPPED, "", url=False), Field(URL_ISSUES, [], url=False),
+    # ---- Scaling, Evolution and Sweeps pages (ui.compare_views, ui.sweep_views) ----
+    Field(CMP_MODELS, []), Field(CMP_REF, ""), Field(CMP_OTHER, ""), Field(CMP_CASE, ""), Field(NCASES, 12),
+    Field(CORR_X, 1.0), Field(CORR_Y, -1.0),
+    Field(EV_SOURCE, "zoo"), Field(EV_POINTS, []), Field(EV_PATH, ""), Field(EV_REVS, ""), Field(EV_CASES, ""),
+    Field(EV_POINT, ""), Field(EV_CASE, ""),
+    Field(STORE, ""), Field(RUN, ""), Field(SW_MODELS, []), Field(SW_BENCH, []), Field(SW_CAT, []), Field(SW_CASE, ""),
+    Field(SW_CONFIG, "", url=False), Field(SW_RESUME, False, url=False), Field(DEFAULTS_DONE, frozenset(), url=False),
+]}
+_LOADED = "_url_loaded"
+
+
+# ---------------------------------------------------------------- model specs
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load one model; `param()` is its URL / cache form, `parse` its inverse."""
+
+    source: str
+    revision: Optional[str] = None
+    dtype: str = "auto"
+    quantize: Optional[str] = None
+    rule: str = "attnlrp"
+
+    def param(self) -> str:
+        opts = [("rev", self.revision), ("dtype", None if self.dtype == "auto" else self.dtype),
+                ("q", self.quantize), ("rule", None if self.rule == "attnlrp" else self.rule)]
+        return ";".join([self.source.strip()] + [f"{k}={v}" for k, v in opts if v])
+
+    @classmethod
+    def parse(cls, text: str) -> "ModelSpec":
+        source, *opts = str(text).split(";")
+        if not source.strip():
+            raise FailureLensError("A model entry is empty. Pick a zoo model, a local folder or a hub id.")
+        kw: dict[str, Any] = {}
+        names = {"rev": "revision", "dtype": "dtype", "q": "quantize", "rule": "rule"}
+        for opt in opts:
+            k, _, v = opt.partition("=")
+            if k not in names or not v:
+                raise FailureLensError(f"Unknown model option {opt!r} in {text!r}. Use rev=, dtype=, q=4bit or rule=.")
+            kw[names[k]] = v
+        return cls(source.strip(), **kw)
+
+    @property
+    def label(self) -> str:
+        extra = [x for x in (self.revision and f"@{self.revision}", self.dtype != "auto" and self.dtype,
+                             self.quantize, self.rule != "attnlrp" and "CP-LRP") if x]
+        return self.source + (f" ({', '.join(extra)})" if extra else "")
+
+    @property
+    def zoo_name(self) -> Optional[str]:
+        return self.source[4:] if self.source.startswith("zoo:") else None
+
+
+# ---------------------------------------------------------------- defaults from the zoo
+def default_model() -> Optional[str]:
+    """The largest zoo size that has failure cases (else the largest size); None without a zoo."""
+    from engine import zoo
+
+    sizes = zoo.zoo_sizes()
+    with_failures = {f.model for f in zoo.load_failures()}
+    pick = [s for s in sizes if s in with_failures] or sizes
+    return f"zoo:{pick[-1]}" if pick else None
+
+
+def find_case(ref: str):
+    """The ZooFailure named "<zoo model>/<case id>", or None."""
+    from engine import zoo
+
+    model, _, case_id = ref.partition("/")
+    if model not in zoo.zoo_names():
+        return None
+    return next((f for f in zoo.load_failures(model) if f.case_id == case_id), None)
+
+
+def case_ref(failure) -> str:
+    return f"{failure.model}/{failure.case_id}"
+
+
+def default_case(model_param: Optional[str]) -> Optional[Any]:
+    """A real failure of the model: the clearest one (largest logit difference) among the shortest prompts."""
+    from engine import zoo
+
+    name = ModelSpec.parse(model_param).zoo_name if model_param else None
+    fails = zoo.load_failures(name) if name in zoo.zoo_names() else zoo.load_failures()
+    short = sorted(fails, key=lambda f: len(f.prompt))[:20]
+    return max(short, key=lambda f: f.logit_diff) if short else None
+
+
+def apply_case(failure) -> None:
+    """Point the view at a zoo failure: its prompt, its wrong token as target, the right one as contrast."""
+    ss = st.session_state
+    ss[CASE], ss[PROMPT] = case_ref(failure), failure.prompt
+    ss[TARGET], ss[CONTRAST] = f"#{failure.target_id}", f"#{failure.contrast_id}"
+    ss[MODE], ss[NODE] = "logit_diff", ""
+
+
+# ---------------------------------------------------------------- URL <-> session state
+def _parse(field: Field, values: list[str]) -> Any:
+    d = field.default
+    if isinstance(d, list):
+        return [int(v) for v in values] if field.key == STAGES else list(values)
+    v = values[-1]
+    if isinstance(d, bool):
+        if v.lower() not in ("1", "0", "true", "false"):
+            raise ValueError(v)
+        return v.lower() in ("1", "true")
+    return type(d)(v)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value)
+
+
+def init() -> None:
+    """Called at the top of every run: the first run of a session reads the URL and fills in the defaults."""
+    ss = st.session_state
+    if not ss.get(_LOADED):
+        ss[_LOADED] = True
+        issues = []
+        for f in FIELDS.values():
+            ss[f.key] = f.default
+            values = st.query_params.get_all(f.key) if f.url else []
+            if values:
+                try:
+                    ss[f.key] = _parse(f, values)
+                except ValueError:
+                    issues.append(f"{f.key}={values[-1]!r} in the link is not valid; using the default.")
+        ss[URL_ISSUES] = issues
+        _fill_defaults(issues)
+    for f in FIELDS.values():  # fields added after the session started
+        if f.key not in ss:
+            ss[f.key] = f.default
+
+
+def _fill_defaults(issues: list[str]) -> None:
+    ss = st.session_state
+    if not ss[MODELS]:
+        model = default_model()
+        ss[MODELS] = [model] if model else []
+    if ss[CASE]:
+        failure = find_case(ss[CASE])
+        if failure is None:
+            issues.append(f"The failure case {ss[CASE]!r} from the link does not exist in this zoo.")
+            ss[CASE] = ""
+        else:
+            target, contrast = ss[TARGET], ss[CONTRAST]
+            apply_case(failure)
+            ss[TARGET], ss[CONTRAST] = target or ss[TARGET], contrast or ss[CONTRAST]
+    elif not ss[PROMPT]:
+        failure = default_case(active_param())
+        if failure is not None:
+            apply_case(failure)
+
+
+def url_params() -> dict[str, Any]:
+    """The query string of the current view: fields that differ from their defaults (prompt only without a case)."""
+    ss = st.session_state
+    out = {}
+    for f in FIELDS.values():
+        v = ss.get(f.key, f.default)
+        if f.url and v != f.default and not (f.key == PROMPT and ss.get(CASE)):
+            out[f.key] = _encode(v)
+    return out
+
+
+def sync_url() -> None:
+    """Write the view into the query string (only when it changed, so the browser history stays clean)."""
+    want = url_params()
+    have = {k: st.query_params.get_all(k) for k in st.query_params.keys() if k not in ("embed", "embed_options")}
+    if have != {k: v if isinstance(v, list) else [v] for k, v in want.items()}:
+        st.query_params.from_dict(want)
+
+
+# ---------------------------------------------------------------- small accessors
+def get(key: str) -> Any:
+    return st.session_state.get(key, FIELDS[key].default)
+
+
+def put(key: str, value: Any) -> None:
+    st.session_state[key] = value
+
+
+def model_params() -> list[str]:
+    return list(get(MODELS))
+
+
+def active_param() -> Optional[str]:
+    models = model_params()
+    if not models:
+        return None
+    i = get(ACTIVE)
+    return models[i] if 0 <= i < len(models) else models[0]
+

@@ -1,0 +1,288 @@
+"""The Sweeps page's parts: the example config, sweeps in a background thread (progress, time left, stop),
+reading a results store, the category columns, one stored case with its labelling form, and the exports."""
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import streamlit as st
+
+from engine import render, zoo
+from engine.categories import Category, Label, Outcome, Pattern, Suggestion
+from engine.records import FailureLensError
+from engine.store import Store
+from engine.sweep import RunSummary, SweepProgress, default_run_id, load_case, run_sweep
+from engine.sweep_config import SweepConfig, parse_sweep_config
+from ui import layout, state, widgets
+
+log = logging.getLogger(__name__)
+MAX_CONFIG_BYTES = 64 << 10
+UPLOAD = "sw:upload"
+NONE = "none"
+COLUMNS = ["model_label", "benchmark", "case_id", "status", "logit_diff", "ref_rank", "target", "contrast", "outcome",
+           "pattern", "labelled", "seg_total", "seg_instruction", "seg_query", "seg_answer", "error"]
+
+
+def example_config() -> str:
+    sizes = zoo.zoo_sizes()
+    models = "\n".join(f"  - {{source: 'zoo:{s}', label: {s}}}" for s in dict.fromkeys([sizes[0], sizes[-1]])) \
+        if sizes else "  - {source: 'zoo:xs', label: xs}"
+    return ("# A small sweep over the built-in zoo: edit it (or load a YAML file) and press Start.\n"
+            "name: zoo-demo\nmodels:\n" + models + "\n"
+            "benchmarks:\n  - kind: zoo\n    filters: {limit: 12}\n"
+            "compute:\n  heatmap: true\n"
+            "store: runs/zoo-demo  # relative paths start at the folder the dashboard runs in\n")
+
+
+def take_upload() -> None:
+    """Callback of the file uploader: the file's text replaces the config (size-limited, UTF-8 only)."""
+    up = st.session_state.get(UPLOAD)
+    if up is None:
+        return
+    if up.size > MAX_CONFIG_BYTES:
+        st.error(f"{up.name} is {up.size // 1024} KiB; a sweep config may be at most {MAX_CONFIG_BYTES >> 10} KiB.")
+        return
+    try:
+        state.put(state.SW_CONFIG, up.getvalue().decode("utf-8"))
+    except UnicodeDecodeError:
+        st.error(f"{up.name} is not UTF-8 text; upload the YAML file of a sweep config.")
+
+
+# ---------------------------------------------------------------- sweeps in the background
+@dataclass
+class SweepJob:
+    """One sweep running in a thread of the server; the page only reads it."""
+
+    config: SweepConfig
+    run_id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    last: Optional[SweepProgress] = None
+    summary: Optional[RunSummary] = None
+    error: Optional[str] = None
+    thread: Optional[threading.Thread] = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def work(self, resume: bool) -> None:
+        try:
+            self.summary = run_sweep(self.config, resume, self.report, self.cancel.is_set, self.run_id)
+        except FailureLensError as e:
+            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - shown on the page; the server goes on
+            log.exception("sweep %s failed", self.run_id)
+            self.error = f"the sweep stopped on an unexpected error ({type(e).__name__}: {e})."
+
+    def report(self, p: SweepProgress) -> None:
+        self.last = p
+
+
+@st.cache_resource(show_spinner=False)
+def jobs() -> dict[tuple[str, str], SweepJob]:
+    """Sweeps started from this server, by (store folder, run id); shared by every session."""
+    return {}
+
+
+def start(text: str, resume: bool) -> None:
+    """Parse the config and start its sweep in a thread; errors (naming key and line) go to st.error."""
+    if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
+        st.error(f"The config is longer than {MAX_CONFIG_BYTES >> 10} KiB; shorten it.")
+        return
+    try:
+        config = parse_sweep_config(text, "sweep config", Path.cwd())
+    except FailureLensError as e:
+        st.error(str(e))
+        return
+    busy = [j for j in jobs().values() if j.running]
+    if busy:
+        st.error(f"Sweep {busy[0].run_id!r} is still running; stop it or wait until it is done.")
+        return
+    job = SweepJob(config, default_run_id(config))
+    if not resume and _has_results(config.store, job.run_id):
+        st.error(f"Run {job.run_id!r} already has results in {config.store}. Turn on Resume to continue it, or "
+                 "change `name:` in the config to start a new run.")
+        return
+    job.thread = threading.Thread(target=job.work, args=(resume,), name=f"sweep-{job.run_id}", daemon=True)
+    jobs()[(config.store, job.run_id)] = job
+    job.thread.start()
+    state.put(state.STORE, config.store)
+    state.put(state.RUN, job.run_id)
+
+
+def _has_results(folder: str, run_id: str) -> bool:
+    try:
+        with Store(folder, readonly=True) as s:
+            return bool(s.result_rows(run_id))
+    except FailureLensError:  # no store there yet
+        return False
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "…"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+@st.fragment(run_every=1.0)
+def _live(key: tuple[str, str]) -> None:
+    job = jobs().get(key)
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")  # done: redraw the page with the final summary and the new results
+    p = job.last
+    if p is None:
+        st.progress(0.0, text=f"Sweep {job.run_id}: planning …")
+    else:
+        what = f"loading {p.model}" if p.phase == "load" else f"{p.model}: case {p.case} of {p.cases}"
+        st.progress(p.done / p.total if p.total else 0.0,
+                    text=f"Sweep {job.run_id}: {what} · {p.done} of {p.total} in all · {_duration(p.elapsed_s)} "
+                         f"elapsed · about {_duration(p.eta_s)} left")
+    st.button("⏹ Stop", key="sw:stop", on_click=job.cancel.set, disabled=job.cancel.is_set(),
+              help="Stops after the case being computed; everything stored so far stays. Resume continues it.")
+
+
+def watch() -> None:
+    """Progress of the sweep of the current store and run (live while it runs), or how it ended."""
+    key = (state.get(state.STORE), state.get(state.RUN))
+    job = jobs().get(key)
+    if job is None:
+        return
+    if job.running:
+        _live(key)
+    elif job.error:
+        st.error(f"Sweep {job.run_id}: {job.error}")
+    elif job.summary is not None:
+        s = job.summary
+        counts = ", ".join(f"{n} {k}" for k, n in s.statuses.items()) or "nothing new"
+        if s.cancelled:
+            st.info(f"Sweep {s.run_id} stopped: {s.computed} computed ({counts}), {s.skipped} stored before; "
+                    f"{s.skipped + s.computed} of {s.total} stored. Turn on Resume and start it again to continue.")
+        else:
+            st.success(f"Sweep {s.run_id} finished in {_duration(s.elapsed_s)}: {s.computed} computed ({counts}); "
+                       f"{s.skipped} were already stored.")
+
+
+# ---------------------------------------------------------------- browsing a store
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _reader(folder: str) -> Store:
+    return Store(folder, readonly=True)  # WAL: sees every result committed since, also while a sweep writes
+
+
+def open_store(folder: str) -> Optional[Store]:
+    path = Path(folder).expanduser().resolve()
+    try:
+        return _reader(str(path))
+    except FailureLensError as e:
+        if any(j.running and Path(j.config.store).resolve() == path for j in jobs().values()):
+            st.info("The sweep is setting up this store; its results appear here as they are stored.")
+        else:
+            st.error(str(e))
+        return None
+
+
+def with_categories(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds outcome / pattern (the person's label where there is one, else the suggestion) and `labelled`."""
+    human = df["human_outcome"].notna() | df["human_pattern"].notna()
+    return df.assign(outcome=df["human_outcome"].where(human, df["suggested_outcome"]).fillna(NONE),
+                     pattern=df["human_pattern"].where(human, df["suggested_pattern"]).fillna(NONE),
+                     labelled=human.map({True: "person", False: "suggested"}))
+
+
+def case_key(model: str, case_id: str) -> str:
+    return f"{model}::{case_id}"
+
+
+def stored_heatmap(store: Store, run_id: str, row: pd.Series) -> None:
+    """The stored heatmap of one result (the store refuses array paths outside its folder: shown as an error)."""
+    try:
+        case = load_case(store, run_id, row["model_label"], row["case_id"])
+    except FailureLensError as e:
+        st.error(str(e))
+        return
+    if case is None or not len(case.relevance):
+        st.info("This result has no stored heatmap (computed without `heatmap: true`).")
+        return
+    shown = render.shown_mask(len(case.tokens), case.special_mask, state.get(state.HIDE_FIRST),
+                              state.get(state.HIDE_SPECIAL))
+    values = render.normalise(case.relevance.tolist(), shown, state.get(state.NORM))
+    st.html(render.legend_html(str(row["target"]), str(row["contrast"]), state.get(state.NORM)))
+    st.html(render.heatmap_fragment(case.tokens, values, case.relevance.tolist(), shown, font_scale=layout.scale()))
+    title = f"{row['model_label']} · {row['case_id']}: {row['target']!r} vs {row['contrast']!r}"
+    layout.downloads(f"heatmap_{row['model_label']}_{row['case_id']}", key="sw:heatmap", extra={
+        "HTML": (lambda: render.heatmap_html(case.tokens, values, case.relevance.tolist(), shown, title=title,
+                                             target=str(row["target"]), contrast=str(row["contrast"]),
+                                             norm=state.get(state.NORM), notes=[f"Δℓ = {row['logit_diff']:+.3f}"]),
+                 "text/html", "html")})
+
+
+def _index(options: list[str], value: str) -> int:
+    return options.index(value) if value in options else 0
+
+
+def label_form(folder: str, run_id: str, row: pd.Series, suggestion: Optional[dict]) -> None:
+    """Confirm the suggested category or set another; stored with its time (Store.add_label keeps the history)."""
+    sug = Suggestion.from_dict(suggestion) if suggestion else None
+    outcomes, patterns = [NONE] + [o.value for o in Outcome], [NONE] + [p.value for p in Pattern]
+    key = case_key(row["model_label"], row["case_id"])
+
+    def save(outcome: str, pattern: str, author: str = "", note: str = "") -> None:
+        human = Category(Outcome(outcome) if outcome != NONE else None, Pattern(pattern) if pattern != NONE else None)
+        try:
+            with Store(folder) as s:
+                s.add_label(run_id, Label.now(row["case_id"], row["model_label"], sug, human, author, note))
+        except FailureLensError as e:
+            st.error(str(e))
+            return
+        st.toast(f"Label saved: {outcome} / {pattern}")
+
+    if sug is not None:
+        c = sug.category.to_dict()
+        st.button(f"✓ Confirm the suggestion ({c['outcome'] or NONE} / {c['pattern'] or NONE})",
+                  key=f"sw:confirm:{key}",
+                  on_click=save, args=(c["outcome"] or NONE, c["pattern"] or NONE))
+    with st.form(f"sw:label:{key}", border=True):
+        c1, c2 = st.columns(2)
+        c1.selectbox("Outcome", outcomes, index=_index(outcomes, row["outcome"]), key=f"sw:outcome:{key}")
+        c2.selectbox("Pattern", patterns, index=_index(patterns, row["pattern"]), key=f"sw:pattern:{key}")
+        c1.text_input("Your name (optional)", key=f"sw:author:{key}")
+        c2.text_input("Note (optional)", key=f"sw:note:{key}")
+        st.form_submit_button("Save label", on_click=lambda: save(
+            *(st.session_state[f"sw:{k}:{key}"] for k in ("outcome", "pattern", "author", "note"))))
+
+
+def exports(store: Store, run_id: str, df: pd.DataFrame) -> None:
+    """The whole run as CSV, Parquet and the one-file HTML report (made when clicked)."""
+    from engine.report import run_report
+
+    def parquet() -> bytes:
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return buf.getvalue()
+
+    layout.downloads(f"run_{run_id}", key="sw:run", extra={
+        "CSV": (lambda: render.frame_csv(df), "text/csv", "csv"),
+        "Parquet": (parquet, "application/vnd.apache.parquet", "parquet"),
+        "HTML report": (lambda: run_report(store, run_id), "text/html", "html")})
+
+
+def filters(df: pd.DataFrame) -> pd.DataFrame:
+    """Model, benchmark and category filters (empty: all); returns the rows kept."""
+    c1, c2, c3 = st.columns(3)
+    for col, (label, key, column) in zip((c1, c2, c3), (("Models", state.SW_MODELS, "model_label"),
+                                                         ("Benchmarks", state.SW_BENCH, "benchmark"),
+                                                         ("Outcome", state.SW_CAT, "outcome"))):
+        with col:
+            widgets.multiselect(label, key, sorted(df[column].dropna().astype(str).unique()), placeholder="all")
+    keep = pd.Series(True, index=df.index)
+    for key, column in ((state.SW_MODELS, "model_label"), (state.SW_BENCH, "benchmark"), (state.SW_CAT, "outcome")):
+        if state.get(key):
+            keep &= df[column].astype(str).isin(state.get(key))
+    return df[keep]

@@ -1,0 +1,70 @@
+"""Renderers of engine results into Streamlit (token heatmap, result header)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import streamlit as st
+
+from engine import render
+from engine.records import Attribution
+from ui import layout, state
+
+CONSERVATION_HELP = ("Conservation = sum of token relevance ÷ the explained logit difference. Near 1: the heatmap "
+                     "accounts for the whole difference; far from 1: biases or numerics absorbed part of it.")
+
+
+def shown(att: Attribution) -> list[bool]:
+    return render.shown_mask(len(att.tokens), att.special_mask, state.get(state.HIDE_FIRST), state.get(state.HIDE_SPECIAL))
+
+
+def colour_values(att: Attribution, mask: list[bool]) -> list[float]:
+    return render.normalise(att.relevance, mask, state.get(state.NORM))
+
+
+def header(att: Attribution, expected: Optional[float] = None) -> None:
+    """Target, contrast, Δℓ and conservation in one row."""
+    cols = st.columns(4)
+    cols[0].metric("Target (red)", repr(att.target.text), help=f"token id {att.target.token_id}")
+    if att.contrast is not None:
+        cols[1].metric("Contrast (blue)", repr(att.contrast.text), help=f"token id {att.contrast.token_id}")
+        delta = None if expected is None else f"zoo: {expected:+.2f}"
+        cols[2].metric("Δℓ = ℓ(target) − ℓ(contrast)", f"{att.logit_diff:+.3f}", delta=delta, delta_color="off",
+                       help="Positive: the model prefers the target, i.e. it makes the mistake.")
+    else:
+        cols[1].metric("Objective", att.mode if att.strategy is None else f"{att.mode}/{att.strategy}")
+        cols[2].metric("Objective value", f"{att.objective:+.3f}")
+    cols[3].metric("Conservation", f"{att.conservation:.2f}", help=CONSERVATION_HELP)
+    st.caption(CONSERVATION_HELP)
+    for w in att.warnings:
+        st.info(w)
+
+
+def heatmap(att: Attribution, mask: list[bool], values: list[float]) -> None:
+    """The coloured tokens with their legend (all text escaped by engine.render)."""
+    contrast = att.contrast.text if att.contrast else None
+    st.html(render.legend_html(att.target.text, contrast, state.get(state.NORM)))
+    st.html(render.heatmap_fragment(att.tokens, values, att.relevance, mask, font_scale=layout.scale()))
+
+
+def compare(att: Attribution, prompt: str) -> None:
+    """The same prompt, target and contrast (by token text) on every other loaded model, one heatmap each."""
+    from ui import loaders
+    from ui.state import ModelSpec
+
+    others = [p for p in state.model_params() if p != state.active_param()]
+    if not others:
+        return
+    st.subheader("The other loaded models")
+    st.caption("Same prompt; target and contrast matched by their text. Colour scale per model.")
+    contrast = att.contrast.text if att.contrast else ""
+    for param in others:
+        st.markdown(f"**{ModelSpec.parse(param).label}**")
+        handle = loaders.model(param)
+        other = handle and loaders.attribution(handle, prompt, att.target.text, contrast, state.get(state.MODE),
+                                               state.get(state.STRATEGY), state.get(state.K))
+        if other:
+            mask = shown(other)
+            what = f"Δℓ {other.logit_diff:+.3f}" if other.logit_diff is not None else f"objective {other.objective:+.3f}"
+            st.caption(f"{what} · conservation {other.conservation:.2f}")
+            st.html(render.heatmap_fragment(other.tokens, colour_values(other, mask), other.relevance, mask,
+                                            font_scale=layout.scale()))
