@@ -313,7 +313,14 @@ def load_benchmark(kind: str, path: Optional[str | Path] = None, *, name: Option
         raise FailureLensError(f"benchmark kind {kind!r} needs a path to its file.")
     if "references" in used:
         used["references"] = Path(used["references"])
-    cases = LOADERS[kind](Path(path) if path is not None else ZOO_EVAL, **used)
+    source = Path(path) if path is not None else ZOO_EVAL
+    try:
+        cases = LOADERS[kind](source, **used)
+    except (UnicodeDecodeError, gzip.BadGzipFile, csv.Error) as e:
+        raise FailureLensError(
+            f"{source} is not readable as UTF-8 text ({type(e).__name__}); is it a binary file? "
+            "Save it as UTF-8 JSONL, JSON or CSV."
+        ) from None
     if name:
         cases = [Case(c.id, name, c.prompt, c.reference, c.segments, c.meta) for c in cases]
     seen: set[str] = set()

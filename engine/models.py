@@ -186,6 +186,11 @@ def load_model(
     if rule not in RULES:
         raise FailureLensError(f"Unknown rule {rule!r}. Use one of: {', '.join(RULES)}.")
     kind, folder = resolve_source(source)
+    if revision and kind != "hub":
+        raise FailureLensError(
+            f"A revision ({revision!r}) applies to hub ids only; {source!r} is a {kind} model with no revisions. "
+            "Leave the revision empty, or give a hub id."
+        )
     ref = str(folder) if folder is not None else source.strip()
     dev = _pick_device(device)
     config = _load_config(ref, kind, revision, trust_remote_code)

@@ -310,4 +310,8 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     path = Path(path)
     if not path.is_file():
         raise FailureLensError(f"sweep config not found: {path}; give the path of a YAML file.")
-    return parse_sweep_config(path.read_text(encoding="utf-8"), str(path), path.parent)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FailureLensError(f"sweep config {path} is not UTF-8 text; is it a binary file? Save it as YAML.") from None
+    return parse_sweep_config(text, str(path), path.parent)
