@@ -79,7 +79,7 @@ class TopK:
         return self.parts[0]
 
 
-def _chunk_rows(n_heads: int, t: int, budget: int = 1 << 23) -> int:
+def _chunk_rows(n_heads: int, t: int, budget: int = 1 << 20) -> int:
     return max(1, min(t, budget // max(1, n_heads * t)))
 
 
@@ -96,43 +96,48 @@ def attention_edges(
     diag_k = torch.zeros(n_heads, t)
     total_off = 0.0
     rows = _chunk_rows(n_heads, t)
+    shared_v = f.v_lin is f.v  # no constant part: <U, v> serves both the edge and the softmax gradient
     for r0 in range(0, t, rows):
         r1 = min(t, r0 + rows)
         # causal models: rows < r1 never see columns >= r1, so the chunk only needs keys [0, n)
         n = r1 if f.allowed is None or not f.allowed[r0:r1, r1:].any() else t
         ri = torch.arange(r0, r1)
-        allowed = f.allowed[r0:r1, :n] if f.allowed is not None else torch.arange(n)[None, :] <= ri[:, None]
-        q = f.q[:, r0:r1]
-        z = torch.einsum("hid,hjd->hij", q, f.k[:, :n]) * f.scaling
-        attn = torch.softmax(z.masked_fill(~allowed, float("-inf")), -1).nan_to_num(0.0)
-        u = f.u[:, r0:r1]
-        value = c_v * attn * torch.einsum("hid,hjd->hij", u, f.v_lin[:, :n])
-        if rule == "attnlrp":
-            a = 0.5 * torch.einsum("hid,hjd->hij", u, f.v[:, :n])
-            g = attn * (a - (attn * a).sum(-1, keepdim=True))
-            z_lin = z if f.k_lin is f.k else torch.einsum("hid,hjd->hij", q, f.k_lin[:, :n]) * f.scaling
-            key = 0.5 * torch.where(allowed, z_lin, 0.0) * g
-        else:
-            key = torch.zeros_like(value)
-        per_head = value + key  # [H, c, n]
-        edge = per_head.sum(0)
         local = ri - r0
+        allowed = f.allowed[r0:r1, :n] if f.allowed is not None else torch.arange(n)[None, :] <= ri[:, None]
+        q, u = f.q[:, r0:r1], f.u[:, r0:r1]
+        z = torch.einsum("hid,hjd->hij", q, f.k[:, :n]).mul_(f.scaling)  # finite everywhere
+        attn = torch.softmax(z.masked_fill(~allowed, float("-inf")), -1)
+        if not bool(allowed.any(-1).all()):
+            attn = attn.nan_to_num_(0.0)  # a row with nothing to attend to
+        p_lin = torch.einsum("hid,hjd->hij", u, f.v_lin[:, :n])
+        value = p_lin.mul_(attn)  # A <U, v_lin>; scaled by c_v below (masked entries are 0: A is 0 there)
+        if rule == "attnlrp":
+            # G = A * (a - sum_j A a) with a = 1/2 <U, v>; A a = value / 2 when v has no constant part
+            half = value.mul_(0.5) if shared_v else value.mul_(c_v)
+            a_attn = half if shared_v else attn * torch.einsum("hid,hjd->hij", u, f.v[:, :n]).mul_(0.5)
+            g = a_attn - attn * a_attn.sum(-1, keepdim=True)
+            z_lin = z if f.k_lin is f.k else torch.einsum("hid,hjd->hij", q, f.k_lin[:, :n]).mul_(f.scaling)
+            key = z_lin.mul_(g).mul_(0.5)  # masked entries: g = 0
+            value = half
+        else:
+            value = value.mul_(c_v)
+            key = torch.zeros_like(value)
         diag_v[:, ri] = value[:, local, ri]
         diag_k[:, ri] = key[:, local, ri]
-        off = allowed.clone()
-        off[local, ri] = False
-        edge_off = torch.where(off, edge, 0.0)
-        col_off[:n] += edge_off.sum(0).double()
-        row_sum[r0:r1] += edge_off.sum(1).double()
-        total_off += float(edge_off.abs().sum())
+        edge = value.sum(0) + key.sum(0)  # [c, n]
+        edge[local, ri] = 0.0  # off-diagonal only; the diagonal is derived below
+        col_off[:n] += edge.sum(0).double()
+        row_sum[r0:r1] += edge.sum(1).double()
+        mag = edge.abs()
+        total_off += float(mag.sum())
         # only candidates above the current top-k floor leave torch (most entries, once the floor has risen)
-        i_idx, j_idx = (off & (edge_off.abs() > top.floor)).nonzero(as_tuple=True)
+        i_idx, j_idx = (mag > top.floor).nonzero(as_tuple=True)
         if len(i_idx) == 0:
             continue
-        w = edge[i_idx, j_idx]
+        v_e, k_e = value[:, i_idx, j_idx], key[:, i_idx, j_idx]
         top.offer(
-            (i_idx + r0).numpy().astype(np.int32), j_idx.numpy().astype(np.int32), w.numpy(),
-            per_head[:, i_idx, j_idx].T.numpy(), value.sum(0)[i_idx, j_idx].numpy(), key.sum(0)[i_idx, j_idx].numpy(),
+            (i_idx + r0).numpy().astype(np.int32), j_idx.numpy().astype(np.int32), edge[i_idx, j_idx].numpy(),
+            (v_e + k_e).T.numpy(), v_e.sum(0).numpy(), k_e.sum(0).numpy(),
         )
     dst, src, w, heads, val, key_ = top.result(n_heads)
     diag = (r_src.double() - col_off).float()  # each source's out-edges sum to its relevance
