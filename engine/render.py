@@ -212,6 +212,8 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
     """A pyvis Network of what `pruned` shows: tokens as columns, stages as rows (embedding at the bottom).
 
     Fixed x/y positions, physics off; node size by |R|, edge width by |w|, colour by sign (red +, blue -).
+    Only tokens with a visible node get a column (in prompt order), and rows are spread so that the
+    picture keeps a readable aspect ratio whether there are 3 rows or 40.
     """
     from pyvis.network import Network
 
@@ -222,6 +224,8 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
     vis_nodes = [(s, t) for s in stages for t in np.flatnonzero(pruned.node_mask[s])]
     rmax = max((abs(float(rel[s, t])) for s, t in vis_nodes), default=0.0) or 1.0
     top = len(stages) - 1
+    cols = {int(t): i for i, t in enumerate(sorted({int(t) for _, t in vis_nodes}))}
+    dy = max(dy, int(0.45 * dx * max(1, len(cols)) / max(1, top)))  # keep the drawing from going flat
     for s in stages:  # row labels left of the first token
         net.add_node(f"row:{s}", label=graph.stages[s].label, x=-dx * 1.2, y=(top - row[s]) * dy, shape="text",
                      physics=False, font={"size": 16, "color": "#444"}, fixed=True)
@@ -230,7 +234,8 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
         a = abs(r) / rmax
         tok = graph.tokens[t]
         net.add_node(
-            f"{s}:{t}", label=_visible_text(tok)[:14], x=int(t) * dx, y=(top - row[s]) * dy, physics=False, fixed=True,
+            f"{s}:{t}", label=_visible_text(tok)[:14], x=cols[int(t)] * dx, y=(top - row[s]) * dy, physics=False,
+            fixed=True,
             size=6 + 22 * a ** 0.5, shape="dot", color=_hex(colour(r / rmax if a > 0.02 else 0.02 * np.sign(r))),
             borderWidth=3 if selected == (s, int(t)) else 1,
             title=f"{graph.stages[s].label} · token {int(t)} {tok!r}\nR = {r:+.4f}",
