@@ -19,13 +19,7 @@ if handle is None:
 with st.expander("Prompt and tokens", expanded=not state.get(state.PROMPT)):
     prompt = inputs.prompt_picker()
     inputs.token_inputs(handle)
-if not prompt.strip():
-    st.warning("The prompt is empty. Pick a failure case or type a prompt.")
-    st.stop()
-att = loaders.attribution(handle, prompt, state.get(state.TARGET), state.get(state.CONTRAST), state.get(state.MODE),
-                          state.get(state.STRATEGY), state.get(state.K))
-if att is None:
-    st.stop()
+att = loaders.view_attribution(handle, prompt)
 versus = f" vs contrast {att.contrast.text!r}" if att.contrast else ""
 st.caption(f"Explaining target {att.target.text!r}{versus} after {len(att.tokens)} tokens. "
            "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge.")

@@ -17,15 +17,9 @@ with left:
     prompt = inputs.prompt_picker()
 with right:
     inputs.token_inputs(handle)
-if not prompt.strip():
-    st.warning("The prompt is empty. Pick a failure case or type a prompt.")
-    st.stop()
 
 # one engine call
-att = loaders.attribution(handle, prompt, state.get(state.TARGET), state.get(state.CONTRAST), state.get(state.MODE),
-                          state.get(state.STRATEGY), state.get(state.K))
-if att is None:
-    st.stop()
+att = loaders.view_attribution(handle, prompt)
 case = state.find_case(state.get(state.CASE)) if state.get(state.CASE) else None
 spec = ModelSpec.parse(state.active_param())
 

@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from tiny_models import build_tiny
@@ -61,3 +62,40 @@ def use_zoo(monkeypatch, root: Path) -> None:
     monkeypatch.setattr(zoo, "MODELS_DIR", root / "models")
     monkeypatch.setattr(zoo, "FAILURES_PATH", root / "failures.jsonl")
     zoo._index.cache_clear()
+
+
+# ---- fixtures shared by the AppTest files (import them by name into a test module) ----------------------
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory):
+    """None with the built zoo; else a stand-in of tiny random models in the zoo's formats."""
+    from engine import zoo
+
+    if zoo.zoo_sizes() and zoo.zoo_checkpoints() and zoo.load_failures():
+        return None
+    return build_stand_in(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture(autouse=True)
+def zoo_or_stand_in(stand_in, monkeypatch):
+    from engine import zoo
+
+    if stand_in is not None:
+        use_zoo(monkeypatch, stand_in)
+    yield
+    zoo._index.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def no_legacy_pages_mode(monkeypatch):
+    """AppTest resets Streamlit's legacy pages/ flag before every run, which would run page files without app.py
+    (and ui.layout.page's way out, a rerun, drops button clicks). A real server sets the flag once, at start."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def no_legacy(self, *a, **kw):
+        init(self, *a, **kw)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", no_legacy)

@@ -12,44 +12,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from compare_fixtures import build_stand_in, use_zoo
+from compare_fixtures import no_legacy_pages_mode, stand_in, zoo_or_stand_in  # noqa: F401 (fixtures)
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180
 FEW = "3"  # cases per comparison, through the page's own control (ncases in the link)
-
-
-@pytest.fixture(scope="module")
-def stand_in(tmp_path_factory):
-    from engine import zoo
-
-    if zoo.zoo_sizes() and zoo.zoo_checkpoints() and zoo.load_failures():
-        return None
-    return build_stand_in(tmp_path_factory.mktemp("zoo"))
-
-
-@pytest.fixture(autouse=True)
-def _zoo(stand_in, monkeypatch):
-    from engine import zoo
-
-    if stand_in is not None:
-        use_zoo(monkeypatch, stand_in)
-    yield
-    zoo._index.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def _no_legacy_pages_mode(monkeypatch):
-    """As in test_app_pages: a real server leaves Streamlit's legacy pages/ mode once; AppTest re-enters it."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    init = PagesManager.__init__
-
-    def no_legacy(self, *a, **kw):
-        init(self, *a, **kw)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", no_legacy)
 
 
 def page(name: str, **query) -> AppTest:

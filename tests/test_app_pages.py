@@ -12,45 +12,10 @@ import pytest
 
 from streamlit.testing.v1 import AppTest
 
-from compare_fixtures import build_stand_in, use_zoo
+from compare_fixtures import no_legacy_pages_mode, stand_in, zoo_or_stand_in  # noqa: F401 (fixtures)
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120
-
-
-@pytest.fixture(scope="module")
-def stand_in(tmp_path_factory):
-    """None with the built zoo; else a stand-in of tiny random models in the zoo's formats."""
-    from engine import zoo
-
-    if zoo.zoo_sizes() and zoo.load_failures():
-        return None
-    return build_stand_in(tmp_path_factory.mktemp("zoo"))
-
-
-@pytest.fixture(autouse=True)
-def _zoo(stand_in, monkeypatch):
-    from engine import zoo
-
-    if stand_in is not None:
-        use_zoo(monkeypatch, stand_in)
-    yield
-    zoo._index.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def _no_legacy_pages_mode(monkeypatch):
-    """AppTest resets Streamlit's legacy pages/ flag before every run, which would run page files without app.py
-    (and ui.layout.page's way out, a rerun, drops button clicks). A real server sets the flag once, at start."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    init = PagesManager.__init__
-
-    def no_legacy(self, *a, **kw):
-        init(self, *a, **kw)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", no_legacy)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from engine.compare import (
     first_token, logit_diffs, mean_by_model, mean_line, model_label, scaling_table, segment_breakdown,
 )
 from engine.models import load_model
-from engine.records import FailureLensError, TokenChoice
+from engine.records import FailureLensError
 from engine.zoo import MODELS_DIR
 
 LONG = " ".join(["the city of the king and the queen"] * 4)  # > 16 tokens: crosses the sliding window

@@ -92,6 +92,19 @@ def attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mo
         return None
 
 
+def view_attribution(handle: ModelHandle, prompt: str) -> Attribution:
+    """The attribution of the current view (prompt, tokens and objective from the state); stops the page with
+    a message when the prompt is empty or the input is not usable."""
+    if not prompt.strip():
+        st.warning("The prompt is empty. Pick a failure case or type a prompt.")
+        st.stop()
+    att = attribution(handle, prompt, state.get(state.TARGET), state.get(state.CONTRAST), state.get(state.MODE),
+                      state.get(state.STRATEGY), state.get(state.K))
+    if att is None:
+        st.stop()
+    return att
+
+
 @st.cache_resource(show_spinner=False)
 def graph_cache() -> GraphCache:
     return GraphCache(GRAPH_CACHE_BYTES)
