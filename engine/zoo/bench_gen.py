@@ -19,8 +19,8 @@ from typing import Callable
 from engine.zoo import DATA_DIR, FAMILIES
 
 SEED = 20240603
-N_TRAIN = 4000  # per family
-N_EVAL = 250  # per family
+N_TRAIN = {"instruction": 3000, "math": 6000, "code": 3000, "retrieval": 5000}  # the hard families get more
+N_EVAL = dict.fromkeys(FAMILIES, 250)
 SPECIALS = ("<q>", "<a>")  # template tokens (added to the tokenizer as special tokens)
 
 ITEMS = (
@@ -63,23 +63,23 @@ class _Prompt:
         return {"prompt": self.text, "reference": reference, "segments": self.spans}
 
 
-def _digits(rng: random.Random, lo: int, hi: int) -> int:
-    n = rng.randint(lo, hi)
+def _number(rng: random.Random) -> int:
+    n = rng.choice((1, 1, 2, 2, 3, 4))  # digits; few-digit sums are learnable, 4-digit carries mostly are not
     return rng.randint(10 ** (n - 1) if n > 1 else 0, 10**n - 1)
 
 
 def gen_instruction(rng: random.Random, long: bool) -> dict:
-    items = rng.sample(ITEMS, rng.randint(2, 6))
+    items = rng.sample(ITEMS, rng.choice((1, 1, 2, 2, 2, 3, 3, 4, 5)))  # short lists dominate: learnable in budget
     shown = [w.capitalize() if rng.random() < 0.3 else w for w in items]
     sep_name, sep = rng.choice(list(SEPARATORS.items()))
     case_name = rng.choice(list(CASES))
-    order = rng.random() < 0.25
-    first = rng.randint(1, len(items) - 1) if rng.random() < 0.25 else None
+    order = len(items) > 1 and rng.random() < 0.2
+    first = rng.randint(1, len(items) - 1) if len(items) > 1 and rng.random() < 0.2 else None
     chosen = items[::-1] if order else items
     chosen = chosen[:first] if first else chosen
     reference = f" {sep} ".join(CASES[case_name](w) for w in chosen)
-    style = f"separated by {sep_name} in {case_name}" + (" in reverse order" if order else "")
-    head = f"list only the first {first} of the words" if first else "list the words"
+    style = (f"separated by {sep_name} " if len(chosen) > 1 else "") + f"in {case_name}" + (" in reverse order" if order else "")
+    head = f"list only the first {first} of the words" if first else ("write the word" if len(items) == 1 else "list the words")
     p = _Prompt()
     if rng.random() < 0.5:
         p.add(head, "instruction").add(" ".join(shown), "query").add(f"{style} :", "instruction")
@@ -89,7 +89,7 @@ def gen_instruction(rng: random.Random, long: bool) -> dict:
 
 
 def gen_math(rng: random.Random, long: bool) -> dict:
-    a, b = _digits(rng, 1, 5), _digits(rng, 1, 5)
+    a, b = _number(rng), _number(rng)
     p = _Prompt()
     if rng.random() < 0.5:
         form = rng.randrange(3)
@@ -153,15 +153,18 @@ def gen_code(rng: random.Random, long: bool) -> dict:
 
 
 def gen_retrieval(rng: random.Random, long: bool) -> dict:
-    # Eval lengths are log-uniform from a few records to ~600 (about 4k tokens); train stays short.
-    n = round(math.exp(rng.uniform(math.log(2), math.log(600)))) if long else rng.randint(2, 12)
-    keys = rng.sample([f"{a} {w}" for a in ADJS for w in ITEMS], n)
-    values = [str(rng.randint(100, 999)) for _ in keys]
-    ask = rng.randrange(n)
+    # Eval lengths are log-uniform from a few records to ~900 (about 4k tokens); train stays short.
+    # Keys are single words; distractor keys may repeat, the asked key occurs exactly once.
+    n = round(math.exp(rng.uniform(math.log(2), math.log(900)))) if long else rng.randint(2, 8)
+    keys = rng.sample(ITEMS, min(n, len(ITEMS)))
+    ask = keys[0]
+    keys += [rng.choice(keys[1:]) for _ in range(n - len(keys))]
+    rng.shuffle(keys)
+    values = [str(rng.randint(10, 99)) for _ in keys]
     p = _Prompt().add("records :", "instruction")
     p.add(" ; ".join(f"{k} = {v}" for k, v in zip(keys, values)) + " .")
-    p.add("question : what is the value of", "instruction").add(keys[ask], "query").add("?", "instruction")
-    return p.case(values[ask])
+    p.add("question : what is the value of", "instruction").add(ask, "query").add("?", "instruction")
+    return p.case(values[keys.index(ask)])
 
 
 GENERATORS: dict[str, Callable[[random.Random, bool], dict]] = {
@@ -172,14 +175,14 @@ GENERATORS: dict[str, Callable[[random.Random, bool], dict]] = {
 }
 
 
-def generate(split: str, n: int, seed: int = SEED, exclude: set[str] | None = None) -> list[dict]:
-    """`n` unique cases per family; prompts in `exclude` (the other split) are skipped."""
+def generate(split: str, n: dict[str, int], seed: int = SEED, exclude: set[str] | None = None) -> list[dict]:
+    """`n[family]` unique cases per family; prompts in `exclude` (the other split) are skipped."""
     exclude = exclude or set()
     cases = []
     for family in FAMILIES:
         rng = random.Random(f"{seed}-{split}-{family}")
         seen: set[str] = set()
-        while len(seen) < n:
+        while len(seen) < n[family]:
             case = GENERATORS[family](rng, split == "eval")
             if case["prompt"] in seen or case["prompt"] in exclude:
                 continue

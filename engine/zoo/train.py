@@ -26,8 +26,8 @@ from engine.zoo.tokenizer_build import build_tokenizer
 
 log = logging.getLogger(__name__)
 SEED = 1234
-BATCH = 64
-IGNORE = -100
+BATCH = 32
+PROMPT_WEIGHT = 0.25  # prompt tokens add copy signal (repeated names / keys) without drowning the answers
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class ModelSpec:
     width: int
     heads: int
     kv_heads: int
+    head_dim: int  # >= 32: q/k RMSNorm caps attention logits at sqrt(head_dim), too flat for copying below that
     ffn: int
     steps: int
     lr: float
@@ -44,11 +45,11 @@ class ModelSpec:
 
 
 SPECS = (
-    ModelSpec("xs", layers=2, width=32, heads=2, kv_heads=1, ffn=64, steps=2000, lr=3e-3),
-    ModelSpec("s", layers=3, width=64, heads=4, kv_heads=2, ffn=160, steps=2000, lr=2e-3),
-    ModelSpec("m", layers=4, width=96, heads=4, kv_heads=2, ffn=256, steps=2000, lr=2e-3,
-              checkpoints=(25, 50, 100, 200, 400, 700, 1200, 2000)),
-    ModelSpec("l", layers=6, width=160, heads=5, kv_heads=5, ffn=448, steps=2000, lr=1e-3),
+    ModelSpec("xs", layers=2, width=32, heads=2, kv_heads=1, head_dim=32, ffn=64, steps=6000, lr=5e-3),
+    ModelSpec("s", layers=3, width=64, heads=2, kv_heads=1, head_dim=32, ffn=160, steps=6000, lr=5e-3),
+    ModelSpec("m", layers=4, width=96, heads=2, kv_heads=2, head_dim=64, ffn=256, steps=6000, lr=5e-3,
+              checkpoints=(50, 200, 500, 1000, 2000, 3000, 4500, 6000)),
+    ModelSpec("l", layers=6, width=128, heads=4, kv_heads=2, head_dim=64, ffn=384, steps=6000, lr=4e-3),
 )
 
 
@@ -64,7 +65,7 @@ def make_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast) -> Qwen3Con
         num_hidden_layers=spec.layers,
         num_attention_heads=spec.heads,
         num_key_value_heads=spec.kv_heads,
-        head_dim=spec.width // spec.heads,
+        head_dim=spec.head_dim,
         max_position_embeddings=16384,  # long-context eval prompts must run even though training is short
         tie_word_embeddings=True,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
@@ -83,9 +84,10 @@ def encode_train(tokenizer: PreTrainedTokenizerFast) -> list[tuple[list[int], in
 
 
 def batches(examples: list[tuple[list[int], int]], pad_id: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless length-bucketed batches: shuffle, sort chunks of 50 batches by length, shuffle the batches.
+    """Endless length-bucketed batches of (ids [B, T], role [B, T]: 0 pad, 1 prompt, 2 answer).
 
-    Right padding needs no attention mask: with causal attention real tokens never see the pads after them.
+    Shuffle, sort chunks of 50 batches by length, shuffle the batches. Right padding needs no attention mask:
+    with causal attention real tokens never see the pads after them.
     """
     gen = torch.Generator().manual_seed(seed)
     while True:
@@ -98,11 +100,12 @@ def batches(examples: list[tuple[list[int], int]], pad_id: int, seed: int) -> It
             rows = [examples[i] for i in groups[gi]]
             width = max(len(ids) for ids, _ in rows)
             ids = torch.full((len(rows), width), pad_id)
-            labels = torch.full((len(rows), width), IGNORE)
+            role = torch.zeros((len(rows), width), dtype=torch.long)
             for r, (seq, start) in enumerate(rows):
                 ids[r, : len(seq)] = torch.tensor(seq)
-                labels[r, start : len(seq)] = ids[r, start : len(seq)]
-            yield ids, labels  # [B, T] each
+                role[r, 1 : len(seq)] = 1  # <bos> is never a target
+                role[r, start : len(seq)] = 2
+            yield ids, role
 
 
 def lr_factor(step: int, total: int, warmup: int = 100) -> float:
@@ -131,17 +134,20 @@ def train_one(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, examples: lis
     model.train()
     t0, running = time.time(), None
     for step in range(1, spec.steps + 1):
-        ids, labels = next(data)
+        ids, role = next(data)
         logits = model(input_ids=ids).logits  # [B, T, V]
-        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE)
+        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")  # [B, T-1]
+        answer, prompt = role[:, 1:] == 2, role[:, 1:] == 1
+        answer_loss = nll[answer].mean()
+        loss = answer_loss + PROMPT_WEIGHT * nll[prompt].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        running = answer_loss.item() if running is None else 0.98 * running + 0.02 * answer_loss.item()
         if step % 200 == 0:
-            log.info("%s step %d loss %.3f (%.0fs)", spec.name, step, running, time.time() - t0)
+            log.info("%s step %d answer loss %.3f (%.0fs)", spec.name, step, running, time.time() - t0)
         if step in spec.checkpoints:
             model.eval()
             save(model, tokenizer, out / checkpoint_name(spec, step))
@@ -185,4 +191,8 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=[], help="retrain only these sizes (debugging)")
-    main(only=tuple(ap.parse_args().only))
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (1 is faster on a busy machine)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    main(only=tuple(args.only))
