@@ -270,3 +270,35 @@ def test_deep_link_on_a_fresh_server(zoo_root, driver):
         _idle(driver)
         assert "Presentation mode" in _text(driver)  # the shared sidebar: app.py ran
         assert "top_p=0.5" in driver.current_url and "case=" in driver.current_url
+
+
+def test_several_tabs_at_once_match_sequential_results(server, driver):
+    """Four tabs on one server (one cached model, concurrent sessions) each show their own case's Δℓ,
+    equal to the engine's result for that case computed alone."""
+    from urllib.parse import quote
+
+    from engine import attribute, load_model
+    from engine.zoo import load_failures, zoo_sizes
+
+    url, _ = server
+    name = zoo_sizes()[-1]
+    cases = load_failures(name)[:4]
+    handle = load_model(f"zoo:{name}")
+    expected = [attribute(handle, c.prompt, target=c.target_id, contrast=c.contrast_id).logit_diff for c in cases]
+    first = driver.current_window_handle
+    tabs = []
+    for c in cases:  # open every tab before waiting on any, so their sessions run at the same time
+        driver.switch_to.new_window("tab")
+        driver.get(f"{url}/?model={quote('zoo:' + name)}&case={quote(name + '/' + c.case_id)}")
+        tabs.append(driver.current_window_handle)
+    try:
+        for tab, want in zip(tabs, expected):
+            driver.switch_to.window(tab)
+            shown = _wait(driver, "the Δℓ metric", lambda: _metric(driver, "Δℓ"))
+            _idle(driver)
+            assert abs(float(_metric(driver, "Δℓ").replace("−", "-")) - want) < 2e-3, (shown, want)
+    finally:
+        for tab in tabs:
+            driver.switch_to.window(tab)
+            driver.close()
+        driver.switch_to.window(first)

@@ -72,20 +72,23 @@ def _rows(db: Path) -> int:
         return 0
 
 
-def test_resume_after_sigkill_matches_uninterrupted(reference, tmp_path, capfd):
+@pytest.mark.parametrize("kill_at", ["first", "half", "late"])
+def test_resume_after_sigkill_matches_uninterrupted(reference, tmp_path, capfd, kill_at):
+    """Real process kills at several points of a sweep: the first row, half-way, near the end."""
     folder, ref_cfg, summary, _ = reference
+    wanted = {"first": 1, "half": max(1, summary.total // 2), "late": summary.total - 3}[kill_at]
     cfg = tmp_path / "t.yaml"
     cfg.write_text(ref_cfg.read_text().replace("store: store", f"store: {tmp_path / 'store'}"))
     db = tmp_path / "store" / DB_NAME
     proc = subprocess.Popen([sys.executable, "-m", "engine", "sweep", str(cfg), "--quiet"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while _rows(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
+    while _rows(db) < wanted and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     at_kill = _rows(db)
-    assert 1 <= at_kill < summary.total, (at_kill, proc.stderr.read().decode()[-2000:])
+    assert wanted <= at_kill < summary.total, (at_kill, proc.stderr.read().decode()[-2000:])
     assert main(["sweep", str(cfg), "--resume"]) == 0
     err = capfd.readouterr().err
     assert "left" in err and f"{summary.total}/{summary.total}" in err
