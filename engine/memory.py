@@ -2,7 +2,7 @@
 
 Estimates are coarse on purpose (tested within a factor of 2 of measured peaks on the zoo):
   heatmap  = weights + layers * T * (16 d + 8 ffn) * bytes   (+ eager attention: 3 H T^2 per layer)
-  graph    = heatmap + layers * T * (6 d + 2 ffn) * 4 + min(H T^2, 2^23) * 12 * 4 + kept edges
+  graph    = heatmap + layers * T * (6 d + 2 ffn) * 4 + min(H T^2, chunk) * 12 * 4 + kept edges
   packed   = graph + B * (layers run) * T * (16 d + 8 ffn) * bytes
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .graph.closed_form import CHUNK_ELEMENTS
 from .models import ModelHandle
 from .records import FailureLensError
 
@@ -53,7 +54,7 @@ def estimate(handle: ModelHandle, tokens: int, kind: str = "heatmap", batch: int
         need += layers * 3 * heads * t * t * elt
     if kind in ("graph", "packed"):
         need += layers * t * (6 * d + 2 * ffn) * 4
-        need += min(heads * t * t, 1 << 23) * 12 * 4
+        need += min(heads * t * t, CHUNK_ELEMENTS) * 12 * 4
         need += 2 * layers * max_edges * (24 + 4 * heads)
     if kind == "packed":
         need += batch * layers_run * t * (16 * d + 8 * ffn) * elt

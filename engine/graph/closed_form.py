@@ -79,7 +79,10 @@ class TopK:
         return self.parts[0]
 
 
-def _chunk_rows(n_heads: int, t: int, budget: int = 1 << 20) -> int:
+CHUNK_ELEMENTS = 1 << 20  # heads x rows x keys per chunk of the closed form (bounds its working memory)
+
+
+def _chunk_rows(n_heads: int, t: int, budget: int = CHUNK_ELEMENTS) -> int:
     return max(1, min(t, budget // max(1, n_heads * t)))
 
 
