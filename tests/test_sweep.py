@@ -80,7 +80,9 @@ def test_resume_after_sigkill_matches_uninterrupted(reference, tmp_path, capfd, 
     cfg = tmp_path / "t.yaml"
     cfg.write_text(ref_cfg.read_text().replace("store: store", f"store: {tmp_path / 'store'}"))
     db = tmp_path / "store" / DB_NAME
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "sweep", str(cfg), "--quiet"], cwd=ROOT,
+    # paced_sweep pauses before each case so that the kill reliably lands after `wanted` rows (a tiny model is fast)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "paced_sweep.py"), "sweep", str(cfg), "--quiet"],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while _rows(db) < wanted and proc.poll() is None and time.monotonic() < deadline:
