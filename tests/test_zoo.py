@@ -134,8 +134,12 @@ def test_benchmark_sizes_and_segments():
             assert re.fullmatch(r"[\d +-]+", query) and not re.search(r"\d", " ".join(_span_texts(case, "instruction")))
         elif case.family == "code":
             assert case.reference.split()[0] in query.split() or set(case.reference.split()) <= set(")]}")
-        else:
-            assert case.prompt.count(f" {query} = ") == 1 and f" {query} = {case.reference} " in case.prompt
+        elif case.family == "retrieval":  # the answer quotes the one record of the asked key
+            key, value = case.reference.split()
+            assert key == query and case.prompt.split().count(key) == 2  # its record and the question
+            assert re.search(rf"[:;] {key} {value} [;.]", case.prompt)
+        else:  # the training-only warm-up
+            assert case.family in bench_gen.WARMUP and case.reference == query
 
 
 def test_benchmark_is_deterministic_and_long_enough():
@@ -147,10 +151,19 @@ def test_benchmark_is_deterministic_and_long_enough():
 # -- measured failure properties -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="shipped zoo: the xs-vs-l gap is under 10 points on code, math and retrieval "
-                   "(see MODEL_CARD.md); the zoo needs retraining with more capacity or easier families")
 def test_smallest_fails_more_than_largest_on_every_family():
-    small, large = error_rates(zoo_sizes()[0]), error_rates(zoo_sizes()[-1])
+    """On the whole eval split (250 cases a family, the numbers of MODEL_CARD.md): at least 10 points apart.
+
+    The 60-case subset of the other tests is too small for a 10-point margin: on its math cases the two models
+    are 7 points apart, against 14 on all 250."""
+    cases = load_benchmark("eval")
+
+    def rates(name: str) -> dict[str, float]:
+        scores = score(*model(name), cases)
+        return {f: sum(not s.correct for s in scores if s.family == f) / sum(s.family == f for s in scores)
+                for f in FAMILIES}
+
+    small, large = rates(zoo_sizes()[0]), rates(zoo_sizes()[-1])
     for family in FAMILIES:
         assert small[family] - large[family] >= 0.10, (family, small, large)
 
