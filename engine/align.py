@@ -8,8 +8,9 @@ Groups (the alignment rule):
   Touching spans ("ab" [0,2) and "cd" [2,4)) do not merge.
 - A group can hold tokens of one side only: characters that one tokenizer covers and the other skips (e.g. a
   space dropped by a whitespace pre-tokenizer). The other side then has no tokens and relevance 0 there.
-- Tokens with an empty span (start == end: BOS, EOS, template tokens added by the tokenizer) each form their own
-  group, placed just before the next text token of their side (or at the end).
+- Tokens with an empty span (start == end: BOS, EOS, template tokens added by the tokenizer) are placed just
+  before the next text token of their side (or at the end). There, an empty-span token of A and one of B with
+  the same label (two `<bos>`) share a group, paired in order; any other empty-span token is a group alone.
 
 Relevance per group: the sum of that side's token relevance, divided by the side's max |R| over its text tokens
 (empty-span tokens are left out of the max, as segment relevance leaves out special tokens: a BOS attention
@@ -131,21 +132,32 @@ def align_tokens(
     def group(s, e, a, b):
         return AlignedGroup(s, e, text[s:e], tuple(a), tuple(b), norm(relevance_a, sa, a), norm(relevance_b, sb, b))
 
-    # sort key: (char position, 0 for empty-span tokens so they come first there, side, index)
-    keyed = [((s, 1, 0, 0), group(s, e, a, b)) for s, e, a, b in _text_groups(offsets_a, offsets_b)]
-    keyed += [((p, 0, 0, i), group(p, p, [i], [])) for p, i in _anchors(offsets_a, len(text))]
-    keyed += [((p, 0, 1, i), group(p, p, [], [i])) for p, i in _anchors(offsets_b, len(text))]
-    keyed.sort(key=lambda kv: kv[0])
-
     def default_labels(offsets):
         return tuple(text[s:e] if e > s else "∅" for s, e in offsets)
 
-    return Alignment(
-        text, tuple(g for _, g in keyed),
-        tuple(labels_a) if labels_a is not None else default_labels(offsets_a),
-        tuple(labels_b) if labels_b is not None else default_labels(offsets_b),
-        sa, sb,
-    )
+    la = tuple(labels_a) if labels_a is not None else default_labels(offsets_a)
+    lb = tuple(labels_b) if labels_b is not None else default_labels(offsets_b)
+    # sort key: (char position, 0 for empty-span tokens so they come first there, side, index)
+    keyed = [((s, 1, 0, 0), group(s, e, a, b)) for s, e, a, b in _text_groups(offsets_a, offsets_b)]
+    for (p, i), j in _pair_empty(_anchors(offsets_a, len(text)), _anchors(offsets_b, len(text)), la, lb):
+        keyed.append(((p, 0, 0, i), group(p, p, [i], [] if j is None else [j])))
+    paired = {g.tokens_b[0] for _, g in keyed if g.start == g.end and g.tokens_a and g.tokens_b}
+    keyed += [((p, 0, 1, j), group(p, p, [], [j])) for p, j in _anchors(offsets_b, len(text)) if j not in paired]
+    keyed.sort(key=lambda kv: kv[0])
+    return Alignment(text, tuple(g for _, g in keyed), la, lb, sa, sb)
+
+
+def _pair_empty(anchors_a: list[tuple[int, int]], anchors_b: list[tuple[int, int]], labels_a: Sequence[str],
+                labels_b: Sequence[str]) -> list[tuple[tuple[int, int], Optional[int]]]:
+    """For each empty-span token of A: its B partner (same place, same label, first unused in order) or None."""
+    free: dict[tuple[int, str], list[int]] = {}
+    for p, j in anchors_b:
+        free.setdefault((p, labels_b[j]), []).append(j)
+    out = []
+    for p, i in anchors_a:
+        queue = free.get((p, labels_a[i]), [])
+        out.append(((p, i), queue.pop(0) if queue else None))
+    return out
 
 
 def align_attributions(text: str, a: Attribution, b: Attribution) -> Alignment:

@@ -78,6 +78,17 @@ def test_empty_span_tokens_keep_their_place():
     assert al.table()["tokens_a"].tolist() == ["<bos>", "hello", "<sep>", "world", "<eos>", "—"]
 
 
+def test_equal_empty_span_tokens_of_both_sides_share_a_group():
+    # A: <bos> hello world <eos>; B: <bos> <bos> hello world (a doubled BOS pairs with A's one, in order)
+    a, b = [(0, 0), (0, 5), (6, 11), (11, 11)], [(0, 0), (0, 0), (0, 5), (6, 11)]
+    al = align_tokens("hello world", a, b, [1.0, 2.0, 4.0, 8.0], [16.0, 32.0, 1.0, 1.0],
+                      labels_a=["<bos>", "hello", "world", "<eos>"], labels_b=["<bos>", "<bos>", "hello", "world"])
+    assert [(g.tokens_a, g.tokens_b) for g in al.groups] == [
+        ((0,), (0,)), ((), (1,)), ((1,), (2,)), ((2,), (3,)), ((3,), ())]
+    assert al.groups[0].relevance_a == pytest.approx(1.0 / 4.0) and al.groups[0].relevance_b == pytest.approx(16.0)
+    assert al.table()["tokens_b"].tolist() == ["<bos>", "<bos>", "hello", "world", "—"]
+
+
 def test_bad_inputs_are_user_errors():
     with pytest.raises(FailureLensError, match="outside the text"):
         align_tokens("abc", [(0, 4)], [(0, 3)])
