@@ -14,7 +14,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
+	$(PY) -m ui.launch --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

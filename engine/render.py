@@ -184,17 +184,24 @@ def heatmap_csv(tokens: Sequence[str], token_ids: Sequence[int], relevance: Sequ
 
 
 # ---------------------------------------------------------------- attribution graph (pyvis)
-_TOOLTIP_CSS = (".vis-tooltip{position:absolute;visibility:hidden;padding:5px 8px;white-space:pre;font:13px "
+TOOLTIP_CSS = (".vis-tooltip{position:absolute;visibility:hidden;padding:5px 8px;white-space:pre;font:13px "
                 "ui-monospace,monospace;color:#111;background:#fffbe6;border:1px solid #999;border-radius:3px;"
                 "box-shadow:2px 2px 6px rgba(0,0,0,.2);pointer-events:none;z-index:5}")
 
 
-@lru_cache(maxsize=1)
-def _vis_js() -> str:
-    """vis-network shipped inside the pyvis package (inlined: the page works offline)."""
+def vis_js_path() -> Path:
+    """vis-network as shipped inside the pyvis package (no download: everything works offline)."""
     import pyvis
 
-    return (Path(pyvis.__file__).parent / "lib" / "vis-9.1.2" / "vis-network.min.js").read_text(encoding="utf-8")
+    return Path(pyvis.__file__).parent / "lib" / "vis-9.1.2" / "vis-network.min.js"
+
+
+@lru_cache(maxsize=1)
+def _vis_js() -> str:
+    return vis_js_path().read_text(encoding="utf-8")
+
+
+
 
 
 def script_json(obj) -> str:
@@ -252,20 +259,28 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
     return net
 
 
-def graph_html(graph: AttributionGraph, pruned: PrunedGraph, *, title: str = "", height: int = 640,
-               selected: Optional[tuple[int, int]] = None) -> str:
-    """Standalone HTML page of the pyvis graph; vis-network inlined, data embedded as script-safe JSON."""
+def graph_data(graph: AttributionGraph, pruned: PrunedGraph, *, selected: Optional[tuple[int, int]] = None) -> dict:
+    """What vis-network draws: {"nodes": [...], "edges": [...], "options": {...}} (plain JSON types).
+
+    Token strings only ever reach vis-network as node labels (drawn on a canvas) and tooltip titles, which
+    vis-network 9 shows as plain text, never as HTML."""
     net = graph_network(graph, pruned, selected=selected)
     nodes = [{k: v for k, v in n.items() if v is not None} for n in net.nodes]
     edges = [{k: v for k, v in e.items() if v is not None} for e in net.edges]
     options = {"physics": {"enabled": False}, "interaction": {"hover": True, "tooltipDelay": 80, "dragNodes": False},
                "edges": {"arrows": {"to": {"scaleFactor": 0.4}}, "color": {"opacity": 0.7}},
                "layout": {"improvedLayout": False}}
-    data = script_json({"nodes": nodes, "edges": edges, "options": options})
+    return {"nodes": nodes, "edges": edges, "options": options}
+
+
+def graph_html(graph: AttributionGraph, pruned: PrunedGraph, *, title: str = "", height: int = 640,
+               selected: Optional[tuple[int, int]] = None) -> str:
+    """Standalone HTML page of the pyvis graph; vis-network inlined, data embedded as script-safe JSON."""
+    data = script_json(graph_data(graph, pruned, selected=selected))
     head = f"<h3 style=\"margin:.2em 0\">{html.escape(title)}</h3>" if title else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
-        f"{html.escape(title or 'Attribution graph')}</title><style>{_TOOLTIP_CSS}"
+        f"{html.escape(title or 'Attribution graph')}</title><style>{TOOLTIP_CSS}"
         "body{margin:0;" + ("" if title else "overflow:hidden;") + "font-family:system-ui,sans-serif}#fl-graph{width:100%;height:"
         + str(int(height)) + "px;box-sizing:border-box;border:1px solid #e5e5e5}</style>"
         f"<script>{_vis_js()}</script></head><body>{head}<div id=\"fl-graph\"></div>"

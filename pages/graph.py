@@ -1,5 +1,6 @@
 """Graph: how relevance flows from the prompt tokens up through the layers to the prediction."""
 import json
+from typing import Optional
 
 import pandas as pd
 import streamlit as st
@@ -11,6 +12,7 @@ from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, stage_layout
 from engine.graph.types import PruneSettings
 from ui import inputs, layout, loaders, state, widgets
+from ui.graph_component import live_graph
 
 layout.page("Graph")
 handle = loaders.active_model()
@@ -24,12 +26,9 @@ versus = f" vs contrast {att.contrast.text!r}" if att.contrast else ""
 st.caption(f"Explaining target {att.target.text!r}{versus} after {len(att.tokens)} tokens. "
            "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge.")
 
-c1, c2, c3 = st.columns(3, gap="large")
+c1, c2 = st.columns(2, gap="large")
 with c2:
     split = widgets.toggle("Split Attention / MLP", state.SPLIT, help="Adds a row after each attention block.")
-    hide_bos = widgets.toggle("Hide the first token (BOS)", state.HIDE_BOS)
-    connected = widgets.toggle("Only what reaches the prediction", state.CONNECTED,
-                               help="Keep the last token's top node and the nodes with a path of kept edges into it.")
 with c1:
     layout_stages = stage_layout(handle.n_layers, split)
     presets = layer_presets(handle.n_layers, split)
@@ -38,15 +37,6 @@ with c1:
         widgets.multiselect("Stages", state.STAGES, list(range(len(layout_stages))),
                             format_func=lambda i: layout_stages[i].label)
     stages = sorted(state.get(state.STAGES)) if preset == "Custom" else presets[preset]
-with c3:
-    mode = widgets.radio("Pruning", state.PRUNE, ["cum_mass", "global"], horizontal=True,
-                         format_func={"cum_mass": "Cumulative mass", "global": "Global threshold"}.get)
-    if mode == "cum_mass":
-        widgets.slider("Edge mass kept per layer", state.TOP_P, 0.05, 1.0, 0.05,
-                       help="Keep the strongest edges until they hold this share of each layer's total |w|.")
-    else:
-        widgets.slider("Edge threshold (share of the strongest edge)", state.EDGE_THR, 0.0, 1.0, 0.01)
-    widgets.slider("Node threshold (share of the largest |R|)", state.NODE_THR, 0.0, 1.0, 0.01)
 if len(stages) < 2:
     st.warning("Nothing to draw: choose at least two stages (layers) to see edges between them.")
     st.stop()
@@ -61,62 +51,109 @@ for note in graph.notes:
 if len(graph.stages) != len(layout_stages):  # the engine turned the split off for this architecture
     stages = list(range(len(graph.stages)))
 
-w_max = max((float(abs(tr.weight).max()) for tr in graph.transitions if tr.n_edges), default=0.0)
-r_max = float(abs(graph.node_relevance[stages]).max())
-settings = PruneSettings(mode=mode, top_p=state.get(state.TOP_P), edge_threshold=state.get(state.EDGE_THR) * w_max,
-                         node_threshold=state.get(state.NODE_THR) * r_max * (1 - 1e-6),
-                         connected_to=(-1, -1) if connected else None, hide_first_token=hide_bos)
-pruned = prune(graph, settings, stages)
-visible = [(s, int(t)) for s in stages for t in pruned.node_mask[s].nonzero()[0]]
-if not visible:
-    st.warning("Every node is pruned away. Lower the node threshold or keep more edge mass.")
-    st.stop()
-ids = {node_id(graph, s, t): (s, t) for s, t in sorted(visible, key=lambda n: -abs(graph.node_relevance[n]))}
-selected = ids.get(state.get(state.NODE))
-height = int((90 * len(stages) + 90) * layout.scale())
-st.iframe(render.graph_html(graph, pruned, height=height, selected=selected), height=height + 4)
-n_edges = sum(int(m.sum()) for m in pruned.edge_masks)
-st.caption(f"{len(visible)} nodes, {n_edges} edges shown. Hover a node or edge for its numbers. Clicks inside the "
-           "graph cannot reach the app (embedded pages are one-way), so pick a node in the list below.")
-title = f"Attribution graph: {att.target.text!r}{versus}"
-layout.downloads("graph", key="graph", extra={
-    "HTML": (lambda: render.graph_html(graph, pruned, title=title), "text/html", "html"),
-    "JSON": (lambda: json.dumps(to_json(graph, pruned), ensure_ascii=False), "application/json", "json"),
-    "GraphML": (lambda: to_graphml(graph, pruned), "application/xml", "graphml"),
-    "PNG": (lambda: charts.to_png(charts.graph_chart(graph, pruned)), "image/png", "png"),
-})
 
-st.subheader("Node details")
-names = [""] + list(ids)
-widgets.selectbox("Node (largest |R| first)", state.NODE, names, format_func=lambda n: "choose a node …" if not n else
-                  f"{n} · {graph.tokens[ids[n][1]]!r} · R = {graph.node_relevance[ids[n]]:+.4f}")
-if state.get(state.NODE) in ids:
-    detail = node_drilldown(graph, *ids[state.get(state.NODE)])
-    d1, d2, d3 = st.columns([1, 1, 2], gap="medium")
-    with d1:
-        st.markdown("**Top hidden dimensions**")
-        layout.table(detail.top_dims, "node_dims", key="dims")
-    with d2:
-        st.markdown("**Top MLP neurons**")
-        if len(detail.top_neurons):
-            layout.table(detail.top_neurons, "node_neurons", key="neurons")
+LIVE = "graph:live"  # the live graph component's key; its value is the vis id "<stage>:<token>" last clicked
+
+
+def _take_click(graph, ids: dict, clicked: Optional[str]) -> bool:
+    """A new click in the drawing selects that node, as choosing it in the list would; True when it did."""
+    if not clicked or clicked == state.get(state.GRAPH_CLICK):
+        return False
+    state.put(state.GRAPH_CLICK, clicked)
+    stage, token = (int(x) for x in clicked.split(":"))
+    name = node_id(graph, stage, token)
+    if name not in ids or name == state.get(state.NODE):
+        return False
+    state.put(state.NODE, name)
+    return True
+
+
+@st.fragment
+def pruned_view(graph, stages: list[int], title: str) -> None:
+    """Pruning controls, the drawing, node details and metrics. A fragment: moving a pruning slider re-runs only
+    this part (prune + draw), not the prompt, model and graph lookups above it."""
+    try:
+        _pruned_view(graph, stages, title)
+    finally:  # a fragment re-run does not reach app.py's sync at the end of the script
+        state.sync_url()
+
+
+def _pruned_view(graph, stages: list[int], title: str) -> None:
+    c3, c4 = st.columns(2, gap="large")
+    with c4:
+        hide_bos = widgets.toggle("Hide the first token (BOS)", state.HIDE_BOS)
+        connected = widgets.toggle("Only what reaches the prediction", state.CONNECTED,
+                                   help="Keep the last token's top node and the nodes with a path of kept edges into it.")
+    with c3:
+        mode = widgets.radio("Pruning", state.PRUNE, ["cum_mass", "global"], horizontal=True,
+                             format_func={"cum_mass": "Cumulative mass", "global": "Global threshold"}.get)
+        if mode == "cum_mass":
+            widgets.slider("Edge mass kept per layer", state.TOP_P, 0.05, 1.0, 0.05,
+                           help="Keep the strongest edges until they hold this share of each layer's total |w|.")
         else:
-            st.caption("Only the rows after a whole layer have MLP neurons.")
-    with d3:
-        st.markdown("**Incoming edges** (per-head split where available)")
-        layout.table(detail.in_edges, "node_in_edges", key="in_edges")
+            widgets.slider("Edge threshold (share of the strongest edge)", state.EDGE_THR, 0.0, 1.0, 0.01)
+        widgets.slider("Node threshold (share of the largest |R|)", state.NODE_THR, 0.0, 1.0, 0.01)
 
-st.subheader("Per-layer metrics")
-metrics = graph_metrics(graph, pruned, skip_first_token=hide_bos)
-m1, m2 = st.columns(2)
-m1.metric("Input entropy", f"{metrics.input_entropy:.3f}", help="0: one token holds all relevance; 1: evenly spread.")
-m2.metric("Early / late relevance", f"{metrics.early_late:.3f}", help="Relevance in the first half of the prompt ÷ the second half.")
-layout.table(metrics.per_stage, "graph_metrics", key="metrics")
-g1, g2 = st.columns(2)
-with g1:
-    layout.chart(charts.metrics_chart(metrics.per_stage, ("nodes", "edges"), layout.scale()), "graph_size",
-                 table=pd.DataFrame(metrics.per_stage[["stage", "nodes", "edges"]]), key="size")
-with g2:
-    cols = ("verticality", "local_share", "n90_share")
-    layout.chart(charts.metrics_chart(metrics.per_stage, cols, layout.scale()), "graph_shape",
-                 table=pd.DataFrame(metrics.per_stage[["stage", *cols]]), key="shape")
+    w_max = max((float(abs(tr.weight).max()) for tr in graph.transitions if tr.n_edges), default=0.0)
+    r_max = float(abs(graph.node_relevance[stages]).max())
+    settings = PruneSettings(mode=mode, top_p=state.get(state.TOP_P), edge_threshold=state.get(state.EDGE_THR) * w_max,
+                             node_threshold=state.get(state.NODE_THR) * r_max * (1 - 1e-6),
+                             connected_to=(-1, -1) if connected else None, hide_first_token=hide_bos)
+    pruned = prune(graph, settings, stages)
+    visible = [(s, int(t)) for s in stages for t in pruned.node_mask[s].nonzero()[0]]
+    if not visible:
+        st.warning("Every node is pruned away. Lower the node threshold or keep more edge mass.")
+        return
+    ids = {node_id(graph, s, t): (s, t) for s, t in sorted(visible, key=lambda n: -abs(graph.node_relevance[n]))}
+    selected = ids.get(state.get(state.NODE))
+    height = int((90 * len(stages) + 90) * layout.scale())
+    clicked = live_graph(render.graph_data(graph, pruned, selected=selected), height, key=LIVE)
+    if _take_click(graph, ids, clicked):
+        st.rerun(scope="fragment")  # draw the selection and its details
+    n_edges = sum(int(m.sum()) for m in pruned.edge_masks)
+    st.caption(f"{len(visible)} nodes, {n_edges} edges shown. Hover a node or edge for its numbers; click a node "
+               "(or pick it in the list below) for its details.")
+    layout.downloads("graph", key="graph", extra={
+        "HTML": (lambda: render.graph_html(graph, pruned, title=title), "text/html", "html"),
+        "JSON": (lambda: json.dumps(to_json(graph, pruned), ensure_ascii=False), "application/json", "json"),
+        "GraphML": (lambda: to_graphml(graph, pruned), "application/xml", "graphml"),
+        "PNG": (lambda: charts.to_png(charts.graph_chart(graph, pruned)), "image/png", "png"),
+    })
+
+    st.subheader("Node details")
+    names = [""] + list(ids)
+    widgets.selectbox("Node (largest |R| first)", state.NODE, names, format_func=lambda n: "choose a node …" if not n else
+                      f"{n} · {graph.tokens[ids[n][1]]!r} · R = {graph.node_relevance[ids[n]]:+.4f}")
+    if state.get(state.NODE) in ids:
+        detail = node_drilldown(graph, *ids[state.get(state.NODE)])
+        d1, d2, d3 = st.columns([1, 1, 2], gap="medium")
+        with d1:
+            st.markdown("**Top hidden dimensions**")
+            layout.table(detail.top_dims, "node_dims", key="dims")
+        with d2:
+            st.markdown("**Top MLP neurons**")
+            if len(detail.top_neurons):
+                layout.table(detail.top_neurons, "node_neurons", key="neurons")
+            else:
+                st.caption("Only the rows after a whole layer have MLP neurons.")
+        with d3:
+            st.markdown("**Incoming edges** (per-head split where available)")
+            layout.table(detail.in_edges, "node_in_edges", key="in_edges")
+
+    st.subheader("Per-layer metrics")
+    metrics = graph_metrics(graph, pruned, skip_first_token=hide_bos)
+    m1, m2 = st.columns(2)
+    m1.metric("Input entropy", f"{metrics.input_entropy:.3f}", help="0: one token holds all relevance; 1: evenly spread.")
+    m2.metric("Early / late relevance", f"{metrics.early_late:.3f}", help="Relevance in the first half of the prompt ÷ the second half.")
+    layout.table(metrics.per_stage, "graph_metrics", key="metrics")
+    g1, g2 = st.columns(2)
+    with g1:
+        layout.chart(charts.metrics_chart(metrics.per_stage, ("nodes", "edges"), layout.scale()), "graph_size",
+                     table=pd.DataFrame(metrics.per_stage[["stage", "nodes", "edges"]]), key="size")
+    with g2:
+        cols = ("verticality", "local_share", "n90_share")
+        layout.chart(charts.metrics_chart(metrics.per_stage, cols, layout.scale()), "graph_shape",
+                     table=pd.DataFrame(metrics.per_stage[["stage", *cols]]), key="shape")
+
+
+pruned_view(graph, stages, f"Attribution graph: {att.target.text!r}{versus}")

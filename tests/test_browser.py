@@ -48,23 +48,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-# `streamlit run` in a process whose engine.zoo points at a stand-in zoo folder (argv[1]; "" = the built zoo)
+# `make run`'s launcher (ui.launch) in a process whose engine.zoo points at a stand-in zoo folder (argv[1]; "" = built zoo)
 LAUNCH = ("import pathlib, sys\n"
           "root = sys.argv.pop(1)\n"
           "if root:\n"
           "    import engine.zoo as z\n"
           "    z.MODELS_DIR, z.FAILURES_PATH = pathlib.Path(root) / 'models', pathlib.Path(root) / 'failures.jsonl'\n"
-          "from streamlit.web import cli\n"
-          "sys.exit(cli.main())\n")
+          "from ui.launch import main\n"
+          "sys.exit(main(sys.argv[1:]))\n")
 
 
 @contextlib.contextmanager
 def streamlit_server(zoo_root=None):
-    """`streamlit run app.py` on a free localhost port; yields (url, start time)."""
+    """The dashboard server (as `make run` starts it) on a free localhost port; yields (url, start time)."""
     port = _free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, str(zoo_root or ""), "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-c", LAUNCH, str(zoo_root or ""), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -197,43 +197,172 @@ def test_heatmap_first_view_and_contrast_click(server, driver):
     _shot(driver, "heatmap")
 
 
-def test_models_page(server, driver):
+def _choose(drv, label: str, option: str) -> None:
+    """Pick `option` in the Streamlit selectbox whose label starts with `label` (type to filter, then Enter)."""
+    from selenium.webdriver.common.keys import Keys
+
+    box = _wait(drv, f"the {label!r} selectbox", lambda: [b for b in drv.find_elements(
+        "css selector", '[data-testid="stSelectbox"]') if b.text.startswith(label)])[0]
+    field = box.find_element("css selector", "input")
+    field.click()
+    field.send_keys(option)
+    _wait(drv, f"the option {option!r}", lambda: [o for o in drv.find_elements("css selector", '[role="option"]')
+                                                  if o.text.strip() == option])
+    field.send_keys(Keys.ENTER)
+
+
+def _button(drv, text: str):
+    return _wait(drv, f"the button {text!r}", lambda: [b for b in drv.find_elements(
+        "css selector", 'button, [role="tab"]') if b.text.strip() == text])[0]
+
+
+def test_models_page_adds_a_model(server, driver):
+    """Main interaction: load a second zoo model; both are listed and the new one becomes active."""
+    from engine.zoo import zoo_sizes
+
     url, _ = server
     driver.get(url + "/models")
     _wait(driver, "the loaded-model table", lambda: "· active" in _text(driver) and "Unload" in _text(driver))
     _idle(driver)
-    _shot(driver, "models", 1100)
+    small = zoo_sizes()[0]
+    _choose(driver, "Zoo model", small)
+    _button(driver, "Load zoo model").click()
+    _wait(driver, "the new model", lambda: f"Loaded zoo:{small}" in _text(driver))
+    _idle(driver)
+    assert f"zoo:{small} · active" in _text(driver) and f"zoo:{zoo_sizes()[-1]}" in _text(driver)
+    assert driver.current_url.count("model=") == 2
+    _shot(driver, "models", 1300)
 
 
-def test_graph_slider_redraw(server, driver):
+def test_scaling_page(server, driver):
+    """Four zoo sizes on the smallest model's failures: metrics, scatter, and one case in two models."""
     url, _ = server
-    driver.get(url + "/graph")
+    driver.get(url + "/scaling")
+    _wait(driver, "the comparison", lambda: "corrected by" in _text(driver), timeout=3 * TIMEOUT)
+    _wait(driver, "the aligned heatmaps", lambda: "How they were aligned" in _text(driver))
+    _idle(driver)
+    assert len(driver.find_elements("css selector", '[data-testid="stVegaLiteChart"]')) >= 3
+    assert len(driver.find_elements("css selector", ".fl-heatmap")) >= 2
+    _shot(driver, "scaling", 2600)
+
+
+def test_evolution_page_opens_a_checkpoint(server, driver):
+    """Main interaction: move the checkpoint slider; the heatmap re-draws for the chosen training point."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    from engine.zoo import zoo_checkpoints
+
+    url, _ = server
+    driver.get(url + "/evolution")
+    caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
+                            if "conservation" in e.text and ": Δℓ" in e.text), "")  # noqa: E731
+    first = _wait(driver, "the checkpoint heatmap", caption, timeout=3 * TIMEOUT)
+    _idle(driver)
+    points = zoo_checkpoints()
+    assert first.startswith(points[0])
+    thumb = driver.find_element("css selector", '[data-testid="stSlider"] input[type="range"]')
+    driver.execute_script("arguments[0].focus()", thumb)
+    ActionChains(driver).send_keys(Keys.END).perform()
+    _wait(driver, "the last checkpoint", lambda: caption().startswith(points[-1]))
+    _idle(driver)
+    assert "ev_point=" in driver.current_url and driver.find_elements("css selector", ".fl-heatmap span")
+    _shot(driver, "evolution", 2400)
+
+
+def test_sweeps_page_browses_a_store(server, driver, tmp_path):
+    """A store written by a real (small) sweep on the zoo opens from a link, with its results table."""
+    from engine.sweep import run_sweep
+    from engine.sweep_config import load_sweep_config
+    from engine.zoo import zoo_sizes
+
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(f"name: demo\nmodels:\n  - {{source: 'zoo:{zoo_sizes()[0]}', label: small}}\n"
+                   "benchmarks:\n  - kind: zoo\n    filters: {limit: 4}\ncompute:\n  heatmap: true\n"
+                   f"store: {tmp_path / 'store'}\n")
+    summary = run_sweep(load_sweep_config(cfg))
+    assert summary.complete
+    url, _ = server
+    driver.get(f"{url}/sweeps?{urllib.parse.urlencode({'store': str(tmp_path / 'store')})}")
+    _button(driver, "Browse results").click()
+    _wait(driver, "the stored results", lambda: _metric(driver, "ok") != "")
+    _idle(driver)
+    assert sum(int(_metric(driver, s) or 0) for s in ("ok", "no failure", "filtered", "error")) == summary.total
+    _shot(driver, "sweeps", 2200)
+
+
+def _case_near(n_tokens: int):
+    """The largest zoo model's shipped failure whose prompt length is closest to n_tokens, and that length."""
+    from transformers import AutoTokenizer
+
+    from engine import zoo
+
+    name = zoo.zoo_sizes()[-1]
+    tok = AutoTokenizer.from_pretrained(str(zoo.zoo_path(name)))
+    sized = [(len(tok(f.prompt).input_ids), f) for f in zoo.load_failures(name)]
+    n, f = min(sized, key=lambda x: abs(x[0] - n_tokens))
+    return name, f, n
+
+
+def _drawn(drv) -> str:
+    """The revision the live graph component last drew ('' before its first drawing)."""
+    return drv.execute_script("const f = document.querySelector('iframe'); const d = f && f.contentDocument;"
+                              "return (d && d.body && d.body.dataset.drawn) || ''")
+
+
+def test_graph_slider_redraw_and_node_click(server, driver):
+    """The issue's measurement: re-draw after a pruning-slider move, on a prompt of about 512 tokens; then a click
+    on a node in the drawing opens its drill-down."""
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    url, _ = server
+    name, case, n = _case_near(512)
+    driver.get(f"{url}/graph?model={quote('zoo:' + name)}&case={quote(name + '/' + case.case_id)}")
     caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
                             if "edges shown" in e.text), "")  # noqa: E731
     _wait(driver, "the graph", caption)
     _idle(driver)
-    frame = _wait(driver, "the graph frame", lambda: driver.find_elements("css selector", "iframe"))
-    driver.switch_to.frame(frame[0])
-    _wait(driver, "the vis canvas", lambda: driver.find_elements("css selector", "#fl-graph canvas"))
-    driver.switch_to.default_content()
+    first = _wait(driver, "the first drawing", lambda: _drawn(driver))
     slider = [s for s in driver.find_elements("css selector", '[data-testid="stSlider"]') if "mass kept" in s.text][0]
     thumb = slider.find_element("css selector", 'input[type="range"]')
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
     driver.execute_script("arguments[0].focus()", thumb)
-    driver.execute_script("document.querySelector('iframe').contentWindow.__old = 1")  # marks the old drawing
     t0 = time.perf_counter()
-    ActionChains(driver).send_keys(Keys.ARROW_LEFT * 4).perform()
-    # the URL is written at the end of the rerun; then a new graph page (not the marked one) draws its canvas
-    _wait(driver, "the rerun", lambda: "top_p=0.6" in driver.current_url)
-    _wait(driver, "the re-drawn graph", lambda: driver.execute_script(
-        "const f = document.querySelector('iframe'); const d = f && f.contentDocument;"
-        "return !!(d && !f.contentWindow.__old && d.querySelector('#fl-graph canvas'))"))
+    ActionChains(driver).send_keys(Keys.ARROW_LEFT).perform()  # one step: 0.80 -> 0.75
+    # the URL is written at the end of the (fragment) rerun; then the component draws the new data
+    _wait(driver, "the rerun", lambda: "top_p=0.75" in driver.current_url)
+    _wait(driver, "the re-drawn graph", lambda: _drawn(driver) not in ("", first))
     t_redraw = time.perf_counter() - t0
     _idle(driver)
-    print(f"\n[timing] graph re-draw after a slider move: {t_redraw:.2f}s")
+    print(f"\n[timing] graph re-draw after a slider move ({n}-token prompt, zoo:{name}): {t_redraw:.2f}s")
     assert caption() and "Edge mass kept per layer" in _text(driver)
+    # a real mouse click on the node with the largest |R| that is not the first token
+    frame = driver.find_element("css selector", "iframe")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", frame)
+    time.sleep(0.3)
+    target = driver.execute_script(
+        "const net = arguments[0].contentWindow.flNet; const ids = net.body.data.nodes.getIds()"
+        ".filter(i => !String(i).startsWith('row:') && !String(i).endsWith(':0'));"
+        "const size = i => net.body.data.nodes.get(i).size;"
+        "const id = ids.reduce((a, b) => size(b) > size(a) ? b : a);"
+        "net.focus(id, {scale: 1.0, animation: false});"  # zoom in on it, as a user would on 500 tokens
+        "const p = net.canvasToDOM(net.getPositions([id])[id]);"
+        "return [id, p.x, p.y];", frame)
+    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", frame)
+    border = 1  # the drawing's 1px border: canvas coordinates start 1px into the frame
+    ActionChains(driver).move_to_element_with_offset(frame, round(target[1] + border - rect[0] / 2),
+                                                     round(target[2] + border - rect[1] / 2)).click().perform()
+    _wait(driver, "the clicked node's details", lambda: "node=" in driver.current_url and "Top hidden dimensions"
+          in _text(driver))
+    _idle(driver)
+    stage, token = target[0].split(":")
+    assert f"T{token}" in urllib.parse.unquote(driver.current_url.split("node=")[1].split("&")[0])
+    # the README's picture: the default (short) case, where a graph is legible at a glance
+    driver.get(f"{url}/graph")
+    _wait(driver, "the default case's graph", lambda: _drawn(driver))
+    _idle(driver)
     _shot(driver, "graph")
 
 

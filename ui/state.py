@@ -54,6 +54,7 @@ STORE, RUN = "store", "run"  # results store folder and run id
 SW_MODELS, SW_BENCH, SW_CAT, SW_CASE = "sw_models", "sw_bench", "sw_cat", "sw_case"  # result filters, opened case
 SW_CONFIG, SW_RESUME = "sw_config", "sw_resume"  # session only: sweep config text, resume a stopped run
 DEFAULTS_DONE = "defaults_done"  # session only: pages whose zoo defaults were filled in
+GRAPH_CLICK = "graph_click"  # session only: the last graph click already taken (a click selects a node once)
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
@@ -70,6 +71,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(EV_POINT, ""), Field(EV_CASE, ""),
     Field(STORE, ""), Field(RUN, ""), Field(SW_MODELS, []), Field(SW_BENCH, []), Field(SW_CAT, []), Field(SW_CASE, ""),
     Field(SW_CONFIG, "", url=False), Field(SW_RESUME, False, url=False), Field(DEFAULTS_DONE, frozenset(), url=False),
+    Field(GRAPH_CLICK, "", url=False),
 ]}
 _LOADED = "_url_loaded"
 
