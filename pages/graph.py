@@ -60,8 +60,11 @@ def _take_click(graph, ids: dict, clicked: Optional[str]) -> bool:
     if not clicked or clicked == state.get(state.GRAPH_CLICK):
         return False
     state.put(state.GRAPH_CLICK, clicked)
-    stage, token = (int(x) for x in clicked.split(":"))
-    name = node_id(graph, stage, token)
+    try:
+        stage, token = (int(x) for x in str(clicked).split(":"))
+        name = node_id(graph, stage, token)
+    except (ValueError, IndexError):  # not a node of this drawing (e.g. a stale click after a new prompt)
+        return False
     if name not in ids or name == state.get(state.NODE):
         return False
     state.put(state.NODE, name)
