@@ -235,7 +235,7 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
     dy = max(dy, int(0.45 * dx * max(1, len(cols)) / max(1, top)))  # keep the drawing from going flat
     for s in stages:  # row labels left of the first token
         net.add_node(f"row:{s}", label=graph.stages[s].label, x=-dx * 1.2, y=(top - row[s]) * dy, shape="text",
-                     physics=False, font={"size": 16, "color": "#444"}, fixed=True)
+                     physics=False, font={"size": 16, "color": "#444", "vadjust": 0}, fixed=True)
     for s, t in vis_nodes:
         r = float(rel[s, t])
         a = abs(r) / rmax
@@ -265,12 +265,31 @@ def graph_data(graph: AttributionGraph, pruned: PrunedGraph, *, selected: Option
     Token strings only ever reach vis-network as node labels (drawn on a canvas) and tooltip titles, which
     vis-network 9 shows as plain text, never as HTML."""
     net = graph_network(graph, pruned, selected=selected)
-    nodes = [{k: v for k, v in n.items() if v is not None} for n in net.nodes]
-    edges = [{k: v for k, v in e.items() if v is not None} for e in net.edges]
+    nodes = [_compact(n, _NODE_DEFAULTS) for n in net.nodes]
+    edges = [_compact(e, _EDGE_DEFAULTS) for e in net.edges]
     options = {"physics": {"enabled": False}, "interaction": {"hover": True, "tooltipDelay": 80, "dragNodes": False},
-               "edges": {"arrows": {"to": {"scaleFactor": 0.4}}, "color": {"opacity": 0.7}},
+               "nodes": _NODE_DEFAULTS,
+               "edges": {**_EDGE_DEFAULTS, "arrows": {"to": {"enabled": True, "scaleFactor": 0.4}},
+                         "color": {"opacity": 0.7}},
                "layout": {"improvedLayout": False}}
     return {"nodes": nodes, "edges": edges, "options": options}
+
+
+# what every node / edge of `graph_network` shares, sent once as vis options instead of once per item (a
+# 500-token graph has thousands of edges: this halves what a re-draw sends)
+_NODE_DEFAULTS = {"shape": "dot", "physics": False, "fixed": True, "borderWidth": 1,
+                  "font": {"size": 12, "color": "#222", "vadjust": -4}}
+_EDGE_DEFAULTS = {"arrows": "to", "smooth": False, "physics": False}
+
+
+def _compact(item: dict, defaults: dict) -> dict:
+    """The item without None values and without values equal to the shared defaults; floats to 2 decimals."""
+    out = {}
+    for k, v in item.items():
+        if v is None or (k in defaults and defaults[k] == v):
+            continue
+        out[k] = round(v, 2) if isinstance(v, float) else v
+    return out
 
 
 def graph_html(graph: AttributionGraph, pruned: PrunedGraph, *, title: str = "", height: int = 640,

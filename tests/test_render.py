@@ -134,7 +134,8 @@ def test_graph_html_embeds_tokens_as_inert_json():
     rest = page.replace(lib, "")
     assert rest.count("<script>") == 2 and "&lt;script&gt;" in rest.split("<body>")[1].split("<script>")[0]
     nodes = [n for n in parsed["nodes"] if not n["id"].startswith("row:")]
-    assert all(n["physics"] is False and "x" in n and "y" in n for n in nodes)
+    assert parsed["options"]["nodes"]["physics"] is False and parsed["options"]["nodes"]["fixed"] is True
+    assert all(n.get("physics", False) is False and "x" in n and "y" in n for n in nodes)  # fixed positions
     assert len(nodes) == int(pruned.node_mask.sum())
     colours = {e["color"] for e in parsed["edges"]}
     assert colours <= {"#d62728", "#1f77b4"} and len(parsed["edges"]) == sum(int(m.sum()) for m in pruned.edge_masks)
