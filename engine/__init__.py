@@ -1,6 +1,6 @@
 """Failure Lens engine: contrastive LRP attribution for causal language models (no UI code here).
 
-Heavy modules (torch, transformers) load lazily, so `import engine.store` stays fast.
+Heavy modules (torch, transformers) load lazily, so `import engine.runs.store` stays fast.
 """
 from __future__ import annotations
 

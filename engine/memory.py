@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .graph.closed_form import CHUNK_ELEMENTS
 from .models import ModelHandle
 from .records import FailureLensError
+
+CHUNK_ELEMENTS = 1 << 20  # heads x rows x keys per chunk of the closed form (bounds its working memory)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Checkpoint evolution: how the Δℓ of failure cases and their relevance by segment change during training."""
 import streamlit as st
 
-from engine import compare_charts, render
-from engine.compare import checkpoint_labels, evolution_table, mean_by_model, mean_line
+from engine.present import compare_charts, render
+from engine.compare.deltas import checkpoint_labels, evolution_table, mean_by_model, mean_line
 from engine.records import FailureLensError
 from ui import compare_views as cv
 from ui import layout, loaders, state, views, widgets

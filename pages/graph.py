@@ -5,7 +5,7 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from engine import charts, render
+from engine.present import charts, render
 from engine.graph.drilldown import node_drilldown
 from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics

@@ -2,8 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from engine import charts, render
-from engine.segments import assign_segments, segment_relevance
+from engine.present import charts, render
+from engine.cases.segments import assign_segments, segment_relevance
 from ui import inputs, layout, loaders, state, views, widgets
 from ui.state import ModelSpec
 

@@ -2,9 +2,9 @@
 import pandas as pd
 import streamlit as st
 
-from engine import compare_charts
-from engine.align import align_attributions
-from engine.compare import ecdf, mean_by_model, scaling_table
+from engine.present import compare_charts
+from engine.compare.align import align_attributions
+from engine.compare.deltas import ecdf, mean_by_model, scaling_table
 from engine.records import FailureLensError
 from ui import compare_views as cv
 from ui import layout, loaders, state, widgets

@@ -1,7 +1,7 @@
 """Run `python -m engine sweep ...` with every case slowed by a fixed pause (child process of the kill tests).
 
 A sweep of a tiny model finishes 14 cases in under a second, faster than a test can observe the store and send
-SIGKILL at a chosen row. This launcher wraps `engine.sweep.analyse_case` with a sleep before each case, in this
+SIGKILL at a chosen row. This launcher wraps `engine.runs.sweep.analyse_case` with a sleep before each case, in this
 process only, so that the external kill lands while the wanted row count is on disk. Results are unchanged: the
 pause happens before the case is computed.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-import engine.sweep as sweep
+import engine.runs.sweep as sweep
 from engine.__main__ import main
 
 PAUSE_S = 0.25

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.store import Store
+from engine.runs.store import Store
 
 WORDS = "the capital of france is paris and the king of spain lives in madrid with his dog".split()
 INSTRUCTION = "Answer in one word."

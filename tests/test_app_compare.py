@@ -154,7 +154,7 @@ def finish(at: AppTest, seconds: float = 240) -> AppTest:
 
 
 def test_sweep_runs_and_results_are_browsable(tmp_path):
-    from engine.store import Store
+    from engine.runs.store import Store
 
     store = tmp_path / "store"
     at = page("sweeps")
@@ -240,7 +240,7 @@ def test_sweep_bad_configs_and_stores(tmp_path):
 def stored_rows(store: Path, run_id: str, more_than: int = -1, seconds: float = 120) -> int:
     """Stored results of a run, waiting until there are more than `more_than`."""
     from engine.records import FailureLensError
-    from engine.store import Store
+    from engine.runs.store import Store
 
     end = time.monotonic() + seconds
     while True:
@@ -256,7 +256,7 @@ def stored_rows(store: Path, run_id: str, more_than: int = -1, seconds: float = 
 
 def test_sweep_stop_and_resume(tmp_path):
     from engine import zoo
-    from engine.store import Store
+    from engine.runs.store import Store
 
     store = tmp_path / "store"
     config = (f"name: long\nmodels:\n  - {{source: 'zoo:{zoo.zoo_sizes()[0]}', label: one}}\n"

@@ -14,12 +14,12 @@ import sys
 import pytest
 
 from engine import attribute, load_model
-from engine.benchmarks import load_benchmark
+from engine.cases.benchmarks import load_benchmark
 from engine.graph.build import build_graph
 from engine.graph.types import PruneSettings
 from engine.records import FailureLensError
-from engine.store import Store
-from engine.sweep_config import load_sweep_config, parse_sweep_config
+from engine.runs.store import Store
+from engine.runs.config import load_sweep_config, parse_sweep_config
 
 PROMPT = "the of and to in is was for on that"
 
@@ -129,7 +129,7 @@ def test_store_problems(tmp_path):
         conn.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(FailureLensError, match="newer Failure Lens"):
         Store(folder)
-    if os.geteuid() != 0:  # root ignores permissions; test_store.py simulates that case
+    if os.geteuid() != 0:  # root ignores permissions; test_runs_store.py simulates that case
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o500)

@@ -272,8 +272,8 @@ def test_evolution_page_opens_a_checkpoint(server, driver):
 
 def test_sweeps_page_browses_a_store(server, driver, tmp_path):
     """A store written by a real (small) sweep on the zoo opens from a link, with its results table."""
-    from engine.sweep import run_sweep
-    from engine.sweep_config import load_sweep_config
+    from engine.runs.sweep import run_sweep
+    from engine.runs.config import load_sweep_config
     from engine.zoo import zoo_sizes
 
     cfg = tmp_path / "sweep.yaml"

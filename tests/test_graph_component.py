@@ -6,7 +6,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from engine import render
+from engine.present import render
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
 from graph_fixtures import small_graph

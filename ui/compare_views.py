@@ -11,9 +11,10 @@ from typing import Any, Callable, Optional, Sequence
 import pandas as pd
 import streamlit as st
 
-from engine import render, zoo
-from engine.align import Alignment
-from engine.compare import (CaseDelta, CaseSpec, Checkpoint, cases_from_failures, first_token, logit_diffs,
+from engine import zoo
+from engine.present import render
+from engine.compare.align import Alignment
+from engine.compare.deltas import (CaseDelta, CaseSpec, Checkpoint, cases_from_failures, first_token, logit_diffs,
                             segment_breakdown)
 from engine.records import Attribution, FailureLensError
 from ui import layout, loaders, state, widgets
@@ -28,7 +29,7 @@ class Comparison:
     """Δℓ and segment relevance of the same cases in several models (or checkpoints), in the given order."""
 
     deltas: dict[str, list[CaseDelta]]  # label -> one CaseDelta per case
-    breakdown: pd.DataFrame  # engine.compare.segment_breakdown rows of every model
+    breakdown: pd.DataFrame  # engine.compare.deltas.segment_breakdown rows of every model
 
 
 def defaults_once(page: str, values: dict[str, Any]) -> None:
@@ -133,7 +134,7 @@ def compare(params: Sequence[str], labels: Sequence[str], cases: Sequence[CaseSp
 
 # ---------------------------------------------------------------- one case
 def case_attribution(handle, case: CaseSpec) -> Optional[Attribution]:
-    """The case's heatmap in one model, scoring the first token of target and contrast (engine.compare's rule)."""
+    """The case's heatmap in one model, scoring the first token of target and contrast (engine.compare.deltas's rule)."""
     tgt, t_note = first_token(handle.tokenizer, case.target, "target")
     con, c_note = first_token(handle.tokenizer, case.contrast, "contrast")
     if tgt is None or con is None or tgt.token_id == con.token_id:

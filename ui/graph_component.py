@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import streamlit.components.v1 as components
 
-from engine import render
+from engine.present import render
 
 FRONTEND = Path(__file__).with_name("graph_frontend.html")
 

@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from engine import charts, render
+from engine.present import charts, render
 from engine.records import FailureLensError
 from ui import state, widgets
 from ui.state import ModelSpec

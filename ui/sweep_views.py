@@ -12,12 +12,13 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from engine import render, zoo
-from engine.categories import Category, Label, Outcome, Pattern, Suggestion
+from engine import zoo
+from engine.present import render
+from engine.cases.categories import Category, Label, Outcome, Pattern, Suggestion
 from engine.records import FailureLensError
-from engine.store import Store
-from engine.sweep import RunSummary, SweepProgress, default_run_id, load_case, run_sweep
-from engine.sweep_config import SweepConfig, parse_sweep_config
+from engine.runs.store import Store
+from engine.runs.sweep import RunSummary, SweepProgress, default_run_id, load_case, run_sweep
+from engine.runs.config import SweepConfig, parse_sweep_config
 from ui import layout, state, widgets
 
 log = logging.getLogger(__name__)
@@ -260,7 +261,7 @@ def label_form(folder: str, run_id: str, row: pd.Series, suggestion: Optional[di
 
 def exports(store: Store, run_id: str, df: pd.DataFrame) -> None:
     """The whole run as CSV, Parquet and the one-file HTML report (made when clicked)."""
-    from engine.report import run_report
+    from engine.runs.report import run_report
 
     def parquet() -> bytes:
         buf = io.BytesIO()

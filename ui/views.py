@@ -5,7 +5,7 @@ from typing import Optional
 
 import streamlit as st
 
-from engine import render
+from engine.present import render
 from engine.records import Attribution
 from ui import layout, state
 
@@ -40,7 +40,7 @@ def header(att: Attribution, expected: Optional[float] = None) -> None:
 
 
 def heatmap(att: Attribution, mask: list[bool], values: list[float]) -> None:
-    """The coloured tokens with their legend (all text escaped by engine.render)."""
+    """The coloured tokens with their legend (all text escaped by engine.present.render)."""
     contrast = att.contrast.text if att.contrast else None
     st.html(render.legend_html(att.target.text, contrast, state.get(state.NORM)))
     st.html(render.heatmap_fragment(att.tokens, values, att.relevance, mask, font_scale=layout.scale()))

@@ -19,6 +19,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..memory import CHUNK_ELEMENTS
+
 
 @dataclass
 class AttentionFactors:
@@ -79,7 +81,6 @@ class TopK:
         return self.parts[0]
 
 
-CHUNK_ELEMENTS = 1 << 20  # heads x rows x keys per chunk of the closed form (bounds its working memory)
 
 
 def _chunk_rows(n_heads: int, t: int, budget: int = CHUNK_ELEMENTS) -> int:

@@ -34,6 +34,19 @@ class ZooCase:
 
 
 @dataclass(frozen=True)
+class CaseScore:
+    """One model's exact-match score of one eval case (written by evaluate, read by the card)."""
+    case_id: str
+    family: str
+    n_tokens: int  # prompt tokens including <bos>
+    correct: bool
+    fail_at: int  # index of the first wrong reference token; -1 when correct
+    target_id: int  # the model's top-1 there (-1 when correct)
+    contrast_id: int  # the reference token there (-1 when correct)
+    logit_diff: float  # logit(target) - logit(contrast), 0.0 when correct
+
+
+@dataclass(frozen=True)
 class ZooFailure:
     """The first wrong greedy token of a zoo model on a case, with the prompt cut right before it.
 

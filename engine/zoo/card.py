@@ -5,8 +5,7 @@ import json
 from collections import Counter
 from typing import Sequence
 
-from engine.zoo import FAMILIES, MODELS_DIR, ZOO_DIR, ZooCase, load_benchmark, zoo_checkpoints, zoo_sizes
-from engine.zoo.evaluate import CaseScore
+from engine.zoo import FAMILIES, CaseScore, MODELS_DIR, ZOO_DIR, ZooCase, load_benchmark, zoo_checkpoints, zoo_sizes
 
 RETRIEVAL_BUCKETS = ((0, 128), (128, 512), (512, 2048), (2048, 1 << 20))  # prompt tokens
 

@@ -9,29 +9,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Iterable, Sequence
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from engine.zoo import FAILURES_PATH, FAMILIES, ZooCase, ZooFailure, load_benchmark, zoo_checkpoints, zoo_names, zoo_path
+from engine.zoo import FAILURES_PATH, FAMILIES, CaseScore, ZooCase, ZooFailure, load_benchmark, zoo_checkpoints, zoo_names, zoo_path
+from engine.zoo.card import write_card
 
 log = logging.getLogger(__name__)
 FAILURES_PER_FAMILY = 25
 MAX_BATCH_TOKENS = 8192
-
-
-@dataclass(frozen=True)
-class CaseScore:
-    case_id: str
-    family: str
-    n_tokens: int  # prompt tokens including <bos>
-    correct: bool
-    fail_at: int  # index of the first wrong reference token; -1 when correct
-    target_id: int  # the model's top-1 there (-1 when correct)
-    contrast_id: int  # the reference token there (-1 when correct)
-    logit_diff: float  # logit(target) - logit(contrast), 0.0 when correct
 
 
 def load(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -117,8 +106,6 @@ def select_failures(model: str, cases: dict[str, ZooCase], scores: Iterable[Case
 
 def evaluate_zoo() -> dict:
     """Score every zoo model on the whole eval split; write failures.jsonl and MODEL_CARD.md."""
-    from engine.zoo.card import write_card  # noqa: PLC0415 (keeps card rendering out of the scoring module)
-
     t0 = time.time()
     cases = load_benchmark("eval")
     by_id = {c.id: c for c in cases}

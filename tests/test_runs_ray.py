@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.store import Store
-from engine.sweep import run_sweep
-from engine.sweep_config import load_sweep_config
+from engine.runs.store import Store
+from engine.runs.sweep import run_sweep
+from engine.runs.config import load_sweep_config
 from sweep_fixtures import assert_same_runs, stored, write_bench, write_config
 
 try:
@@ -24,7 +24,7 @@ except ImportError:
                     pytrace=False)
     pytest.skip("Ray is not installed (pip install -r requirements-ray.txt)", allow_module_level=True)
 
-from engine.sweep_ray import RUNTIME_ENV, run_sweep_ray  # noqa: E402
+from engine.runs.ray import RUNTIME_ENV, run_sweep_ray  # noqa: E402
 
 N = 5  # 4 failures + 1 case without reference, per model
 RTOL = 1e-4  # actors run torch with one thread: float sums may differ in the last bits from this process

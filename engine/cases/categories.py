@@ -6,7 +6,7 @@ Outcome (does an explanation account for the failure?):
   NC-IA+AG    neither does.
 Pattern: URT (relevant tokens underweighted), OIT (irrelevant tokens overweighted), URT+OIT.
 
-Suggestion heuristics (version HEURISTICS_VERSION), on normalised segment relevance (engine.segments;
+Suggestion heuristics (version HEURISTICS_VERSION), on normalised segment relevance (engine.cases.segments;
 positive supports the wrong target) and Δℓ = ℓ(target) − ℓ(contrast). They start from the reference
 system's notebook proxies; "≈ 0" means |x| <= eps.
 Outcome:

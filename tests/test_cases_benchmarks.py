@@ -5,10 +5,10 @@ import json
 import pytest
 from tiny_lm import make_tokenizer
 
-from engine.benchmarks import Case, apply_template, last_boxed, load_benchmark
-from engine.failures import encode_pair
+from engine.cases.benchmarks import Case, apply_template, last_boxed, load_benchmark
+from engine.cases.failures import encode_pair
 from engine.records import FailureLensError
-from engine.segments import assign_segments
+from engine.cases.segments import assign_segments
 
 IFEVAL_PROMPT = ("Write a 300+ word summary of the wikipedia page about Raymond III. Do not use any commas "
                  "and highlight at least 3 sections with markdown. Tell me about his family too.")
@@ -169,7 +169,7 @@ def test_apply_template_trimming_rewriting_and_none(tmp_path):
 
 
 def test_shipped_zoo_eval_set_loads():
-    from engine.benchmarks import ZOO_EVAL
+    from engine.cases.benchmarks import ZOO_EVAL
 
     if not ZOO_EVAL.exists():
         pytest.skip("engine/zoo/data/eval.jsonl not built yet")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, TextIO
 
 if TYPE_CHECKING:  # the CLI parser is built on every command: keep imports lazy
-    from engine.sweep import SweepProgress
+    from engine.runs.sweep import SweepProgress
 
 
 def _clock(seconds: Optional[float]) -> str:
@@ -89,8 +89,8 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
 
     def run(a) -> int:
         from engine.records import FailureLensError
-        from engine.sweep import run_sweep
-        from engine.sweep_config import load_sweep_config
+        from engine.runs.sweep import run_sweep
+        from engine.runs.config import load_sweep_config
 
         config = load_sweep_config(a.config)
         if a.gpus_per_actor is not None and not a.ray:
@@ -98,7 +98,7 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
         bar = None if a.quiet else TerminalProgress()
         with _CtrlC() as stop:
             if a.ray:
-                from engine.sweep_ray import run_sweep_ray
+                from engine.runs.ray import run_sweep_ray
 
                 summary = run_sweep_ray(config, a.ray, resume=a.resume, run_id=a.run_id, progress=bar,
                                         cancel=stop.event.is_set, gpus_per_actor=a.gpus_per_actor)
@@ -126,7 +126,7 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
 
     def report(a) -> int:
         from engine.records import FailureLensError
-        from engine.store import Store
+        from engine.runs.store import Store
 
         with Store(a.store, readonly=True) as store:
             runs = [x["run_id"] for x in store.runs()]
@@ -140,8 +140,8 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
 
 
 def _write_report(folder: str, run_id: str, out: Path) -> None:
-    from engine.report import run_report
-    from engine.store import Store
+    from engine.runs.report import run_report
+    from engine.runs.store import Store
 
     with Store(folder, readonly=True) as store:
         text = run_report(store, run_id)

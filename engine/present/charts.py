@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from engine.graph.types import AttributionGraph, PrunedGraph
-from engine.render import BLUE, RED, _visible_text
+from engine.present.render import BLUE, RED, _visible_text
 
 SCHEME = alt.Scale(domain=[-1, 0, 1], range=["rgb(%d,%d,%d)" % BLUE, "#ffffff", "rgb(%d,%d,%d)" % RED],
                   interpolate="rgb")

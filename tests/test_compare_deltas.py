@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from engine.compare import (
+from engine.compare.deltas import (
     CaseDelta, CaseSpec, Checkpoint, _batches, checkpoint_deltas, checkpoint_labels, ecdf, evolution_table,
     first_token, logit_diffs, mean_by_model, mean_line, model_label, scaling_table, segment_breakdown,
 )
@@ -224,7 +224,7 @@ zoo = pytest.mark.skipif(not (MODELS_DIR / "index.json").exists(), reason="engin
 
 @zoo
 def test_zoo_reference_deltas_match_stored_failures():
-    from engine.compare import cases_from_failures
+    from engine.compare.deltas import cases_from_failures
     from engine.zoo import load_failures, zoo_sizes
 
     ref = zoo_sizes()[0]
@@ -238,7 +238,7 @@ def test_zoo_reference_deltas_match_stored_failures():
 
 @zoo
 def test_zoo_scaling_and_breakdown():
-    from engine.compare import cases_from_failures
+    from engine.compare.deltas import cases_from_failures
     from engine.zoo import load_failures, zoo_sizes
 
     sizes = zoo_sizes()
@@ -252,7 +252,7 @@ def test_zoo_scaling_and_breakdown():
 
 
 def test_non_finite_batch_rows_are_rerun_alone(llama, monkeypatch):
-    import engine.compare as compare
+    import engine.compare.deltas as compare
 
     real = compare.last_logits
 

@@ -15,7 +15,7 @@ resume=True skips every (model, case) already stored (`Store.done_cases`), so no
 stored twice, and a different config under an existing run id is an error. Without resume, an existing run id
 with results is an error too (nothing is silently mixed).
 
-`analyse_case` is the whole per-case pipeline, free of the store: the Ray runner (engine.sweep_ray) calls it in
+`analyse_case` is the whole per-case pipeline, free of the store: the Ray runner (engine.runs.ray) calls it in
 its model actors and writes the results in the driver.
 """
 from __future__ import annotations
@@ -30,11 +30,11 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from engine.benchmarks import Case, apply_template, load_benchmark
+from engine.cases.benchmarks import Case, apply_template, load_benchmark
 from engine.records import FailureLensError
-from engine.segments import SEGMENTS, Spans, add_span, assign_segments, phrase_mask, segment_relevance
-from engine.store import ResultRow, Store
-from engine.sweep_config import BenchmarkSpec, GraphSpec, SweepConfig
+from engine.cases.segments import SEGMENTS, Spans, add_span, assign_segments, phrase_mask, segment_relevance
+from engine.runs.store import ResultRow, Store
+from engine.runs.config import BenchmarkSpec, GraphSpec, SweepConfig
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +243,8 @@ def _instruction_groups(offsets, text: str, spans: Spans, labels: list[str], tar
 
 
 def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) -> tuple[ResultRow, dict]:
-    from engine.categories import suggest_category
-    from engine.failures import find_first_divergence, keep
+    from engine.cases.categories import suggest_category
+    from engine.cases.failures import find_first_divergence, keep
     from engine.heatmap import attribute
 
     t: dict[str, float] = {}
@@ -309,7 +309,7 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
         arrays["graph_json"] = text_array(json.dumps(graph))
         extra["graph"] = {"nodes": len(graph["nodes"]), "edges": len(graph["edges"]), "notes": list(g.notes)}
     if cfg.compute.faithfulness.enabled and cfg.compute.heatmap:
-        from engine.faithfulness import mask_flip_k, neutral_mask_id
+        from engine.cases.faithfulness import mask_flip_k, neutral_mask_id
 
         fs = cfg.compute.faithfulness
         with _phase(t, "faith"):

@@ -161,7 +161,7 @@ class Store:
         return [dict(r) | {"config": json.loads(r["config_json"])} for r in self._query("SELECT * FROM runs ORDER BY created")]
 
     def put_cases(self, run_id: str, cases: Iterable[Any]) -> None:
-        """Store benchmark cases (engine.benchmarks.Case) once; existing ones are kept as they are."""
+        """Store benchmark cases (engine.cases.benchmarks.Case) once; existing ones are kept as they are."""
         self._write([("INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (run_id, c.uid, c.benchmark, c.prompt, c.reference, json.dumps(c.segments),
                        json.dumps(c.meta, default=str))) for c in cases])

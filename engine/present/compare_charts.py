@@ -1,6 +1,6 @@
 """Altair charts of model comparisons (scaling, checkpoints) and sweep results; no streamlit.
 
-Inputs are the tables of engine.compare / engine.store / engine.categories. Δℓ = ℓ(target) − ℓ(contrast):
+Inputs are the tables of engine.compare.deltas / engine.runs.store / engine.cases.categories. Δℓ = ℓ(target) − ℓ(contrast):
 positive means the model still prefers the wrong token.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Sequence
 import altair as alt
 import pandas as pd
 
-from engine.compare import SEGMENT_COLUMNS
+from engine.compare.deltas import SEGMENT_COLUMNS
 
 DELTA = "Δℓ = ℓ(target) − ℓ(contrast)"
 
@@ -27,7 +27,7 @@ def _span(values: Sequence[float], *extra: float) -> tuple[float, float]:
 def scaling_scatter(table: pd.DataFrame, reference: str, corrected: tuple[float, float],
                     scale: float = 1.0) -> alt.LayerChart:
     """Δℓ in the reference (x) vs each other model (y), the y = x line and the shaded "corrected" region
-    (x > corrected[0], y < corrected[1]). table: engine.compare.scaling_table."""
+    (x > corrected[0], y < corrected[1]). table: engine.compare.deltas.scaling_table."""
     x_min, y_max = corrected
     df = table.dropna(subset=["delta_ref", "delta"])
     lo, hi = _span(list(df["delta_ref"]) + list(df["delta"]), x_min, y_max)
@@ -59,7 +59,7 @@ def ecdf_chart(ecdfs: pd.DataFrame, scale: float = 1.0) -> alt.LayerChart:
 
 def segment_bars(means: pd.DataFrame, by: str = "model", scale: float = 1.0) -> alt.LayerChart:
     """Mean normalised segment relevance (± standard error) per segment, one bar per `by` group.
-    means: engine.compare.mean_by_model (columns by, segment, mean, sem, n)."""
+    means: engine.compare.deltas.mean_by_model (columns by, segment, mean, sem, n)."""
     df = means.assign(lo=means["mean"] - means["sem"].fillna(0), hi=means["mean"] + means["sem"].fillna(0))
     order = list(dict.fromkeys(df[by]))
     base = alt.Chart(df).encode(
@@ -76,7 +76,7 @@ def segment_bars(means: pd.DataFrame, by: str = "model", scale: float = 1.0) -> 
 
 def evolution_chart(evolution: pd.DataFrame, mean: pd.DataFrame, scale: float = 1.0) -> alt.LayerChart:
     """Δℓ of every case across checkpoints (thin lines) and their mean (bold).
-    evolution: engine.compare.evolution_table; mean: engine.compare.mean_line."""
+    evolution: engine.compare.deltas.evolution_table; mean: engine.compare.deltas.mean_line."""
     order = list(mean.sort_values("order")["checkpoint"])
     x = alt.X("checkpoint:N", sort=order, title="checkpoint", axis=alt.Axis(labelAngle=-30))
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#888", strokeDash=[4, 4]).encode(y="y:Q")
@@ -99,7 +99,7 @@ def delta_histogram(results: pd.DataFrame, scale: float = 1.0) -> alt.Chart:
 
 
 def share_chart(shares: pd.DataFrame, column: str, scale: float = 1.0) -> alt.Chart:
-    """Stacked shares of a category column per (benchmark, model). shares: engine.categories.shares."""
+    """Stacked shares of a category column per (benchmark, model). shares: engine.cases.categories.shares."""
     df = shares.assign(row=shares["benchmark"].astype(str) + " · " + shares["model_label"].astype(str))
     return alt.Chart(df).mark_bar().encode(
         x=alt.X("share:Q", stack="normalize", title="share of failures", axis=alt.Axis(format="%")),

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from .records import Attribution, FailureLensError
+from ..records import Attribution, FailureLensError
 
 Offsets = Sequence[tuple[int, int]]
 

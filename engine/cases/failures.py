@@ -198,7 +198,7 @@ class FailurePoint:
 def read_failure_points(path: str | Path) -> list[FailurePoint]:
     """JSONL, one object per line: {id, prompt, completion, contrast, char | token[, model]}.
     Feed each to `failure_at(model, tokenizer, p.prompt, p.completion, char=p.char, token=p.token, contrast=p.contrast)`."""
-    from engine.benchmarks import read_jsonl
+    from engine.cases.benchmarks import read_jsonl
 
     points = []
     allowed = {f.name for f in fields(FailurePoint)}

@@ -2,12 +2,12 @@
 
 Every loader returns cases whose `segments` are character spans over `case.prompt` with the keys
 "special", "instruction", "query", "answer" (answer is empty here: it is the reference prefix before the
-failure, added once the failure is known, see `engine.segments.add_span`).
+failure, added once the failure is known, see `engine.cases.segments.add_span`).
 
 Formats (a file that does not match names the missing field and a way out):
 - ifeval:    JSONL {key, prompt, instruction_id_list, kwargs}. Reference: an inline "response"/"reference"
              field, or `references=` an IFEval response file (JSONL {prompt, response}) matched by prompt.
-             Instruction spans: see `engine.ifeval_phrases`.
+             Instruction spans: see `engine.cases.ifeval_phrases`.
 - math:      MATH problem files {problem, solution[, answer, level, type]}: a .jsonl, a .json (one problem
              or a list), or a folder of .json files. Reference = the worked solution; the answer is the
              "answer" field or the last \\boxed{...} of the solution. The problem is the Query.
@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
 
-from engine.ifeval_phrases import instruction_spans
+from engine.cases.ifeval_phrases import instruction_spans
 from engine.records import FailureLensError
-from engine.segments import Spans, complement, empty_spans, shift_spans
+from engine.cases.segments import Spans, complement, empty_spans, shift_spans
 
-ZOO_EVAL = Path(__file__).parent / "zoo" / "data" / "eval.jsonl"
+ZOO_EVAL = Path(__file__).parents[1] / "zoo" / "data" / "eval.jsonl"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.segments import add_span, assign_segments, complement, phrase_mask, segment_relevance, shift_spans
+from engine.cases.segments import add_span, assign_segments, complement, phrase_mask, segment_relevance, shift_spans
 
 
 def test_assign_basic_and_unlabelled_is_query():

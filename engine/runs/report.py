@@ -2,7 +2,7 @@
 
 Made to be opened anywhere, offline (a meeting-room laptop): no scripts and no external resources. Charts are
 altair charts rendered to SVG by vl-convert and embedded as data-URI images (an SVG shown through <img> can never
-run script); heatmaps are escaped HTML spans (engine.render). A Content-Security-Policy allows inline styles
+run script); heatmaps are escaped HTML spans (engine.present.render). A Content-Security-Policy allows inline styles
 and data: images only. Every string from a benchmark, a tokenizer, a config or a person (prompts, tokens,
 labels, errors, names) goes through html.escape.
 
@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from engine.records import FailureLensError
-from engine.store import Store
+from engine.runs.store import Store
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 STATUSES = ("ok", "no_failure", "filtered", "error")
@@ -53,7 +53,7 @@ def table(rows: Iterable[Sequence[Any]], header: Sequence[str] = (), numeric: Se
 
 def svg_image(chart: Any, alt_text: str) -> str:
     """An altair chart as an inline SVG data-URI image (rendered offline by vl-convert)."""
-    from engine.charts import to_svg
+    from engine.present.charts import to_svg
 
     data = base64.b64encode(to_svg(chart).encode("utf-8")).decode("ascii")
     return f'<img alt="{esc(alt_text)}" src="data:image/svg+xml;base64,{data}">'
@@ -100,8 +100,8 @@ def _summary(df: pd.DataFrame) -> str:
 
 
 def _heatmaps(store: Store, run_id: str, ok: pd.DataFrame, n: int) -> str:
-    from engine.render import heatmap_fragment, legend_html, normalise
-    from engine.sweep import load_case
+    from engine.present.render import heatmap_fragment, legend_html, normalise
+    from engine.runs.sweep import load_case
 
     out = []
     for _, r in ok.sort_values("logit_diff", ascending=False).head(n).iterrows():

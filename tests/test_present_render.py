@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import render
+from engine.present import render
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
 from graph_fixtures import small_graph
@@ -157,7 +157,7 @@ def test_script_json():
 
 
 def test_charts_export_escapes_token_text():
-    from engine import charts
+    from engine.present import charts
 
     shown = [True] * len(TOKENS)
     values = render.normalise(REL, shown)

@@ -1,14 +1,14 @@
 """Sweeps on Ray: one actor per model, the driver the only writer of the store.
 
 - Each model gets one actor (`ModelWorker`) that loads the model once (`ray.gpus_per_actor` GPUs; default 1 when
-  the cluster has GPUs) and runs `engine.sweep.analyse_case` for the cases scheduled to it, at most
+  the cluster has GPUs) and runs `engine.runs.sweep.analyse_case` for the cases scheduled to it, at most
   `IN_FLIGHT` at a time so cancelling is quick. Actors return results; only this process writes the store, so
   the store folder lives where the driver runs.
 - A dead actor (process killed, node lost) is restarted by Ray (`max_restarts`) and its unfinished cases are
   retried (`max_task_retries`), both `ray.max_retries` times. A result is stored once, when its task returns;
   `Store.put_result` ignores a key that exists. Cases whose retries ran out are reported (`RunSummary.lost`)
   and not stored, so `--resume` computes them.
-- Resume, run ids and progress work as in `engine.sweep.run_sweep`; time left comes from the throughput of
+- Resume, run ids and progress work as in `engine.runs.sweep.run_sweep`; time left comes from the throughput of
   all actors together.
 
 The engine package is shipped to the workers (runtime_env py_modules); models are loaded on the workers, so
@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.records import FailureLensError
-from engine.store import Store
-from engine.sweep import (Cancel, CaseResult, Clock, Progress, RunSummary, SweepProgress, analyse_case,
+from engine.runs.store import Store
+from engine.runs.sweep import (Cancel, CaseResult, Clock, Progress, RunSummary, SweepProgress, analyse_case,
                           default_run_id, load_spec, plan_run)
-from engine.sweep_config import SweepConfig
+from engine.runs.config import SweepConfig
 
 log = logging.getLogger(__name__)
 
 IN_FLIGHT = 2  # cases queued per actor: one running, one ready to start
 INSTALL = "pip install -r requirements-ray.txt"
 # this engine, shipped to the workers (they need torch, transformers ... installed, as the driver has)
-RUNTIME_ENV = {"py_modules": [str(Path(__file__).resolve().parent)], "excludes": ["__pycache__", "*.pyc"]}
+RUNTIME_ENV = {"py_modules": [str(Path(__file__).resolve().parents[1])], "excludes": ["__pycache__", "*.pyc"]}
 
 
 def require_ray() -> Any:
@@ -100,7 +100,7 @@ def _cause(e: Exception) -> Exception:
 def run_sweep_ray(config: SweepConfig, address: Optional[str] = None, resume: bool = False,
                   run_id: Optional[str] = None, progress: Progress = None, cancel: Cancel = None,
                   gpus_per_actor: Optional[float] = None) -> RunSummary:
-    """The sweep of `engine.sweep.run_sweep` on Ray. address None uses Ray as already initialised in this
+    """The sweep of `engine.runs.sweep.run_sweep` on Ray. address None uses Ray as already initialised in this
     process (or starts a local one); the Ray session is shut down at the end only if it was started here."""
     ray = require_ray()
     run_id = run_id or default_run_id(config)

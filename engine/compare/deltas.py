@@ -30,11 +30,11 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import pandas as pd
 import torch
 
-from .heatmap import attribute
-from .models import ModelHandle, load_model
-from .records import FailureLensError, TokenChoice
-from .segments import assign_segments, segment_relevance
-from .tokens import display, encode_prompt
+from ..heatmap import attribute
+from ..models import ModelHandle, load_model
+from ..records import FailureLensError, TokenChoice
+from ..cases.segments import assign_segments, segment_relevance
+from ..tokens import display, encode_prompt
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ SEGMENT_COLUMNS = ("total", "instruction", "query", "answer", "special")
 
 @dataclass(frozen=True)
 class CaseSpec:
-    """One failure case, model-independent. segments: name -> char spans in `prompt` (see engine.segments)."""
+    """One failure case, model-independent. segments: name -> char spans in `prompt` (see engine.cases.segments)."""
 
     case_id: str
     prompt: str
@@ -234,7 +234,7 @@ def ecdf(values: Iterable[Optional[float]]) -> pd.DataFrame:
 # ---- segment breakdown -----------------------------------------------------------------------------------
 
 def segment_breakdown(handle: ModelHandle, cases: Sequence[CaseSpec], progress: Progress = None) -> pd.DataFrame:
-    """Normalised segment relevance per case (engine.segments rule) from a logit_diff/by_ref_token heatmap.
+    """Normalised segment relevance per case (engine.cases.segments rule) from a logit_diff/by_ref_token heatmap.
 
     Columns: case_id, family, model, delta, total, instruction, query, answer, special, notes.
     Targets/contrasts follow the module's token rule; skipped cases keep a row with missing values.

@@ -36,7 +36,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from engine.benchmarks import BENCHMARK_KINDS
+from engine.cases.benchmarks import BENCHMARK_KINDS
 from engine.records import FailureLensError
 
 

@@ -4,7 +4,7 @@ import typing
 import pytest
 
 from engine.records import FailureLensError
-from engine.sweep_config import GraphSpec, ModelSpec, Objective, SweepConfig, load_sweep_config, parse_sweep_config
+from engine.runs.config import GraphSpec, ModelSpec, Objective, SweepConfig, load_sweep_config, parse_sweep_config
 
 GOOD = """\
 name: ifeval-small

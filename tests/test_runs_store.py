@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.benchmarks import Case
-from engine.categories import Category, Label, Outcome, Pattern, suggest_category
+from engine.cases.benchmarks import Case
+from engine.cases.categories import Category, Label, Outcome, Pattern, suggest_category
 from engine.records import FailureLensError
-from engine.store import DB_NAME, SCHEMA_VERSION, ResultRow, Store
+from engine.runs.store import DB_NAME, SCHEMA_VERSION, ResultRow, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ WRITER = textwrap.dedent("""
     engine = types.ModuleType("engine")  # skip the package __init__ (torch + transformers): store needs neither
     engine.__path__ = [{root!r} + "/engine"]
     sys.modules["engine"] = engine
-    from engine.store import Store, ResultRow
+    from engine.runs.store import Store, ResultRow
     s = Store({folder!r})
     s.create_run("r", {{"n": 1}})
     for i in range(300):

@@ -1,7 +1,7 @@
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
-from engine.align import align_attributions, align_tokens
+from engine.compare.align import align_attributions, align_tokens
 from engine.records import Attribution, FailureLensError, TokenChoice
 
 TEXT = "hello world again"

@@ -2,10 +2,10 @@ import pytest
 import torch
 from tiny_lm import TOP_LOGIT, bigram_model, make_tokenizer, tid
 
-from engine.benchmarks import Case, apply_template
-from engine.failures import encode_pair, failure_at, find_first_divergence, keep, read_failure_points
+from engine.cases.benchmarks import Case, apply_template
+from engine.cases.failures import encode_pair, failure_at, find_first_divergence, keep, read_failure_points
 from engine.records import FailureLensError
-from engine.segments import add_span, assign_segments
+from engine.cases.segments import add_span, assign_segments
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pytest
 
-from engine.categories import Category, Label, Outcome, Pattern, Suggestion, shares, suggest_category
-from engine.segments import segment_relevance
+from engine.cases.categories import Category, Label, Outcome, Pattern, Suggestion, shares, suggest_category
+from engine.cases.segments import segment_relevance
 
 LABELS = ["special", "instruction", "instruction", "query", "query", "answer"]
 

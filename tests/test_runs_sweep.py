@@ -16,10 +16,10 @@ import pytest
 from engine.__main__ import main
 from engine.graph.export import from_json
 from engine.records import FailureLensError
-from engine.report import run_report
-from engine.store import DB_NAME, ResultRow, Store
-from engine.sweep import load_case, run_sweep
-from engine.sweep_config import load_sweep_config
+from engine.runs.report import run_report
+from engine.runs.store import DB_NAME, ResultRow, Store
+from engine.runs.sweep import load_case, run_sweep
+from engine.runs.config import load_sweep_config
 from sweep_fixtures import XSS, assert_same_runs, stored, write_bench, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def test_cli_errors_exit_2(tmp_path, tiny_model_dir, capsys, monkeypatch):
 
 
 def test_unreachable_ray_address_fails_fast():
-    from engine.sweep_ray import probe
+    from engine.runs.ray import probe
 
     t0 = time.monotonic()
     with pytest.raises(FailureLensError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
@@ -155,9 +155,9 @@ def test_report_of_a_sweep(reference, tmp_path):
 
 
 def test_report_escapes_every_untrusted_string(tmp_path):
-    from engine.benchmarks import Case
-    from engine.categories import Category, Label, Outcome
-    from engine.sweep import text_array
+    from engine.cases.benchmarks import Case
+    from engine.cases.categories import Category, Label, Outcome
+    from engine.runs.sweep import text_array
 
     with Store(tmp_path / "s") as s:
         s.create_run("r", {"models": [{"label": XSS, "source": XSS}], "benchmarks": [{"kind": "table", "name": XSS}]},
