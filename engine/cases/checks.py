@@ -1,0 +1,244 @@
+"""Does the heatmap explain the failure? Token deletion and insertion curves with a verdict in words.
+
+For one case (input ids, per-token relevance, target, contrast) every curve is Δℓ = ℓ(target) − ℓ(contrast)
+at the last position after replacing some tokens by a replacement token, for k = 0..K:
+
+- target:    the k tokens with the largest positive relevance removed (the heatmap's red tokens);
+- contrast:  the k tokens with the most negative relevance removed (the blue tokens; Δℓ should rise);
+- random:    k ordinary tokens in a random order, once per seed; mean and spread (population std) per k;
+- insertion: every ordinary token replaced except the k red ones (does the heatmap's top alone rebuild Δℓ?).
+
+Removing keeps the sequence length and positions (the id is swapped, nothing is dropped). Special tokens
+(BOS, template tokens) are never removed. The replacement (`replacement_id`): "neutral" (default: the
+tokenizer's unk token, else its pad token, else a single space: `faithfulness.neutral_mask_id`), "pad",
+"unk", or an explicit id.
+
+Area between curves: mean over k = 1..K of (random mean − target), in logit units; positive when removing
+the red tokens lowers Δℓ more than removing as many random tokens.
+
+Verdicts (thresholds are module constants, stated in the sentences and in the README):
+- explains      the target curve flips (Δℓ < 0) at some k ≤ K while the random mean at that k is still > 0;
+- fragile       the target curve flips, but so does the random mean at that k (any removal breaks this case);
+- partly        no flip, but removing the top K cuts Δℓ by ≥ PARTLY_SHARE of its value and beats the random
+                mean by more than RANDOM_MARGIN_STD random standard deviations;
+- not_explained anything else;
+- no_failure    Δℓ ≤ 0 before removing anything (the model already prefers the contrast).
+
+All rows of all curves are built as one [rows, T] batch and run in as few forward passes as memory allows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+import torch
+
+from engine.cases.faithfulness import neutral_mask_id
+from engine.records import FailureLensError
+
+REPLACEMENTS = ("neutral", "pad", "unk")
+PARTLY_SHARE = 0.5  # "partly": removing the top K cuts Δℓ by at least this share of its starting value
+RANDOM_MARGIN_STD = 2.0  # ... and lands this many random standard deviations below the random mean
+VERDICTS = ("explains", "fragile", "partly", "not_explained", "no_failure")
+_ACTIVATION_BYTES = 256 << 20  # per forward chunk
+
+
+@dataclass(frozen=True)
+class DeletionCurves:
+    """Curves of one case; every curve is Δℓ for k = 0..len-1 (index 0 = nothing removed)."""
+
+    base_logit_diff: float
+    target: tuple[float, ...]
+    contrast: tuple[float, ...]
+    random_mean: tuple[float, ...]
+    random_std: tuple[float, ...]
+    insertion: tuple[float, ...]  # k red tokens kept, every other ordinary token replaced
+    target_positions: tuple[int, ...]  # removal order of the target curve (token positions)
+    target_tokens: tuple[str, ...]
+    contrast_positions: tuple[int, ...]
+    flip_k: Optional[int]  # smallest k with target[k] < 0
+    flip_top: Optional[str]  # the model's top-1 token after removing the top flip_k tokens
+    area: float  # mean over k >= 1 of (random_mean - target)
+    verdict: str  # one of VERDICTS
+    sentence: str  # the verdict in words
+    replacement: str
+    mask_id: int
+    seeds: tuple[int, ...]
+    k_max: int
+    forward_rows: int  # masked variants computed (all curves together)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DeletionCurves":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
+
+
+def replacement_id(tokenizer: Any, replacement: Union[str, int] = "neutral") -> int:
+    """The id that replaces removed tokens: "neutral", "pad", "unk", or an id (int or "#123")."""
+    if isinstance(replacement, int) or (isinstance(replacement, str) and replacement.lstrip("#").isdigit()):
+        tid = int(str(replacement).lstrip("#"))
+        if not 0 <= tid < len(tokenizer):
+            raise FailureLensError(f"Replacement token id {tid} is outside the vocabulary (0..{len(tokenizer) - 1}).")
+        return tid
+    if replacement == "neutral":
+        return neutral_mask_id(tokenizer)
+    if replacement in ("pad", "unk"):
+        value = getattr(tokenizer, f"{replacement}_token_id", None)
+        if value is None:
+            raise FailureLensError(f"This tokenizer has no {replacement} token; use replacement 'neutral' or a token id.")
+        return int(value)
+    raise FailureLensError(f"Unknown replacement {replacement!r}: use one of {', '.join(REPLACEMENTS)} or a token id.")
+
+
+def _chunk_rows(model: Any, n_tokens: int) -> int:
+    cfg = getattr(model, "config", None)
+    d = int(getattr(cfg, "hidden_size", 1024) or 1024)
+    heads = int(getattr(cfg, "num_attention_heads", 16) or 16)
+    per_row = 4 * n_tokens * (16 * d + heads * n_tokens)  # float32 activations of one row, roughly
+    return max(1, _ACTIVATION_BYTES // max(per_row, 1))
+
+
+@torch.inference_mode()
+def _last_logits(model: Any, batch: torch.Tensor, chunk: int) -> torch.Tensor:
+    """[B, V] last-position logits of every row of `batch` [B, T], `chunk` rows per forward."""
+    out = []
+    for start in range(0, batch.shape[0], chunk):
+        rows = batch[start:start + chunk]
+        try:
+            logits = model(input_ids=rows, logits_to_keep=1).logits
+        except TypeError:  # models without logits_to_keep
+            logits = model(input_ids=rows).logits
+        out.append(logits[:, -1].float())
+    return torch.cat(out)
+
+
+def _verdict(base: float, target: list[float], rmean: list[float], rstd: list[float], flip_k: Optional[int],
+             flip_top: Optional[str], target_text: str, contrast_text: str) -> tuple[str, str]:
+    k_max = len(target) - 1
+    if base <= 0:
+        return "no_failure", (f"The model already prefers {contrast_text!r} over {target_text!r} "
+                              f"(Δℓ = {base:+.2f}): there is no failure to explain.")
+    if flip_k is not None:
+        top = f"{flip_k} token" + ("s" if flip_k > 1 else "")
+        answer = f"flips the answer to {flip_top!r}" if flip_top == contrast_text else \
+            f"makes the model prefer {contrast_text!r} to {target_text!r} (its top answer becomes {flip_top!r})"
+        if rmean[flip_k] > 0:
+            return "explains", f"The heatmap's top {top} account for the failure: removing them {answer}."
+        return "fragile", (f"Removing the heatmap's top {top} {answer}, but removing {flip_k} random tokens does "
+                           f"too (mean Δℓ {rmean[flip_k]:+.2f}): this case breaks under any removal, so the "
+                           "flip does not single out the highlighted tokens.")
+    if k_max == 0:
+        return "not_explained", "No token supports the wrong answer in the heatmap: it does not explain this failure."
+    drop = base - target[-1]
+    margin = rmean[-1] - target[-1]
+    if drop >= PARTLY_SHARE * base and margin > RANDOM_MARGIN_STD * rstd[-1]:
+        return "partly", (f"Removing the heatmap's top {k_max} tokens cuts Δℓ from {base:+.2f} to {target[-1]:+.2f} "
+                          f"({drop / base:.0%}; random tokens: {rmean[-1]:+.2f}), but the model still prefers "
+                          f"{target_text!r}: the heatmap explains part of this failure.")
+    return "not_explained", (f"Removing the highlighted tokens changes little (Δℓ {base:+.2f} → {target[-1]:+.2f} "
+                             f"after {k_max}; random tokens: {rmean[-1]:+.2f}): the heatmap does not explain "
+                             "this failure.")
+
+
+def deletion_curves(model: Any, tokenizer: Any, input_ids: Sequence[int], relevance: Sequence[float],
+                    target_id: int, contrast_id: int, special_mask: Optional[Sequence[bool]] = None, k: int = 10,
+                    seeds: Sequence[int] = (0, 1, 2, 3, 4), replacement: Union[str, int] = "neutral",
+                    insertion: bool = True, chunk: Optional[int] = None) -> DeletionCurves:
+    """The curves, area and verdict of the module docstring for one case.
+
+    input_ids / relevance / special_mask: [T] aligned; relevance > 0 supports the target.
+    """
+    if len(input_ids) != len(relevance):
+        raise FailureLensError(f"{len(input_ids)} tokens but {len(relevance)} relevance values; "
+                               "pass the ids the relevance was computed for.")
+    if not 1 <= int(k) <= 1000:
+        raise FailureLensError(f"K = {k} is out of range; use 1..1000 (10 is the usual choice).")
+    if not seeds:
+        raise FailureLensError("Give at least one random seed for the random baseline.")
+    mask_id = replacement_id(tokenizer, replacement)
+    n = len(input_ids)
+    special = list(special_mask) if special_mask is not None else [False] * n
+    plain = [i for i in range(n) if not special[i]]
+    k_max = min(int(k), len(plain))
+    by_target = sorted((i for i in plain if relevance[i] > 0), key=lambda i: -relevance[i])[:k_max]
+    by_contrast = sorted((i for i in plain if relevance[i] < 0), key=lambda i: relevance[i])[:k_max]
+    shuffled = []
+    for seed in seeds:
+        order = list(plain)
+        random.Random(seed).shuffle(order)
+        shuffled.append(order[:k_max])
+
+    device = next(model.parameters()).device
+    ids = torch.tensor(list(input_ids), device=device)
+    masks: list[torch.Tensor] = [torch.zeros(n, dtype=torch.bool, device=device)]  # row 0: the case itself
+
+    def removals(order: list[int], upto: int) -> list[int]:
+        rows = []
+        for j in range(1, upto + 1):
+            m = torch.zeros(n, dtype=torch.bool, device=device)
+            m[order[:j]] = True
+            rows.append(len(masks))
+            masks.append(m)
+        return rows
+
+    rows_target = removals(by_target, len(by_target))
+    rows_contrast = removals(by_contrast, len(by_contrast))
+    rows_random = [removals(order, k_max) for order in shuffled]
+    rows_insert = []
+    if insertion:
+        everything = torch.zeros(n, dtype=torch.bool, device=device)
+        everything[plain] = True
+        for j in range(0, len(by_target) + 1):
+            m = everything.clone()
+            m[by_target[:j]] = False
+            rows_insert.append(len(masks))
+            masks.append(m)
+    batch = torch.where(torch.stack(masks), torch.tensor(mask_id, device=device), ids[None, :])
+    logits = _last_logits(model, batch, chunk or _chunk_rows(model, n))
+    diffs = (logits[:, target_id] - logits[:, contrast_id]).tolist()
+
+    base = diffs[0]
+    target = [base] + [diffs[r] for r in rows_target]
+    contrast = [base] + [diffs[r] for r in rows_contrast]
+    per_seed = [[base] + [diffs[r] for r in rows] for rows in rows_random]
+    rmean = [sum(s[j] for s in per_seed) / len(per_seed) for j in range(k_max + 1)]
+    rstd = [math.sqrt(sum((s[j] - rmean[j]) ** 2 for s in per_seed) / len(per_seed)) for j in range(k_max + 1)]
+    flip_k = next((j for j, d in enumerate(target) if j > 0 and d < 0), None)
+    flip_top = None
+    if flip_k is not None:
+        flip_top = _text(tokenizer, int(logits[rows_target[flip_k - 1]].argmax()))
+    upto = len(target) - 1
+    area = sum(rmean[j] - target[j] for j in range(1, upto + 1)) / upto if upto else 0.0
+    verdict, sentence = _verdict(base, target, rmean[:upto + 1], rstd[:upto + 1], flip_k, flip_top, _text(tokenizer, target_id),
+                                 _text(tokenizer, contrast_id))
+    return DeletionCurves(
+        base_logit_diff=base, target=tuple(target), contrast=tuple(contrast), random_mean=tuple(rmean),
+        random_std=tuple(rstd), insertion=tuple(diffs[r] for r in rows_insert),
+        target_positions=tuple(by_target), target_tokens=tuple(_text(tokenizer, int(input_ids[i])) for i in by_target),
+        contrast_positions=tuple(by_contrast), flip_k=flip_k, flip_top=flip_top, area=float(area), verdict=verdict,
+        sentence=sentence, replacement=str(replacement), mask_id=mask_id, seeds=tuple(int(s) for s in seeds),
+        k_max=k_max, forward_rows=len(masks),
+    )
+
+
+def _text(tokenizer: Any, token_id: int) -> str:
+    from engine.tokens import display
+
+    return display(tokenizer, token_id)
+
+
+def check_attribution(handle: Any, att: Any, k: int = 10, seeds: Sequence[int] = (0, 1, 2, 3, 4),
+                      replacement: Union[str, int] = "neutral", insertion: bool = True) -> DeletionCurves:
+    """`deletion_curves` for an engine `Attribution` (contrastive: it needs a contrast token)."""
+    if att.contrast is None:
+        raise FailureLensError("The deletion check needs a contrast token: use the logit difference against a "
+                               "reference token (mode logit_diff, strategy by_ref_token).")
+    with handle.lock:
+        return deletion_curves(handle.model, handle.tokenizer, att.token_ids, att.relevance, att.target.token_id,
+                               att.contrast.token_id, att.special_mask, k, seeds, replacement, insertion)
