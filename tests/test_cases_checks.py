@@ -99,8 +99,10 @@ def test_verdicts_and_their_thresholds():
     assert v == "no_failure" and "already prefers 'y'" in s
     v, s = _verdict(4.0, [4.0, 1.0, -1.0], [4.0, 3.9, 3.8], zeros, 2, "y", "x", "y")
     assert v == "explains" and s == "The heatmap's top 2 tokens account for the failure: removing them flips the answer to 'y'."
+    _, s = _verdict(4.0, [4.0, -1.0], [4.0, 3.9], zeros, 1, "y", "x", "y")
+    assert s == "The heatmap's top token accounts for the failure: removing it flips the answer to 'y'."
     v, s = _verdict(4.0, [4.0, -1.0], [4.0, -0.5], zeros, 1, "z", "x", "y")
-    assert v == "fragile" and "random tokens does too" in s and "top answer becomes 'z'" in s
+    assert v == "fragile" and "removing one random token does too" in s and "top answer becomes 'z'" in s
     cut = 4.0 * (1 - PARTLY_SHARE)  # exactly at the share threshold
     v, s = _verdict(4.0, [4.0, 3.0, cut], [4.0, 3.9, 3.8], [0.0, 0.1, 0.2], None, None, "x", "y")
     assert v == "partly" and "explains part of this failure" in s

@@ -125,14 +125,16 @@ def _verdict(base: float, target: list[float], rmean: list[float], rstd: list[fl
         return "no_failure", (f"The model already prefers {contrast_text!r} over {target_text!r} "
                               f"(Δℓ = {base:+.2f}): there is no failure to explain.")
     if flip_k is not None:
-        top = f"{flip_k} token" + ("s" if flip_k > 1 else "")
+        one = flip_k == 1
+        top, them = ("token accounts", "it") if one else (f"{flip_k} tokens account", "them")
         answer = f"flips the answer to {flip_top!r}" if flip_top == contrast_text else \
             f"makes the model prefer {contrast_text!r} to {target_text!r} (its top answer becomes {flip_top!r})"
         if rmean[flip_k] > 0:
-            return "explains", f"The heatmap's top {top} account for the failure: removing them {answer}."
-        return "fragile", (f"Removing the heatmap's top {top} {answer}, but removing {flip_k} random tokens does "
-                           f"too (mean Δℓ {rmean[flip_k]:+.2f}): this case breaks under any removal, so the "
-                           "flip does not single out the highlighted tokens.")
+            return "explains", f"The heatmap's top {top} for the failure: removing {them} {answer}."
+        many = "one random token does" if one else f"{flip_k} random tokens does"
+        return "fragile", (f"Removing the heatmap's top {'token' if one else f'{flip_k} tokens'} {answer}, but "
+                           f"removing {many} too (mean Δℓ {rmean[flip_k]:+.2f}): this case breaks under any "
+                           "removal, so the flip does not single out the highlighted tokens.")
     if k_max == 0:
         return "not_explained", "No token supports the wrong answer in the heatmap: it does not explain this failure."
     drop = base - target[-1]

@@ -1,0 +1,320 @@
+"""Does a graph node matter? Ablate it and measure Δℓ, beside the change its relevance predicts.
+
+A node is (stage, token) of `engine.graph.prune.stage_layout(n_layers, split)`: the residual stream entering
+layer 0 ("emb"), between attention and MLP of a layer ("L3.mid", split graphs only), or after a layer ("L3").
+
+For each node, with x its state [d] and g = ∂Δℓ/∂x under the model's LRP rules (so x·g is its relevance R,
+the number the graph draws), and μ the mean state over the prompt's positions (the first token left out:
+it is usually an attention sink with an outlying state):
+- residual, zero ablation:  x := 0 at that position; predicted change of Δℓ: −x·g = −R;
+- residual, mean ablation:  x := μ;                   predicted change:     (μ − x)·g;
+- block output (split graphs): the attention block's output (mid rows) or the MLP block's output (layer rows)
+  at that position := 0 or its mean over positions; predicted change −a·g_a or (μ_a − a)·g_a with g_a the
+  rule gradient at that output. On post-norm models (Gemma 3, OLMo 2/3) the block output is taken before
+  the block's output norm, and the residual state of a mid row cannot be set on its own (left out, noted).
+Measured change: Δℓ of the patched forward minus Δℓ of the unpatched one (plain forward, no rules).
+
+The predicted change is first order: it matches the measured one for a node that acts linearly on Δℓ;
+the correlation over the top-N nodes says how far the attribution's ranking can be trusted causally.
+Every node's variants are rows of one batch: one forward (per memory-sized chunk) patches a different
+(row, position) in each row through scoped forward hooks, removed in `finally`.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from engine.graph.capture import attention_module
+from engine.graph.prune import stage_layout
+from engine.records import FailureLensError
+from engine.trace import decoder_layers, run_trace
+
+POST_NORM = ("Gemma3ForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")  # block output is normed before the add
+_ACTIVATION_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class NodeAblation:
+    """Predicted and measured change of Δℓ when one node is removed (None: not available for this node)."""
+
+    stage: int
+    stage_name: str
+    token: int
+    token_text: str
+    relevance: float  # R = x·g, as drawn in the graph
+    predicted_zero: Optional[float]
+    measured_zero: Optional[float]
+    predicted_mean: Optional[float]
+    measured_mean: Optional[float]
+    block: Optional[str] = None  # "attention" | "mlp" for split rows
+    block_predicted_zero: Optional[float] = None
+    block_measured_zero: Optional[float] = None
+    block_predicted_mean: Optional[float] = None
+    block_measured_mean: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class AblationReport:
+    base_logit_diff: float
+    nodes: tuple[NodeAblation, ...]
+    r_zero: Optional[float]  # Pearson correlation of predicted and measured over the nodes (None: < 3 nodes)
+    r_mean: Optional[float]
+    r_block_zero: Optional[float]
+    r_block_mean: Optional[float]
+    split: bool
+    forward_rows: int
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["nodes"] = [asdict(n) for n in self.nodes]
+        d["notes"] = list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AblationReport":
+        d = dict(d)
+        d["nodes"] = tuple(NodeAblation(**n) for n in d["nodes"])
+        d["notes"] = tuple(d.get("notes", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class _Patch:
+    """One row's change: at `module`'s input ("pre") or output ("out"), position `token` := value (or += value)."""
+
+    module: torch.nn.Module
+    where: str  # "pre" | "out"
+    token: int
+    value: torch.Tensor  # [d]
+    add: bool = False
+
+
+@dataclass
+class _States:
+    """Per stage [T, d] states and rule gradients; per layer block outputs (split only)."""
+
+    states: list[torch.Tensor]
+    grads: list[torch.Tensor]
+    blocks: dict  # stage index -> (module, output [T, d], grad [T, d])
+    base: float
+
+
+def _first(x: Any) -> torch.Tensor:
+    return x[0] if isinstance(x, tuple) else x
+
+
+def _capture(handle: Any, ids: list[int], target_id: int, contrast_id: int, split: bool) -> _States:
+    """One forward + backward under the rules, keeping every stage's state and gradient (and block outputs)."""
+    if handle.gradient_checkpointing:
+        raise FailureLensError("Node ablation needs every layer's state: load the model without gradient "
+                               "checkpointing to ablate nodes.")
+    layers = decoder_layers(handle.model)
+    kept: dict[Any, torch.Tensor] = {}
+
+    def keep_input(_m, args, kwargs):
+        x = args[0] if args else kwargs.get("hidden_states")
+        if x is not None and x.requires_grad and "in" not in kept:
+            x.retain_grad()
+            kept["in"] = x
+
+    def keep_output(key):
+        def hook(_m, _args, out):
+            a = _first(out)
+            if a.requires_grad and key not in kept:
+                a.retain_grad()
+                kept[key] = a
+        return hook
+
+    hooks = [layers[0].register_forward_pre_hook(keep_input, with_kwargs=True)]
+    if split:
+        for i, layer in enumerate(layers):
+            hooks.append(attention_module(layer).register_forward_hook(keep_output(("attention", i))))
+            hooks.append(layer.mlp.register_forward_hook(keep_output(("mlp", i))))
+    try:
+        trace, _, _ = run_trace(handle, ids, lambda _l: (target_id, contrast_id), "logit_diff/by_ref_token",
+                                capture_mid=split)
+    finally:
+        for h in hooks:
+            h.remove()
+    states, grads = [kept["in"].detach()[0]], [kept["in"].grad.detach()[0]]
+    blocks = {}
+    for i, layer in enumerate(layers):
+        if split:
+            states.append(trace.mids[i])
+            grads.append(trace.mid_grads[i])
+            a = kept[("attention", i)]
+            blocks[len(states) - 1] = (attention_module(layer), a.detach()[0].reshape(len(ids), -1),
+                                       a.grad.detach()[0].reshape(len(ids), -1))
+        states.append(trace.posts[i])
+        grads.append(trace.post_grads[i])
+        if split:
+            m = kept[("mlp", i)]
+            blocks[len(states) - 1] = (layer.mlp, m.detach()[0], m.grad.detach()[0])
+    base = float(trace.logits[target_id] - trace.logits[contrast_id])
+    return _States(states, grads, blocks, base)
+
+
+def _mean(x: torch.Tensor) -> torch.Tensor:
+    """[T, d] -> [d]: mean over positions, the first one left out when there are others."""
+    return (x[1:] if x.shape[0] > 1 else x).mean(0)
+
+
+def top_nodes(relevance: np.ndarray, n: int, skip_first: bool = False) -> list[tuple[int, int]]:
+    """The n nodes (stage, token) of relevance [stages, tokens] with the largest |R|, largest first."""
+    r = np.abs(np.asarray(relevance, dtype=np.float64))
+    if skip_first and r.shape[1] > 1:
+        r[:, 0] = -1.0
+    order = np.argsort(-r, axis=None, kind="stable")[: max(0, int(n))]
+    return [(int(i // r.shape[1]), int(i % r.shape[1])) for i in order if r.flat[i] >= 0]
+
+
+@contextlib.contextmanager
+def _patched(patches: Sequence[_Patch]) -> Iterator[None]:
+    """Row i of the batch gets patches[i] (None: no patch), through hooks removed in `finally`."""
+    groups: dict[tuple[int, str], list[tuple[int, _Patch]]] = {}
+    for row, p in enumerate(patches):
+        if p is not None:
+            groups.setdefault((id(p.module), p.where), []).append((row, p))
+    handles = []
+
+    def apply(h: torch.Tensor, items: list[tuple[int, _Patch]]) -> torch.Tensor:
+        h = h.clone()
+        for row, p in items:
+            v = p.value.to(h.dtype)
+            if p.add:
+                h[row, p.token] += v.reshape(h[row, p.token].shape)
+            else:
+                h[row, p.token] = v.reshape(h[row, p.token].shape)
+        return h
+
+    try:
+        for (_, where), items in groups.items():
+            module = items[0][1].module
+            if where == "pre":
+                def pre(_m, args, kwargs, items=items):
+                    if args:
+                        return (apply(args[0], items), *args[1:]), kwargs
+                    return args, {**kwargs, "hidden_states": apply(kwargs["hidden_states"], items)}
+                handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+            else:
+                def post(_m, _args, out, items=items):
+                    if isinstance(out, tuple):
+                        return (apply(out[0], items), *out[1:])
+                    return apply(out, items)
+                handles.append(module.register_forward_hook(post))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.inference_mode()
+def _run(handle: Any, ids: list[int], patches: list[Optional[_Patch]], target_id: int, contrast_id: int,
+         chunk: int) -> list[float]:
+    """Δℓ of each row: the same ids, row i patched by patches[i]; `chunk` rows per forward."""
+    x = torch.tensor([ids], device=handle.device)
+    out: list[float] = []
+    for start in range(0, len(patches), chunk):
+        part = patches[start:start + chunk]
+        with _patched(part):
+            logits = handle.model(input_ids=x.expand(len(part), -1), logits_to_keep=1).logits[:, -1].float()
+        out += (logits[:, target_id] - logits[:, contrast_id]).tolist()
+    return out
+
+
+def _pearson(a: list[Optional[float]], b: list[Optional[float]]) -> Optional[float]:
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    if len(pairs) < 3:
+        return None
+    x, y = np.array(pairs, dtype=np.float64).T
+    if x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def ablate_nodes(handle: Any, token_ids: Sequence[int], target_id: int, contrast_id: int,
+                 nodes: Optional[Sequence[tuple[int, int]]] = None, top_n: int = 20, split: bool = False,
+                 skip_first: bool = False, chunk: Optional[int] = None) -> AblationReport:
+    """Ablate `nodes` (default: the top_n by |R|) of the case; see the module docstring."""
+    from engine.tokens import display_many
+
+    ids = [int(i) for i in token_ids]
+    if not ids:
+        raise FailureLensError("The prompt is empty: there are no nodes to ablate.")
+    if split and handle.arch == "GPTNeoXForCausalLM" and handle.model.config.use_parallel_residual:
+        raise FailureLensError("This model adds attention and MLP in parallel: there are no mid-block nodes. "
+                               "Ablate the nodes of the graph without the Attn/MLP split.")
+    layout = stage_layout(handle.n_layers, split)
+    notes: list[str] = []
+    with handle.lock:
+        st = _capture(handle, ids, target_id, contrast_id, split)
+        rel = torch.stack([(x.float() * g.float()).sum(-1) for x, g in zip(st.states, st.grads)])  # [S, T]
+        chosen = list(nodes) if nodes is not None else top_nodes(rel.numpy(), top_n, skip_first)
+        bad = [n for n in chosen if not (0 <= n[0] < len(layout) and 0 <= n[1] < len(ids))]
+        if bad:
+            raise FailureLensError(f"Node {bad[0]} is outside the graph ({len(layout)} stages x {len(ids)} tokens).")
+        layers = decoder_layers(handle.model)
+        rows: list[Optional[_Patch]] = [None]  # row 0: the unpatched case
+        plan = []  # per node: row index (or None) of residual zero, residual mean, block zero, block mean
+        residual_mid = handle.arch not in POST_NORM
+        if split and not residual_mid:
+            notes.append("Post-norm model: the residual state of a mid row cannot be set alone; mid rows show the "
+                         "attention block's output only.")
+
+        def add(p: Optional[_Patch]) -> Optional[int]:
+            if p is None:
+                return None
+            rows.append(p)
+            return len(rows) - 1
+
+        for s, t in chosen:
+            stage, x = layout[s], st.states[s]
+            mu = _mean(x)
+            if stage.kind == "emb":
+                res = [_Patch(layers[0], "pre", t, torch.zeros_like(x[t])), _Patch(layers[0], "pre", t, mu)]
+            elif stage.kind == "post":
+                layer = layers[stage.layer]
+                res = [_Patch(layer, "out", t, torch.zeros_like(x[t])), _Patch(layer, "out", t, mu)]
+            elif residual_mid:  # mid = h_in + attention output: shift the attention output by (value - mid)
+                attn = attention_module(layers[stage.layer])
+                res = [_Patch(attn, "out", t, -x[t], add=True), _Patch(attn, "out", t, mu - x[t], add=True)]
+            else:
+                res = [None, None]
+            blk = [None, None]
+            if s in st.blocks:
+                module, a, _ = st.blocks[s]
+                blk = [_Patch(module, "out", t, torch.zeros_like(a[t])), _Patch(module, "out", t, _mean(a))]
+            plan.append([add(p) for p in res + blk])
+        size = chunk or max(1, _ACTIVATION_BYTES // (4 * len(ids) * 16 * int(handle.model.config.hidden_size)))
+        measured = _run(handle, ids, rows, target_id, contrast_id, size)
+    base = measured[0]
+    out = []
+    tokens = display_many(handle.tokenizer, ids)
+    for (s, t), idx in zip(chosen, plan):
+        x, g = st.states[s][t].float(), st.grads[s][t].float()
+        mu = _mean(st.states[s]).float()
+        change = [None if i is None else measured[i] - base for i in idx]
+        pred = [float(-(x @ g)), float((mu - x) @ g)]
+        if idx[0] is None:
+            pred = [None, None]
+        block, bpred = None, [None, None]
+        if s in st.blocks:
+            module, a, ga = st.blocks[s]
+            block = "attention" if layout[s].kind == "mid" else "mlp"
+            a_t, g_t = a[t].float(), ga[t].float()
+            bpred = [float(-(a_t @ g_t)), float((_mean(a).float() - a_t) @ g_t)]
+        out.append(NodeAblation(s, layout[s].name, t, tokens[t], float(rel[s, t]), pred[0], change[0], pred[1],
+                                change[1], block, bpred[0], change[2], bpred[1], change[3]))
+    col = lambda name: [getattr(n, name) for n in out]  # noqa: E731
+    return AblationReport(
+        base_logit_diff=base, nodes=tuple(out),
+        r_zero=_pearson(col("predicted_zero"), col("measured_zero")),
+        r_mean=_pearson(col("predicted_mean"), col("measured_mean")),
+        r_block_zero=_pearson(col("block_predicted_zero"), col("block_measured_zero")),
+        r_block_mean=_pearson(col("block_predicted_mean"), col("block_measured_mean")),
+        split=split, forward_rows=len(rows) - 1, notes=tuple(notes))

@@ -1,0 +1,101 @@
+"""Node ablation (engine.cases.ablation): known answers, batched == one at a time, relevance == the graph's."""
+import pytest
+import torch
+from test_cases_checks import bigram  # noqa: F401 (fixture)
+
+from engine.cases.ablation import AblationReport, ablate_nodes, top_nodes
+from engine.models import load_model
+from engine.records import FailureLensError
+
+
+def _ids(handle, text="the cat sat on the mat"):
+    return handle.tokenizer(text)["input_ids"]
+
+
+def test_bigram_only_the_last_token_matters(bigram):  # noqa: F811
+    tok = bigram.tokenizer
+    ids = tok("xyz d")["input_ids"]
+    e, a = tok("e")["input_ids"][0], tok("a")["input_ids"][0]
+    last = len(ids) - 1
+    nodes = [(s, t) for s in (0, 1) for t in range(len(ids))]
+    rep = ablate_nodes(bigram, ids, e, a, nodes=nodes)
+    assert rep.base_logit_diff > 1
+    for n in rep.nodes:
+        if n.token != last:  # no path from an earlier token to the prediction: nothing changes, nothing predicted
+            assert n.measured_zero == 0 and n.measured_mean == 0 and n.predicted_zero == 0
+        else:  # a zero state at the last position: every logit 0, so Δℓ drops to 0
+            assert n.measured_zero == pytest.approx(-rep.base_logit_diff, rel=1e-5)
+            assert n.predicted_zero == pytest.approx(n.measured_zero, rel=1e-4)  # linear here: prediction exact
+    assert top_nodes(torch.tensor([[0.1, -3.0], [2.0, 0.5]]).numpy(), 3) == [(0, 1), (1, 0), (1, 1)]
+    assert top_nodes(torch.tensor([[5.0, -3.0], [2.0, 0.5]]).numpy(), 1, skip_first=True) == [(0, 1)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return {arch: load_model(str(tiny_model_dir(arch)), device="cpu") for arch in ("qwen3", "gpt2", "olmo2")}
+
+
+def test_zero_state_changes_nothing_and_matches_an_embedding_reference(tiny):
+    h = tiny["qwen3"]
+    ids = _ids(h)
+    emb = h.model.get_input_embeddings()
+    p, q = 2, 3
+    saved = emb.weight[ids[p]].clone()
+    try:
+        with torch.no_grad():
+            emb.weight[ids[p]] = 0.0  # the token at p now has a zero embedding
+        rep = ablate_nodes(h, ids, 5, 7, nodes=[(0, p), (0, q)])
+        zero = rep.nodes[0]
+        assert zero.measured_zero == 0.0 and zero.predicted_zero == 0.0
+        # independent path: the model run on embeddings with row q zeroed
+        with torch.no_grad():
+            e = emb(torch.tensor([ids]))
+            e[0, q] = 0
+            logits = h.model(inputs_embeds=e, logits_to_keep=1).logits[0, -1]
+        assert rep.nodes[1].measured_zero == pytest.approx(float(logits[5] - logits[7]) - rep.base_logit_diff, abs=1e-5)
+        assert rep.nodes[1].measured_zero != 0
+    finally:
+        with torch.no_grad():
+            emb.weight[ids[p]] = saved
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "gpt2", "olmo2"])
+def test_batched_equals_one_at_a_time(tiny, arch):
+    h = tiny[arch]
+    ids = _ids(h)
+    many = ablate_nodes(h, ids, 5, 7, top_n=8, split=True)
+    ones = ablate_nodes(h, ids, 5, 7, top_n=8, split=True, chunk=1)
+    assert len(many.nodes) == 8 and many.forward_rows > 16
+    for a, b in zip(many.nodes, ones.nodes):
+        for field in ("measured_zero", "measured_mean", "block_measured_zero", "block_measured_mean"):
+            x, y = getattr(a, field), getattr(b, field)
+            assert (x is None) == (y is None)
+            if x is not None:
+                assert x == pytest.approx(y, abs=1e-5)
+    kinds = {n.block for n in many.nodes}
+    assert kinds <= {"attention", "mlp", None}
+    if arch == "olmo2":  # post-norm: a mid row's residual cannot be set alone
+        assert any("Post-norm" in n for n in many.notes)
+        assert all(n.measured_zero is None for n in many.nodes if n.stage_name.endswith(".mid"))
+    round_trip = AblationReport.from_dict(many.to_dict())
+    assert round_trip == many
+
+
+def test_relevance_is_the_graphs_node_relevance(tiny):
+    from engine.graph.build import build_graph
+
+    h = tiny["qwen3"]
+    prompt = "the cat sat on the mat"
+    g = build_graph(h, prompt, target="#5", contrast="#7", split=True)
+    rep = ablate_nodes(h, g.token_ids, 5, 7, top_n=10, split=True)
+    for n in rep.nodes:
+        assert n.relevance == pytest.approx(float(g.node_relevance[n.stage, n.token]), rel=1e-4, abs=1e-6)
+        assert n.predicted_zero == pytest.approx(-n.relevance, rel=1e-5, abs=1e-7)
+
+
+def test_bad_nodes(tiny):
+    h = tiny["qwen3"]
+    with pytest.raises(FailureLensError, match="outside the graph"):
+        ablate_nodes(h, _ids(h), 5, 7, nodes=[(99, 0)])
+    with pytest.raises(FailureLensError, match="empty"):
+        ablate_nodes(h, [], 5, 7)
