@@ -74,11 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions():
-    """Sub-commands that live beside their modules (graph, sweep, zoo)."""
+    """Sub-commands that live beside their modules (graph, sweep, check)."""
     import importlib
 
     found = []
-    for name in ("engine.graph.cli", "engine.runs.cli"):
+    for name in ("engine.graph.cli", "engine.runs.cli", "engine.cases.cli"):
         try:
             found.append(importlib.import_module(name).register)
         except ModuleNotFoundError:

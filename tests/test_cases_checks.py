@@ -126,3 +126,34 @@ def test_replacement_choices_and_bad_input():
         deletion_curves(BagOfWords(), Tok(), IDS, REL[:2], TARGET, CONTRAST, replacement=MASK)
     with pytest.raises(FailureLensError, match="K = 0"):
         deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, k=0, replacement=MASK)
+
+
+def test_check_cli_on_a_shipped_failure():
+    import json
+    import subprocess
+    import sys
+
+    from engine import zoo
+
+    if "l" not in zoo.zoo_sizes() or not zoo.load_failures("l"):
+        pytest.skip("no trained zoo")
+    case = zoo.load_failures("l")[0]
+    run = lambda *a: subprocess.run([sys.executable, "-m", "engine", "check", "--model", "zoo:l", *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=300)
+    out = run("--case", f"l/{case.case_id}", "--nodes", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    from engine.cases.checks import check_attribution
+    from engine.heatmap import attribute
+    from engine.models import load_model
+
+    handle = load_model("zoo:l")
+    api = check_attribution(handle, attribute(handle, case.prompt, f"#{case.target_id}", f"#{case.contrast_id}"))
+    assert got["curves"] == json.loads(json.dumps(api.to_dict()))
+    assert len(got["ablation"]["nodes"]) == 4
+    text = run("--case", f"l/{case.case_id}", "--nodes", "0")
+    assert text.returncode == 0 and api.sentence in text.stdout
+    bad = run("--case", "l/no-such-case")
+    assert bad.returncode == 2 and "No shipped failure" in bad.stderr and "Traceback" not in bad.stderr
+    both = run("--case", f"l/{case.case_id}", "--prompt", "x")
+    assert both.returncode == 2 and "either --case" in both.stderr

@@ -143,7 +143,8 @@ def _verdict(base: float, target: list[float], rmean: list[float], rstd: list[fl
         return "partly", (f"Removing the heatmap's top {k_max} tokens cuts Δℓ from {base:+.2f} to {target[-1]:+.2f} "
                           f"({drop / base:.0%}; random tokens: {rmean[-1]:+.2f}), but the model still prefers "
                           f"{target_text!r}: the heatmap explains part of this failure.")
-    return "not_explained", (f"Removing the highlighted tokens changes little (Δℓ {base:+.2f} → {target[-1]:+.2f} "
+    how = "does not lower Δℓ" if target[-1] >= base else "changes little"
+    return "not_explained", (f"Removing the highlighted tokens {how} (Δℓ {base:+.2f} → {target[-1]:+.2f} "
                              f"after {k_max}; random tokens: {rmean[-1]:+.2f}): the heatmap does not explain "
                              "this failure.")
 
