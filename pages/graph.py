@@ -11,7 +11,7 @@ from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, stage_layout
 from engine.graph.types import PruneSettings
-from ui import inputs, layout, loaders, state, widgets
+from ui import checks, inputs, layout, loaders, state, widgets
 from ui.graph_component import live_graph
 
 layout.page("Graph")
@@ -142,7 +142,9 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
         with d3:
             st.markdown("**Incoming edges** (per-head split where available)")
             layout.table(detail.in_edges, "node_in_edges", key="in_edges")
+        checks.node_numbers(handle, att, graph, *ids[state.get(state.NODE)])
 
+    checks.top_nodes_section(handle, att, graph, hide_bos)
     st.subheader("Per-layer metrics")
     metrics = graph_metrics(graph, pruned, skip_first_token=hide_bos)
     m1, m2 = st.columns(2)

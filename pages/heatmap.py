@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine.present import charts, render
 from engine.cases.segments import assign_segments, segment_relevance
-from ui import inputs, layout, loaders, state, views, widgets
+from ui import checks, inputs, layout, loaders, state, views, widgets
 from ui.state import ModelSpec
 
 layout.page("Heatmap")
@@ -78,4 +78,5 @@ with layer_col:
     layout.chart(charts.layer_chart(att.tokens, att.layer_relevance, mask, scale=layout.scale()), "layers",
                  table=layer_df, key="layers")
 
+checks.heatmap_section(handle, att)
 views.compare(att, prompt)

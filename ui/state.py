@@ -17,6 +17,7 @@ URL scheme (all optional; defaults are left out):
   cmp_models (repeatable), cmp_ref, cmp_other, cmp_case, ncases, corr_x, corr_y     Scaling page
   ev_source, ev_points (repeatable), ev_path, ev_revs, ev_cases, ev_point, ev_case   Evolution page
   store, run, sw_models, sw_bench, sw_cat (repeatable), sw_case                       Sweeps page (results browser)
+  check, check_k, check_seeds, check_repl, check_nodes      causal checks (deletion curves, node ablation)
 Trusting remote code is never read from a URL: a link must not be able to run code on the viewer's machine.
 To add a page's own state: add Field lines below (the key doubles as the URL parameter name).
 """
@@ -55,6 +56,7 @@ SW_MODELS, SW_BENCH, SW_CAT, SW_CASE = "sw_models", "sw_bench", "sw_cat", "sw_ca
 SW_CONFIG, SW_RESUME = "sw_config", "sw_resume"  # session only: sweep config text, resume a stopped run
 DEFAULTS_DONE = "defaults_done"  # session only: pages whose zoo defaults were filled in
 GRAPH_CLICK = "graph_click"  # session only: the last graph click already taken (a click selects a node once)
+CHK_ON, CHK_K, CHK_SEEDS, CHK_REPL, CHK_NODES = "check", "check_k", "check_seeds", "check_repl", "check_nodes"  # checks
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
@@ -72,6 +74,8 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(STORE, ""), Field(RUN, ""), Field(SW_MODELS, []), Field(SW_BENCH, []), Field(SW_CAT, []), Field(SW_CASE, ""),
     Field(SW_CONFIG, "", url=False), Field(SW_RESUME, False, url=False), Field(DEFAULTS_DONE, frozenset(), url=False),
     Field(GRAPH_CLICK, "", url=False),
+    # ---- causal checks beside the heatmap and the graph (ui.checks) ----
+    Field(CHK_ON, True), Field(CHK_K, 10), Field(CHK_SEEDS, 5), Field(CHK_REPL, "neutral"), Field(CHK_NODES, 20),
 ]}
 _LOADED = "_url_loaded"
 

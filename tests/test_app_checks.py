@@ -1,0 +1,58 @@
+"""AppTests of the causal-check sections: the Heatmap page's deletion verdict, the Graph page's node ablation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from compare_fixtures import no_legacy_pages_mode, stand_in, zoo_or_stand_in  # noqa: F401 (fixtures)
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+VERDICTS = ("Explains the failure", "Fragile case", "Explains part of it", "Does not explain it", "No failure")
+
+
+def _clean(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(str(m.value) for m in at.metric if m.label == label)
+
+
+def test_heatmap_page_shows_the_deletion_verdict():
+    at = _clean(AppTest.from_file(APP, default_timeout=120).run())
+    assert "Does the heatmap explain the failure?" in [s.value for s in at.subheader]
+    verdict = _metric(at, "Verdict")
+    assert verdict in VERDICTS
+    boxes = [b.value for b in list(at.success) + list(at.info) + list(at.warning)]
+    assert any(b.startswith(f"**{verdict}.**") for b in boxes), boxes
+    assert _metric(at, "Area between curves").startswith(("+", "-"))
+    # fewer tokens removed: K is in the link and the curves are recomputed
+    _clean(at.number_input(key="w:check_k").set_value(3).run())
+    assert at.query_params["check_k"] == "3"
+    table = next(d.value for d in at.dataframe if "removed token" in d.value.columns)
+    assert len(table) == 4  # k = 0..3
+    _clean(at.selectbox(key="w:check_repl").set_value("pad").run())
+    # off: no verdict
+    _clean(at.toggle(key="w:check").set_value(False).run())
+    assert not [m for m in at.metric if m.label == "Verdict"]
+
+
+def test_graph_page_node_numbers_and_top_nodes_scatter():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/graph.py")
+    _clean(at.run())
+    assert "Do the top nodes matter? Predicted vs measured" in [s.value for s in at.subheader]
+    r = _metric(at, "Correlation (zero ablation)")
+    assert r == "–" or -1.0 <= float(r) <= 1.0
+    nodes = next(d.value for d in at.dataframe if "measured (zero)" in d.value.columns)
+    assert len(nodes) == 20 and nodes["measured (zero)"].notna().all()
+    _clean(at.selectbox(key="w:node").select_index(1).run())
+    predicted, measured = _metric(at, "Predicted change (zero)"), _metric(at, "Measured change (zero)")
+    assert float(predicted) == -float(_metric(at, "Relevance R"))  # zero ablation predicts −R
+    assert measured != "–"
+    _clean(at.number_input(key="w:check_nodes").set_value(5).run())
+    nodes = next(d.value for d in at.dataframe if "measured (zero)" in d.value.columns)
+    assert len(nodes) == 5

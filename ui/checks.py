@@ -1,0 +1,167 @@
+"""The causal checks beside the heatmap and the graph: does the explanation hold?
+
+Heatmap page: token deletion / insertion curves with their verdict in words (engine.cases.checks).
+Graph page: the selected node's predicted and measured change of Δℓ, and the top-N nodes' scatter
+(engine.cases.ablation). Results are cached by content (model fingerprint, token ids, target, contrast, settings).
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import streamlit as st
+
+from engine.cases.ablation import AblationReport, ablate_nodes
+from engine.cases.checks import PARTLY_SHARE, RANDOM_MARGIN_STD, REPLACEMENTS, DeletionCurves, deletion_curves
+from engine.present import check_charts
+from engine.records import Attribution, FailureLensError
+from ui import layout, state, widgets
+
+VERDICT_NAMES = {"explains": "Explains the failure", "fragile": "Fragile case", "partly": "Explains part of it",
+                 "not_explained": "Does not explain it", "no_failure": "No failure"}
+REPLACEMENT_NAMES = {"neutral": "neutral (unk, else pad, else a space)", "pad": "pad token", "unk": "unk token"}
+HOW_TO_READ = (f"Each curve is Δℓ after replacing k tokens with the replacement token (same length and positions). "
+               "Red: the heatmap's most target-supporting tokens first; grey: random tokens (mean ± spread over the "
+               "seeds); blue: the most contrast-supporting tokens; dashed: every ordinary token replaced except the "
+               "top k red ones. Below the dotted line at 0 the model prefers the right answer. Verdicts: *explains* = "
+               "the red curve crosses 0 within K while the random mean at that k is still above 0; *fragile* = it "
+               f"crosses, but so does the random mean; *partly* = no crossing, but Δℓ falls by ≥ {PARTLY_SHARE:.0%} "
+               f"and more than {RANDOM_MARGIN_STD:g} random spreads below the random mean; otherwise *does not "
+               "explain*. Area = mean gap between the grey and the red curve (logits).")
+ABLATION_HELP = ("Ablating a node replaces its state at that token with zero (or with the mean state over the prompt's "
+                 "positions, first token left out) and runs the model again. Predicted change = −R for zero "
+                 "ablation, (mean − state)·gradient for mean ablation: what the relevance promises; measured "
+                 "change = the real change of Δℓ. Negative: removing the node lowers the wrong answer's lead.")
+
+
+def _md(text: str) -> str:
+    """Markdown-inert text (token strings may hold *, _, `, [, $ ...)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~$<])", r"\\\1", text)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _curves(model_key: str, _handle, ids: tuple, relevance: tuple, special: tuple, target: int, contrast: int,
+            k: int, seeds: int, replacement: str) -> DeletionCurves:
+    with _handle.lock:
+        return deletion_curves(_handle.model, _handle.tokenizer, ids, relevance, target, contrast, special, k,
+                               tuple(range(seeds)), replacement)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _ablation(model_key: str, _handle, ids: tuple, target: int, contrast: int, nodes: Optional[tuple], top_n: int,
+              split: bool, skip_first: bool) -> AblationReport:
+    return ablate_nodes(_handle, ids, target, contrast, nodes=nodes, top_n=top_n, split=split, skip_first=skip_first)
+
+
+def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
+    """The deletion check of the heatmap on view: controls, verdict in words, curves, table."""
+    st.subheader("Does the heatmap explain the failure?")
+    if att.contrast is None:
+        st.info("The deletion check compares the target with a contrast token: choose the logit difference "
+                "against a contrast (Objective) to run it.")
+        return None
+    c0, c1, c2, c3 = st.columns([1.2, 1, 1, 1.6], vertical_alignment="bottom")
+    with c0:
+        on = widgets.toggle("Run the check", state.CHK_ON, help="Removes tokens and re-runs the model "
+                            "(K × (seeds + 3) forward rows, batched).")
+    c1.number_input("K (tokens removed)", 1, 50, help="Remove up to K tokens.", **widgets.bind(state.CHK_K))
+    c2.number_input("Random seeds", 1, 20, help="Random orders for the baseline.", **widgets.bind(state.CHK_SEEDS))
+    with c3:
+        widgets.selectbox("Replacement token", state.CHK_REPL, list(REPLACEMENTS), format_func=REPLACEMENT_NAMES.get,
+                          help="The token put in place of a removed one.")
+    if not on:
+        st.caption("Turn on the check to see whether removing the highlighted tokens changes the answer.")
+        return None
+    try:
+        with st.spinner("Removing tokens and re-running the model …"):
+            curves = _curves(handle.key, handle, tuple(att.token_ids), tuple(att.relevance), tuple(att.special_mask),
+                             att.target.token_id, att.contrast.token_id, int(state.get(state.CHK_K)),
+                             int(state.get(state.CHK_SEEDS)), state.get(state.CHK_REPL))
+    except FailureLensError as e:
+        st.error(str(e))
+        return None
+    box = {"explains": st.success, "partly": st.info, "no_failure": st.info}.get(curves.verdict, st.warning)
+    box(f"**{VERDICT_NAMES[curves.verdict]}.** {_md(curves.sentence)}")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Verdict", VERDICT_NAMES[curves.verdict], help=HOW_TO_READ)
+    m2.metric("Area between curves", f"{curves.area:+.2f}",
+              help="Mean over k of (random mean − red curve), in logits: how much more removing the heatmap's top "
+                   "tokens lowers Δℓ than removing as many random tokens.")
+    m3.metric("Answer flips after", f"{curves.flip_k} token{'s' if curves.flip_k != 1 else ''}" if curves.flip_k
+              else f"no flip within {curves.k_max}")
+    chart_col, table_col = st.columns([3, 2], gap="large")
+    with chart_col:
+        layout.chart(check_charts.deletion_chart(curves, layout.scale()), "deletion_curves",
+                     table=check_charts.curves_frame(curves), key="check:curves")
+    with table_col:
+        layout.table(check_charts.curves_frame(curves).round(3), "deletion_curves_table", key="check:table")
+    st.caption(HOW_TO_READ + f" Replacement: token id {curves.mask_id} ({curves.replacement}); "
+               f"{curves.forward_rows} rows run in batches.")
+    return curves
+
+
+def _split(graph) -> bool:
+    return any(s.kind == "mid" for s in graph.stages)
+
+
+def node_numbers(handle, att: Attribution, graph, stage: int, token: int) -> None:
+    """The selected node's relevance beside the predicted and the measured change of Δℓ when it is removed."""
+    if att.contrast is None:
+        return
+    try:
+        rep = _ablation(handle.key, handle, tuple(att.token_ids), att.target.token_id, att.contrast.token_id,
+                        ((stage, token),), 1, _split(graph), False)
+    except FailureLensError as e:
+        st.error(str(e))
+        return
+    n = rep.nodes[0]
+    st.markdown("**Remove this node: does Δℓ change as the relevance predicts?**")
+    cols = st.columns(5)
+    cols[0].metric("Relevance R", f"{n.relevance:+.3f}")
+    num = lambda v: "–" if v is None else f"{v:+.3f}"  # noqa: E731
+    cols[1].metric("Predicted change (zero)", num(n.predicted_zero), help=ABLATION_HELP)
+    cols[2].metric("Measured change (zero)", num(n.measured_zero), help=ABLATION_HELP)
+    cols[3].metric("Predicted change (mean)", num(n.predicted_mean), help=ABLATION_HELP)
+    cols[4].metric("Measured change (mean)", num(n.measured_mean), help=ABLATION_HELP)
+    if n.block:
+        st.caption(f"The {n.block} block's output at this token: predicted {num(n.block_predicted_zero)} / measured "
+                   f"{num(n.block_measured_zero)} (zero), predicted {num(n.block_predicted_mean)} / measured "
+                   f"{num(n.block_measured_mean)} (mean).")
+    for note in rep.notes:
+        st.caption(f"ℹ {note}")
+
+
+def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None:
+    """Top-N nodes ablated at once: predicted vs measured scatter with the correlation, and the table."""
+    st.subheader("Do the top nodes matter? Predicted vs measured")
+    if att.contrast is None:
+        st.info("Node ablation measures Δℓ against a contrast token: choose the logit difference against a contrast.")
+        return
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    c1.number_input("Top nodes (by |R|)", 0, 100, help="0 turns the ablation off.", **widgets.bind(state.CHK_NODES))
+    top_n = int(state.get(state.CHK_NODES))
+    c2.caption(ABLATION_HELP)
+    if top_n == 0:
+        return
+    try:
+        with st.spinner(f"Ablating the top {top_n} nodes …"):
+            rep = _ablation(handle.key, handle, tuple(att.token_ids), att.target.token_id, att.contrast.token_id,
+                            None, top_n, _split(graph), skip_first)
+    except FailureLensError as e:
+        st.error(str(e))
+        return
+    r = check_charts.correlation_text
+    cols = st.columns(4 if rep.split else 2)
+    cols[0].metric("Correlation (zero ablation)", r(rep.r_zero), help="Pearson r of predicted and measured change.")
+    cols[1].metric("Correlation (mean ablation)", r(rep.r_mean))
+    if rep.split:
+        cols[2].metric("Block outputs (zero)", r(rep.r_block_zero))
+        cols[3].metric("Block outputs (mean)", r(rep.r_block_mean))
+    left, right = st.columns(2, gap="large")
+    for col, which in ((left, "zero"), (right, "mean")):
+        with col:
+            layout.chart(check_charts.ablation_scatter(rep, which, layout.scale()), f"node_ablation_{which}",
+                         key=f"check:scatter:{which}")
+    layout.table(check_charts.ablation_frame(rep).round(4), "node_ablation", key="check:nodes")
+    for note in rep.notes:
+        st.caption(f"ℹ {note}")
