@@ -4,7 +4,7 @@ import streamlit as st
 from engine.present import compare_charts
 from engine.cases.categories import shares
 from engine.records import FailureLensError
-from ui import layout, state, widgets
+from ui import checks, layout, state, widgets
 from ui import sweep_views as sv
 from ui.compare_views import defaults_once
 
@@ -70,6 +70,8 @@ with browse_tab:
             share = shares(failures.to_dict("records"), ("benchmark", "model_label"), column)
             layout.chart(compare_charts.share_chart(share, column, layout.scale()), f"{column}_shares_{run}", share,
                          key=f"sw:{column}")
+
+    checks.sweep_section(failures)
 
     st.subheader("One case")
     rows = {sv.case_key(r.model_label, r.case_id): r for r in failures.itertuples(index=False)}

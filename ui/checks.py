@@ -165,3 +165,19 @@ def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None
     layout.table(check_charts.ablation_frame(rep).round(4), "node_ablation", key="check:nodes")
     for note in rep.notes:
         st.caption(f"ℹ {note}")
+
+
+def sweep_section(failures) -> None:
+    """Sweeps page: how often the attribution explains the failure, per model, benchmark and category."""
+    from engine.cases.checks import R_GRAPH, verdict_table
+
+    st.subheader("Does the attribution explain the failures?")
+    table = verdict_table(failures, ("model_label", "benchmark", "outcome"))
+    if table.empty:
+        st.caption("This run has no causal checks: add `checks: true` under `compute:` in the sweep config.")
+        return
+    st.caption("Per case: the heatmap's top tokens removed (verdict shares) and the top graph nodes ablated. "
+               "Causal outcome: **by input** (M-IA) = explains or partly; **by graph** (NC-IA+M-AG) = otherwise, "
+               f"when the top nodes' predicted and measured changes correlate with r ≥ {R_GRAPH}; **no clue** "
+               "(NC-IA+AG) = neither. Category (outcome column): the person's label, else the suggestion.")
+    layout.table(table.round(3), "causal_checks", key="sw:checks")

@@ -16,6 +16,10 @@ tokenizer's unk token, else its pad token, else a single space: `faithfulness.ne
 Area between curves: mean over k = 1..K of (random mean − target), in logit units; positive when removing
 the red tokens lowers Δℓ more than removing as many random tokens.
 
+Over a sweep, each checked failure gets a causal outcome in the reference study's codes (`causal_outcome`):
+M-IA (input attribution explains it: verdict explains or partly), NC-IA+M-AG (it does not, but the graph's top
+nodes do: correlation of predicted and measured zero-ablation change ≥ R_GRAPH), NC-IA+AG (no clue).
+
 Verdicts (thresholds are module constants, stated in the sentences and in the README):
 - explains      the target curve flips (Δℓ < 0) at some k ≤ K while the random mean at that k is still > 0;
 - fragile       the target curve flips, but so does the random mean at that k (any removal breaks this case);
@@ -43,6 +47,7 @@ REPLACEMENTS = ("neutral", "pad", "unk")
 PARTLY_SHARE = 0.5  # "partly": removing the top K cuts Δℓ by at least this share of its starting value
 RANDOM_MARGIN_STD = 2.0  # ... and lands this many random standard deviations below the random mean
 VERDICTS = ("explains", "fragile", "partly", "not_explained", "no_failure")
+R_GRAPH = 0.5  # a failure counts as explained by the graph when its top nodes' zero-ablation correlation reaches this
 _ACTIVATION_BYTES = 256 << 20  # per forward chunk
 
 
@@ -245,3 +250,37 @@ def check_attribution(handle: Any, att: Any, k: int = 10, seeds: Sequence[int] =
     with handle.lock:
         return deletion_curves(handle.model, handle.tokenizer, att.token_ids, att.relevance, att.target.token_id,
                                att.contrast.token_id, att.special_mask, k, seeds, replacement, insertion)
+
+
+def causal_outcome(verdict: Optional[str], r_zero: Optional[float]) -> Optional[str]:
+    """The reference study's outcome code from a case's checks (see the module docstring); None: no failure."""
+    if verdict is None or verdict == "no_failure":
+        return None
+    if verdict in ("explains", "partly"):
+        return "M-IA"
+    if r_zero is not None and r_zero == r_zero and r_zero >= R_GRAPH:
+        return "NC-IA+M-AG"
+    return "NC-IA+AG"
+
+
+def verdict_table(frame: Any, by: Sequence[str] = ("benchmark", "outcome")) -> Any:
+    """How often the attribution explains the failure, per group of a results frame (Store.results_frame rows
+    with check_* columns): cases checked, share of each verdict, mean area, median node correlation and the
+    causal outcome shares (by input / by graph / no clue)."""
+    import pandas as pd
+
+    cols = [*by, "checked", *VERDICTS[:4], "mean area", "median r (nodes)", "by input", "by graph", "no clue"]
+    if "check_verdict" not in frame or frame["check_verdict"].isna().all():
+        return pd.DataFrame(columns=cols)
+    df = frame[frame["check_verdict"].notna()].copy()
+    df["causal"] = [causal_outcome(v, r) for v, r in zip(df["check_verdict"], df["check_r_zero"])]
+    rows = []
+    for key, g in df.groupby(list(by), dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        share = lambda col, v: float((g[col] == v).mean())  # noqa: E731
+        r = pd.to_numeric(g["check_r_zero"], errors="coerce")
+        rows.append([*key, len(g), *[share("check_verdict", v) for v in VERDICTS[:4]],
+                     float(pd.to_numeric(g["check_area"], errors="coerce").mean()),
+                     float(r.median()) if r.notna().any() else None,
+                     share("causal", "M-IA"), share("causal", "NC-IA+M-AG"), share("causal", "NC-IA+AG")])
+    return pd.DataFrame(rows, columns=cols)

@@ -19,10 +19,13 @@ start at the config file's folder. Example:
       heatmap: true
       graph: {enabled: true, layers: recommended, pruning: {mode: cum_mass, top_p: 0.85}}
       faithfulness: {enabled: true, seeds: [0, 1, 2], max_k: 64}
+      checks: {enabled: true, k: 10, seeds: [0, 1, 2, 3, 4], replacement: neutral, nodes: 20}
     store: runs/store
     ray: {gpus_per_actor: 1, cpus_per_actor: 1, max_retries: 3}   # only used by `sweep --ray`
 
-`graph: true` / `faithfulness: true` are short for `{enabled: true}` with the defaults.
+`graph: true` / `faithfulness: true` / `checks: true` are short for `{enabled: true}` with the defaults.
+`checks` (engine.cases.checks, engine.cases.ablation) needs `heatmap: true`; a config without it keeps the
+identity it had before checks existed, so older runs resume unchanged.
 """
 from __future__ import annotations
 
@@ -102,10 +105,23 @@ class FaithSpec:
 
 
 @dataclass(frozen=True)
+class ChecksSpec:
+    """Causal checks per case: deletion curves with their verdict, and top-N node ablation."""
+
+    enabled: bool = False
+    k: int = 10  # tokens removed, at most
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # random orders of the baseline
+    replacement: str = "neutral"  # neutral | pad | unk | a token id "#123"
+    nodes: int = 20  # top nodes by |R| to ablate (0: none)
+    split: bool = False  # ablate attention / MLP rows (block outputs) too
+
+
+@dataclass(frozen=True)
 class ComputeSpec:
     heatmap: bool = True
     graph: GraphSpec = field(default_factory=GraphSpec)
     faithfulness: FaithSpec = field(default_factory=FaithSpec)
+    checks: ChecksSpec = field(default_factory=ChecksSpec)
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,10 @@ class SweepConfig:
     def identity(self) -> dict[str, Any]:
         """What decides the results of a run (stored with it; resuming needs the same): everything but
         where the store is and how Ray places work."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("store", "ray")}
+        out = {k: v for k, v in self.to_dict().items() if k not in ("store", "ray")}
+        if not self.compute.checks.enabled:  # runs from before the checks keep their identity
+            out["compute"].pop("checks")
+        return out
 
 
 # ---- parsing -------------------------------------------------------------------------------------------
@@ -301,6 +320,11 @@ def _finish(cfg: SweepConfig, b: _Builder, base_dir: Optional[Path]) -> SweepCon
     r = cfg.ray
     if (r.gpus_per_actor is not None and r.gpus_per_actor < 0) or r.cpus_per_actor < 0 or r.max_retries < 0:
         raise b.error(("ray",), "ray gpus_per_actor, cpus_per_actor and max_retries must not be negative.")
+    c = cfg.compute.checks
+    if c.enabled and (not 1 <= c.k <= 1000 or not c.seeds or not 0 <= c.nodes <= 500):
+        raise b.error(("compute", "checks"), "checks need k in 1..1000, at least one seed and nodes in 0..500.")
+    if c.enabled and not cfg.compute.heatmap:
+        raise b.error(("compute", "checks"), "checks remove the heatmap's top tokens: turn on compute.heatmap too.")
     if not 0 < cfg.compute.graph.pruning.top_p <= 1:
         raise b.error(("compute", "graph", "pruning", "top_p"), "top_p must be in (0, 1].")
     return dataclasses.replace(cfg, models=tuple(models), benchmarks=tuple(benches), store=resolve(cfg.store) or cfg.store)

@@ -6,8 +6,9 @@ run script); heatmaps are escaped HTML spans (engine.present.render). A Content-
 and data: images only. Every string from a benchmark, a tokenizer, a config or a person (prompts, tokens,
 labels, errors, names) goes through html.escape.
 
-Sections: run header, summary per model and benchmark, Δℓ distribution, category shares, a few heatmaps (the
-largest Δℓ first), the failure table, errors.
+Sections: run header, summary per model and benchmark, causal checks (how often the attribution explains the
+failure, when the run computed them), Δℓ distribution, category shares, a few heatmaps (the largest Δℓ first),
+the failure table, errors.
 """
 from __future__ import annotations
 
@@ -99,6 +100,29 @@ def _summary(df: pd.DataFrame) -> str:
                  [False, False] + [True] * 11)
 
 
+def _checks(ok: pd.DataFrame) -> str:
+    """Verdict and causal-outcome shares per model, benchmark and category (engine.cases.checks.verdict_table)."""
+    from engine.cases.checks import PARTLY_SHARE, R_GRAPH, RANDOM_MARGIN_STD, verdict_table
+
+    human = ok["human_outcome"] if "human_outcome" in ok else pd.Series(None, index=ok.index)
+    frame = ok.assign(category=human.fillna(ok["suggested_outcome"]).fillna("none"))
+    t = verdict_table(frame, ("model_label", "benchmark", "category"))
+    pct = lambda v: "" if v is None or v != v else f"{v:.0%}"  # noqa: E731
+    shares = ["explains", "fragile", "partly", "not_explained", "by input", "by graph", "no clue"]
+    rows = [[r["model_label"], r["benchmark"], r["category"], r["checked"], *[pct(r[c]) for c in shares[:4]],
+             r["mean area"], r["median r (nodes)"], *[pct(r[c]) for c in shares[4:]]] for _, r in t.iterrows()]
+    note = ('<p class="muted">Removing the heatmap’s top tokens (deletion curves) and ablating the top graph nodes, '
+            f"per case. <b>explains</b>: the answer flips while removing as many random tokens does not; <b>fragile</b>: "
+            f"random removals flip it too; <b>partly</b>: no flip, but Δℓ falls by ≥ {PARTLY_SHARE:.0%} and more than "
+            f"{RANDOM_MARGIN_STD:g} random spreads below the random mean. Causal outcome: <b>by input</b> (M-IA) = "
+            f"explains or partly; <b>by graph</b> (NC-IA+M-AG) = otherwise, when the top nodes' predicted and "
+            f"measured changes correlate with r ≥ {R_GRAPH}; <b>no clue</b> (NC-IA+AG) = neither. Category: the "
+            "person's label where there is one, else the suggestion.</p>")
+    return note + table(rows, ["model", "benchmark", "category", "checked", "explains", "fragile", "partly",
+                               "does not explain", "mean area", "median r (nodes)", "by input", "by graph",
+                               "no clue"], [False, False, False] + [True] * 10)
+
+
 def _heatmaps(store: Store, run_id: str, ok: pd.DataFrame, n: int) -> str:
     from engine.present.render import heatmap_fragment, legend_html, normalise
     from engine.runs.sweep import load_case
@@ -140,7 +164,7 @@ def run_report(store: Store, run_id: str, heatmaps: int = 6, max_rows: int = 300
         f"<h1>Failure Lens run {esc(run_id)}</h1>",
         table([["name", run["name"]], ["created", created], ["models", models], ["benchmarks", benches],
                ["objective", f"{obj.get('mode')} / {obj.get('strategy')} (k = {obj.get('k')}), rule {cfg.get('rule')}"],
-               ["computed", ", ".join(k for k in ("heatmap", "graph", "faithfulness") if _on(compute.get(k)))],
+               ["computed", ", ".join(k for k in ("heatmap", "graph", "faithfulness", "checks") if _on(compute.get(k)))],
                ["cases × models", f"{len(df)} stored of {len(cases) * len(cfg.get('models', []))}"]]),
     ]
     if df.empty:
@@ -148,6 +172,8 @@ def run_report(store: Store, run_id: str, heatmaps: int = 6, max_rows: int = 300
         return _page(run_id, parts)
     ok = df[df["status"] == "ok"]
     parts += ["<h2>Summary</h2>", _summary(df)]
+    if "check_verdict" in ok and ok["check_verdict"].notna().any():
+        parts += ["<h2>Does the attribution explain the failures?</h2>", _checks(ok)]
     if len(ok):
         parts += ["<h2>Δℓ of the failures</h2>", svg_image(_logit_diff_chart(ok), "histogram of logit differences"),
                   "<h2>Categories</h2>", svg_image(_category_chart(ok), "category shares per model"),

@@ -33,7 +33,7 @@ import numpy as np
 
 from engine.records import FailureLensError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "failure_lens.sqlite"
 
 _V1 = """
@@ -55,7 +55,10 @@ CREATE TABLE labels (
     note TEXT NOT NULL, created REAL NOT NULL);
 CREATE INDEX labels_key ON labels (run_id, model_label, case_id);
 """
-MIGRATIONS: dict[int, str] = {0: _V1}  # from version -> SQL to the next version
+_V2 = """
+ALTER TABLE results ADD COLUMN check_json TEXT;
+"""  # causal checks per result (engine.cases.checks + engine.cases.ablation); NULL for older results
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2}  # from version -> SQL to the next version
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,13 @@ class ResultRow:
     segment_rel: dict[str, float] = field(default_factory=dict)
     suggestion: Optional[dict[str, Any]] = None  # categories.Suggestion.to_dict()
     faith: Optional[dict[str, Any]] = None  # faithfulness.FaithResult.to_dict()
+    check: Optional[dict[str, Any]] = None  # {"curves": DeletionCurves.to_dict(), "ablation": AblationReport.to_dict()}
     extra: dict[str, Any] = field(default_factory=dict)
     error: Optional[str] = None
 
 
-_JSON = {"segment_rel": "segment_rel_json", "suggestion": "suggestion_json", "faith": "faith_json", "extra": "extra_json"}
+_JSON = {"segment_rel": "segment_rel_json", "suggestion": "suggestion_json", "faith": "faith_json", "extra": "extra_json",
+         "check": "check_json"}
 _COLS = [f.name for f in dataclasses.fields(ResultRow)]
 
 
@@ -279,6 +284,7 @@ class Store:
             seg = json.loads(r.pop("segment_rel_json") or "{}")
             sug = json.loads(r.pop("suggestion_json") or "null") or {}
             faith = json.loads(r.pop("faith_json") or "null") or {}
+            r.update(check_columns(json.loads(r.pop("check_json") or "null")))
             r.pop("extra_json")
             r.update({f"seg_{k}": v for k, v in seg.items()})
             cat = sug.get("category") or {}
@@ -305,6 +311,14 @@ class Store:
         else:
             raise FailureLensError(f"cannot export to {path.name}: use a .csv or .parquet file name.")
         return path
+
+
+def check_columns(check: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The flat columns of a result's causal checks (None where it has none)."""
+    curves = (check or {}).get("curves") or {}
+    ablation = (check or {}).get("ablation") or {}
+    return {"check_verdict": curves.get("verdict"), "check_area": curves.get("area"), "check_flip_k": curves.get("flip_k"),
+            "check_r_zero": ablation.get("r_zero"), "check_r_mean": ablation.get("r_mean")}
 
 
 def _check_writable(folder: Path) -> None:

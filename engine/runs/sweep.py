@@ -7,6 +7,7 @@ Per model (loaded once), per case, as named phases (timings logged at INFO):
   segments   Instruction / Query / Answer (the reference before the failure) / Special; category suggestion
   graph      optional: attribution graph pruned per the config, kept as JSON in the case's array file
   faith      optional: masking faithfulness
+  checks     optional: deletion curves with their verdict, top-N node ablation (engine.cases.checks / ablation)
 then one atomic `Store.put_result`. Status per case: ok | no_failure | filtered | error (the message of the
 case's error; the sweep goes on). A model that does not load, or a config that does not fit it, ends the sweep.
 
@@ -316,8 +317,27 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
             faith = mask_flip_k(handle.model, div.prefix_ids, att.relevance, tgt, con,
                                 neutral_mask_id(tok, fs.mask_id), div.special_mask, fs.seeds, fs.max_k,
                                 fs.chunk).to_dict()
+    check = None
+    if cfg.compute.checks.enabled and cfg.compute.heatmap:
+        check = _checks(handle, att, cfg.compute.checks, t)
     log.info("case %s: %s", case.uid, ", ".join(f"{k} {v:.3f}s" for k, v in t.items()))
-    return ResultRow("ok", **base, segment_rel=seg, suggestion=suggestion, faith=faith, extra=extra), arrays
+    return ResultRow("ok", **base, segment_rel=seg, suggestion=suggestion, faith=faith, check=check,
+                     extra=extra), arrays
+
+
+def _checks(handle: Any, att: Any, spec: Any, t: dict[str, float]) -> dict[str, Any]:
+    """Deletion curves with their verdict and the top-N node ablation of one case (engine.cases.checks)."""
+    from engine.cases.ablation import ablate_nodes
+    from engine.cases.checks import check_attribution
+
+    with _phase(t, "check curves"):
+        curves = check_attribution(handle, att, spec.k, spec.seeds, spec.replacement)
+    ablation = None
+    if spec.nodes:
+        with _phase(t, "check nodes"):
+            ablation = ablate_nodes(handle, att.token_ids, att.target.token_id, att.contrast.token_id,
+                                    top_n=spec.nodes, split=spec.split).to_dict()
+    return {"curves": curves.to_dict(), "ablation": ablation}
 
 
 def analyse_case(handle: Any, case: Case, bench: BenchmarkSpec, config: SweepConfig) -> CaseResult:
