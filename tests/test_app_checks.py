@@ -56,3 +56,26 @@ def test_graph_page_node_numbers_and_top_nodes_scatter():
     _clean(at.number_input(key="w:check_nodes").set_value(5).run())
     nodes = next(d.value for d in at.dataframe if "measured (zero)" in d.value.columns)
     assert len(nodes) == 5
+
+
+def test_sweeps_page_shows_how_often_the_attribution_explains(tmp_path):
+    from engine import zoo
+    from engine.runs.config import parse_sweep_config
+    from engine.runs.sweep import run_sweep
+
+    store = tmp_path / "store"
+    size = zoo.zoo_sizes()[-1]
+    cfg = parse_sweep_config(f"name: chk\nmodels: [{{source: 'zoo:{size}', label: {size}}}]\n"
+                             "benchmarks: [{kind: zoo, filters: {limit: 4}}]\n"
+                             "compute: {checks: {enabled: true, k: 3, seeds: [0, 1], nodes: 5}}\n"
+                             f"store: '{store}'\n")
+    run_sweep(cfg)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["store"], at.query_params["run"] = str(store), "chk"
+    at.switch_page("pages/sweeps.py")
+    _clean(at.run())
+    assert "Does the attribution explain the failures?" in [s.value for s in at.subheader]
+    table = next(d.value for d in at.dataframe if "by input" in d.value.columns)
+    assert table["checked"].sum() >= 1
+    shares = table[["by input", "by graph", "no clue"]].sum(axis=1)
+    assert (abs(shares - 1.0) < 1e-6).all()  # every checked failure has exactly one causal outcome
