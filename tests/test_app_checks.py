@@ -40,10 +40,19 @@ def test_heatmap_page_shows_the_deletion_verdict():
     assert not [m for m in at.metric if m.label == "Verdict"]
 
 
-def test_graph_page_node_numbers_and_top_nodes_scatter():
+def test_graph_page_node_numbers_and_top_nodes_scatter(monkeypatch):
+    from engine.cases import ablation
+    from ui import checks
+
+    calls = []
+    real = ablation.ablate_nodes
+    monkeypatch.setattr(checks, "ablate_nodes", lambda *a, **kw: calls.append(kw["nodes"]) or real(*a, **kw))
+    checks._ablation.clear()
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("pages/graph.py")
     _clean(at.run())
+    _clean(at.slider(key="w:top_p").set_value(0.3).run())
+    assert calls == [None]  # pruning re-draws from the cached ablation
     assert "Do the top nodes matter? Predicted vs measured" in [s.value for s in at.subheader]
     r = _metric(at, "Correlation (zero ablation)")
     assert r == "–" or -1.0 <= float(r) <= 1.0
