@@ -60,20 +60,18 @@ rows = V.verdicts([d for name in labels for d in result.deltas[name]], cases)
 st.caption(f"{len(cases)} failure cases of {labels[0]} (by construction still wrong there). The counts below, the "
            "verdict bars and the scatter's shapes all come from the same verdicts.")
 hv.headline([r for r in rows if r.model != labels[0]], labels[1:], single=False)
-left, right = st.columns(2, gap="large")
-with left:
-    layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale()), "verdicts_set",
-                 V.table(rows), key="verdicts_set")
-with right:
-    overlay = widgets.toggle("Show the old threshold region", state.OVERLAY,
+layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale()), "verdicts_set", V.table(rows),
+             key="verdicts_set")
+o1, o2, o3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+with o1:
+    overlay = widgets.toggle("Show the old threshold region on the scatter", state.OVERLAY,
                              help="Shade Δℓ(reference) > x and Δℓ(other) < y, as earlier versions counted "
                                   "'corrected'. The counts above do not use it.")
-    if overlay:
-        t1, t2 = st.columns(2)
-        with t1:
-            cv.number("Δℓ(reference) above", state.CORR_X, -50.0, 50.0, step=0.5)
-        with t2:
-            cv.number("… and Δℓ(other model) below", state.CORR_Y, -50.0, 50.0, step=0.5)
+if overlay:
+    with o2:
+        cv.number("Δℓ(reference) above", state.CORR_X, -50.0, 50.0, step=0.5)
+    with o3:
+        cv.number("… and Δℓ(other) below", state.CORR_Y, -50.0, 50.0, step=0.5)
 corrected = (state.get(state.CORR_X), state.get(state.CORR_Y))
 table = scaling_table(labels[0], result.deltas, corrected=corrected)
 verdict_of = {(r.case_id, r.model): r.verdict for r in rows}

@@ -160,3 +160,26 @@ def test_shift_sentences():
     more = shift_sentence("zoo:l", "zoo:xs", ref, {"instruction": 0.1, "query": 1.4, "answer": 0.0})
     assert "puts 0.5 more relevance on the Query" in more
     assert len(shift_sentences("a", {"a": ref, "b": ref, "c": ref})) == 2 and shift_sentences("z", {"a": ref}) == []
+
+
+def test_headline_cards_say_what_the_rows_say():
+    import torch
+
+    from engine.compare import verdicts as V
+    from engine.compare.deltas import CaseSpec
+    from engine.present.headline import verdict_cards
+    from engine.records import TokenChoice
+
+    class Tok:
+        def decode(self, ids, **_):
+            return ["<b>", "2", "3"][ids[0]]
+
+    case = CaseSpec("c", "p", "2", "3")
+    t, c = TokenChoice(1, "2"), TokenChoice(2, "3")
+    row = lambda m, top: V.from_logits(torch.eye(3)[top] * 5, Tok(), case, m, t, c)  # noqa: E731
+    one = verdict_cards([row("zoo:xs", 0), row("<i>x</i>", 2)], ["zoo:xs", "<i>x</i>"], single=True)
+    assert 'data-value="different wrong answer"' in one and 'data-value="fixed"' in one
+    assert "<i>x</i>" not in one and "says &#x27;&lt;b&gt;&#x27;" in one
+    assert palette.colour("zoo:xs") in one
+    many = verdict_cards([row("zoo:l", 2), row("zoo:l", 1), row("zoo:l", 0)], ["zoo:l"], single=False)
+    assert 'data-value="fixed 1 of 3"' in many and "still wrong 1 · different 1" in many

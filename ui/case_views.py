@@ -16,6 +16,7 @@ from engine.compare import verdicts as V
 from engine.compare.align import align_attribution_rows
 from engine.compare.deltas import CaseDelta, CaseSpec, cases_from_failures, logit_diffs
 from engine.present import aligned, compare_charts, render
+from engine.present.headline import verdict_cards
 from engine.present.shift import shift_sentences
 from engine.records import FailureLensError
 from ui import compare_views as cv
@@ -96,19 +97,9 @@ def case_deltas(params: Sequence[str], labels: Sequence[str], cases: Sequence[Ca
     return cache[key]
 
 
-def headline(rows: Sequence[V.ModelVerdict], labels: Sequence[str], single: bool) -> None:
-    """One metric per model: its verdict (one case) or 'fixed k of n' (several), from the same rows as the table."""
-    counts = V.counts(rows, labels)
-    per_line = 4 if len(labels) > 4 else len(labels)
-    for start in range(0, len(labels), per_line):
-        cols = st.columns(per_line)
-        for col, name in zip(cols, labels[start:start + per_line]):
-            if single:
-                r = next(r for r in rows if r.model == name)
-                top = f"says {r.top1.text!r} · Δℓ {r.delta:+.2f}" if r.top1 is not None else r.notes
-                col.metric(name, r.verdict, delta=top, delta_color="off")
-            else:
-                col.metric(name, V.headline(counts, name), delta_color="off")
+def headline(rows: Sequence[V.ModelVerdict], labels: Sequence[str], single: bool, series: bool = False) -> None:
+    """One card per model: its verdict (one case) or 'fixed k of n' (several), from the same rows as the table."""
+    st.html(verdict_cards(rows, labels, single, series, layout.scale()))
 
 
 def verdicts(params: Sequence[str], labels: Sequence[str], cases: Sequence[CaseSpec], key: str,
@@ -118,14 +109,13 @@ def verdicts(params: Sequence[str], labels: Sequence[str], cases: Sequence[CaseS
     if deltas is None:
         return None
     rows = V.verdicts([d for name in labels for d in deltas[name]], cases)
-    headline(rows, labels, single=len(cases) == 1)
+    headline(rows, labels, len(cases) == 1, series)
     table = V.table(rows)
-    left, right = st.columns([2, 3], gap="large")
-    with left:
+    if len(cases) > 1:
         layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale(), series,
                                                  "checkpoint" if series else "model"), f"verdicts_{key}",
                      table, key=f"verdicts_{key}")
-    with right:
+    with st.expander("Verdict table (one row per case and model)", expanded=len(cases) == 1):
         st.caption("**fixed**: the model's next token is the right one (or starts the right answer) · **still wrong**"
                    ": it says the same wrong token · **different wrong answer**: a third token. p = probability.")
         layout.table(table, f"verdict_table_{key}", key=f"verdict_table_{key}")
@@ -227,8 +217,11 @@ def training_summary(rows: Sequence[V.ModelVerdict], first: str, last: str) -> N
     ids = list(dict.fromkeys(r.case_id for r in rows))
     fixed_first = {c for c in ids if at.get((c, first)) == V.FIXED}
     fixed_last = {c for c in ids if at.get((c, last)) == V.FIXED}
-    cols = st.columns(4)
+    fixed_ever = {r.case_id for r in rows if r.verdict == V.FIXED}
+    cols = st.columns(5)
     cols[0].metric(f"fixed at {last}", f"{len(fixed_last)} of {len(ids)}")
     cols[1].metric("fixed by training", len(fixed_last - fixed_first), help=f"wrong at {first}, right at {last}")
     cols[2].metric("broken by training", len(fixed_first - fixed_last), help=f"right at {first}, wrong at {last}")
-    cols[3].metric("wrong throughout", len(set(ids) - fixed_first - fixed_last), help=f"wrong at {first} and {last}")
+    cols[3].metric("right once, lost again", len(fixed_ever - fixed_first - fixed_last),
+                   help=f"wrong at {first} and {last}, right at some checkpoint between")
+    cols[4].metric("never right", len(set(ids) - fixed_ever), help="wrong at every checkpoint shown")

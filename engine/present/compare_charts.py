@@ -77,16 +77,16 @@ def scaling_scatter(table: pd.DataFrame, reference: str, corrected: Optional[tup
 
 
 def verdict_bars(counts: pd.DataFrame, scale: float = 1.0, series: bool = False, by: str = "model") -> alt.Chart:
-    """Cases per verdict, one bar per model (colour: palette) within each verdict group.
+    """Cases per verdict (rows), one bar per model (colour: palette) within each verdict.
     counts: engine.compare.verdicts.counts (model, verdict, count, cases); series: a checkpoint series."""
     models = _models(counts, "model")
     return alt.Chart(counts).mark_bar().encode(
-        x=alt.X("verdict:N", sort=list(VERDICTS), title=None, axis=alt.Axis(labelAngle=0)),
-        xOffset=alt.XOffset("model:N", sort=models),
-        y=alt.Y("count:Q", title="cases", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("verdict:N", sort=list(VERDICTS), title=None, axis=alt.Axis(labelLimit=220)),
+        yOffset=alt.YOffset("model:N", sort=models),
+        x=alt.X("count:Q", title="cases", axis=alt.Axis(tickMinStep=1)),
         color=alt.Color("model:N", sort=models, title=by, scale=palette.scale(models, series=series)),
         tooltip=[alt.Tooltip("model:N", title=by), "verdict", "count", "cases"],
-    ).properties(width=round(max(380, 22 * len(models) * len(VERDICTS)) * scale), height=round(240 * scale))
+    ).properties(width=round(520 * scale), height=round(max(160, 9 * len(models) * len(VERDICTS)) * scale))
 
 
 def ecdf_chart(ecdfs: pd.DataFrame, scale: float = 1.0) -> alt.LayerChart:
@@ -115,7 +115,7 @@ def segment_bars(means: pd.DataFrame, by: str = "model", scale: float = 1.0, y_s
         y=y, color=alt.Color(f"{by}:N", sort=order, title=by, scale=palette.scale(order, series=series)),
         tooltip=[by, "segment", alt.Tooltip("mean:Q", format="+.3f"), alt.Tooltip("sem:Q", format=".3f"), "n"])
     errors = base.mark_rule(color="#333", clip=clip).encode(y="lo:Q", y2="hi:Q")
-    return alt.layer(bars, errors).properties(width=round(max(420, 30 * len(order) * len(SEGMENT_COLUMNS)) * scale),
+    return alt.layer(bars, errors).properties(width=round(max(420, 16 * len(order) * len(SEGMENT_COLUMNS)) * scale),
                                               height=round(260 * scale))
 
 
@@ -125,7 +125,7 @@ def evolution_chart(evolution: pd.DataFrame, mean: pd.DataFrame, scale: float = 
     checkpoint in its palette shade. y_scale: "linear" | "symlog" | "clip" (engine.compare.robust).
     evolution: engine.compare.deltas.evolution_table; mean: engine.compare.deltas.mean_line."""
     order = list(mean.sort_values("order")["checkpoint"])
-    x = alt.X("checkpoint:N", sort=order, title="checkpoint", axis=alt.Axis(labelAngle=-30))
+    x = alt.X("checkpoint:N", sort=order, title="checkpoint", axis=alt.Axis(labelAngle=-35, labelOverlap=False))
     y, clip = _y(y_scale, list(evolution["delta"].dropna()), DELTA)
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#888", strokeDash=[4, 4]).encode(y="y:Q")
     cases = alt.Chart(evolution.dropna(subset=["delta"])).mark_line(strokeWidth=1.2, opacity=0.55, clip=clip).encode(
