@@ -102,6 +102,8 @@ rows = V.verdicts([d for name in labels for d in result.deltas[name]], cases)
 hv.training_summary(rows, labels[0], labels[-1])
 layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale(), series=True, by="checkpoint"),
              "verdicts_by_checkpoint", V.table(rows), key="verdicts_set")
+with st.expander("Verdict table (one row per case and checkpoint)"):
+    layout.table(V.table(rows), "verdicts_by_checkpoint_table", key="verdicts_set_table")
 
 evolution = evolution_table(result.deltas)
 st.caption("Δℓ per case (thin lines, colour: family) and the mean (bold; dots in the checkpoint's colour). Below the "

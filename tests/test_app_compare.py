@@ -144,9 +144,12 @@ def test_scaling_bad_link_values():
     from engine import zoo
 
     small = f"zoo:{zoo.zoo_sizes()[0]}"
-    at = page("scaling", ncases="0", corr_x="99", overlay="1", cmp_models=["zoo:nope", small], cmp_ref="zoo:nope")
+    at = page("scaling", ncases="1", cmp_models=["zoo:nope", small], cmp_ref="zoo:nope")
     assert "Unknown zoo model 'nope'" in texts(at.error)
+    at = page("scaling", ncases="0", corr_x="99", overlay="1", strip_scale="nope")
+    assert not at.error, texts(at.error)
     assert at.session_state["ncases"] == 1 and at.session_state["corr_x"] == 50.0
+    assert at.session_state["strip_scale"] == "row"
 
 
 @pytest.mark.parametrize("name", ["scaling", "evolution", "sweeps"])
