@@ -78,7 +78,7 @@ def _extensions():
     import importlib
 
     found = []
-    for name in ("engine.graph.cli", "engine.runs.cli", "engine.cases.cli"):
+    for name in ("engine.graph.cli", "engine.runs.cli", "engine.cases.cli", "engine.compare.cli"):
         try:
             found.append(importlib.import_module(name).register)
         except ModuleNotFoundError:

@@ -1,45 +1,47 @@
-"""Checkpoint evolution: how the Δℓ of failure cases and their relevance by segment change during training."""
+"""Checkpoint evolution: what training fixed and what it broke, for the case at hand and a set of cases."""
 import streamlit as st
 
-from engine.present import compare_charts, render
+from engine.compare import verdicts as V
 from engine.compare.deltas import checkpoint_labels, evolution_table, mean_by_model, mean_line
+from engine.compare.robust import Y_SCALES, fences, outliers
+from engine.present import compare_charts
 from engine.records import FailureLensError
+from ui import case_views as hv
 from ui import compare_views as cv
-from ui import layout, loaders, state, views, widgets
+from ui import layout, state, widgets
 
 SOURCES = {"zoo": "Zoo training points", "local": "Local folders", "hub": "Hub model with revisions"}
 
 layout.page("Checkpoint evolution")
-points = cv.zoo.zoo_checkpoints()
-cv.defaults_once("evolution", {state.EV_POINTS: points, state.EV_CASES: points[0] if points else ""})
-st.caption("The same failure cases at several points of one training run. Δℓ = ℓ(target) − ℓ(contrast): "
-           "above 0 the checkpoint prefers the wrong token.")
+series = cv.zoo.checkpoint_series()
+first_series = list(series)[-1] if series else ""
+cv.defaults_once("evolution", {state.EV_SERIES: first_series, state.EV_POINTS: series.get(first_series, []),
+                               state.EV_CASES: hv.LAST})
+st.caption("The same cases at several points of one training run. Each checkpoint's own next token decides: "
+           "**fixed**, **still wrong** or **different wrong answer**. Δℓ = ℓ(target) − ℓ(contrast): above 0 the "
+           "checkpoint prefers the wrong token.")
 
-c1, c2 = st.columns([3, 2], gap="large")
-with c1:
-    source = widgets.radio("Checkpoints", state.EV_SOURCE, list(SOURCES), format_func=SOURCES.get, horizontal=True)
+source = widgets.radio("Checkpoints", state.EV_SOURCE, list(SOURCES), format_func=SOURCES.get, horizontal=True)
+try:
     if source == "zoo":
-        widgets.multiselect("Training points (in order)", state.EV_POINTS, points)
+        if not series:
+            st.warning("The zoo has no training checkpoints (run `python -m engine.zoo.train`).")
+            st.stop()
+        c1, c2 = st.columns([1, 3])
+        size = c1.selectbox("Series", list(series), format_func=lambda s: f"zoo:{s} ({len(series[s])} points)",
+                            **widgets.choice(state.EV_SERIES, list(series)))
+        with c2:
+            widgets.multiselect("Training points (in order)", state.EV_POINTS, series[size])
+        chosen = [p for p in series[size] if p in state.get(state.EV_POINTS)]
+        checkpoints = checkpoint_labels("zoo", chosen) if chosen else []
     elif source == "local":
         widgets.text_area("Folders, one per line, in training order", state.EV_REVS, height=110,
                           placeholder="/runs/ckpt-1000\n/runs/ckpt-2000")
-    else:
-        widgets.text_input("Hub id", state.EV_PATH, placeholder="EleutherAI/pythia-160m")
-        widgets.text_input("Revisions (branches or tags, in order)", state.EV_REVS, placeholder="step1000, step2000")
-with c2:
-    names = cv.zoo.zoo_names()
-    if names:
-        widgets.selectbox("Cases: the zoo failures of", state.EV_CASES, names,
-                          help="Target and contrast are matched by text, so any tokenizer works.")
-    cv.number("Cases", state.NCASES, 1, 1000, help="How many failure cases (families in turn, shortest first).")
-try:
-    if source == "zoo":
-        chosen = [p for p in points if p in state.get(state.EV_POINTS)]
-        checkpoints = checkpoint_labels("zoo", chosen) if chosen else []
-    elif source == "local":
         checkpoints = [cp for folder in state.get(state.EV_REVS).splitlines() if folder.strip()
                        for cp in checkpoint_labels(folder)]
     else:
+        widgets.text_input("Hub id", state.EV_PATH, placeholder="EleutherAI/pythia-160m")
+        widgets.text_input("Revisions (branches or tags, in order)", state.EV_REVS, placeholder="step1000, step2000")
         checkpoints = checkpoint_labels(state.get(state.EV_PATH), state.get(state.EV_REVS)) \
             if state.get(state.EV_PATH).strip() else []
 except FailureLensError as e:
@@ -52,46 +54,74 @@ if len(checkpoints) < 2:
 if len(set(labels)) < len(labels):
     st.error(f"Two checkpoints share a name ({', '.join(labels)}); give each folder its own name.")
     st.stop()
-cases = cv.zoo_cases(f"zoo:{state.get(state.EV_CASES)}" if names else None, state.get(state.NCASES))
-if not cases:
-    st.warning("No failure cases to follow: the zoo has no failures (run `python -m engine.zoo.train`).")
-    st.stop()
+params = [cv.checkpoint_param(cp) for cp in checkpoints]
 
-# one long engine task (cached): Δℓ and segment relevance of every case at every checkpoint
-result = cv.compare([cv.checkpoint_param(cp) for cp in checkpoints], labels, cases, layout.run_task)
+# ---- 1. the case at hand across the checkpoints: verdicts and a film strip
+st.subheader("The case at hand")
+here = hv.case_at_hand()
+cases_here = ([here] if here else []) + hv.add_cases(state.EV_ADD, here)
+if cases_here:
+    if here:
+        st.markdown(f"From the Heatmap page: {hv.describe(here)}")
+    hv.verdicts(params, labels, cases_here, "ev_here", series=True)
+    st.markdown("**Film strip**: the same prompt at every checkpoint, one row each.")
+    by_id = {f"{c.case_id}|{i}": c for i, c in enumerate(cases_here)}
+    pick = widgets.selectbox("Case shown", state.EV_CASE, list(by_id), format_func=lambda k: by_id[k].case_id) \
+        if len(by_id) > 1 else next(iter(by_id))
+    hv.film_strip(params, labels, by_id[pick], "evolution", series=True)
+
+# ---- 2. the set view
+st.subheader("What training fixed and what it broke")
+zoo_names = cv.zoo.zoo_names()
+pick_from = [hv.LAST] + zoo_names + [p for p in state.model_params() if cv.label(p).removeprefix("zoo:") not in zoo_names]
+
+
+def whose_label(n: str) -> str:
+    if n == hv.LAST:
+        return f"failing at the last checkpoint ({labels[-1]})"
+    return f"the failures of {'zoo:' + n if n in zoo_names else cv.label(n)}"
+
+
+
+c1, c2, c3 = st.columns([2, 1, 2], gap="large")
+with c1:
+    whose = widgets.selectbox("Cases", state.EV_CASES, pick_from, format_func=whose_label, help="Failing at the last checkpoint asks what training fixed and broke without building improvement in.")
+with c2:
+    cv.number("Cases", state.NCASES, 1, 1000, help="How many failure cases (families in turn, shortest first).")
+with c3:
+    y_scale = widgets.radio("Chart scale", state.Y_SCALE, list(Y_SCALES), format_func=Y_SCALES.get, horizontal=True)
+n = state.get(state.NCASES)
+cases = hv.failing_cases(params[-1] if whose == hv.LAST else f"zoo:{whose}" if whose in zoo_names else whose, n)
+if not cases:
+    st.warning("No failure cases to follow: none of the zoo's failure cases fails here.")
+    st.stop()
+result = cv.compare(params, labels, cases, layout.run_task)  # one long task (cached): Δℓ and segment relevance
 if result is None:
     st.stop()
-evolution = evolution_table(result.deltas)
-mean = mean_line(evolution)
+rows = V.verdicts([d for name in labels for d in result.deltas[name]], cases)
+hv.training_summary(rows, labels[0], labels[-1])
+layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale(), series=True, by="checkpoint"),
+             "verdicts_by_checkpoint", V.table(rows), key="verdicts_set")
+with st.expander("Verdict table (one row per case and checkpoint)"):
+    layout.table(V.table(rows), "verdicts_by_checkpoint_table", key="verdicts_set_table")
 
-st.subheader("Δℓ across checkpoints")
-st.caption("Thin lines: one case each (colour: family). Bold: the mean. Below the dashed line the right token wins.")
-layout.chart(compare_charts.evolution_chart(evolution, mean, layout.scale()), "delta_evolution", evolution,
-             key="evolution")
+evolution = evolution_table(result.deltas)
+st.caption("Δℓ per case (thin lines, colour: family) and the mean (bold; dots in the checkpoint's colour). Below the "
+           "dashed line the right token beats the wrong one.")
+layout.chart(compare_charts.evolution_chart(evolution, mean_line(evolution), layout.scale(), y_scale),
+             "delta_evolution", evolution, key="evolution")
 st.subheader("Relevance by segment per checkpoint")
 st.caption("Mean over cases of each segment's relevance ÷ the case's max |R| (± standard error).")
 means = mean_by_model(result.breakdown).rename(columns={"model": "checkpoint"})
-layout.chart(compare_charts.segment_bars(means, "checkpoint", layout.scale()), "segments_by_checkpoint",
-             result.breakdown, key="segments")
-
-st.subheader("One case at one checkpoint")
-by_id = {c.case_id: c for c in cases}
-p1, p2 = st.columns([2, 3], gap="large")
-with p1:
-    case = by_id[widgets.selectbox("Case", state.EV_CASE, list(by_id), format_func=lambda i: cv.case_label(by_id[i]))]
-with p2:
-    point = st.select_slider("Checkpoint", labels, **widgets.choice(state.EV_POINT, labels))
-handle = loaders.model(cv.checkpoint_param(checkpoints[labels.index(point)]))
-att = handle and cv.case_attribution(handle, case)
-if not att:
-    st.stop()
-mask = views.shown(att)
-values = views.colour_values(att, mask)
-st.caption(f"{point}: Δℓ {att.logit_diff:+.3f} · conservation {att.conservation:.2f}")
-views.heatmap(att, mask, values)
-title = f"{point} · {case.case_id}: {att.target.text!r} vs {att.contrast.text!r}"
-layout.downloads(f"heatmap_{point}_{case.case_id}", key="heatmap", extra={
-    "HTML": (lambda: render.heatmap_html(att.tokens, values, att.relevance, mask, title=title, target=att.target.text,
-                                         contrast=att.contrast.text, norm=state.get(state.NORM),
-                                         notes=[f"Prompt: {case.prompt}", f"Δℓ = {att.logit_diff:+.3f}"]),
-             "text/html", "html")})
+layout.chart(compare_charts.segment_bars(means, "checkpoint", layout.scale(), y_scale, series=True),
+             "segments_by_checkpoint", result.breakdown, key="segments")
+if y_scale == "clip":
+    far = outliers(evolution, "delta", fences(evolution["delta"]), ["case_id", "family", "checkpoint"])
+    seg = means.assign(value=means["mean"])
+    far_seg = outliers(seg, "value", fences(seg["value"]), ["checkpoint", "segment", "n"])
+    st.markdown(f"**Outside the charts** (beyond 3 × the interquartile range): {len(far)} Δℓ value(s), "
+                f"{len(far_seg)} segment mean(s).")
+    if len(far):
+        layout.table(far, "delta_outliers", key="delta_outliers")
+    if len(far_seg):
+        layout.table(far_seg, "segment_outliers", key="segment_outliers")

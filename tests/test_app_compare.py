@@ -42,33 +42,91 @@ def subheaders(at: AppTest) -> list[str]:
 
 # ---- Scaling ----------------------------------------------------------------------------------------------
 
+def strips(at: AppTest) -> list[str]:
+    return [h.value for h in at.html if "fl-strip" in h.value]
+
+
+def cards(at: AppTest) -> list[str]:
+    return [h.value for h in at.html if "fl-cards" in h.value]
+
+
+def verdict_table(at: AppTest):
+    return next(d.value for d in at.dataframe if "verdict" in d.value.columns and "top1" in d.value.columns)
+
+
 def test_scaling_default_flow():
     from engine import zoo
+    from engine.compare.verdicts import FIXED, VERDICTS
 
     sizes = [f"zoo:{s}" for s in zoo.zoo_sizes()]
     at = page("scaling", ncases=FEW)
     assert not at.error, texts(at.error)
     assert at.session_state["cmp_models"] == sizes and at.session_state["cmp_ref"] == sizes[0]
     assert at.title[0].value == "Model scaling"
-    assert {"Δℓ in the reference vs each other model", "Relevance by segment",
-            "One case in two models"} <= set(subheaders(at))
+    assert {"The case at hand", "The set view", "Relevance by segment"} <= set(subheaders(at))
+    # the case at hand (the Heatmap page's default case): one verdict per model, one strip row per model
+    here = verdict_table(at)
+    assert list(here["model"]) == sizes and set(here["verdict"]) <= set(VERDICTS)
+    assert all(f'data-value="{v}"' in cards(at)[0] for v in here["verdict"])  # headline = table
+    strip = strips(at)[0]
+    assert strip.count("<tr>") == (len(sizes) + 1) * strip.count("<table")  # models + the difference row, per block
+    assert strip.count(">&lt;bos&gt;</td>") == len(sizes) + 1 and "|&lt;bos&gt;" not in strip  # one BOS column
+    # the set view: verdict counts agree with the scatter's table
     table = next(d.value for d in at.dataframe if "delta_ref" in d.value.columns)
     assert len(table) == int(FEW) * (len(sizes) - 1) and table["delta_ref"].notna().all()
-    assert len(at.get("vega_lite_chart")) >= 3  # scatter, ECDF, segment bars
-    assert sum("fl-heatmap" in h.value for h in at.html) == 3  # reference, other model, difference
-    alignment = next(d.value for d in at.dataframe if "tokens_a" in d.value.columns)
-    assert len(alignment) and {"tokens_b", "diff"} <= set(alignment.columns)
-    assert at.query_params["ncases"] == FEW
-    # thresholds redraw from the cached result (no new task) and live in the link
+    assert "corrected" not in table.columns  # the old threshold region is off by default
+    set_cards = cards(at)[-1]
+    for model in sizes[1:]:
+        fixed = int((table[table["model"] == model]["verdict"] == FIXED).sum())
+        assert f'data-value="fixed {fixed} of {FEW}"' in set_cards.split(f'data-model="{model}"')[1][:80]
+    assert len(at.get("vega_lite_chart")) >= 4  # verdict bars, scatter, ECDF, segment bars
+    # the old threshold region as an overlay: redraws from the cached result, lives in the link
+    clean(at.toggle(key="w:overlay").set_value(True).run())
     clean(at.number_input(key="w:corr_x").set_value(0.0).run())
     clean(at.number_input(key="w:corr_y").set_value(5.0).run())
     table = next(d.value for d in at.dataframe if "delta_ref" in d.value.columns)
     assert table["corrected"].sum() == ((table["delta_ref"] > 0) & (table["delta"] < 5)).sum()
-    assert at.query_params["corr_x"] == "0.0" and at.query_params["corr_y"] == "5.0"
-    # another case and another partner model
-    at.selectbox(key="w:cmp_case").select_index(1)
-    clean(at.selectbox(key="w:cmp_other").select_index(len(sizes) - 2).run())
-    assert sum("fl-heatmap" in h.value for h in at.html) == 3
+    assert at.query_params["corr_x"] == "0.0" and at.query_params["overlay"] == "1"
+    # a shared colour scale and another difference row
+    clean(at.radio(key="w:strip_scale").set_value("shared").run())
+    clean(at.selectbox(key="w:strip_a").set_value("—").run())
+    assert strips(at)[0].count("<tr>") == len(sizes) * strips(at)[0].count("<table")
+    assert at.query_params["strip_scale"] == "shared"
+
+
+def test_scaling_and_evolution_open_on_the_case_from_the_heatmap_page():
+    from engine import zoo
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["ncases"] = FEW
+    clean(at.run())  # the Heatmap page with its default case
+    default = at.session_state["case"]
+    other = next(f"{f.model}/{f.case_id}" for f in zoo.load_failures(zoo.zoo_sizes()[-1])
+                 if f"{f.model}/{f.case_id}" != default)
+    clean(at.selectbox(key="w:case").set_value(other).run())
+    assert at.session_state["case"] == other
+    case_id = other.split("/", 1)[1]
+    for name, first in (("scaling", f"zoo:{zoo.zoo_sizes()[0]}"), ("evolution", zoo.zoo_checkpoints()[0])):
+        at.switch_page(f"pages/{name}.py")
+        clean(at.run())
+        assert not at.error, texts(at.error)
+        assert any(f"**{case_id}**" in m.value for m in at.markdown), name
+        here = verdict_table(at)
+        assert set(here["case_id"]) == {case_id} and here["model"].iloc[0] == first
+        assert strips(at) and first in strips(at)[0]
+    # more cases beside the case at hand: counts instead of one verdict
+    extra = next(f"{f.model}/{f.case_id}" for f in zoo.load_failures() if f.case_id != case_id)
+    clean(at.multiselect(key="w:ev_add").set_value([extra]).run())
+    assert set(verdict_table(at)["case_id"]) == {case_id, extra.split("/", 1)[1]}
+    assert "fixed " in cards(at)[0] and " of 2" in cards(at)[0]
+
+
+def test_scaling_on_an_own_prompt():
+    at = page("scaling", ncases=FEW, prompt="<q> what is 298 plus 21 ? <a>")
+    assert not at.error, texts(at.error)
+    here = verdict_table(at)
+    assert set(here["case_id"]) == {"your prompt"} and here["target"].iloc[0] != here["contrast"].iloc[0]
+    assert strips(at)
 
 
 def test_scaling_needs_two_models():
@@ -82,14 +140,16 @@ def test_scaling_needs_two_models():
     assert not at.error and not at.get("vega_lite_chart")
 
 
-
 def test_scaling_bad_link_values():
     from engine import zoo
 
     small = f"zoo:{zoo.zoo_sizes()[0]}"
-    at = page("scaling", ncases="0", corr_x="99", cmp_models=["zoo:nope", small], cmp_ref="zoo:nope")
+    at = page("scaling", ncases="1", cmp_models=["zoo:nope", small], cmp_ref="zoo:nope")
     assert "Unknown zoo model 'nope'" in texts(at.error)
+    at = page("scaling", ncases="0", corr_x="99", overlay="1", strip_scale="nope")
+    assert not at.error, texts(at.error)
     assert at.session_state["ncases"] == 1 and at.session_state["corr_x"] == 50.0
+    assert at.session_state["strip_scale"] == "row"
 
 
 @pytest.mark.parametrize("name", ["scaling", "evolution", "sweeps"])
@@ -105,22 +165,34 @@ def test_presentation_mode(name):
 def test_evolution_default_flow():
     from engine import zoo
 
-    points = zoo.zoo_checkpoints()
+    series = zoo.checkpoint_series()
+    size = list(series)[-1]
+    points = series[size]
     at = page("evolution", ncases=FEW)
     assert not at.error, texts(at.error)
-    assert at.session_state["ev_points"] == points and at.session_state["ev_cases"] == points[0]
-    assert {"Δℓ across checkpoints", "Relevance by segment per checkpoint",
-            "One case at one checkpoint"} <= set(subheaders(at))
-    assert len(at.get("vega_lite_chart")) >= 2  # Δℓ lines, segment bars
-    assert any("fl-heatmap" in h.value for h in at.html)
-    # the heatmap at another checkpoint, from the slider; the choice lives in the link
-    clean(at.select_slider(key="w:ev_point").set_value(points[-1]).run())
-    assert at.query_params["ev_point"] == points[-1]
-    assert any(c.value.startswith(f"{points[-1]}: Δℓ") for c in at.caption)
-    # fewer points redraw from a new (smaller) task
+    assert at.session_state["ev_series"] == size and at.session_state["ev_points"] == points
+    assert at.session_state["ev_cases"] == "last"
+    assert {"The case at hand", "What training fixed and what it broke",
+            "Relevance by segment per checkpoint"} <= set(subheaders(at))
+    # the film strip: one row per checkpoint (plus the difference row), per block
+    strip = strips(at)[0]
+    assert strip.count("<tr>") == (len(points) + 1) * strip.count("<table")
+    assert len(at.get("vega_lite_chart")) >= 3  # verdict bars, Δℓ lines, segment bars
+    # the default cases fail at the last checkpoint (not the first: no improvement built in)
+    last = next(d.value for d in at.dataframe if "top1" in d.value.columns and len(d.value) == int(FEW) * len(points))
+    assert (last[last["model"] == points[-1]]["verdict"] != "fixed").all()
+    # clipped charts list their outliers
+    clean(at.radio(key="w:y_scale").set_value("clip").run())
+    assert any("Outside the charts" in m.value for m in at.markdown)
+    clean(at.radio(key="w:y_scale").set_value("symlog").run())
+    assert at.query_params["y_scale"] == "symlog"
+    # fewer points redraw from a new (smaller) task; another set of cases
     clean(at.multiselect(key="w:ev_points").set_value(points[:2]).run())
     assert not at.error, texts(at.error)
     assert at.query_params["ev_points"] == points[:2]
+    assert strips(at)[0].count("<tr>") == 3 * strips(at)[0].count("<table")
+    clean(at.selectbox(key="w:ev_cases").set_value(zoo.zoo_sizes()[0]).run())
+    assert not at.error, texts(at.error)
 
 
 def test_evolution_bad_inputs():

@@ -234,40 +234,81 @@ def test_models_page_adds_a_model(server, driver):
     _shot(driver, "models", 1300)
 
 
-def test_scaling_page(server, driver):
-    """Four zoo sizes on the smallest model's failures: metrics, scatter, and one case in two models."""
+def _download(drv, folder: Path, key: str, name: str, timeout: float = TIMEOUT) -> Path:
+    """Click the download button with widget key `key` and wait for the file `name` in `folder`."""
+    css = ".st-key-" + "".join(c if c.isalnum() or c in "_-" else "-" for c in key) + " button"
+    button = _wait(drv, f"the download button {key!r}", lambda: drv.find_elements("css selector", css))[0]
+    drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    path = folder / name
+    _wait(drv, f"the file {name}", lambda: path.exists() and path.stat().st_size > 0
+          and not any(p.suffix == ".crdownload" for p in folder.iterdir()), timeout)
+    return path
+
+
+def _cards(drv) -> list[list[str]]:
+    return drv.execute_script("return [...document.querySelector('.fl-cards').querySelectorAll('.fl-card')]"
+                              ".map(c => [c.dataset.model, c.dataset.value])")
+
+
+def test_scaling_compares_the_sizes_on_the_heatmap_case(server, driver, tmp_path):
+    """The Heatmap page's case carries over to Scaling: zoo:xs..zoo:l judged on it, the headline cards say what the
+    verdict table (its CSV download) says, and the aligned heatmap exports as PNG, HTML and LaTeX."""
+    import csv
+    from urllib.parse import quote
+
+    from engine import zoo
+
     url, _ = server
-    driver.get(url + "/scaling")
-    _wait(driver, "the comparison", lambda: "corrected by" in _text(driver), timeout=3 * TIMEOUT)
-    _wait(driver, "the aligned heatmaps", lambda: "How they were aligned" in _text(driver))
+    sizes = zoo.zoo_sizes()
+    big = sizes[-1]
+    case = next((f for f in zoo.load_failures(big) if f.case_id == "eval-math-00014"), zoo.load_failures(big)[0])
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    driver.get(f"{url}/?model={quote('zoo:' + big)}&case={quote(big + '/' + case.case_id)}&ncases=3")
+    _wait(driver, "the heatmap", lambda: driver.find_elements("css selector", ".fl-heatmap span"))
     _idle(driver)
-    assert len(driver.find_elements("css selector", '[data-testid="stVegaLiteChart"]')) >= 3
-    assert len(driver.find_elements("css selector", ".fl-heatmap")) >= 2
-    _shot(driver, "scaling", 2600)
+    _wait(driver, "the Scaling link", lambda: [a for a in driver.find_elements(
+        "css selector", '[data-testid="stSidebarNav"] a') if a.text.strip() == "Scaling"])[0].click()
+    _wait(driver, "the verdicts and the aligned heatmaps", lambda: driver.find_elements("css selector", ".fl-strip")
+          and driver.find_elements("css selector", ".fl-cards"), timeout=3 * TIMEOUT)
+    _wait(driver, "the set view", lambda: "Relevance by segment" in _text(driver), timeout=3 * TIMEOUT)
+    _idle(driver)
+    assert f"From the Heatmap page: {case.case_id}" in _text(driver)
+    cards = _cards(driver)
+    assert [m for m, _ in cards] == [f"zoo:{s}" for s in sizes]
+    with _download(driver, tmp_path, "dl:verdict_table_here:CSV", "verdict_table_here.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [[r["model"], r["verdict"]] for r in rows] == cards  # the headline is the table
+    assert all(r["case_id"] == case.case_id for r in rows)
+    stem = f"strip_scaling_{case.case_id}"
+    png = _download(driver, tmp_path, "dl:strip_scaling:PNG", f"{stem}.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    page = _download(driver, tmp_path, "dl:strip_scaling:HTML", f"{stem}.html").read_text()
+    assert page.count("<tr>") >= len(sizes) and all(f"zoo:{s}" in page for s in sizes)
+    assert "begin{tabular}" in _download(driver, tmp_path, "dl:strip_scaling:LaTeX", f"{stem}.tex").read_text()
+    _shot(driver, "scaling", 3400)
 
 
-def test_evolution_page_opens_a_checkpoint(server, driver):
-    """Main interaction: move the checkpoint slider; the heatmap re-draws for the chosen training point."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
-    from engine.zoo import zoo_checkpoints
+def test_evolution_film_strip_and_exports(server, driver, tmp_path):
+    """The checkpoint series of the zoo, one film-strip row per checkpoint; the strip exports as PNG and CSV."""
+    from engine.zoo import checkpoint_series
 
     url, _ = server
-    driver.get(url + "/evolution")
-    caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
-                            if "conservation" in e.text and ": Δℓ" in e.text), "")  # noqa: E731
-    first = _wait(driver, "the checkpoint heatmap", caption, timeout=3 * TIMEOUT)
+    points = list(checkpoint_series().values())[-1]
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    driver.get(url + "/evolution?ncases=3")
+    _wait(driver, "the film strip", lambda: driver.find_elements("css selector", ".fl-strip"), timeout=3 * TIMEOUT)
+    _wait(driver, "the set view", lambda: "Relevance by segment per checkpoint" in _text(driver), timeout=3 * TIMEOUT)
     _idle(driver)
-    points = zoo_checkpoints()
-    assert first.startswith(points[0])
-    thumb = driver.find_element("css selector", '[data-testid="stSlider"] input[type="range"]')
-    driver.execute_script("arguments[0].focus()", thumb)
-    ActionChains(driver).send_keys(Keys.END).perform()
-    _wait(driver, "the last checkpoint", lambda: caption().startswith(points[-1]))
-    _idle(driver)
-    assert "ev_point=" in driver.current_url and driver.find_elements("css selector", ".fl-heatmap span")
-    _shot(driver, "evolution", 2400)
+    rows = driver.execute_script("return [...document.querySelector('.fl-strip table').querySelectorAll('th')]"
+                                 ".map(t => t.textContent.trim())")
+    assert rows[:len(points)] == points
+    assert [m for m, _ in _cards(driver)] == points
+    case = driver.execute_script("return document.body.innerText.match(/From the Heatmap page: (\\S+)/)[1]")
+    stem = f"strip_evolution_{case}"
+    assert _download(driver, tmp_path, "dl:strip_evolution:PNG", f"{stem}.png").read_bytes().startswith(b"\x89PNG")
+    assert _download(driver, tmp_path, "dl:strip_evolution:CSV", f"{stem}.csv").read_text().startswith("row,column")
+    _shot(driver, "evolution", 3400)
 
 
 def test_sweeps_page_browses_a_store(server, driver, tmp_path):

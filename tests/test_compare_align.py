@@ -125,3 +125,55 @@ def test_align_real_heatmaps_of_two_models(tiny_model_dir):
     assert "".join(g.text for g in al.groups) == prompt
     assert max(abs(g.relevance_a) for g in al.groups) == pytest.approx(1.0)
     assert al.table()["tokens_a"].tolist() == a.tokens
+
+
+# ---- several rows (align_rows) -------------------------------------------------------------------------------
+
+def test_rows_agree_with_the_two_sided_alignment():
+    from engine.compare.align import align_rows
+
+    a, b = [(0, 0), (0, 5), (6, 11), (11, 11)], [(0, 0), (0, 0), (0, 5), (6, 11)]
+    la, lb = ["<bos>", "hello", "world", "<eos>"], ["<bos>", "<bos>", "hello", "world"]
+    two = align_tokens("hello world", a, b, [1.0, 2.0, 4.0, 8.0], [16.0, 32.0, 1.0, 1.0], la, lb)
+    rows = align_rows("hello world", [a, b], [[1.0, 2.0, 4.0, 8.0], [16.0, 32.0, 1.0, 1.0]], [la, lb])
+    assert [g.tokens for g in rows.groups] == [(g.tokens_a, g.tokens_b) for g in two.groups]
+    assert [g.label for g in rows.groups] == ["<bos>", "<bos>", "hello", "world", "<eos>"]
+
+
+def test_three_tokenisations_share_columns_and_one_bos():
+    from engine.compare.align import align_rows
+
+    text = "hello world"
+    offs = [[(0, 0), (0, 5), (6, 11)],  # words
+            [(0, 0), (0, 2), (2, 5), (5, 11)],  # he|llo| world
+            [(0, 0), (0, 7), (7, 11)]]  # 'hello w' straddles the words: everything merges into one column
+    rel = [[9.0, 1.0, -2.0], [5.0, 1.0, 1.0, 2.0], [7.0, 3.0, 1.0]]
+    al = align_rows(text, offs, rel, [["<bos>", "a", "b"], ["<bos>", "c", "d", "e"], ["<bos>", "f", "g"]])
+    assert [g.label for g in al.groups] == ["<bos>", "hello world"]  # one BOS column for three rows
+    assert al.groups[0].tokens == ((0,), (0,), (0,))
+    assert al.groups[1].tokens == ((1, 2), (1, 2, 3), (1, 2)) and al.groups[1].sums == (-1.0, 4.0, 4.0)
+    # per row: each row / its own max |text column| (BOS left out of the max, so it may exceed 1)
+    assert al.values("row") == [[9.0, -1.0], [1.25, 1.0], [1.75, 1.0]]
+    assert al.values("shared") == [[2.25, -0.25], [1.25, 1.0], [1.75, 1.0]]
+    assert al.diff(0, 1, "row") == [7.75, -2.0]
+    table = al.table(["w", "c", "x"])
+    assert len(table) == 6 and table["tokens"].tolist()[3:] == ["a|b", "c|d|e", "f|g"]
+    with pytest.raises(FailureLensError, match="colour scale"):
+        al.values("log")
+    with pytest.raises(FailureLensError, match="outside"):
+        align_rows("ab", [[(0, 3)]], [None], [None])
+
+
+def test_align_attribution_rows_of_three_real_heatmaps(tiny_model_dir):
+    from engine.compare.align import align_attribution_rows
+    from engine.heatmap import attribute
+    from engine.models import load_model
+
+    prompt = "the capital of france is"
+    atts = [attribute(load_model(str(tiny_model_dir(a))), prompt) for a in ("llama", "qwen3", "gpt2")]
+    al = align_attribution_rows(prompt, atts)
+    n = len(atts[0].tokens)
+    assert all(len(a.tokens) == n for a in atts)  # one tokenizer for all tiny models: one column per token
+    assert [g.tokens for g in al.groups] == [((i,), (i,), (i,)) for i in range(n)]
+    for r, att in enumerate(atts):
+        assert [g.sums[r] for g in al.groups] == pytest.approx(att.relevance)

@@ -14,8 +14,10 @@ URL scheme (all optional; defaults are left out):
   norm, hide_first, hide_special               heatmap colour scale and hidden tokens
   layers, stages, split, prune, top_p, edge_thr, node_thr, connected, hide_bos, node   graph view
   present=1                   presentation mode
-  cmp_models (repeatable), cmp_ref, cmp_other, cmp_case, ncases, corr_x, corr_y     Scaling page
-  ev_source, ev_points (repeatable), ev_path, ev_revs, ev_cases, ev_point, ev_case   Evolution page
+  cmp_models (repeatable), cmp_ref, cmp_add (repeatable), cmp_case, ncases, overlay, corr_x, corr_y   Scaling page
+  ev_source, ev_series, ev_points (repeatable), ev_path, ev_revs, ev_cases, ev_add (repeatable), ev_case   Evolution
+  strip_scale, strip_a, strip_b, y_scale   the row-over-row heatmaps (colour scale, difference row) and robust charts
+  Both pages open on the case of the Heatmap page (case / prompt, target, contrast): "the case at hand".
   store, run, sw_models, sw_bench, sw_cat (repeatable), sw_case                       Sweeps page (results browser)
   check, check_k, check_seeds, check_repl, check_nodes      causal checks (deletion curves, node ablation)
 Trusting remote code is never read from a URL: a link must not be able to run code on the viewer's machine.
@@ -47,10 +49,11 @@ TRUSTED = "trusted"  # session only: model specs the user allowed to run remote 
 STOPPED = "stopped"  # session only: key of the long task the user stopped
 URL_ISSUES = "url_issues"  # session only: URL values that could not be used
 # Scaling / Evolution / Sweeps pages
-CMP_MODELS, CMP_REF, CMP_OTHER, CMP_CASE = "cmp_models", "cmp_ref", "cmp_other", "cmp_case"  # models, reference
-NCASES, CORR_X, CORR_Y = "ncases", "corr_x", "corr_y"  # cases per comparison; "corrected" region x > corr_x, y < corr_y
+CMP_MODELS, CMP_REF, CMP_ADD, CMP_CASE = "cmp_models", "cmp_ref", "cmp_add", "cmp_case"  # models, reference
+NCASES, OVERLAY, CORR_X, CORR_Y = "ncases", "overlay", "corr_x", "corr_y"  # cases per set; old threshold overlay
 EV_SOURCE, EV_POINTS, EV_PATH, EV_REVS = "ev_source", "ev_points", "ev_path", "ev_revs"  # zoo | local | hub checkpoints
-EV_CASES, EV_POINT, EV_CASE = "ev_cases", "ev_point", "ev_case"  # whose failures, heatmap checkpoint and case
+EV_SERIES, EV_CASES, EV_ADD, EV_CASE = "ev_series", "ev_cases", "ev_add", "ev_case"  # zoo size, set cases, added, strip
+STRIP_SCALE, STRIP_A, STRIP_B, Y_SCALE = "strip_scale", "strip_a", "strip_b", "y_scale"  # row-over-row heatmaps
 STORE, RUN = "store", "run"  # results store folder and run id
 SW_MODELS, SW_BENCH, SW_CAT, SW_CASE = "sw_models", "sw_bench", "sw_cat", "sw_case"  # result filters, opened case
 SW_CONFIG, SW_RESUME = "sw_config", "sw_resume"  # session only: sweep config text, resume a stopped run
@@ -67,10 +70,11 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(PRESENT, False),
     Field(TRUSTED, frozenset(), url=False), Field(STOPPED, "", url=False), Field(URL_ISSUES, [], url=False),
     # ---- Scaling, Evolution and Sweeps pages (ui.compare_views, ui.sweep_views) ----
-    Field(CMP_MODELS, []), Field(CMP_REF, ""), Field(CMP_OTHER, ""), Field(CMP_CASE, ""), Field(NCASES, 12),
-    Field(CORR_X, 1.0), Field(CORR_Y, -1.0),
-    Field(EV_SOURCE, "zoo"), Field(EV_POINTS, []), Field(EV_PATH, ""), Field(EV_REVS, ""), Field(EV_CASES, ""),
-    Field(EV_POINT, ""), Field(EV_CASE, ""),
+    Field(CMP_MODELS, []), Field(CMP_REF, ""), Field(CMP_ADD, []), Field(CMP_CASE, ""), Field(NCASES, 12),
+    Field(OVERLAY, False), Field(CORR_X, 1.0), Field(CORR_Y, -1.0),
+    Field(EV_SOURCE, "zoo"), Field(EV_SERIES, ""), Field(EV_POINTS, []), Field(EV_PATH, ""), Field(EV_REVS, ""),
+    Field(EV_CASES, ""), Field(EV_ADD, []), Field(EV_CASE, ""),
+    Field(STRIP_SCALE, "row"), Field(STRIP_A, ""), Field(STRIP_B, ""), Field(Y_SCALE, "linear"),
     Field(STORE, ""), Field(RUN, ""), Field(SW_MODELS, []), Field(SW_BENCH, []), Field(SW_CAT, []), Field(SW_CASE, ""),
     Field(SW_CONFIG, "", url=False), Field(SW_RESUME, False, url=False), Field(DEFAULTS_DONE, frozenset(), url=False),
     Field(GRAPH_CLICK, "", url=False),

@@ -167,3 +167,111 @@ def align_attributions(text: str, a: Attribution, b: Attribution) -> Alignment:
             raise FailureLensError(f"heatmap {name} has no character offsets (slow tokenizer?); load the model's "
                                    "fast tokenizer so its tokens can be aligned.")
     return align_tokens(text, a.offsets, b.offsets, a.relevance, b.relevance, a.tokens, b.tokens)
+
+
+# ---- several rows (one per model or checkpoint) --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RowGroup:
+    """One column of a row-over-row alignment: a char span and, per row, its tokens and their summed relevance."""
+
+    start: int
+    end: int
+    label: str  # the covered text; for an empty-span group the shared token label (one '<bos>', not one per row)
+    tokens: tuple[tuple[int, ...], ...]  # [rows] token indices of each row in this group
+    sums: tuple[float, ...]  # [rows] summed raw relevance (0.0 where a row has no token here)
+
+    @property
+    def empty(self) -> bool:
+        return self.start == self.end
+
+
+@dataclass(frozen=True)
+class RowAlignment:
+    """Several tokenisations of one text on shared columns (see `align_rows`)."""
+
+    text: str
+    groups: tuple[RowGroup, ...]
+    labels: tuple[tuple[str, ...], ...]  # [rows][tokens] display strings
+
+    def maxima(self) -> list[float]:
+        """[rows] max |group sum| over text groups (empty-span groups such as BOS left out, as in `align_tokens`)."""
+        return [max((abs(g.sums[r]) for g in self.groups if not g.empty), default=0.0) for r in range(len(self.labels))]
+
+    def values(self, scale: str = "row") -> list[list[float]]:
+        """[rows][groups] colour values: group sum / the row's own maximum ("row"), or / the largest maximum of
+        all rows ("shared": rows keep their relative size, in units of the objective). May exceed ±1 on an
+        empty-span group; renderers clip."""
+        if scale not in ("row", "shared"):
+            raise FailureLensError(f"Unknown colour scale {scale!r}; use 'row' or 'shared'.")
+        maxima = self.maxima()
+        shared = max(maxima, default=0.0)
+        return [[g.sums[r] / d if (d := (maxima[r] if scale == "row" else shared)) > 0 else 0.0 for g in self.groups]
+                for r in range(len(self.labels))]
+
+    def diff(self, a: int, b: int, scale: str = "row") -> list[float]:
+        """[groups] row a − row b of `values(scale)`."""
+        v = self.values(scale)
+        return [x - y for x, y in zip(v[a], v[b])]
+
+    def table(self, names: Sequence[str], scale: str = "row") -> pd.DataFrame:
+        """One row per (group, row): group, start, end, text, row, tokens, relevance (raw sum), value."""
+        v = self.values(scale)
+        rows = [{"group": i, "start": g.start, "end": g.end, "text": g.label, "row": names[r],
+                 "tokens": "|".join(self.labels[r][t] for t in g.tokens[r]) or "—", "relevance": g.sums[r],
+                 "value": v[r][i]} for i, g in enumerate(self.groups) for r in range(len(names))]
+        return pd.DataFrame(rows, columns=["group", "start", "end", "text", "row", "tokens", "relevance", "value"])
+
+
+def align_rows(text: str, offsets: Sequence[Offsets], relevance: Sequence[Optional[Sequence[float]]],
+               labels: Sequence[Optional[Sequence[str]]]) -> RowAlignment:
+    """Map several token sequences of `text` onto shared columns: the overlap components of all rows' non-empty
+    spans (as `align_tokens` does for two), and one column per empty-span token kind at each place — the k-th
+    '<bos>' of every row shares one column, so BOS appears once however many rows there are.
+
+    offsets / relevance / labels: one entry per row, each [tokens] (relevance None -> zeros; labels None -> the
+    text of each span).
+    """
+    if not (len(offsets) == len(relevance) == len(labels)) or not offsets:
+        raise FailureLensError("align_rows needs at least one row and the same number of offsets, relevance and "
+                               "label lists.")
+    n = len(offsets)
+    lab = []
+    for r, (offs, rel, la) in enumerate(zip(offsets, relevance, labels)):
+        _check(f"row {r}", text, offs, rel, la)
+        lab.append(tuple(la) if la is not None else tuple(text[s:e] if e > s else "∅" for s, e in offs))
+    # text columns: overlap components of every row's non-empty spans
+    spans = sorted((s, e, r, i) for r, offs in enumerate(offsets) for i, (s, e) in enumerate(offs) if e > s)
+    cols: list[list] = []  # [start, end, per-row token lists]
+    for s, e, r, i in spans:
+        if not cols or s >= cols[-1][1]:
+            cols.append([s, e, [[] for _ in range(n)]])
+        cols[-1][1] = max(cols[-1][1], e)
+        cols[-1][2][r].append(i)
+    keyed = [((s, 1, 0), s, e, text[s:e], toks) for s, e, toks in cols]
+    # empty-span columns: key (place, label, k-th of that label there); ordered by the first row's token index
+    empty: dict[tuple[int, str, int], list] = {}
+    for r, offs in enumerate(offsets):
+        seen: dict[tuple[int, str], int] = {}
+        for p, i in _anchors(offs, len(text)):
+            k = seen.get((p, lab[r][i]), 0)
+            seen[(p, lab[r][i])] = k + 1
+            empty.setdefault((p, lab[r][i], k), [i, [[] for _ in range(n)]])[1][r].append(i)
+    keyed += [((p, 0, first), p, p, name, toks) for (p, name, _k), (first, toks) in empty.items()]
+    keyed.sort(key=lambda x: x[0])
+
+    def total(r: int, idx: list[int]) -> float:
+        return sum(float(relevance[r][i]) for i in idx) if relevance[r] is not None else 0.0
+
+    groups = tuple(RowGroup(s, e, name, tuple(tuple(sorted(t)) for t in toks),
+                            tuple(total(r, t) for r, t in enumerate(toks))) for _key, s, e, name, toks in keyed)
+    return RowAlignment(text, groups, tuple(lab))
+
+
+def align_attribution_rows(text: str, atts: Sequence[Attribution]) -> RowAlignment:
+    """`align_rows` for heatmaps of the same prompt `text` (each from `engine.attribute`, any models)."""
+    for k, att in enumerate(atts):
+        if len(att.offsets) != len(att.tokens) or (text.strip() and all(e <= s for s, e in att.offsets)):
+            raise FailureLensError(f"heatmap {k + 1} has no character offsets (slow tokenizer?); load the model's "
+                                   "fast tokenizer so its tokens can be aligned.")
+    return align_rows(text, [a.offsets for a in atts], [a.relevance for a in atts], [a.tokens for a in atts])

@@ -52,6 +52,7 @@ class CaseSpec:
     contrast: str  # the correct token's text
     segments: Mapping[str, Sequence[tuple[int, int]]] = field(default_factory=dict)
     family: str = ""
+    reference: str = ""  # the right continuation from the cut on ("" -> the contrast text); see verdicts
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,10 @@ class CaseDelta:
     n_tokens: int = 0  # prompt tokens in this model
     notes: tuple[str, ...] = ()
     skipped: Optional[str] = None
+    top1: Optional[TokenChoice] = None  # the model's own next token at the cut
+    p_top1: Optional[float] = None  # softmax probabilities at the last position
+    p_target: Optional[float] = None
+    p_contrast: Optional[float] = None
 
     def note(self) -> str:
         return "; ".join(([f"skipped: {self.skipped}"] if self.skipped else []) + list(self.notes))
@@ -87,9 +92,13 @@ def model_label(handle: ModelHandle) -> str:
 
 
 def cases_from_failures(failures: Iterable[Any]) -> list[CaseSpec]:
-    """CaseSpecs from zoo failures (`engine.zoo.load_failures`) or any records with the same fields."""
+    """CaseSpecs from zoo failures (`engine.zoo.load_failures`) or any records with the same fields; the
+    reference continuation comes from the record's `reference`, else from the zoo benchmark."""
+    from ..zoo import continuation
+
     return [CaseSpec(f.case_id, f.prompt, f.target, f.contrast,
-                     {k: [tuple(s) for s in v] for k, v in f.segments.items()}, f.family) for f in failures]
+                     {k: [tuple(s) for s in v] for k, v in f.segments.items()}, f.family,
+                     getattr(f, "reference", "") or continuation(f.case_id, f.prompt)) for f in failures]
 
 
 def first_token(tokenizer: Any, text: str, what: str) -> tuple[Optional[TokenChoice], Optional[str]]:
@@ -175,7 +184,8 @@ def logit_diffs(handle: ModelHandle, cases: Sequence[CaseSpec], progress: Progre
             logits = last_logits(handle, [prepared[i].ids for i in rows])
         for r, i in enumerate(rows):
             p, c = prepared[i], cases[i]
-            delta = float(logits[r, p.target.token_id] - logits[r, p.contrast.token_id])
+            row = logits[r]
+            delta = float(row[p.target.token_id] - row[p.contrast.token_id])
             if not math.isfinite(delta) and len(rows) > 1:  # some attention kernels turn padding into NaN
                 with handle.lock:
                     row = last_logits(handle, [p.ids])[0]
@@ -183,7 +193,12 @@ def logit_diffs(handle: ModelHandle, cases: Sequence[CaseSpec], progress: Progre
             if not math.isfinite(delta):
                 raise FailureLensError(f"Δℓ of case {c.case_id} is not finite in {label} (numeric overflow); "
                                        "reload the model in float32 or bfloat16.")
-            results[i] = CaseDelta(c.case_id, label, c.family, delta, p.target, p.contrast, len(p.ids), p.notes)
+            probs = torch.softmax(row, -1)  # [vocab]
+            top = int(row.argmax())
+            results[i] = CaseDelta(c.case_id, label, c.family, delta, p.target, p.contrast, len(p.ids), p.notes,
+                                   top1=TokenChoice(top, display(handle.tokenizer, top)), p_top1=float(probs[top]),
+                                   p_target=float(probs[p.target.token_id]),
+                                   p_contrast=float(probs[p.contrast.token_id]))
         done += len(rows)
         if progress:
             progress(done, n, f"{label}: {done}/{n} cases")

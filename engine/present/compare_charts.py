@@ -1,17 +1,23 @@
 """Altair charts of model comparisons (scaling, checkpoints) and sweep results; no streamlit.
 
-Inputs are the tables of engine.compare.deltas / engine.runs.store / engine.cases.categories. Δℓ = ℓ(target) − ℓ(contrast):
-positive means the model still prefers the wrong token.
+Inputs are the tables of engine.compare.deltas / engine.compare.verdicts / engine.runs.store /
+engine.cases.categories. Δℓ = ℓ(target) − ℓ(contrast): positive means the model still prefers the wrong token.
+Models and checkpoints are coloured by engine.present.palette (one fixed colour per model, never the red / blue
+of the target / contrast); y_scale "symlog" / "clip" (engine.compare.robust) keeps one outlier from
+flattening a chart.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import altair as alt
 import pandas as pd
 
 from engine.compare.deltas import SEGMENT_COLUMNS
+from engine.compare.robust import fences
+from engine.compare.verdicts import VERDICTS
+from engine.present import palette
 
 DELTA = "Δℓ = ℓ(target) − ℓ(contrast)"
 
@@ -24,26 +30,63 @@ def _span(values: Sequence[float], *extra: float) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def scaling_scatter(table: pd.DataFrame, reference: str, corrected: tuple[float, float],
+def _models(df: pd.DataFrame, column: str) -> list[str]:
+    return [str(m) for m in dict.fromkeys(df[column])]
+
+
+def _y(mode: str, values: Sequence[float], title: str, field: str = "delta:Q") -> tuple[alt.Y, bool]:
+    """(y encoding, clip marks?) for y_scale "linear" | "symlog" | "clip" (the fences' range and 0)."""
+    if mode == "symlog":
+        return alt.Y(field, title=f"{title} (symmetric log)", scale=alt.Scale(type="symlog")), False
+    if mode == "clip":
+        lo, hi = fences(values)
+        if math.isfinite(lo):
+            lo, hi = _span([lo, hi], 0.0)
+            return alt.Y(field, title=f"{title} (outliers clipped)", scale=alt.Scale(domain=[lo, hi], nice=False)), True
+    return alt.Y(field, title=title), False
+
+
+def scaling_scatter(table: pd.DataFrame, reference: str, corrected: Optional[tuple[float, float]] = None,
                     scale: float = 1.0) -> alt.LayerChart:
-    """Δℓ in the reference (x) vs each other model (y), the y = x line and the shaded "corrected" region
-    (x > corrected[0], y < corrected[1]). table: engine.compare.deltas.scaling_table."""
-    x_min, y_max = corrected
+    """Δℓ in the reference (x) vs each other model (y) and the y = x line; colour: model (palette), shape: the
+    verdict when the table has one (engine.compare.verdicts). corrected=(x_min, y_max): also shade the old
+    threshold region (x > x_min, y < y_max), an optional overlay. table: engine.compare.deltas.scaling_table."""
     df = table.dropna(subset=["delta_ref", "delta"])
-    lo, hi = _span(list(df["delta_ref"]) + list(df["delta"]), x_min, y_max)
+    extra = corrected or ()
+    lo, hi = _span(list(df["delta_ref"]) + list(df["delta"]), *extra)
     scale_xy = alt.Scale(domain=[lo, hi], nice=False)
-    region = alt.Chart(pd.DataFrame([{"x": x_min, "x2": hi, "y": lo, "y2": y_max, "what": "corrected"}])).mark_rect(
-        opacity=0.12, color="#2ca02c").encode(x=alt.X("x:Q", scale=scale_xy), x2="x2", y=alt.Y("y:Q", scale=scale_xy),
-                                              y2="y2", tooltip=["what"])
-    diagonal = alt.Chart(pd.DataFrame({"v": [lo, hi]})).mark_line(color="#888", strokeDash=[4, 4]).encode(
-        x=alt.X("v:Q", scale=scale_xy), y=alt.Y("v:Q", scale=scale_xy))
-    points = alt.Chart(df).mark_point(size=round(60 * scale), opacity=0.85, filled=True).encode(
+    layers = []
+    if corrected is not None:
+        x_min, y_max = corrected
+        layers.append(alt.Chart(pd.DataFrame([{"x": x_min, "x2": hi, "y": lo, "y2": y_max,
+                                               "what": "threshold region"}])).mark_rect(
+            opacity=0.10, color="#777777").encode(x=alt.X("x:Q", scale=scale_xy), x2="x2",
+                                                   y=alt.Y("y:Q", scale=scale_xy), y2="y2", tooltip=["what"]))
+    layers.append(alt.Chart(pd.DataFrame({"v": [lo, hi]})).mark_line(color="#888", strokeDash=[4, 4]).encode(
+        x=alt.X("v:Q", scale=scale_xy), y=alt.Y("v:Q", scale=scale_xy)))
+    shape = "verdict" if "verdict" in df.columns else "corrected"
+    shapes = alt.Shape(f"{shape}:N", title=shape, scale=alt.Scale(domain=list(VERDICTS)) if shape == "verdict"
+                       else alt.Undefined)
+    layers.append(alt.Chart(df).mark_point(size=round(70 * scale), opacity=0.9, filled=True).encode(
         x=alt.X("delta_ref:Q", scale=scale_xy, title=f"Δℓ in {reference}"),
         y=alt.Y("delta:Q", scale=scale_xy, title="Δℓ in the other model"),
-        color=alt.Color("model:N", title="model"), shape=alt.Shape("corrected:N", title="corrected"),
+        color=alt.Color("model:N", title="model", scale=palette.scale(_models(df, "model"))), shape=shapes,
         tooltip=["case_id", "family", "model", alt.Tooltip("delta_ref:Q", format="+.3f"),
-                 alt.Tooltip("delta:Q", format="+.3f"), "corrected"])
-    return alt.layer(region, diagonal, points).properties(width=round(420 * scale), height=round(420 * scale))
+                 alt.Tooltip("delta:Q", format="+.3f"), shape]))
+    return alt.layer(*layers).properties(width=round(420 * scale), height=round(420 * scale))
+
+
+def verdict_bars(counts: pd.DataFrame, scale: float = 1.0, series: bool = False, by: str = "model") -> alt.Chart:
+    """Cases per verdict (rows), one bar per model (colour: palette) within each verdict.
+    counts: engine.compare.verdicts.counts (model, verdict, count, cases); series: a checkpoint series."""
+    models = _models(counts, "model")
+    return alt.Chart(counts).mark_bar().encode(
+        y=alt.Y("verdict:N", sort=list(VERDICTS), title=None, axis=alt.Axis(labelLimit=220)),
+        yOffset=alt.YOffset("model:N", sort=models),
+        x=alt.X("count:Q", title="cases", axis=alt.Axis(tickMinStep=1)),
+        color=alt.Color("model:N", sort=models, title=by, scale=palette.scale(models, series=series)),
+        tooltip=[alt.Tooltip("model:N", title=by), "verdict", "count", "cases"],
+    ).properties(width=round(520 * scale), height=round(max(160, 9 * len(models) * len(VERDICTS)) * scale))
 
 
 def ecdf_chart(ecdfs: pd.DataFrame, scale: float = 1.0) -> alt.LayerChart:
@@ -52,49 +95,58 @@ def ecdf_chart(ecdfs: pd.DataFrame, scale: float = 1.0) -> alt.LayerChart:
     lines = alt.Chart(ecdfs).mark_line(interpolate="step-after", strokeWidth=2).encode(
         x=alt.X("value:Q", title=DELTA),
         y=alt.Y("fraction:Q", title="share of cases ≤ Δℓ", axis=alt.Axis(format="%")),
-        color=alt.Color("model:N", title="model", sort=None),
+        color=alt.Color("model:N", title="model", sort=None, scale=palette.scale(_models(ecdfs, "model"))),
         tooltip=["model", alt.Tooltip("value:Q", format="+.3f"), alt.Tooltip("fraction:Q", format=".0%")])
     return alt.layer(zero, lines).properties(width=round(420 * scale), height=round(300 * scale))
 
 
-def segment_bars(means: pd.DataFrame, by: str = "model", scale: float = 1.0) -> alt.LayerChart:
-    """Mean normalised segment relevance (± standard error) per segment, one bar per `by` group.
+def segment_bars(means: pd.DataFrame, by: str = "model", scale: float = 1.0, y_scale: str = "linear",
+                 series: bool = False) -> alt.LayerChart:
+    """Mean normalised segment relevance (± standard error) per segment, one bar per `by` group (colour: palette;
+    series: ordered shades of a checkpoint series). y_scale: "linear" | "symlog" | "clip" (engine.compare.robust).
     means: engine.compare.deltas.mean_by_model (columns by, segment, mean, sem, n)."""
     df = means.assign(lo=means["mean"] - means["sem"].fillna(0), hi=means["mean"] + means["sem"].fillna(0))
-    order = list(dict.fromkeys(df[by]))
+    order = [str(o) for o in dict.fromkeys(df[by])]
+    y, clip = _y(y_scale, list(df["mean"]), "mean R / max |R| (> 0: target)", "mean:Q")
     base = alt.Chart(df).encode(
         x=alt.X("segment:N", sort=list(SEGMENT_COLUMNS), title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset(f"{by}:N", sort=order))
-    bars = base.mark_bar().encode(
-        y=alt.Y("mean:Q", title="mean R / max |R| (> 0: target)"),
-        color=alt.Color(f"{by}:N", sort=order, title=by),
+    bars = base.mark_bar(clip=clip).encode(
+        y=y, color=alt.Color(f"{by}:N", sort=order, title=by, scale=palette.scale(order, series=series)),
         tooltip=[by, "segment", alt.Tooltip("mean:Q", format="+.3f"), alt.Tooltip("sem:Q", format=".3f"), "n"])
-    errors = base.mark_rule(color="#333").encode(y="lo:Q", y2="hi:Q")
-    return alt.layer(bars, errors).properties(width=round(max(420, 30 * len(order) * len(SEGMENT_COLUMNS)) * scale),
+    errors = base.mark_rule(color="#333", clip=clip).encode(y="lo:Q", y2="hi:Q")
+    return alt.layer(bars, errors).properties(width=round(max(420, 16 * len(order) * len(SEGMENT_COLUMNS)) * scale),
                                               height=round(260 * scale))
 
 
-def evolution_chart(evolution: pd.DataFrame, mean: pd.DataFrame, scale: float = 1.0) -> alt.LayerChart:
-    """Δℓ of every case across checkpoints (thin lines) and their mean (bold).
+def evolution_chart(evolution: pd.DataFrame, mean: pd.DataFrame, scale: float = 1.0,
+                    y_scale: str = "linear") -> alt.LayerChart:
+    """Δℓ of every case across checkpoints (thin lines, colour: family) and their mean (bold), with a dot per
+    checkpoint in its palette shade. y_scale: "linear" | "symlog" | "clip" (engine.compare.robust).
     evolution: engine.compare.deltas.evolution_table; mean: engine.compare.deltas.mean_line."""
     order = list(mean.sort_values("order")["checkpoint"])
-    x = alt.X("checkpoint:N", sort=order, title="checkpoint", axis=alt.Axis(labelAngle=-30))
+    x = alt.X("checkpoint:N", sort=order, title="checkpoint", axis=alt.Axis(labelAngle=-35, labelOverlap=False))
+    y, clip = _y(y_scale, list(evolution["delta"].dropna()), DELTA)
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#888", strokeDash=[4, 4]).encode(y="y:Q")
-    cases = alt.Chart(evolution.dropna(subset=["delta"])).mark_line(strokeWidth=1.2, opacity=0.55).encode(
-        x=x, y=alt.Y("delta:Q", title=DELTA), detail="case_id:N", color=alt.Color("family:N", title="family"),
+    cases = alt.Chart(evolution.dropna(subset=["delta"])).mark_line(strokeWidth=1.2, opacity=0.55, clip=clip).encode(
+        x=x, y=y, detail="case_id:N",
+        color=alt.Color("family:N", title="family", scale=palette.family_scale(_models(evolution, "family"))),
         tooltip=["case_id", "family", "checkpoint", alt.Tooltip("delta:Q", format="+.3f")])
-    dot = alt.OverlayMarkDef(color="#111", size=60)
-    bold = alt.Chart(mean).mark_line(strokeWidth=4, color="#111", point=dot).encode(
+    shades = alt.Chart(mean).mark_point(filled=True, size=round(160 * scale), opacity=1, clip=clip).encode(
+        x=x, y="mean:Q", fill=alt.Fill("checkpoint:N", sort=order, scale=palette.scale(order, series=True),
+                                       legend=None), stroke=alt.value("#111"))
+    bold = alt.Chart(mean).mark_line(strokeWidth=4, color="#111", clip=clip).encode(
         x=x, y="mean:Q", tooltip=["checkpoint", alt.Tooltip("mean:Q", format="+.3f", title="mean Δℓ"), "n"])
-    return alt.layer(zero, cases, bold).properties(width=round(max(420, 70 * len(order)) * scale),
-                                                  height=round(320 * scale))
+    return alt.layer(zero, cases, bold, shades).properties(width=round(max(420, 70 * len(order)) * scale),
+                                                          height=round(320 * scale))
 
 
 def delta_histogram(results: pd.DataFrame, scale: float = 1.0) -> alt.Chart:
     """Histogram of Δℓ per model. results: rows of Store.results_frame with a logit_diff."""
     return alt.Chart(results[["model_label", "logit_diff"]].dropna()).mark_bar(opacity=0.65).encode(
         x=alt.X("logit_diff:Q", bin=alt.Bin(maxbins=30), title=DELTA),
-        y=alt.Y("count():Q", stack=None, title="failures"), color=alt.Color("model_label:N", title="model"),
+        y=alt.Y("count():Q", stack=None, title="failures"),
+        color=alt.Color("model_label:N", title="model", scale=palette.scale(_models(results, "model_label"))),
     ).properties(width=round(420 * scale), height=round(240 * scale))
 
 

@@ -86,6 +86,14 @@ def zoo_checkpoints() -> list[str]:
     return list(_index()["checkpoints"])
 
 
+def checkpoint_series() -> dict[str, list[str]]:
+    """Size -> its saved training points in training order, for every size that has any (names "<size>-stepNNNNN")."""
+    out: dict[str, list[str]] = {}
+    for name in zoo_checkpoints():
+        out.setdefault(name.split("-step")[0], []).append(name)
+    return out
+
+
 def zoo_names() -> list[str]:
     return zoo_sizes() + zoo_checkpoints()
 
@@ -130,3 +138,13 @@ def load_failures(model: Optional[str] = None) -> list[ZooFailure]:
             if model is None or r["model"] == model:
                 out.append(ZooFailure(**{**r, "segments": _spans(r["segments"])}))
     return out
+
+
+def continuation(case_id: str, prompt: str) -> str:
+    """The right answer from the end of `prompt` on, for a failure prompt cut from an eval case (prompt = case
+    prompt + " " + the correct part of the answer, see evaluate.failure_record); "" when it does not match."""
+    case = next((c for c in _read_split("eval") if c.id == case_id), None)
+    if case is None or not prompt.startswith(case.prompt):
+        return ""
+    done = prompt[len(case.prompt):].strip()
+    return case.reference[len(done):].lstrip() if case.reference.startswith(done) else ""
