@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from compare_fixtures import no_legacy_pages_mode, stand_in, zoo_or_stand_in  # noqa: F401 (fixtures)
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-VERDICTS = ("Explains the failure", "Fragile case", "Explains part of it", "Does not explain it", "No failure")
+VERDICTS = ("Explains", "Fragile", "Partly", "Does not explain", "No failure")
 
 
 def _clean(at: AppTest) -> AppTest:
@@ -32,7 +32,7 @@ def test_heatmap_page_shows_the_deletion_verdict():
     # fewer tokens removed: K is in the link and the curves are recomputed
     _clean(at.number_input(key="w:check_k").set_value(3).run())
     assert at.query_params["check_k"] == "3"
-    table = next(d.value for d in at.dataframe if "removed token" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "only red kept" in d.value.columns)
     assert len(table) == 4  # k = 0..3
     _clean(at.selectbox(key="w:check_repl").set_value("pad").run())
     # off: no verdict

@@ -17,8 +17,8 @@ from engine.present import check_charts
 from engine.records import Attribution, FailureLensError
 from ui import layout, state, widgets
 
-VERDICT_NAMES = {"explains": "Explains the failure", "fragile": "Fragile case", "partly": "Explains part of it",
-                 "not_explained": "Does not explain it", "no_failure": "No failure"}
+VERDICT_NAMES = {"explains": "Explains", "fragile": "Fragile", "partly": "Partly", "not_explained": "Does not explain",
+                 "no_failure": "No failure"}
 REPLACEMENT_NAMES = {"neutral": "neutral (unk, else pad, else a space)", "pad": "pad token", "unk": "unk token"}
 HOW_TO_READ = (f"Each curve is Δℓ after replacing k tokens with the replacement token (same length and positions). "
                "Red: the heatmap's most target-supporting tokens first; grey: random tokens (mean ± spread over the "
@@ -82,7 +82,7 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
         return None
     box = {"explains": st.success, "partly": st.info, "no_failure": st.info}.get(curves.verdict, st.warning)
     box(f"**{VERDICT_NAMES[curves.verdict]}.** {_md(curves.sentence)}")
-    m1, m2, m3 = st.columns(3)
+    m1, m2, m3 = st.columns([3, 2, 2])
     m1.metric("Verdict", VERDICT_NAMES[curves.verdict], help=HOW_TO_READ)
     m2.metric("Area between curves", f"{curves.area:+.2f}",
               help="Mean over k of (random mean − red curve), in logits: how much more removing the heatmap's top "
@@ -92,9 +92,9 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
     chart_col, table_col = st.columns([3, 2], gap="large")
     with chart_col:
         layout.chart(check_charts.deletion_chart(curves, layout.scale()), "deletion_curves",
-                     table=check_charts.curves_frame(curves), key="check:curves")
+                     table=check_charts.curves_frame(curves), key="check:curves", stretch=True)
     with table_col:
-        layout.table(check_charts.curves_frame(curves).round(3), "deletion_curves_table", key="check:table")
+        layout.table(check_charts.curves_table(curves), "deletion_curves_table", key="check:table")
     st.caption(HOW_TO_READ + f" Replacement: token id {curves.mask_id} ({curves.replacement}); "
                f"{curves.forward_rows} rows run in batches.")
     return curves
@@ -161,7 +161,7 @@ def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None
     for col, which in ((left, "zero"), (right, "mean")):
         with col:
             layout.chart(check_charts.ablation_scatter(rep, which, layout.scale()), f"node_ablation_{which}",
-                         key=f"check:scatter:{which}")
+                         key=f"check:scatter:{which}", stretch=True)
     layout.table(check_charts.ablation_frame(rep).round(4), "node_ablation", key="check:nodes")
     for note in rep.notes:
         st.caption(f"ℹ {note}")

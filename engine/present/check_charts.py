@@ -24,6 +24,15 @@ _COLOURS = ["rgb(%d,%d,%d)" % RED, "#7f7f7f", "rgb(%d,%d,%d)" % BLUE, "#3b3b3b"]
 DELTA = "Δℓ = ℓ(target) − ℓ(contrast)"
 
 
+TABLE_NAMES = {"target": "red removed", "random": "random mean", "random_std": "random std",
+               "contrast": "blue removed", "insertion": "only red kept"}
+
+
+def curves_table(c: DeletionCurves) -> pd.DataFrame:
+    """`curves_frame` with readable column names, rounded, for the page."""
+    return curves_frame(c).rename(columns=TABLE_NAMES).round(3)
+
+
 def curves_frame(c: DeletionCurves) -> pd.DataFrame:
     """One row per k: the four curves (empty where a curve is shorter) and the random spread."""
     n = len(c.random_mean)
@@ -40,16 +49,16 @@ def deletion_chart(c: DeletionCurves, scale: float = 1.0) -> alt.LayerChart:
     long = df.melt(id_vars=["k"], value_vars=list(CURVES), var_name="curve", value_name="dl").dropna()
     long["curve"] = long["curve"].map(CURVES)
     colour = alt.Color("curve:N", scale=alt.Scale(domain=list(CURVES.values()), range=_COLOURS),
-                       legend=alt.Legend(title=None, orient="bottom", columns=2))
+                       legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=400))
     x = alt.X("k:Q", title="tokens removed (k)", axis=alt.Axis(tickMinStep=1))
     band = alt.Chart(df.assign(lo=df["random"] - df["random_std"], hi=df["random"] + df["random_std"])).mark_area(
         opacity=0.18, color="#7f7f7f").encode(x=x, y="lo:Q", y2="hi:Q")
     lines = alt.Chart(long).mark_line(point=True).encode(
-        x=x, y=alt.Y("dl:Q", title=DELTA), color=colour,
+        x=x, y=alt.Y("dl:Q", title="Δℓ (target − contrast)"), color=colour,
         strokeDash=alt.condition(alt.datum.curve == CURVES["insertion"], alt.value([5, 3]), alt.value([1, 0])),
         tooltip=["curve", "k", alt.Tooltip("dl:Q", format="+.3f", title="Δℓ")])
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#222", strokeDash=[3, 3]).encode(y="y:Q")
-    return (band + zero + lines).properties(width=round(420 * scale), height=round(240 * scale))
+    return (band + zero + lines).properties(width=round(520 * scale), height=round(300 * scale))
 
 
 def ablation_frame(r: AblationReport) -> pd.DataFrame:
@@ -80,14 +89,15 @@ def ablation_scatter(r: AblationReport, which: str = "zero", scale: float = 1.0)
     diagonal = alt.Chart(pd.DataFrame({"v": [lo - pad, hi + pad]})).mark_line(color="#888", strokeDash=[4, 4]).encode(
         x=alt.X("v:Q", scale=axis), y=alt.Y("v:Q", scale=axis))
     points = alt.Chart(df).mark_circle(size=round(70 * scale), opacity=0.85).encode(
-        x=alt.X("x:Q", scale=axis, title=f"predicted change of Δℓ ({which} ablation)"),
-        y=alt.Y("y:Q", scale=axis, title=f"measured change of Δℓ ({which} ablation)"),
+        x=alt.X("x:Q", scale=axis, title="predicted change of Δℓ"),
+        y=alt.Y("y:Q", scale=axis, title="measured change of Δℓ"),
         color=alt.Color("supports:N", scale=alt.Scale(domain=["target", "contrast"],
                                                       range=["rgb(%d,%d,%d)" % RED, "rgb(%d,%d,%d)" % BLUE]),
                         legend=alt.Legend(title="R supports", orient="bottom")),
         tooltip=["node", "token", alt.Tooltip("R:Q", format="+.3f"), alt.Tooltip("x:Q", format="+.3f", title="predicted"),
                  alt.Tooltip("y:Q", format="+.3f", title="measured")])
-    return (diagonal + points).properties(width=round(360 * scale), height=round(300 * scale))
+    title = f"{which} ablation of the top {len(df)} nodes (dashed: measured = predicted)"
+    return (diagonal + points).properties(width=round(440 * scale), height=round(340 * scale), title=title)
 
 
 def correlation_text(r: Optional[float]) -> str:
