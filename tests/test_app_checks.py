@@ -59,7 +59,7 @@ def test_graph_page_node_numbers_and_top_nodes_scatter(monkeypatch):
     nodes = next(d.value for d in at.dataframe if "measured (zero)" in d.value.columns)
     assert len(nodes) == 20 and nodes["measured (zero)"].notna().all()
     _clean(at.selectbox(key="w:node").select_index(1).run())
-    predicted, measured = _metric(at, "Predicted change (zero)"), _metric(at, "Measured change (zero)")
+    predicted, measured = _metric(at, "Predicted (zero)"), _metric(at, "Measured (zero)")
     assert float(predicted) == -float(_metric(at, "Relevance R"))  # zero ablation predicts −R
     assert measured != "–"
     _clean(at.number_input(key="w:check_nodes").set_value(5).run())

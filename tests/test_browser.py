@@ -404,7 +404,7 @@ def test_graph_slider_redraw_and_node_click(server, driver):
     stage, token = target[0].split(":")
     assert f"T{token}" in urllib.parse.unquote(driver.current_url.split("node=")[1].split("&")[0])
     # the clicked node's causal check: the change of Δℓ its relevance predicts beside the measured one
-    both = lambda: [_metric(driver, f"{w} change (zero)") for w in ("Predicted", "Measured")]  # noqa: E731
+    both = lambda: [_metric(driver, f"{w} (zero)") for w in ("Predicted", "Measured")]  # noqa: E731
     predicted, measured = _wait(driver, "the node's predicted and measured change", lambda: all(both()) and both())
     assert float(predicted) == -float(_metric(driver, "Relevance R"))
     assert measured.lstrip("+-").replace(".", "", 1).isdigit(), measured  # a number, not "–"

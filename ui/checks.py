@@ -88,7 +88,7 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
               help="Mean over k of (random mean − red curve), in logits: how much more removing the heatmap's top "
                    "tokens lowers Δℓ than removing as many random tokens.")
     m3.metric("Answer flips after", f"{curves.flip_k} token{'s' if curves.flip_k != 1 else ''}" if curves.flip_k
-              else f"no flip within {curves.k_max}")
+              else "no flip", help=f"Tokens removed before Δℓ < 0 (tried up to {curves.k_max}).")
     chart_col, table_col = st.columns([3, 2], gap="large")
     with chart_col:
         layout.chart(check_charts.deletion_chart(curves, layout.scale()), "deletion_curves",
@@ -115,14 +115,15 @@ def node_numbers(handle, att: Attribution, graph, stage: int, token: int) -> Non
         st.error(str(e))
         return
     n = rep.nodes[0]
-    st.markdown("**Remove this node: does Δℓ change as the relevance predicts?**")
+    st.markdown("**Remove this node: does Δℓ change as the relevance predicts?** Change of Δℓ when the node's state "
+                "is set to zero, or to the prompt's mean state.")
     cols = st.columns(5)
     cols[0].metric("Relevance R", f"{n.relevance:+.3f}")
     num = lambda v: "–" if v is None else f"{v:+.3f}"  # noqa: E731
-    cols[1].metric("Predicted change (zero)", num(n.predicted_zero), help=ABLATION_HELP)
-    cols[2].metric("Measured change (zero)", num(n.measured_zero), help=ABLATION_HELP)
-    cols[3].metric("Predicted change (mean)", num(n.predicted_mean), help=ABLATION_HELP)
-    cols[4].metric("Measured change (mean)", num(n.measured_mean), help=ABLATION_HELP)
+    cols[1].metric("Predicted (zero)", num(n.predicted_zero), help=ABLATION_HELP)
+    cols[2].metric("Measured (zero)", num(n.measured_zero), help=ABLATION_HELP)
+    cols[3].metric("Predicted (mean)", num(n.predicted_mean), help=ABLATION_HELP)
+    cols[4].metric("Measured (mean)", num(n.measured_mean), help=ABLATION_HELP)
     if n.block:
         st.caption(f"The {n.block} block's output at this token: predicted {num(n.block_predicted_zero)} / measured "
                    f"{num(n.block_measured_zero)} (zero), predicted {num(n.block_predicted_mean)} / measured "
@@ -157,6 +158,8 @@ def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None
     if rep.split:
         cols[2].metric("Block outputs (zero)", r(rep.r_block_zero))
         cols[3].metric("Block outputs (mean)", r(rep.r_block_mean))
+    st.caption("Each dot is a node; the dashed line is measured = predicted. Red / blue: the node's R supports the "
+               "target / the contrast.")
     left, right = st.columns(2, gap="large")
     for col, which in ((left, "zero"), (right, "mean")):
         with col:
@@ -179,5 +182,10 @@ def sweep_section(failures) -> None:
     st.caption("Per case: the heatmap's top tokens removed (verdict shares) and the top graph nodes ablated. "
                "Causal outcome: **by input** (M-IA) = explains or partly; **by graph** (NC-IA+M-AG) = otherwise, "
                f"when the top nodes' predicted and measured changes correlate with r ≥ {R_GRAPH}; **no clue** "
-               "(NC-IA+AG) = neither. Category (outcome column): the person's label, else the suggestion.")
-    layout.table(table.round(3), "causal_checks", key="sw:checks")
+               "(NC-IA+AG) = neither. Category: the person's label, else the suggestion.")
+    shares = ["by input", "by graph", "no clue", "explains", "fragile", "partly", "not_explained"]
+    table = table.rename(columns={"model_label": "model", "outcome": "category"})
+    layout.table(table.round(3), "causal_checks", key="sw:checks", column_config={
+        **{c: st.column_config.NumberColumn(c.replace("_", " "), format="percent") for c in shares},
+        "mean area": st.column_config.NumberColumn(format="%+.2f"),
+        "median r (nodes)": st.column_config.NumberColumn(format="%+.2f")})

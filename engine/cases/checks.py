@@ -269,7 +269,7 @@ def verdict_table(frame: Any, by: Sequence[str] = ("benchmark", "outcome")) -> A
     causal outcome shares (by input / by graph / no clue)."""
     import pandas as pd
 
-    cols = [*by, "checked", *VERDICTS[:4], "mean area", "median r (nodes)", "by input", "by graph", "no clue"]
+    cols = [*by, "checked", "by input", "by graph", "no clue", *VERDICTS[:4], "mean area", "median r (nodes)"]
     if "check_verdict" not in frame or frame["check_verdict"].isna().all():
         return pd.DataFrame(columns=cols)
     df = frame[frame["check_verdict"].notna()].copy()
@@ -279,8 +279,8 @@ def verdict_table(frame: Any, by: Sequence[str] = ("benchmark", "outcome")) -> A
         key = key if isinstance(key, tuple) else (key,)
         share = lambda col, v: float((g[col] == v).mean())  # noqa: E731
         r = pd.to_numeric(g["check_r_zero"], errors="coerce")
-        rows.append([*key, len(g), *[share("check_verdict", v) for v in VERDICTS[:4]],
+        rows.append([*key, len(g), share("causal", "M-IA"), share("causal", "NC-IA+M-AG"), share("causal", "NC-IA+AG"),
+                     *[share("check_verdict", v) for v in VERDICTS[:4]],
                      float(pd.to_numeric(g["check_area"], errors="coerce").mean()),
-                     float(r.median()) if r.notna().any() else None,
-                     share("causal", "M-IA"), share("causal", "NC-IA+M-AG"), share("causal", "NC-IA+AG")])
+                     float(r.median()) if r.notna().any() else None])
     return pd.DataFrame(rows, columns=cols)

@@ -96,7 +96,7 @@ def ablation_scatter(r: AblationReport, which: str = "zero", scale: float = 1.0)
                         legend=alt.Legend(title="R supports", orient="bottom")),
         tooltip=["node", "token", alt.Tooltip("R:Q", format="+.3f"), alt.Tooltip("x:Q", format="+.3f", title="predicted"),
                  alt.Tooltip("y:Q", format="+.3f", title="measured")])
-    title = f"{which} ablation of the top {len(df)} nodes (dashed: measured = predicted)"
+    title = f"{which.capitalize()} ablation · top {len(df)} nodes"
     return (diagonal + points).properties(width=round(440 * scale), height=round(340 * scale), title=title)
 
 

@@ -108,9 +108,9 @@ def _checks(ok: pd.DataFrame) -> str:
     frame = ok.assign(category=human.fillna(ok["suggested_outcome"]).fillna("none"))
     t = verdict_table(frame, ("model_label", "benchmark", "category"))
     pct = lambda v: "" if v is None or v != v else f"{v:.0%}"  # noqa: E731
-    shares = ["explains", "fragile", "partly", "not_explained", "by input", "by graph", "no clue"]
-    rows = [[r["model_label"], r["benchmark"], r["category"], r["checked"], *[pct(r[c]) for c in shares[:4]],
-             r["mean area"], r["median r (nodes)"], *[pct(r[c]) for c in shares[4:]]] for _, r in t.iterrows()]
+    shares = ["by input", "by graph", "no clue", "explains", "fragile", "partly", "not_explained"]
+    rows = [[r["model_label"], r["benchmark"], r["category"], r["checked"], *[pct(r[c]) for c in shares],
+             r["mean area"], r["median r (nodes)"]] for _, r in t.iterrows()]
     note = ('<p class="muted">Removing the heatmap’s top tokens (deletion curves) and ablating the top graph nodes, '
             f"per case. <b>explains</b>: the answer flips while removing as many random tokens does not; <b>fragile</b>: "
             f"random removals flip it too; <b>partly</b>: no flip, but Δℓ falls by ≥ {PARTLY_SHARE:.0%} and more than "
@@ -118,9 +118,9 @@ def _checks(ok: pd.DataFrame) -> str:
             f"explains or partly; <b>by graph</b> (NC-IA+M-AG) = otherwise, when the top nodes' predicted and "
             f"measured changes correlate with r ≥ {R_GRAPH}; <b>no clue</b> (NC-IA+AG) = neither. Category: the "
             "person's label where there is one, else the suggestion.</p>")
-    return note + table(rows, ["model", "benchmark", "category", "checked", "explains", "fragile", "partly",
-                               "does not explain", "mean area", "median r (nodes)", "by input", "by graph",
-                               "no clue"], [False, False, False] + [True] * 10)
+    return note + table(rows, ["model", "benchmark", "category", "checked", "by input", "by graph", "no clue",
+                               "explains", "fragile", "partly", "does not explain", "mean area", "median r (nodes)"],
+                        [False, False, False] + [True] * 10)
 
 
 def _heatmaps(store: Store, run_id: str, ok: pd.DataFrame, n: int) -> str:
