@@ -267,8 +267,8 @@ def test_scaling_compares_the_sizes_on_the_heatmap_case(server, driver, tmp_path
     driver.get(f"{url}/?model={quote('zoo:' + big)}&case={quote(big + '/' + case.case_id)}&ncases=3")
     _wait(driver, "the heatmap", lambda: driver.find_elements("css selector", ".fl-heatmap span"))
     _idle(driver)
-    _wait(driver, "the Scaling link", lambda: [a for a in driver.find_elements(
-        "css selector", '[data-testid="stSidebarNav"] a') if a.text.strip() == "Scaling"])[0].click()
+    _wait(driver, "the Scaling link", lambda: driver.find_elements(
+        "css selector", '[data-testid="stSidebarNav"] a[href$="/scaling"]'))[0].click()
     _wait(driver, "the verdicts and the aligned heatmaps", lambda: driver.find_elements("css selector", ".fl-strip")
           and driver.find_elements("css selector", ".fl-cards"), timeout=3 * TIMEOUT)
     _wait(driver, "the set view", lambda: "Relevance by segment" in _text(driver), timeout=3 * TIMEOUT)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-import pytest
 
 from engine.compare.align import align_rows
 from engine.compare.robust import fences, outliers

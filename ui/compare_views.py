@@ -1,5 +1,5 @@
 """Shared parts of the Scaling and Evolution pages: zoo defaults, case picking, the long Δℓ / segment task
-(cached by model and cases), and the aligned side-by-side heatmaps."""
+(cached by model and cases), one case's heatmap in one model. The case at hand lives in ui.case_views."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +12,6 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from engine.present import render
-from engine.compare.align import Alignment
 from engine.compare.deltas import (CaseDelta, CaseSpec, Checkpoint, cases_from_failures, first_token, logit_diffs,
                             segment_breakdown)
 from engine.records import Attribution, FailureLensError
@@ -146,24 +144,3 @@ def case_attribution(handle, case: CaseSpec) -> Optional[Attribution]:
             st.caption(f"ℹ {handle.label}: {note}")
     return loaders.attribution(handle, case.prompt, f"#{tgt.token_id}", f"#{con.token_id}", "logit_diff",
                                "by_ref_token", 10)
-
-
-def _group_text(al: Alignment, g) -> str:
-    return g.text or "|".join([al.labels_a[t] for t in g.tokens_a] + [al.labels_b[t] for t in g.tokens_b]) or "∅"
-
-
-def aligned_heatmaps(al: Alignment, name_a: str, name_b: str, att_a: Attribution, att_b: Attribution) -> None:
-    """A and B over the shared token groups, side by side, and A − B below (colour: A, B clipped to ±1 after
-    each side's own max |R|; the difference scaled by its max)."""
-    tokens = [_group_text(al, g) for g in al.groups]
-    shown = [True] * len(tokens)
-    size = layout.scale()
-    left, right = st.columns(2, gap="large")
-    for col, name, att, rel in ((left, name_a, att_a, [g.relevance_a for g in al.groups]),
-                                (right, name_b, att_b, [g.relevance_b for g in al.groups])):
-        with col:
-            st.markdown(f"**{name}** · Δℓ {att.logit_diff:+.3f} · {len(att.tokens)} tokens")
-            st.html(render.heatmap_fragment(tokens, render.normalise(rel, shown, "none"), rel, shown, font_scale=size))
-    diff = [g.diff for g in al.groups]
-    st.markdown(f"**Difference {name_a} − {name_b}** (red: {name_a} leans more to the target)")
-    st.html(render.heatmap_fragment(tokens, render.normalise(diff, shown, "max"), diff, shown, font_scale=size))
