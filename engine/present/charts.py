@@ -106,8 +106,9 @@ def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0
     dots = alt.Chart(nodes).mark_circle(opacity=1, stroke="#555", strokeWidth=0.5).encode(
         x=xs, y=ys, size=alt.Size("size:Q", scale=None, legend=None),
         color=alt.Color("value:Q", scale=SCHEME, legend=None), tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")])
-    chart = alt.layer(lines, dots).properties(
-        width=round(max(300, 40 * graph.n_tokens) * scale), height=round(max(200, 90 * len(stages)) * scale))
+    width = max(480, 40 * graph.n_tokens)
+    height = max(200, min(90 * len(stages), round(0.55 * width)))  # wider than tall: fits a 16:9 slide
+    chart = alt.layer(lines, dots).properties(width=round(width * scale), height=round(height * scale))
     return chart.add_params(
         alt.param(name="tokenLabels", value=[_visible_text(t)[:12] for t in graph.tokens]),
         alt.param(name="stageLabels", value=[glossary.stage_label(graph.stages[s].name) for s in stages]))

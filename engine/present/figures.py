@@ -68,11 +68,13 @@ def _wrap(lines: Sequence[str], width: int) -> list[str]:
 
 
 def slide_chart(chart: alt.TopLevelMixin, ctx: FigureContext, view: str, notes: Sequence[str] = (),
-                scale: float = 1.0) -> alt.TopLevelMixin:
-    """The chart with a title (ctx.title), and below it the view, the legend in words, the headline and notes."""
+                scale: float = 1.0, colours: bool = True) -> alt.TopLevelMixin:
+    """The chart with a title (ctx.title), and below it the view, the legend in words (colours: the chart uses
+    red / blue for the two answers), the headline and notes."""
     width = chart.to_dict().get("width")
     chars = max(70, int((width if isinstance(width, (int, float)) else 600) / (6.5 * scale)))
-    sub = _wrap([f"{view} — {ctx.legend}", *([ctx.headline] if ctx.headline else []), *notes], chars)
+    first = f"{view} — {ctx.legend}" if colours else view
+    sub = _wrap([first, *([ctx.headline] if ctx.headline else []), *notes], chars)
     return chart.properties(title=alt.TitleParams(
         text=ctx.title, subtitle=sub, anchor="start", fontSize=round(18 * scale), subtitleFontSize=round(13 * scale),
         subtitleColor="#333", offset=round(12 * scale)))
