@@ -39,6 +39,8 @@ TERMS: dict[str, Term] = _terms(
     ("conservation", "how much the heatmap accounts for",
      "Sum of token relevance ÷ Δℓ: near 1 the colours account for the whole gap; far from 1 biases absorbed part."),
     ("prob", "probability", "The model's probability for the next token (softmax of the logits)."),
+    ("token", "token", "A piece of text the model reads or writes: a word, part of a word, or a sign."),
+    ("id", "token id", "The token's number in the model's vocabulary."),
     ("rank", "rank", "Position among the model's next-token candidates (1 = its first choice)."),
     ("role", "role", "Whether the candidate is the current target (wrong answer) or contrast (right answer)."),
     ("ref_rank", "rank of the right answer", "Where the right answer stands among the model's candidates (1 = first)."),
