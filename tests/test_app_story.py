@@ -10,11 +10,11 @@ def _summary(at) -> str:
 
 
 def test_heatmap_and_graph_pages_open_with_the_case_in_plain_words():
-    from engine import zoo
+    from ui.state import find_case
 
-    f = zoo.load_failures()[-1]
-    at = clean(app(model=f"zoo:{f.model}", case=f"{f.model}/{f.case_id}"))
+    at = clean(app())  # the default: a short real failure of the largest zoo model
     assert not at.error, texts(at.error)
+    f = find_case(at.session_state["case"])
     text = _summary(at)
     assert f"The model says '{f.target}' but should say '{f.contrast}'" in text.replace("&#x27;", "'")
     assert f"by {f.logit_diff:.1f} logits" in text and "conservation" in text and "Toward the wrong answer" in text

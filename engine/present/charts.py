@@ -106,7 +106,7 @@ def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0
     dots = alt.Chart(nodes).mark_circle(opacity=1, stroke="#555", strokeWidth=0.5).encode(
         x=xs, y=ys, size=alt.Size("size:Q", scale=None, legend=None),
         color=alt.Color("value:Q", scale=SCHEME, legend=None), tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")])
-    width = max(480, 40 * graph.n_tokens)
+    width = max(640, 40 * graph.n_tokens)
     height = max(200, min(90 * len(stages), round(0.55 * width)))  # wider than tall: fits a 16:9 slide
     chart = alt.layer(lines, dots).properties(width=round(width * scale), height=round(height * scale))
     return chart.add_params(

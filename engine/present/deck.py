@@ -174,6 +174,7 @@ def deck_pptx(story: CaseStory) -> bytes:
             run.text = plain(line)
             run.font.size = Pt(size)
             run.font.bold = bold_first and i == 0
+            p.space_after = Pt(8)
         return box
 
     def picture(sl, fig: Figure, top=Inches(1.3), max_h=Inches(5.9)):

@@ -221,4 +221,6 @@ def to_html(s: CaseSummary) -> str:
     items = "".join(f"<li>{html.escape(line)}</li>" for line in s.sentences[1:])
     return ('<div class="fl-summary" style="border-left:4px solid #888;padding:.3em .9em;margin:.4em 0">'
             f'<p style="margin:.2em 0;font-weight:600">{html.escape(s.headline)}</p>'
-            f'<ul style="margin:.2em 0 .3em 1.1em;padding:0">{items}</ul></div>')
+            # two columns where there is room (wide screens), one otherwise: the heatmap stays near the top
+            f'<ul style="margin:.2em 0 .3em 1.1em;padding:0;columns:2 34em;column-gap:2.5em;font-size:.95em">'
+            f'{items}</ul></div>')
