@@ -28,8 +28,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-remote-code", action="store_true")
 
 
-def _objective_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompt", required=True)
+def _objective_args(p: argparse.ArgumentParser, prompt_required: bool = True) -> None:
+    p.add_argument("--prompt", required=prompt_required)
     p.add_argument("--target")
     p.add_argument("--contrast")
     p.add_argument("--mode", default="logit_diff", choices=["logit_diff", "max_logit"])
@@ -74,11 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions():
-    """Sub-commands that live beside their modules (graph, sweep, check)."""
+    """Sub-commands that live beside their modules (graph, sweep, check, explain, deck, cases)."""
     import importlib
 
     found = []
-    for name in ("engine.graph.cli", "engine.runs.cli", "engine.cases.cli", "engine.compare.cli"):
+    for name in ("engine.graph.cli", "engine.runs.cli", "engine.cases.cli", "engine.compare.cli", "engine.present.cli"):
         try:
             found.append(importlib.import_module(name).register)
         except ModuleNotFoundError:

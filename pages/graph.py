@@ -5,13 +5,13 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from engine.present import charts, render
+from engine.present import charts, render, summary
 from engine.graph.drilldown import node_drilldown
 from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, stage_layout
 from engine.graph.types import PruneSettings
-from ui import checks, inputs, layout, loaders, state, widgets
+from ui import checks, inputs, layout, loaders, state, story, widgets
 from ui.graph_component import live_graph
 
 layout.page("Graph")
@@ -25,6 +25,7 @@ att = loaders.view_attribution(handle, prompt)
 versus = f" vs contrast {att.contrast.text!r}" if att.contrast else ""
 st.caption(f"Explaining target {att.target.text!r}{versus} after {len(att.tokens)} tokens. "
            "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge.")
+story_, figctx = story.show(att, prompt)  # the case in plain words
 
 c1, c2 = st.columns(2, gap="large")
 with c2:
@@ -116,12 +117,16 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     n_edges = sum(int(m.sum()) for m in pruned.edge_masks)
     st.caption(f"{len(visible)} nodes, {n_edges} edges shown. Hover a node or edge for its numbers; click a node "
                "(or pick it in the list below) for its details.")
-    layout.downloads("graph", key="graph", extra={
-        "HTML": (lambda: render.graph_html(graph, pruned, title=title), "text/html", "html"),
-        "JSON": (lambda: json.dumps(to_json(graph, pruned), ensure_ascii=False), "application/json", "json"),
+    shown_as = f"Pruned as shown: {len(visible)} nodes, {n_edges} edges."
+    layout.downloads("graph", key="graph", chart=charts.graph_chart(graph, pruned),
+                     figure=(figctx, "Attribution graph through the layers", [shown_as]), extra={
+        "HTML": (lambda: render.graph_html(graph, pruned, title=title, intro_html=summary.to_html(story_)),
+                 "text/html", "html"),
+        "JSON": (lambda: json.dumps({**to_json(graph, pruned), "summary": story_.to_dict()}, ensure_ascii=False),
+                 "application/json", "json"),
         "GraphML": (lambda: to_graphml(graph, pruned), "application/xml", "graphml"),
-        "PNG": (lambda: charts.to_png(charts.graph_chart(graph, pruned)), "image/png", "png"),
     })
+    story.slides(handle, att, prompt, story_, figctx, graph=graph, pruned=pruned, graph_note=shown_as, key="graph")
 
     st.subheader("Node details")
     names = [""] + list(ids)
@@ -154,11 +159,13 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     g1, g2 = st.columns(2)
     with g1:
         layout.chart(charts.metrics_chart(metrics.per_stage, ("nodes", "edges"), layout.scale()), "graph_size",
-                     table=pd.DataFrame(metrics.per_stage[["stage", "nodes", "edges"]]), key="size")
+                     table=pd.DataFrame(metrics.per_stage[["stage", "nodes", "edges"]]), key="size",
+                     figure=(figctx, "Graph size per row", ()))
     with g2:
         cols = ("verticality", "local_share", "n90_share")
         layout.chart(charts.metrics_chart(metrics.per_stage, cols, layout.scale()), "graph_shape",
-                     table=pd.DataFrame(metrics.per_stage[["stage", *cols]]), key="shape")
+                     table=pd.DataFrame(metrics.per_stage[["stage", *cols]]), key="shape",
+                     figure=(figctx, "Graph shape per row", ()))
 
 
 pruned_view(graph, stages, f"Attribution graph: {att.target.text!r}{versus}")

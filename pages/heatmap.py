@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine.present import charts, render
 from engine.cases.segments import assign_segments, segment_relevance
-from ui import checks, inputs, layout, loaders, state, views, widgets
+from ui import checks, inputs, layout, loaders, state, story, views, widgets
 from ui.state import ModelSpec
 
 layout.page("Heatmap")
@@ -24,6 +24,7 @@ case = state.find_case(state.get(state.CASE)) if state.get(state.CASE) else None
 spec = ModelSpec.parse(state.active_param())
 
 st.divider()
+story_, figctx = story.show(att, prompt)  # the case in plain words, first
 views.header(att, expected=case.logit_diff if case and case.model == spec.zoo_name else None)
 inputs.topk_pills(att)
 main, side = st.columns([3, 2], gap="large")
@@ -50,17 +51,19 @@ with main:
     labels = assign_segments(att.offsets, spans, att.special_mask)
     versus = f" vs {att.contrast.text!r}" if att.contrast else f" ({att.mode})"
     title = f"{spec.label}: {att.target.text!r}{versus}"
-    token_chart = charts.token_chart(att.tokens, values, att.relevance, mask, scale=layout.scale())
-    notes = [f"Prompt: {prompt}", f"Conservation = {att.conservation:.3f}"] + \
+    token_chart, crop_notes = story.token_export(att, values, mask)
+    notes = list(story_.sentences) + [f"Prompt: {prompt}", f"Conservation = {att.conservation:.3f}"] + \
         ([f"Δℓ = {att.logit_diff:+.3f}"] if att.logit_diff is not None else [])
-    layout.downloads("heatmap", chart=token_chart, key="heatmap", extra={
+    layout.downloads("heatmap", chart=token_chart, key="heatmap", figure=(figctx, "Token relevance", crop_notes), extra={
         "HTML": (lambda: render.heatmap_html(att.tokens, values, att.relevance, mask, title=title,
                                              target=att.target.text, contrast=att.contrast.text if att.contrast else None,
                                              norm=state.get(state.NORM), notes=notes), "text/html", "html"),
-        "LaTeX": (lambda: render.heatmap_latex(att.tokens, values, mask, title=title), "application/x-tex", "tex"),
+        "LaTeX": (lambda: story.latex_notes(story_) + render.heatmap_latex(att.tokens, values, mask, title=title),
+                  "application/x-tex", "tex"),
         "CSV": (lambda: render.heatmap_csv(att.tokens, att.token_ids, att.relevance, values, mask, labels,
                                            att.special_mask), "text/csv", "csv"),
     })
+    story.slides(handle, att, prompt, story_, figctx, key="heatmap")
 
 seg_col, layer_col = st.columns([2, 3], gap="large")
 with seg_col:
@@ -69,14 +72,15 @@ with seg_col:
     if not spans:
         st.caption("Own prompts have no marked segments: every ordinary token counts as Query.")
     seg_df = pd.DataFrame([{"segment": k, "relevance": round(v, 4)} for k, v in seg.items()])
-    layout.chart(charts.segment_chart(seg, scale=layout.scale()), "segments", table=seg_df, key="segments")
+    layout.chart(charts.segment_chart(seg, scale=layout.scale()), "segments", table=seg_df, key="segments",
+                 figure=(figctx, "Relevance by segment", ()))
 with layer_col:
     st.subheader("Relevance through the layers")
     st.caption("Each row is the residual stream after a layer (bottom: the embeddings). Colour: R / max |R|.")
     layer_df = pd.DataFrame(att.layer_relevance, columns=[f"{i}:{t}" for i, t in enumerate(att.tokens)])
     layer_df.insert(0, "stage", ["emb"] + [f"L{i}" for i in range(len(att.layer_relevance) - 1)])
     layout.chart(charts.layer_chart(att.tokens, att.layer_relevance, mask, scale=layout.scale()), "layers",
-                 table=layer_df, key="layers")
+                 table=layer_df, key="layers", figure=(figctx, "Relevance through the layers", ()))
 
 checks.heatmap_section(handle, att)
 views.compare(att, prompt)

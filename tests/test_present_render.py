@@ -170,4 +170,4 @@ def test_charts_export_escapes_token_text():
     spec = chart.to_dict()
     assert "tokenLabels" in json.dumps(spec)
     layer = charts.layer_chart(TOKENS, np.ones((3, len(TOKENS))).tolist(), shown)
-    assert layer.to_dict()["encoding"]["y"]["sort"] == ["L1", "L0", "emb"]
+    assert layer.to_dict()["encoding"]["y"]["sort"] == ["layer 1", "layer 0", "embedding"]

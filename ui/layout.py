@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import re
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Optional, Sequence, TypeVar
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from engine.present import charts, render
+from engine.present import charts, figures, glossary, render
+from engine.present.figures import FigureContext
 from engine.records import FailureLensError
 from ui import state, widgets
 from ui.state import ModelSpec
 
 T = TypeVar("T")
+Figure = tuple[FigureContext, str, Sequence[str]]  # what a chart shows, its view title, notes
 HELP = ("Pick a model and a failure case; red tokens push the model towards its wrong answer (target), blue ones "
         "towards the right one (contrast). Click a token in the top-k table to compare against it.")
 PRESENTATION_CSS = """<style>
@@ -74,13 +76,21 @@ def _slug(name: str) -> str:
 
 
 def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Optional[pd.DataFrame] = None,
-              extra: Optional[dict[str, tuple[Callable[[], object], str, str]]] = None, key: str = "") -> None:
+              extra: Optional[dict[str, tuple[Callable[[], object], str, str]]] = None, key: str = "",
+              figure: Optional[Figure] = None) -> None:
     """A row of download buttons; files are made only when clicked (PNG/SVG rendering is slow).
 
     extra: label -> (make file contents, mime type, file extension).
+    figure: (what the figure shows, view title, notes): exported charts get a title, a legend in words and a 16:9
+    canvas, and file names carry model, case and view (engine.present.figures).
     """
     items: dict[str, tuple[Callable[[], object], str, str]] = {}
-    if chart is not None:
+    if chart is not None and figure is not None:
+        ctx, view, notes = figure
+        slide = lambda: figures.slide_chart(chart, ctx, view, notes)  # noqa: E731 (built only when clicked)
+        items["PNG"] = (lambda: figures.png_16x9(slide()), "image/png", "png")
+        items["SVG"] = (lambda: figures.svg_16x9(slide()), "image/svg+xml", "svg")
+    elif chart is not None:
         items["PNG"] = (lambda: charts.to_png(chart), "image/png", "png")
         items["SVG"] = (lambda: charts.to_svg(chart), "image/svg+xml", "svg")
     if table is not None:
@@ -88,19 +98,24 @@ def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Op
     items.update(extra or {})
     with st.container(horizontal=True, gap="small"):
         for fmt, (make, mime, ext) in items.items():
-            st.download_button(f"⬇ {fmt}", make, file_name=f"{_slug(name)}.{ext}", mime=mime, on_click="ignore",
+            file_name = figure[0].file_name(name, ext) if figure is not None else f"{_slug(name)}.{ext}"
+            st.download_button(f"⬇ {fmt}", make, file_name=file_name, mime=mime, on_click="ignore",
                                key=f"dl:{key or name}:{fmt}")
 
 
 def chart(c: alt.TopLevelMixin, name: str, table: Optional[pd.DataFrame] = None, key: str = "",
-          stretch: bool = False) -> None:
+          stretch: bool = False, figure: Optional[Figure] = None) -> None:
     """An altair chart (as wide as its column, or its own width) with PNG / SVG / CSV downloads."""
     st.altair_chart(c, width="stretch" if stretch else "content")
-    downloads(name, chart=c, table=table, key=key)
+    downloads(name, chart=c, table=table, key=key, figure=figure)
 
 
 def table(df: pd.DataFrame, name: str, key: str = "", **kw) -> None:
-    st.dataframe(df, hide_index=True, **kw)
+    """A table whose column titles are the glossary's plain names (the code and its definition on hover)."""
+    config = {c: st.column_config.Column(glossary.title(c), help=f"{c}: {glossary.define(c)}")
+              for c in df.columns if isinstance(c, str) and glossary.term(c) is not None}
+    config.update(kw.pop("column_config", None) or {})
+    st.dataframe(df, hide_index=True, column_config=config, **kw)
     downloads(name, table=df, key=key)
 
 

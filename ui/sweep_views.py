@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from engine.present import render
+from engine.present import glossary, render
 from engine.cases.categories import Category, Label, Outcome, Pattern, Suggestion
 from engine.records import FailureLensError
 from engine.runs.store import Store
@@ -251,8 +251,10 @@ def label_form(folder: str, run_id: str, row: pd.Series, suggestion: Optional[di
                   on_click=save, args=(c["outcome"] or NONE, c["pattern"] or NONE))
     with st.form(f"sw:label:{key}", border=True):
         c1, c2 = st.columns(2)
-        c1.selectbox("Outcome", outcomes, index=_index(outcomes, row["outcome"]), key=f"sw:outcome:{key}")
-        c2.selectbox("Pattern", patterns, index=_index(patterns, row["pattern"]), key=f"sw:pattern:{key}")
+        c1.selectbox("Outcome", outcomes, index=_index(outcomes, row["outcome"]), key=f"sw:outcome:{key}",
+                     format_func=glossary.label, help=glossary.define("outcome"))
+        c2.selectbox("Pattern", patterns, index=_index(patterns, row["pattern"]), key=f"sw:pattern:{key}",
+                     format_func=glossary.label, help=glossary.define("pattern"))
         c1.text_input("Your name (optional)", key=f"sw:author:{key}")
         c2.text_input("Note (optional)", key=f"sw:note:{key}")
         st.form_submit_button("Save label", on_click=lambda: save(
@@ -281,7 +283,8 @@ def filters(df: pd.DataFrame) -> pd.DataFrame:
                                                          ("Benchmarks", state.SW_BENCH, "benchmark"),
                                                          ("Outcome", state.SW_CAT, "outcome"))):
         with col:
-            widgets.multiselect(label, key, sorted(df[column].dropna().astype(str).unique()), placeholder="all")
+            widgets.multiselect(label, key, sorted(df[column].dropna().astype(str).unique()), placeholder="all",
+                                format_func=glossary.label if column == "outcome" else str)
     keep = pd.Series(True, index=df.index)
     for key, column in ((state.SW_MODELS, "model_label"), (state.SW_BENCH, "benchmark"), (state.SW_CAT, "outcome")):
         if state.get(key):

@@ -11,11 +11,16 @@ import numpy as np
 import pandas as pd
 
 from engine.graph.types import AttributionGraph, PrunedGraph
+from engine.present import glossary
 from engine.present.render import BLUE, RED, _visible_text
 
 SCHEME = alt.Scale(domain=[-1, 0, 1], range=["rgb(%d,%d,%d)" % BLUE, "#ffffff", "rgb(%d,%d,%d)" % RED],
                   interpolate="rgb")
 SEGMENT_ORDER = ["instruction", "query", "answer", "special"]
+# colour legends in words: -1 is the right answer (blue), +1 the wrong one (red); constant text, no token strings
+WORDS_LEGEND = dict(title="supports", values=[-1, 0, 1],
+                    labelExpr="datum.value > 0 ? 'wrong answer' : datum.value < 0 ? 'right answer' : 'neither'")
+SIDES = alt.Scale(domain=["wrong answer", "right answer"], range=["rgb(%d,%d,%d)" % RED, "rgb(%d,%d,%d)" % BLUE])
 
 
 def _labels(tokens: Sequence[str]) -> list[str]:
@@ -35,7 +40,7 @@ def token_chart(tokens: Sequence[str], values: Sequence[float], relevance: Seque
     base = alt.Chart(df).encode(
         x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
         tooltip=["pos", "token", alt.Tooltip("R:Q", format="+.4f")])
-    cells = base.mark_rect(stroke="#ffffff", strokeWidth=2).encode(color=alt.Color("value:Q", scale=SCHEME, legend=alt.Legend(title="R (scaled)")))
+    cells = base.mark_rect(stroke="#ffffff", strokeWidth=2).encode(color=alt.Color("value:Q", scale=SCHEME, legend=alt.Legend(**WORDS_LEGEND)))
     text = base.mark_text(font="monospace", fontSize=round(12 * scale)).encode(
         text="token:N", color=alt.condition("abs(datum.value) > 0.6", alt.value("white"), alt.value("#111")))
     return (cells + text).properties(width=round(min(max(len(df), 1), per_row) * 62 * scale), height=round(n_rows * 26 * scale))
@@ -51,12 +56,12 @@ def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]
     m = float(np.abs(sub).max(initial=0.0)) or 1.0
     df = pd.DataFrame([dict(layer=l, token=labels[i], R=float(lr[l, i]), value=float(lr[l, i]) / m)
                        for l in range(lr.shape[0]) for i in keep], columns=["layer", "token", "R", "value"])
-    df["stage"] = df["layer"].map(lambda l: "emb" if l == 0 else f"L{l - 1}")
-    order = [f"L{l - 1}" for l in range(lr.shape[0] - 1, 0, -1)] + ["emb"]
+    df["stage"] = df["layer"].map(lambda l: "embedding" if l == 0 else f"layer {l - 1}")
+    order = [f"layer {l - 1}" for l in range(lr.shape[0] - 1, 0, -1)] + ["embedding"]
     return alt.Chart(df).mark_rect().encode(
         x=alt.X("token:O", sort=[labels[i] for i in keep], title=None, axis=alt.Axis(labelAngle=-60, labelLimit=120)),
-        y=alt.Y("stage:O", sort=order, title="after layer"),
-        color=alt.Color("value:Q", scale=SCHEME, title="R / max|R|"),
+        y=alt.Y("stage:O", sort=order, title="residual stream after"),
+        color=alt.Color("value:Q", scale=SCHEME, legend=alt.Legend(**WORDS_LEGEND)),
         tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")],
     ).properties(width=round(max(360, min(len(keep), 100) * 26) * scale), height=round(max(140, 30 * lr.shape[0]) * scale))
 
@@ -64,13 +69,11 @@ def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]
 def segment_chart(segments: Mapping[str, float], scale: float = 1.0) -> alt.Chart:
     """Bars of normalised relevance per segment (Instruction / Query / Answer / Special)."""
     df = pd.DataFrame([dict(segment=s.capitalize(), R=float(segments.get(s, 0.0)),
-                            supports="target" if segments.get(s, 0.0) > 0 else "contrast") for s in SEGMENT_ORDER])
+                            supports="wrong answer" if segments.get(s, 0.0) > 0 else "right answer") for s in SEGMENT_ORDER])
     return alt.Chart(df).mark_bar().encode(
         y=alt.Y("segment:N", sort=[s.capitalize() for s in SEGMENT_ORDER], title=None),
         x=alt.X("R:Q", title="sum of R / max |R| (non-special tokens)"),
-        color=alt.Color("supports:N", scale=alt.Scale(domain=["target", "contrast"],
-                                                        range=["rgb(%d,%d,%d)" % RED, "rgb(%d,%d,%d)" % BLUE]),
-                        legend=alt.Legend(title="supports")),
+        color=alt.Color("supports:N", scale=SIDES, legend=alt.Legend(title="supports")),
         tooltip=["segment", alt.Tooltip("R:Q", format="+.3f")],
     ).properties(width=round(320 * scale), height=round(150 * scale))
 
@@ -92,28 +95,29 @@ def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0
     edges = pd.DataFrame(edges, columns=["x", "y", "x2", "y2", "w"])
     wmax = float(edges["w"].abs().max()) if len(edges) else 1.0
     edges["width"] = 0.5 + 6 * edges["w"].abs() / (wmax or 1.0)
-    edges["sign"] = np.where(edges["w"] > 0, "target", "contrast")
+    edges["sign"] = np.where(edges["w"] > 0, "wrong answer", "right answer")
     xs = alt.X("x:Q", axis=alt.Axis(values=list(range(graph.n_tokens)), labelExpr="tokenLabels[datum.value]",
                                      title=None, labelAngle=-60, grid=False), scale=alt.Scale(nice=False, padding=20))
     ys = alt.Y("y:Q", axis=alt.Axis(values=list(range(len(stages))), labelExpr="stageLabels[datum.value]", title=None,
                                      grid=False), scale=alt.Scale(nice=False, padding=20))
-    sign = alt.Scale(domain=["target", "contrast"], range=["rgb(%d,%d,%d)" % RED, "rgb(%d,%d,%d)" % BLUE])
     lines = alt.Chart(edges).mark_rule(opacity=0.6).encode(
         x=xs, y=ys, x2="x2:Q", y2="y2:Q", strokeWidth=alt.StrokeWidth("width:Q", scale=None, legend=None),
-        color=alt.Color("sign:N", scale=sign, title="supports"))
+        color=alt.Color("sign:N", scale=SIDES, title="supports"))
     dots = alt.Chart(nodes).mark_circle(opacity=1, stroke="#555", strokeWidth=0.5).encode(
         x=xs, y=ys, size=alt.Size("size:Q", scale=None, legend=None),
         color=alt.Color("value:Q", scale=SCHEME, legend=None), tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")])
-    chart = alt.layer(lines, dots).properties(
-        width=round(max(300, 40 * graph.n_tokens) * scale), height=round(max(200, 90 * len(stages)) * scale))
+    width = max(640, 40 * graph.n_tokens)
+    height = max(200, min(90 * len(stages), round(0.55 * width)))  # wider than tall: fits a 16:9 slide
+    chart = alt.layer(lines, dots).properties(width=round(width * scale), height=round(height * scale))
     return chart.add_params(
         alt.param(name="tokenLabels", value=[_visible_text(t)[:12] for t in graph.tokens]),
-        alt.param(name="stageLabels", value=[graph.stages[s].label for s in stages]))
+        alt.param(name="stageLabels", value=[glossary.stage_label(graph.stages[s].name) for s in stages]))
 
 
 def metrics_chart(per_stage: pd.DataFrame, columns: Sequence[str] = ("nodes", "edges"), scale: float = 1.0) -> alt.Chart:
     """One line per metric column over the selected stages."""
     df = per_stage.melt(id_vars=["stage", "stage_index"], value_vars=list(columns), var_name="metric")
+    df["metric"] = df["metric"].map(glossary.title)  # plain names in the legend and tooltips
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("stage:N", sort=list(per_stage["stage"]), title=None),
         y=alt.Y("value:Q", title=None), color=alt.Color("metric:N"), tooltip=["stage", "metric", "value"],

@@ -293,10 +293,11 @@ def _compact(item: dict, defaults: dict) -> dict:
 
 
 def graph_html(graph: AttributionGraph, pruned: PrunedGraph, *, title: str = "", height: int = 640,
-               selected: Optional[tuple[int, int]] = None) -> str:
-    """Standalone HTML page of the pyvis graph; vis-network inlined, data embedded as script-safe JSON."""
+               selected: Optional[tuple[int, int]] = None, intro_html: str = "") -> str:
+    """Standalone HTML page of the pyvis graph; vis-network inlined, data embedded as script-safe JSON.
+    intro_html: trusted, already escaped HTML shown under the title (e.g. engine.present.summary.to_html)."""
     data = script_json(graph_data(graph, pruned, selected=selected))
-    head = f"<h3 style=\"margin:.2em 0\">{html.escape(title)}</h3>" if title else ""
+    head = (f"<h3 style=\"margin:.2em 0\">{html.escape(title)}</h3>" if title else "") + intro_html
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
         f"{html.escape(title or 'Attribution graph')}</title><style>{TOOLTIP_CSS}"

@@ -24,6 +24,10 @@ from engine.runs.store import Store
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 STATUSES = ("ok", "no_failure", "filtered", "error")
+# every code and column the report shows, explained in its legend (engine.present.glossary)
+LEGEND_CODES = ("Δℓ", "conservation", "ref_rank", *STATUSES, "seg_total", "seg_instruction", "seg_query",
+                "seg_answer", "faith. flip rate", "M-IA", "NC-IA+M-AG", "NC-IA+AG", "URT", "OIT", "URT+OIT",
+                "suggested_outcome", "suggested_pattern", "human_outcome", "human_pattern", "prefix")
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:80em;color:#111;padding:0 1em}"
         "table{border-collapse:collapse;font-size:.88em;margin:.5em 0 1.5em}"
         "th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}"
@@ -187,12 +191,19 @@ def run_report(store: Store, run_id: str, heatmaps: int = 6, max_rows: int = 300
              for _, r in top.iterrows()),
             ["model", "case", "Δℓ", "ref. rank", "target", "contrast", "R total", "suggested", "pattern", "human",
              "human pattern", "prompt", "answer before the failure"], [False, False, True, True])]
+    parts += ["<h2>What the codes mean</h2>", glossary_legend()]
     errors = df[df["status"] == "error"]
     if len(errors):
         parts += [f"<h2>Errors ({len(errors)})</h2>",
                   table(([r["model_label"], r["case_id"], r["error"]] for _, r in errors.head(max_rows).iterrows()),
                         ["model", "case", "error"])]
     return _page(run_id, parts)
+
+
+def glossary_legend() -> str:
+    from engine.present.glossary import legend_html
+
+    return legend_html(LEGEND_CODES)
 
 
 def _on(value: Any) -> bool:

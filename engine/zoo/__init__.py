@@ -148,3 +148,18 @@ def continuation(case_id: str, prompt: str) -> str:
         return ""
     done = prompt[len(case.prompt):].strip()
     return case.reference[len(done):].lstrip() if case.reference.startswith(done) else ""
+
+
+def find_failure(ref: str, default_model: Optional[str] = None) -> ZooFailure:
+    """The failure case named "<zoo model>/<case id>" as the dashboard shows it ("l/eval-math-00014"); a bare
+    case id is looked up under `default_model`. Unknown ids raise a FailureLensError that says how to list them."""
+    model, _, case_id = ref.strip().rpartition("/")
+    model = model or default_model or ""
+    how = "List the valid ids with `python -m engine cases --model zoo:<name>` (or pick one in the dashboard)."
+    if model not in zoo_names():
+        raise FailureLensError(f"Unknown failure case {ref!r}: case ids look like 'l/eval-math-00014' "
+                               f"(zoo model / case id; zoo models: {', '.join(zoo_names()) or 'none'}). {how}")
+    found = [f for f in load_failures(model) if f.case_id == case_id]
+    if not found:
+        raise FailureLensError(f"Unknown failure case {ref!r}: zoo:{model} has no failure {case_id!r}. {how}")
+    return found[0]

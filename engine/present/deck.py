@@ -1,0 +1,257 @@
+"""A case in one file: a PowerPoint deck (python-pptx) and the same content as a one-file HTML report.
+
+`case_story(...)` gathers what both show (summary, rendered figures, numbers); `deck_pptx(story)` and
+`report_html(story)` lay it out. Slides (16:9): title (case, model, one-sentence summary), heatmap, graph (pruned
+as given), numbers and summary, and a scaling slide when other models' attributions are given.
+Untrusted text (prompts, tokens, model names) only ever becomes plain text runs in the PPTX (python-pptx writes
+XML text nodes: no fields, no formulas, no markup) and html.escape'd text in the HTML report.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import math
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import altair as alt
+import pandas as pd
+
+from engine.graph.types import AttributionGraph, PrunedGraph, PruneSettings
+from engine.present import charts, figures, glossary, render
+from engine.present.figures import FigureContext
+from engine.present.summary import GOOD_BAND, CaseSummary, case_summary
+from engine.records import Attribution
+
+
+def dashboard_prune() -> PruneSettings:
+    """The Graph page's default pruning (ui.state defaults: top_p 0.8, only what reaches the prediction, no BOS)."""
+    return PruneSettings(mode="cum_mass", top_p=0.8, connected_to=(-1, -1), hide_first_token=True)
+
+
+@dataclass(frozen=True)
+class Figure:
+    png: bytes  # 16:9
+    svg: str  # 16:9
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CaseStory:
+    """What the deck and the HTML report show."""
+
+    ctx: FigureContext
+    summary: CaseSummary
+    prompt: str
+    heatmap_html: str  # every token, escaped (engine.present.render)
+    heatmap: Figure
+    graph: Optional[Figure]
+    scaling: Optional[Figure]
+    numbers: tuple[tuple[str, str], ...]  # (plain name, value)
+
+
+def _figure(chart: alt.TopLevelMixin, ctx: FigureContext, view: str, notes: Sequence[str] = (),
+            colours: bool = True, scale: float = 1.0) -> Figure:
+    slide = figures.slide_chart(chart, ctx, view, notes, scale=scale, colours=colours)
+    return Figure(figures.png_16x9(slide), figures.svg_16x9(slide), " ".join(notes))
+
+
+def scaling_chart(rows: Sequence[tuple[str, float]]) -> alt.Chart:
+    """Δℓ of the same case per model (neutral grey: red and blue mean wrong and right answer only)."""
+    df = pd.DataFrame([{"model": m, "Δℓ": d} for m, d in rows])
+    bars = alt.Chart(df).mark_bar(color="#6b6b6b").encode(
+        y=alt.Y("model:N", sort=None, title=None), x=alt.X("Δℓ:Q", title=glossary.name("Δℓ") + ", > 0: wrong answer"),
+        tooltip=["model", alt.Tooltip("Δℓ:Q", format="+.3f")])
+    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#111").encode(x="x:Q")
+    return alt.layer(bars, zero).properties(width=520, height=max(120, 34 * len(df)))
+
+
+def case_story(att: Attribution, labels: Optional[Sequence[str]], *, model: str, case: str, prompt: str,
+               graph: Optional[AttributionGraph] = None, pruned: Optional[PrunedGraph] = None,
+               graph_note: str = "", others: Sequence[tuple[str, Attribution]] = (),
+               shown: Optional[Sequence[bool]] = None) -> CaseStory:
+    """Summary, figures and numbers of one case. labels: [tokens] segments (None: own prompt); graph / pruned: the
+    graph as shown (pruned with `dashboard_prune` when only the graph is given); others: (model label,
+    attribution of the same prompt, target and contrast) for the scaling slide; shown: [tokens] tokens drawn."""
+    s = case_summary(att, labels, model=model, case=case)
+    con = att.contrast.text if att.contrast else None
+    ctx = FigureContext(model, case, att.target.text, con, s.headline)
+    shown = list(shown) if shown is not None else [True] * len(att.tokens)
+    values = render.normalise(att.relevance, shown, "max")
+    crop, note = figures.crop_window(att.relevance, shown, figures.MAX_TOKENS)
+    per_row = min(16, max(6, math.ceil(sum(crop) / 2)))  # short prompts: two rows of large cells
+    heat = _figure(charts.token_chart(att.tokens, values, att.relevance, crop, per_row=per_row, scale=1.4), ctx,
+                   "Token relevance", [note] if note else [], scale=1.4)
+    g = None
+    if graph is not None:
+        from engine.graph.prune import prune
+
+        pruned = pruned if pruned is not None else prune(graph, dashboard_prune())
+        g = _figure(charts.graph_chart(graph, pruned, scale=1.3), ctx, "Attribution graph through the layers",
+                    [graph_note] if graph_note else [], scale=1.3)
+    scaling = None
+    if others and att.logit_diff is not None:
+        rows = [(model, att.logit_diff)] + [(m, o.logit_diff) for m, o in others if o.logit_diff is not None]
+        scaling = _figure(scaling_chart(rows), ctx, "The same case on every loaded model", colours=False)
+    return CaseStory(ctx, s, prompt, render.heatmap_fragment(att.tokens, values, att.relevance, shown), heat, g,
+                     scaling, _numbers(s))
+
+
+def _numbers(s: CaseSummary) -> tuple[tuple[str, str], ...]:
+    rows = [("Model", s.model), ("Case", s.case or "own prompt"), ("Wrong answer (target)", _token(s.target))]
+    if s.contrast is not None:
+        rows += [("Right answer (contrast)", _token(s.contrast)), ("Logit gap (Δℓ)", f"{s.logit_diff:+.3f}"),
+                 ("Share between the two", f"{100 * s.pair_target:.1f} % vs {100 * (1 - s.pair_target):.1f} %")]
+    if s.prob_target is not None:
+        rows.append(("Model's probability of the wrong answer", f"{100 * s.prob_target:.1f} %"))
+    if s.prob_contrast is not None:
+        rows.append(("Model's probability of the right answer", f"{100 * s.prob_contrast:.1f} %"))
+    rows.append(("Conservation", f"{s.conservation:.2f} ({s.band}; good is {1 - GOOD_BAND:.1f}–{1 + GOOD_BAND:.1f})"))
+    if s.outcome:
+        rows.append(("Suggested outcome", glossary.label(s.outcome)))
+        rows.append(("Suggested pattern", glossary.label(s.pattern) if s.pattern else "none"))
+    return tuple(rows)
+
+
+def _token(text: str) -> str:
+    return f"'{render._visible_text(text)}'"
+
+
+_XML_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def plain(text: str) -> str:
+    """Text a PPTX text run can hold: characters XML 1.0 forbids are shown as escapes."""
+    return _XML_BAD.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def headline_title(ctx: FigureContext) -> str:
+    """"Why zoo:l says '2' instead of '3'" (the deck's and the report's title)."""
+    t = f"'{render._visible_text(ctx.target)}'"
+    if ctx.contrast is None:
+        return f"Why {ctx.model} says {t}"
+    return f"Why {ctx.model} says {t} instead of '{render._visible_text(ctx.contrast)}'"
+
+
+def _roles(ctx: FigureContext) -> str:
+    """"'2' (wrong) or '3' (right)"."""
+    t = f"'{render._visible_text(ctx.target)}' (wrong)"
+    return f"{t} or '{render._visible_text(ctx.contrast)}' (right)" if ctx.contrast is not None else t
+
+
+# ---------------------------------------------------------------- PowerPoint
+def deck_pptx(story: CaseStory) -> bytes:
+    """The case deck as .pptx bytes (16:9); every slide title names the wrong and the right answer."""
+    from pptx import Presentation
+    from pptx.util import Inches, Pt
+
+    prs = Presentation()
+    prs.slide_width, prs.slide_height = Inches(13.333), Inches(7.5)
+    s, ctx = story.summary, story.ctx
+    versus = ctx.versus
+
+    def slide(title: str, notes: str = ""):
+        sl = prs.slides.add_slide(prs.slide_layouts[5])  # title only
+        sl.shapes.title.text = plain(title)
+        sl.shapes.title.left, sl.shapes.title.top = Inches(0.5), Inches(0.25)
+        sl.shapes.title.width, sl.shapes.title.height = Inches(12.3), Inches(0.95)
+        for p in sl.shapes.title.text_frame.paragraphs:
+            for r in p.runs:
+                r.font.size = Pt(30)
+        if notes:
+            sl.notes_slide.notes_text_frame.text = plain(notes)
+        return sl
+
+    def text_box(sl, lines: Sequence[str], left, top, width, height, size=16, bold_first=False):
+        box = sl.shapes.add_textbox(left, top, width, height).text_frame
+        box.word_wrap = True
+        for i, line in enumerate(lines):
+            p = box.paragraphs[0] if i == 0 else box.add_paragraph()
+            run = p.add_run()
+            run.text = plain(line)
+            run.font.size = Pt(size)
+            run.font.bold = bold_first and i == 0
+            p.space_after = Pt(8)
+        return box
+
+    def picture(sl, fig: Figure, top=Inches(1.3), max_h=Inches(5.9)):
+        # 16:9 pictures: the width follows from the height
+        width = min(Inches(12.3), int(max_h * 16 / 9))
+        sl.shapes.add_picture(io.BytesIO(fig.png), int((prs.slide_width - width) / 2), top, width=width)
+
+    notes = "\n".join(s.sentences)
+    title = prs.slides.add_slide(prs.slide_layouts[0])
+    head, sub = title.shapes.title, title.placeholders[1]
+    head.left, head.top, head.width, head.height = Inches(0.8), Inches(1.6), Inches(11.7), Inches(1.9)
+    sub.left, sub.top, sub.width, sub.height = Inches(0.8), Inches(3.7), Inches(11.7), Inches(2.8)
+    head.text = plain(headline_title(ctx))
+    sub.text_frame.word_wrap = True
+    for i, line in enumerate((f"{ctx.model} · {ctx.case or 'own prompt'}", s.headline,
+                              f"Failure Lens · {datetime.date.today().isoformat()}")):
+        p = sub.text_frame.paragraphs[0] if i == 0 else sub.text_frame.add_paragraph()
+        run = p.add_run()
+        run.text = plain(line)
+        run.font.size = Pt(24 if i == 1 else 18)
+    title.notes_slide.notes_text_frame.text = plain(notes)
+    picture(slide(f"Which tokens push toward {_roles(ctx)}", notes), story.heatmap)
+    if story.graph is not None:
+        picture(slide(f"How {versus} is decided through the layers", notes), story.graph)
+    nums = slide(f"In numbers: {versus}", notes)
+    rows = story.numbers
+    table = nums.shapes.add_table(len(rows), 2, Inches(0.5), Inches(1.4), Inches(5.6), Inches(0.4) * len(rows)).table
+    table.columns[0].width, table.columns[1].width = Inches(2.9), Inches(2.7)
+    for i, (k, v) in enumerate(rows):
+        for j, text in enumerate((k, v)):
+            cell = table.cell(i, j)
+            cell.text = plain(text)
+            for p in cell.text_frame.paragraphs:
+                for r in p.runs:
+                    r.font.size = Pt(13)
+    text_box(nums, list(s.sentences), Inches(6.4), Inches(1.4), Inches(6.5), Inches(5.8), size=15, bold_first=True)
+    if story.scaling is not None:
+        picture(slide(f"Across models: {versus}", notes), story.scaling)
+    buf = io.BytesIO()
+    prs.save(buf)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- one-file HTML
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def _svg_img(fig: Figure, alt_text: str) -> str:
+    data = base64.b64encode(fig.svg.encode("utf-8")).decode("ascii")
+    return f'<img style="max-width:100%" alt="{html.escape(alt_text)}" src="data:image/svg+xml;base64,{data}">'
+
+
+def report_html(story: CaseStory) -> str:
+    """The deck's content as one HTML file: no scripts, no external resources, all text escaped."""
+    from engine.present.summary import to_html
+
+    s, ctx = story.summary, story.ctx
+    e = html.escape
+    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in story.numbers)
+    parts = [f"<h1>{e(headline_title(ctx))}</h1>",
+             f"<p class=\"muted\">{e(ctx.case or 'own prompt')}</p>", to_html(s),
+             f"<h2>{e(f'Which tokens push toward {_roles(ctx)}')}</h2>",
+             render.legend_html(s.target, s.contrast, "max"), story.heatmap_html,
+             f"<p class=\"muted\">Prompt: <code>{e(story.prompt)}</code></p>"]
+    if story.graph is not None:
+        parts += [f"<h2>{e(f'How {ctx.versus} is decided through the layers')}</h2>",
+                  _svg_img(story.graph, "attribution graph"),
+                  f"<p class=\"muted\">{e(story.graph.note)}</p>" if story.graph.note else ""]
+    parts += [f"<h2>{e(f'In numbers: {ctx.versus}')}</h2>", f"<table>{rows}</table>"]
+    if story.scaling is not None:
+        parts += [f"<h2>{e(f'Across models: {ctx.versus}')}</h2>", _svg_img(story.scaling, "logit gap per model")]
+    codes = ["Δℓ", "logit", "conservation", "relevance", "instruction", "query", "answer", "special"]
+    codes += [c for c in (s.outcome, s.pattern) if c]
+    parts += ["<h2>What the words mean</h2>", glossary.legend_html(codes)]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
+            f"<title>{e(ctx.title)}</title><style>body{{font-family:system-ui,sans-serif;margin:2em auto;"
+            "max-width:70em;padding:0 1em;color:#111}.muted{color:#666}table{border-collapse:collapse}"
+            "th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left}code{white-space:pre-wrap}</style>"
+            "</head><body>" + "\n".join(parts) + "</body></html>\n")

@@ -1,0 +1,117 @@
+"""Slide-ready figures, the case deck (PPTX) and the one-file HTML case report, on hand-built results.
+
+Hostile text (markup, spreadsheet formulas, RTF) in prompts and tokens must come out as literal text.
+"""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from engine.present import charts, deck, figures
+from engine.present.figures import FigureContext
+from engine.records import Attribution, TokenChoice, TopToken
+
+from graph_fixtures import small_graph
+
+HOSTILE = ["<script>alert(1)</script>", "=1+1", "{\\rtf1 evil}", "@SUM(A1)", "CHERRY"]
+REL = [0.2, 0.9, -0.4, 0.3, -0.6]
+
+
+def hostile_att(target="CHERRY", contrast="=cherry<b>") -> Attribution:
+    return Attribution(
+        model="m", tokens=HOSTILE, token_ids=list(range(5)), relevance=REL, layer_relevance=[REL, REL],
+        objective=2.0, mode="logit_diff", strategy="by_ref_token", k=10, position=4,
+        target=TokenChoice(7, target), contrast=TokenChoice(8, contrast), logit_diff=2.0,
+        topk=[TopToken(1, target, 7, 3.0, 0.8), TopToken(2, contrast, 8, 1.0, 0.1)], conservation=0.2 / 2.0 + 0.1,
+        rule="attnlrp", special_mask=[False] * 5, offsets=[(0, 0)] * 5)
+
+
+def test_file_names_carry_model_case_and_view():
+    ctx = FigureContext("zoo:l", "l/eval-math-00014", "2", "3")
+    assert ctx.file_name("heatmap", "png") == "zoo-l_eval-math-00014_heatmap.png"
+    evil = FigureContext("../../etc/passwd;rm -rf", "", "<x>", None)
+    name = evil.file_name("graph", "svg")
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", name) and "/" not in name and name.endswith("_own-prompt_graph.svg")
+
+
+def test_exports_have_title_legend_in_words_and_16x9():
+    ctx = FigureContext("zoo:l", "l/eval-math-00014", "CHERRY", "cherry", "The model says 'CHERRY'.")
+    shown = [True] * 5
+    chart = charts.token_chart(HOSTILE, [0.2, 1.0, -0.4, 0.3, -0.6], REL, shown)
+    slide = figures.slide_chart(chart, ctx, "Token relevance")
+    title = slide.to_dict()["title"]
+    assert title["text"] == "zoo:l · l/eval-math-00014 · 'CHERRY' vs 'cherry'"
+    words = " ".join(title["subtitle"])  # wrapped to the chart's width
+    assert "red: supports 'CHERRY' (the wrong answer)" in words and "blue: supports 'cherry' (the right answer)" in words
+    assert "The model says 'CHERRY'." in words
+    png = Image.open(io.BytesIO(figures.png_16x9(slide)))
+    assert abs(png.width / png.height - 16 / 9) < 0.01
+    svg = figures.svg_16x9(slide)
+    w, h = (float(x) for x in re.search(r'<svg[^>]* width="([\d.]+)" height="([\d.]+)"', svg).groups())
+    assert abs(w / h - 16 / 9) < 0.01 and "&lt;script&gt;" in svg and "<script" not in svg
+    for legend in (chart.to_dict()["layer"][0]["encoding"]["color"]["legend"],
+                   charts.layer_chart(HOSTILE, [REL, REL], shown).to_dict()["encoding"]["color"]["legend"]):
+        assert "wrong answer" in legend["labelExpr"] and "R (scaled)" not in str(legend)
+
+
+def test_long_prompts_are_cropped_to_the_window_with_most_relevance():
+    rel = [0.01] * 300
+    rel[200:210] = [1.0] * 10
+    mask, note = figures.crop_window(rel, [True] * 300, 96)
+    kept = [i for i, on in enumerate(mask) if on]
+    assert len(kept) == 96 and kept == list(range(kept[0], kept[0] + 96)) and kept[0] <= 200 and kept[-1] >= 209
+    assert f"tokens {kept[0]}–{kept[-1]} of 300" in note
+    assert figures.crop_window(rel[:50], [True] * 50, 96) == ([True] * 50, "")
+
+
+def _story(others=()):
+    g = small_graph()
+    g = type(g)(**{**g.__dict__, "tokens": ["<script>", "=1+1", "{\\rtf1", "c"]})
+    return deck.case_story(hostile_att(), ["query"] * 5, model="zoo:<b>l</b>", case="l/eval-x", prompt="".join(HOSTILE),
+                           graph=g, others=others)
+
+
+def test_deck_opens_with_titles_naming_both_answers_and_text_stays_literal():
+    from pptx import Presentation
+
+    data = deck.deck_pptx(_story(others=[("zoo:s", hostile_att())]))
+    prs = Presentation(io.BytesIO(data))
+    slides = list(prs.slides)
+    assert len(slides) == 5  # title, heatmap, graph, numbers, scaling
+    assert abs(prs.slide_width / prs.slide_height - 16 / 9) < 0.01
+    for sl in slides:
+        title = sl.shapes.title.text
+        assert "CHERRY" in title and "=cherry<b>" in title, title
+    assert sum(1 for sl in slides for sh in sl.shapes if sh.shape_type == 13) == 3  # pictures
+    texts = [r.text for sl in slides for sh in sl.shapes if sh.has_text_frame
+             for p in sh.text_frame.paragraphs for r in p.runs]
+    cells = [c.text for sl in slides for sh in sl.shapes if sh.has_table for row in sh.table.rows for c in row.cells]
+    joined = "\n".join(texts + cells)
+    assert "'=cherry<b>'" in cells and "zoo:<b>l</b>" in cells  # literal, as typed
+    assert "'<script>alert(1)</script>'" in joined
+    xml = b"".join(p.blob for p in prs.part.package.iter_parts()
+                   if re.fullmatch(r"/ppt/(slides|notesSlides)/\w+\.xml", str(p.partname)))
+    assert b"<script>" not in xml and b"&lt;script&gt;" in xml
+    assert b"<a:fld" not in xml  # no fields on the slides: nothing is computed from the text
+
+
+def test_deck_without_graph_or_others_still_has_four_slides_without_contrast():
+    from pptx import Presentation
+
+    att = hostile_att()
+    att = Attribution(**{**att.__dict__, "contrast": None, "logit_diff": None, "mode": "max_logit", "strategy": None})
+    story = deck.case_story(att, None, model="m", case="", prompt="p", graph=small_graph())
+    prs = Presentation(io.BytesIO(deck.deck_pptx(story)))
+    assert len(prs.slides) == 4 and all("CHERRY" in s.shapes.title.text for s in prs.slides)
+
+
+def test_html_report_is_inert():
+    out = deck.report_html(_story(others=[("zoo:s", hostile_att())]))
+    assert "<script" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "default-src 'none'" in out and "zoo:&lt;b&gt;l&lt;/b&gt;" in out
+    assert "=1+1" in out and "{\\rtf1 evil}" in out  # inert in HTML: shown as written
+    assert out.count('src="data:image/svg+xml;base64,') == 2  # graph and scaling
+    assert "What the words mean" in out and "conservation" in out.lower()

@@ -1,0 +1,127 @@
+"""The case's story on the Heatmap and Graph pages: the plain-language summary at the top, slide-ready figure
+exports, and "Download slides" (a .pptx deck) with the same content as a one-file HTML case report."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import streamlit as st
+
+from engine.cases.segments import assign_segments
+from engine.present import charts, render, summary
+from engine.present.figures import MAX_TOKENS, FigureContext, crop_window
+from engine.present.summary import CaseSummary
+from engine.records import Attribution
+from ui import state
+from ui.state import ModelSpec
+
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+
+
+def case_ref(prompt: str) -> str:
+    """The open failure case ("l/eval-math-00014") when the view shows its prompt; "" for an own prompt."""
+    case = state.find_case(state.get(state.CASE)) if state.get(state.CASE) else None
+    return state.case_ref(case) if case is not None and case.prompt == prompt else ""
+
+
+def labels(att: Attribution, prompt: str) -> list[str]:
+    """[tokens] segment of each token (a failure case's marked segments; own prompts: query / special)."""
+    case = state.find_case(state.get(state.CASE)) if state.get(state.CASE) else None
+    spans = dict(case.segments) if case is not None and case.prompt == prompt else {}
+    return assign_segments(att.offsets, spans, att.special_mask)
+
+
+def model_label() -> str:
+    return ModelSpec.parse(state.active_param()).label
+
+
+def show(att: Attribution, prompt: str) -> tuple[CaseSummary, FigureContext]:
+    """The summary at the top of a page; returns it with the figure context the page's exports use."""
+    s = summary.case_summary(att, labels(att, prompt), model=model_label(), case=case_ref(prompt))
+    st.html(summary.to_html(s))
+    ctx = FigureContext(s.model, s.case, att.target.text, att.contrast.text if att.contrast else None, s.headline)
+    return s, ctx
+
+
+def token_export(att: Attribution, values: list[float], mask: list[bool]):
+    """The token chart for PNG / SVG export (long prompts cropped to the window with most relevance) and its notes."""
+    crop, note = crop_window(att.relevance, mask, MAX_TOKENS)
+    return charts.token_chart(att.tokens, values, att.relevance, crop), [note] if note else []
+
+
+def latex_notes(s: CaseSummary) -> str:
+    """The summary as LaTeX comment lines (untrusted text cannot leave the comment)."""
+    return "".join(render._comment(line) + "\n" for line in s.sentences)
+
+
+def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureContext, *, graph=None, pruned=None,
+           graph_note: str = "", key: str) -> None:
+    """"Download slides" and "Case report (HTML)": made when clicked (outside the script run, so every model
+    handle is looked up here). Without a graph (the Heatmap page) the graph slide uses the cached graph of the
+    whole model, or builds it, pruned as the Graph page does by default."""
+    from ui import loaders
+
+    others = [(ModelSpec.parse(p).label, loaders.model(p, quiet=True)) for p in state.model_params()
+              if p != state.active_param()]
+    shown = render.shown_mask(len(att.tokens), att.special_mask, state.get(state.HIDE_FIRST),
+                              state.get(state.HIDE_SPECIAL))
+
+    segs = labels(att, prompt)
+
+    def story():
+        from engine.present.deck import case_story
+
+        g, note = (graph, graph_note) if graph is not None else _default_graph(handle, att, prompt)
+        return case_story(att, segs, model=s.model, case=s.case, prompt=prompt, graph=g,
+                          pruned=pruned, graph_note=note, others=_others(att, prompt, others),
+                          shown=shown if any(shown) else None)
+
+    def pptx() -> bytes:
+        from engine.present.deck import deck_pptx
+
+        return deck_pptx(story())
+
+    def report() -> str:
+        from engine.present.deck import report_html
+
+        return report_html(story())
+
+    with st.container(horizontal=True, gap="small"):
+        st.download_button("⬇ Download slides", pptx, file_name=ctx.file_name("slides", "pptx"), mime=PPTX,
+                           on_click="ignore", key=f"slides:{key}", type="primary",
+                           help="A PowerPoint deck: title, heatmap, graph, numbers and summary (and the other loaded "
+                                "models). Made when clicked; may take a few seconds.")
+        st.download_button("⬇ Case report (HTML)", report, file_name=ctx.file_name("report", "html"),
+                           mime="text/html", on_click="ignore", key=f"report:{key}",
+                           help="The same content as the slides in one HTML file that opens offline.")
+
+
+def _default_graph(handle, att: Attribution, prompt: str):
+    from engine.graph.build import build_graph
+    from engine.graph.cache import graph_key
+    from ui import loaders
+
+    con = att.contrast.token_id if att.contrast else None
+    objective = f"{att.mode}/{att.strategy}/k{att.k}/t{att.target.token_id}/c{con}/p{att.position}"  # as loaders.graph
+    g = loaders.graph_cache().get(graph_key(handle.key, att.token_ids, objective, handle.rule, (), False))
+    if g is None:
+        g = build_graph(handle, prompt, f"#{att.target.token_id}", None if con is None else f"#{con}", att.mode,
+                        att.strategy, att.k, att.position)
+    return g, ("Pruned as the Graph page does by default: 80 % of each layer's edge mass, only what reaches the "
+               "prediction, first token hidden.")
+
+
+def _others(att: Attribution, prompt: str, handles) -> list[tuple[str, Attribution]]:
+    """The same prompt, target and contrast (by text) on the other loaded models; models that cannot are left out."""
+    from engine.heatmap import attribute
+    from engine.records import FailureLensError
+
+    out = []
+    for label, handle in handles:
+        if handle is None:
+            continue
+        try:
+            out.append((label, attribute(handle, prompt, att.target.text, att.contrast.text if att.contrast else None,
+                                         att.mode, att.strategy, att.k)))
+        except FailureLensError:
+            continue
+    return out
