@@ -158,6 +158,8 @@ def test_shift_sentences():
     assert "as zoo:xs does" in same
     more = shift_sentence("zoo:l", "zoo:xs", ref, {"instruction": 0.1, "query": 1.4, "answer": 0.0})
     assert "puts 0.5 more relevance on the Query" in more
+    lopsided = shift_sentence("zoo:m", "zoo:xs", ref, {"instruction": 0.26, "query": -2.09, "answer": 0.0})
+    assert lopsided.startswith("zoo:m puts 2.99 less relevance on the Query segment") and "Instruction +0.16" in lopsided
     assert len(shift_sentences("a", {"a": ref, "b": ref, "c": ref})) == 2 and shift_sentences("z", {"a": ref}) == []
 
 

@@ -1,9 +1,10 @@
 """Segment shift in words: one sentence per model saying where its relevance moved, compared with a reference.
 
 Inputs are segment relevance dicts (engine.cases.segments.segment_relevance: each segment's relevance ÷ the
-case's max |R|; positive pushes towards the wrong token). The sentence names the segment that lost the most
-and the one that gained the most; "moves x" is the smaller of the two amounts (what can have gone from one
-to the other). Changes below `quiet` count as no change.
+case's max |R|; positive pushes towards the wrong token). When one segment lost and another gained amounts of
+the same order (the smaller at least half the larger), the sentence says "moves x from the one to the other",
+x being the smaller amount (what can have gone from one to the other); otherwise it names the largest change
+alone. Changes below `quiet` count as no change; every change is listed in brackets.
 """
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ def shift_sentence(name: str, reference: str, ref: Mapping[str, float], other: M
         return (f"{name} spreads its relevance over the segments as {reference} does "
                 f"(no segment changes by {quiet:g} or more).")
     detail = ", ".join(f"{SEGMENT_NAMES[s]} {v:+.2f}" for s, v in change.items() if abs(v) >= 0.005)
-    if change[lost] <= -quiet and change[gained] >= quiet:
-        moved = min(-change[lost], change[gained])
-        return (f"{name} moves {_f(moved)} of relevance from the {SEGMENT_NAMES[lost]} to the "
+    loss, gain = -change[lost], change[gained]
+    if loss >= quiet and gain >= quiet and min(loss, gain) >= 0.5 * max(loss, gain):
+        return (f"{name} moves {_f(min(loss, gain))} of relevance from the {SEGMENT_NAMES[lost]} to the "
                 f"{SEGMENT_NAMES[gained]} segment, compared with {reference} ({detail}).")
-    if change[gained] >= quiet:
+    if gain > loss:
         return (f"{name} puts {_f(change[gained])} more relevance on the {SEGMENT_NAMES[gained]} segment than "
                 f"{reference} (more push towards the wrong token there; {detail}).")
     return (f"{name} puts {_f(-change[lost])} less relevance on the {SEGMENT_NAMES[lost]} segment than "
