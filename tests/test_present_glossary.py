@@ -94,6 +94,13 @@ def test_every_comparison_and_topk_column_has_an_entry():
     att = Attribution("m", ["a"], [0], [1.0], [[1.0]], 1.0, "logit_diff", "by_ref_token", 10, 0, TokenChoice(0, "a"),
                       TokenChoice(1, "b"), 1.0, [TopToken(1, "a", 0, 1.0, 0.7)], 1.0, "attnlrp")
     cols += list(inputs.topk_table(att).columns)
+    from engine.compare import verdicts
+    from engine.compare.align import align_rows
+    from engine.present import aligned
+
+    al = align_rows("ab", [[(0, 1), (1, 2)]], [[1.0, 2.0]], [None])
+    cols += verdicts.COLUMNS + list(verdicts.counts([]).columns) + list(verdicts.VERDICTS)
+    cols += list(al.table(["m"]).columns) + list(aligned.strip_frame(aligned.build_strip(al, ["m"])).columns)
     assert not _missing(cols)
 
 

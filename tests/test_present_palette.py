@@ -152,14 +152,14 @@ def test_strip_renderers_escape_untrusted_text():
 def test_shift_sentences():
     ref = {"instruction": 0.1, "query": 0.9, "answer": 0.0}
     moved = shift_sentence("zoo:l", "zoo:xs", ref, {"instruction": 0.7, "query": 0.1, "answer": 0.0})
-    assert moved.startswith("zoo:l moves 0.6 of relevance from the Query to the Instruction segment")
-    assert "Query -0.80" in moved and "Instruction +0.60" in moved
+    assert moved.startswith("zoo:l moves 0.6 of relevance from the query to the instruction, compared with zoo:xs")
+    assert "the query -0.80" in moved and "the instruction +0.60" in moved
     same = shift_sentence("zoo:l", "zoo:xs", ref, {"instruction": 0.12, "query": 0.85, "answer": 0.0})
     assert "as zoo:xs does" in same
     more = shift_sentence("zoo:l", "zoo:xs", ref, {"instruction": 0.1, "query": 1.4, "answer": 0.0})
-    assert "puts 0.5 more relevance on the Query" in more
+    assert "puts 0.5 more relevance on the query" in more
     lopsided = shift_sentence("zoo:m", "zoo:xs", ref, {"instruction": 0.26, "query": -2.09, "answer": 0.0})
-    assert lopsided.startswith("zoo:m puts 2.99 less relevance on the Query segment") and "Instruction +0.16" in lopsided
+    assert lopsided.startswith("zoo:m puts 2.99 less relevance on the query") and "the instruction +0.16" in lopsided
     assert len(shift_sentences("a", {"a": ref, "b": ref, "c": ref})) == 2 and shift_sentences("z", {"a": ref}) == []
 
 

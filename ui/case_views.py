@@ -15,7 +15,7 @@ from engine.cases.segments import assign_segments, segment_relevance
 from engine.compare import verdicts as V
 from engine.compare.align import align_attribution_rows
 from engine.compare.deltas import CaseDelta, CaseSpec, cases_from_failures, logit_diffs
-from engine.present import aligned, compare_charts, render
+from engine.present import aligned, compare_charts, glossary, render
 from engine.present.headline import verdict_cards
 from engine.present.shift import shift_sentences
 from engine.records import FailureLensError
@@ -116,8 +116,7 @@ def verdicts(params: Sequence[str], labels: Sequence[str], cases: Sequence[CaseS
                                                  "checkpoint" if series else "model"), f"verdicts_{key}",
                      table, key=f"verdicts_{key}")
     with st.expander("Verdict table (one row per case and model)", expanded=len(cases) == 1):
-        st.caption("**fixed**: the model's next token is the right one (or starts the right answer) · **still wrong**"
-                   ": it says the same wrong token · **different wrong answer**: a third token. p = probability.")
+        st.caption(" · ".join(f"**{v}**: {glossary.define(v)}" for v in V.VERDICTS[:3]) + " p = probability.")
         layout.table(table, f"verdict_table_{key}", key=f"verdict_table_{key}")
     return rows
 

@@ -167,6 +167,26 @@ TERMS: dict[str, Term] = _terms(
     ("sem", "standard error", "Standard error of the mean."),
     ("n", "cases", "Number of cases in the average."),
     ("fraction", "share of cases", "Share of cases with Δℓ at most this value."),
+    # ---- verdicts of a case in another model (engine.compare.verdicts) and the row-over-row heatmaps
+    ("verdict", "verdict", "Does the model fix the failure? Decided by its own next token, not by a Δℓ threshold."),
+    ("fixed", "fixed", "The model's next token is the right one, or a piece that starts the right answer."),
+    ("still wrong", "still wrong", "The model's next token is the same wrong token (the target)."),
+    ("different wrong answer", "different wrong answer", "The model's next token is neither the target nor right."),
+    ("not scored", "not scored", "The case could not be scored in this model (the notes say why)."),
+    ("top1", "model's next token", "The token the model ranks first at the end of the prompt."),
+    ("p_top1", "probability of its next token", "The model's probability for its own first choice."),
+    ("p_target", "probability of the wrong answer", "The model's probability for the target token."),
+    ("p_contrast", "probability of the right answer", "The model's probability for the contrast token."),
+    ("count", "cases", "Number of cases with this verdict."),
+    ("cases", "cases judged", "Number of cases judged for the model."),
+    ("row", "row", "One row of the aligned heatmaps: a model, a checkpoint, or the difference of two rows."),
+    ("column", "column", "Position of the column in the aligned heatmaps."),
+    ("group", "column", "Position of the column in the aligned heatmaps."),
+    ("start", "first character", "Where the column's text starts in the prompt."),
+    ("end", "end character", "Where the column's text ends in the prompt (the same as start for <bos>)."),
+    ("text", "text", "The prompt text the column covers."),
+    ("tokens", "tokens", "The row's tokens in this column, joined by |."),
+    ("colour_value", "colour value", "Relevance on the colour scale shown, from -1 (blue) to +1 (red)."),
 )
 
 _HEAD = re.compile(r"head_\d+$")
