@@ -86,7 +86,7 @@ def verdict_bars(counts: pd.DataFrame, scale: float = 1.0, series: bool = False,
         x=alt.X("count:Q", title="cases", axis=alt.Axis(tickMinStep=1)),
         color=alt.Color("model:N", sort=models, title=by, scale=palette.scale(models, series=series)),
         tooltip=[alt.Tooltip("model:N", title=by), "verdict", "count", "cases"],
-    ).properties(width=round(520 * scale), height=round(max(160, 9 * len(models) * len(VERDICTS)) * scale))
+    ).properties(width=round(520 * scale), height=round(max(200, 13 * len(models) * len(VERDICTS)) * scale))
 
 
 def ecdf_chart(ecdfs: pd.DataFrame, scale: float = 1.0) -> alt.LayerChart:
