@@ -52,8 +52,8 @@ def save(text: str, folder: Optional[Path] = None) -> str:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{h}-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8"))
         os.replace(tmp, path)
     except OSError as e:
         raise FailureLensError(f"Could not save the prompt in {folder}: {e.strerror or e}. Set FAILURE_LENS_PROMPTS "
@@ -67,7 +67,7 @@ def load(h: str, folder: Optional[Path] = None) -> Optional[str]:
         return None
     path = Path(folder or default_folder()) / f"{h}.txt"
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")  # not read_text: it would turn \r\n into \n
     except (OSError, UnicodeDecodeError):
         return None
 
