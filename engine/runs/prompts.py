@@ -35,7 +35,7 @@ def default_folder() -> Path:
 
 
 def prompt_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 def is_hash(value: str) -> bool:
@@ -53,7 +53,7 @@ def save(text: str, folder: Optional[Path] = None) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{h}-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
+            f.write(text.encode("utf-8", "surrogatepass"))
         os.replace(tmp, path)
     except OSError as e:
         raise FailureLensError(f"Could not save the prompt in {folder}: {e.strerror or e}. Set FAILURE_LENS_PROMPTS "
@@ -67,7 +67,7 @@ def load(h: str, folder: Optional[Path] = None) -> Optional[str]:
         return None
     path = Path(folder or default_folder()) / f"{h}.txt"
     try:
-        return path.read_bytes().decode("utf-8")  # not read_text: it would turn \r\n into \n
+        return path.read_bytes().decode("utf-8", "surrogatepass")  # not read_text: it would turn \r\n into \n
     except (OSError, UnicodeDecodeError):
         return None
 
