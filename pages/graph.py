@@ -84,6 +84,7 @@ def pruned_view(graph, stages: list[int], title: str) -> None:
 
 
 def _pruned_view(graph, stages: list[int], title: str) -> None:
+    long_views.follow_grouping()
     c3, c4 = st.columns(2, gap="large")
     with c4:
         hide_bos = widgets.toggle("Hide the first token (BOS)", state.HIDE_BOS)

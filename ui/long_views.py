@@ -25,6 +25,7 @@ TOP_N = 5  # strongest groups listed per sign
 MAX_NODES = 80  # a grouped or long graph draws at most this many nodes
 _MINIMAP_SEEN = "_long:minimap_seen"  # session only: the minimap click already taken (a click jumps once)
 _BASE = "_long:graph_base"  # session only: the graph's grouping before any group was opened
+_BUILT = "_long:graph_open"  # session only: the opened groups the drawn graph was built with
 
 
 def _label(kind: str) -> str:
@@ -153,6 +154,7 @@ def grouped_graph(graph: AttributionGraph, key: str, att: Attribution, prompt: s
                           help="Merge the nodes of a group into one node per layer (edges summed exactly). "
                                "Automatic: tokens up to 300 tokens, segments (else lines / windows) beyond.")
     base = grouping(att, prompt, state.get(state.GGRAN), graph=True)
+    st.session_state[_BUILT] = tuple(state.get(state.OPEN))
     if base.kind == "tokens":
         st.session_state[_BASE] = None
         return graph
@@ -191,13 +193,21 @@ def supernode(graph: AttributionGraph, stage: int, column: int) -> None:
     if e - s > 1:
         st.caption(f"A supernode of {e - s} tokens ({s}–{e - 1}): “{snippet(graph.tokens[column], 80)}”. "
                    "Hidden dimensions and neurons are per token: open it to see them.")
-        if st.button("Open this group into its tokens", key="sn:open", type="primary"):
-            state.put(state.OPEN, sorted(set(state.get(state.OPEN)) | {s}))
-            state.put(state.NODE, "")
-            st.rerun()
+        st.button("Open this group into its tokens", key="sn:open", type="primary", on_click=_set_open,
+                  args=(sorted(set(state.get(state.OPEN)) | {s}),))
     elif base is not None and base.size(base.find(s)) > 1:
         first = base.starts[base.find(s)]
-        if st.button("Close its group again", key="sn:collapse"):
-            state.put(state.OPEN, [t for t in state.get(state.OPEN) if t != first])
-            state.put(state.NODE, "")
-            st.rerun()
+        st.button("Close its group again", key="sn:collapse", on_click=_set_open,
+                  args=([t for t in state.get(state.OPEN) if t != first],))
+
+
+def _set_open(opened: list[int]) -> None:
+    state.put(state.OPEN, opened)
+    state.put(state.NODE, "")
+
+
+def follow_grouping() -> None:
+    """Called first in the Graph page's fragment: a group opened or closed inside the fragment changes the graph
+    itself, which is built outside it, so the whole page runs again."""
+    if st.session_state.get(_BUILT) is not None and st.session_state[_BUILT] != tuple(state.get(state.OPEN)):
+        st.rerun(scope="app")
