@@ -45,3 +45,11 @@ def test_layer_and_token_charts_bin_long_prompts():
     assert len(short["encoding"]["x"]["sort"]) == 30 and short["encoding"]["x"]["sort"][0] == "0 w0"
     cells = next(iter(charts.token_chart(toks, list(lr[0]), list(lr[0]), [True] * n).to_dict()["datasets"].values()))
     assert len(cells) <= charts.TOKEN_CELLS
+
+
+def test_a_special_sink_group_is_clipped_not_the_scale():
+    g = group_tokens("tokens", ["<s>", "a", "b", "<a>"])
+    view = group_view(g, [0.5, 1.0, -2.0, 40.0], [True] * 4, special=[True, False, False, True])
+    assert view.values == [0.25, 0.5, -1.0, 1.0]  # the scale is max |R| of ordinary groups (2.0); 40 clips to 1
+    df = minimap_frame([0.5, 1.0, -2.0, 40.0], [True] * 4, bins=4, special=[True, False, False, True])
+    assert df["value"].tolist() == [0.25, 0.5, -1.0, 1.0] and df["R"].tolist() == [0.5, 1.0, -2.0, 40.0]

@@ -81,7 +81,7 @@ def heatmap(att: Attribution, prompt: str, mask: list[bool], values: list[float]
     if groups.kind == "tokens" and n <= SHORT_PROMPT:
         st.html(render.heatmap_fragment(att.tokens, values, att.relevance, mask, font_scale=layout.scale()))
         return
-    view = group_view(groups, att.relevance, mask, state.get(state.NORM))
+    view = group_view(groups, att.relevance, mask, state.get(state.NORM), att.special_mask)
     chosen = state.get(state.GROUP)
     opened = groups.find(chosen) if 0 <= chosen < n else None
     focus = opened if opened is not None else max(
@@ -107,7 +107,8 @@ def heatmap(att: Attribution, prompt: str, mask: list[bool], values: list[float]
 
 def _minimap(att: Attribution, mask: list[bool], window: tuple[int, int]) -> None:
     """The whole prompt as one strip; a click on a cell jumps there (taken once per click)."""
-    event = st.altair_chart(minimap_chart(att.relevance, mask, window, scale=layout.scale()), on_select="rerun",
+    chart = minimap_chart(att.relevance, mask, window, scale=layout.scale(), special=att.special_mask)
+    event = st.altair_chart(chart, on_select="rerun",
                             selection_mode="pick", key="long:minimap", width="content")
     picked = (event or {}).get("selection", {}).get("pick") or []
     start = picked[0].get("start") if picked and isinstance(picked[0], dict) else None

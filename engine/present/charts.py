@@ -92,7 +92,8 @@ def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]
         y=alt.Y("stage:O", sort=order, title="residual stream after"),
         color=alt.Color("value:Q", scale=SCHEME, legend=alt.Legend(**WORDS_LEGEND)),
         tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")],
-    ).properties(width=round(max(360, min(len(labels), 100) * 26) * scale), height=round(max(140, 30 * lr.shape[0]) * scale))
+    ).properties(width=round((640 if binned else max(360, min(len(labels), 100) * 26)) * scale),
+                 height=round(max(140, 30 * lr.shape[0]) * scale))
 
 
 def segment_chart(segments: Mapping[str, float], scale: float = 1.0) -> alt.Chart:

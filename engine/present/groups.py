@@ -30,12 +30,17 @@ class GroupView:
     values: list[float]
 
 
-def group_view(grouping: Grouping, relevance: Sequence[float], shown: Sequence[bool], norm: str = "max") -> GroupView:
-    """Group sums of the shown tokens' relevance (hidden tokens count 0) and their colour values."""
+def group_view(grouping: Grouping, relevance: Sequence[float], shown: Sequence[bool], norm: str = "max",
+               special: Sequence[bool] = ()) -> GroupView:
+    """Group sums of the shown tokens' relevance (hidden tokens count 0) and their colour values.
+
+    The colour scale is set by the groups with an ordinary token (a group of special tokens only, such as BOS or
+    an answer marker, is clipped to ±1 instead of washing out every other group)."""
     on = np.asarray(shown, dtype=bool)
     r = group_sum(np.where(on, np.asarray(relevance, dtype=np.float64), 0.0), grouping)
     vis = group_sum(on.astype(np.float64), grouping) > 0
-    return GroupView(grouping, r.tolist(), vis.tolist(), normalise(r, vis, norm))
+    plain = group_sum(~np.asarray(special, dtype=bool), grouping) > 0 if len(special) else vis
+    return GroupView(grouping, r.tolist(), vis.tolist(), normalise(r, vis, norm, scale_by=plain if plain.any() else None))
 
 
 def group_heatmap_fragment(view: GroupView, lo: int, hi: int, selected: Optional[int] = None,
@@ -61,24 +66,28 @@ def group_heatmap_fragment(view: GroupView, lo: int, hi: int, selected: Optional
             f'font-size:{size};line-height:1.9;max-height:32em;overflow-y:auto">{"".join(out)}</div>')
 
 
-def minimap_frame(relevance: Sequence[float], shown: Sequence[bool], bins: int = MINIMAP_BINS) -> pd.DataFrame:
-    """One row per bin of consecutive tokens: start, end (exclusive), R (Σ over shown tokens), value (R / max|R|)."""
+def minimap_frame(relevance: Sequence[float], shown: Sequence[bool], bins: int = MINIMAP_BINS,
+                  special: Sequence[bool] = ()) -> pd.DataFrame:
+    """One row per bin of consecutive tokens: start, end (exclusive), R (Σ over shown tokens), value (R / max|R|,
+    the max over the bins' ordinary tokens, clipped to ±1: a sink token must not wash out the strip)."""
     r = np.where(np.asarray(shown, dtype=bool), np.asarray(relevance, dtype=np.float64), 0.0)
     n = r.size
     size = max(1, -(-n // bins))
     starts = np.arange(0, n, size)
     sums = np.add.reduceat(r, starts) if n else np.zeros(0)
-    m = float(np.abs(sums).max(initial=0.0)) or 1.0
-    return pd.DataFrame({"start": starts, "end": np.minimum(starts + size, n), "R": sums, "value": sums / m})
+    plain = np.where(np.asarray(special, dtype=bool), 0.0, r) if len(special) else r
+    m = float(np.abs(np.add.reduceat(plain, starts) if n else plain).max(initial=0.0)) or 1.0
+    return pd.DataFrame({"start": starts, "end": np.minimum(starts + size, n), "R": sums,
+                         "value": (sums / m).clip(-1.0, 1.0)})
 
 
 def minimap_chart(relevance: Sequence[float], shown: Sequence[bool], window: tuple[int, int],
-                  scale: float = 1.0, bins: int = MINIMAP_BINS) -> alt.LayerChart:
+                  scale: float = 1.0, bins: int = MINIMAP_BINS, special: Sequence[bool] = ()) -> alt.LayerChart:
     """The whole prompt as one strip of at most `bins` cells (token positions on x), the shown window framed.
     A click on a cell selects it (point selection "pick" on the field "start")."""
     from engine.present.charts import SCHEME
 
-    df = minimap_frame(relevance, shown, bins)
+    df = minimap_frame(relevance, shown, bins, special)
     pick = alt.selection_point(name="pick", fields=["start"], on="click")
     x = alt.X("start:Q", title="token position", scale=alt.Scale(domain=[0, int(df["end"].max()) if len(df) else 1],
                                                                    nice=False))

@@ -32,8 +32,10 @@ def shown_mask(n: int, special: Sequence[bool], hide_first: bool, hide_special: 
     return [not ((hide_first and i == 0) or (hide_special and special[i])) for i in range(n)]
 
 
-def normalise(relevance: Sequence[float], shown: Sequence[bool], norm: str = "max") -> list[float]:
-    """[tokens] colour values in [-1, 1]; hidden tokens get 0.
+def normalise(relevance: Sequence[float], shown: Sequence[bool], norm: str = "max",
+              scale_by: Optional[Sequence[bool]] = None) -> list[float]:
+    """[tokens] colour values in [-1, 1]; hidden tokens get 0. `scale_by` (default: `shown`) names the entries the
+    maxima below are taken over; entries beyond them are clipped to ±1 (e.g. a sink token that would wash out the rest).
 
     "max": R / max|R| over shown tokens. "sign": R > 0 divided by the largest positive R, R < 0 by the largest
     |negative| R (each sign uses its full colour range). "none": R clipped to [-1, 1] (raw units of the objective).
@@ -41,12 +43,13 @@ def normalise(relevance: Sequence[float], shown: Sequence[bool], norm: str = "ma
     r = np.asarray(relevance, dtype=np.float64)
     on = np.asarray(shown, dtype=bool)
     vis = np.where(on, r, 0.0)
+    ref = vis if scale_by is None else np.where(on & np.asarray(scale_by, dtype=bool), r, 0.0)
     if norm == "max":
-        m = np.abs(vis).max(initial=0.0)
-        out = vis / m if m > 0 else vis * 0
+        m = np.abs(ref).max(initial=0.0)
+        out = (vis / m).clip(-1.0, 1.0) if m > 0 else vis * 0
     elif norm == "sign":
-        pos, neg = vis.clip(min=0).max(initial=0.0), (-vis).clip(min=0).max(initial=0.0)
-        out = np.where(vis > 0, vis / (pos or 1.0), np.where(vis < 0, vis / (neg or 1.0), 0.0))
+        pos, neg = ref.clip(min=0).max(initial=0.0), (-ref).clip(min=0).max(initial=0.0)
+        out = np.where(vis > 0, vis / (pos or 1.0), np.where(vis < 0, vis / (neg or 1.0), 0.0)).clip(-1.0, 1.0)
     elif norm == "none":
         out = vis.clip(-1.0, 1.0)
     else:
