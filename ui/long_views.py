@@ -84,8 +84,9 @@ def heatmap(att: Attribution, prompt: str, mask: list[bool], values: list[float]
     view = group_view(groups, att.relevance, mask, state.get(state.NORM), att.special_mask)
     chosen = state.get(state.GROUP)
     opened = groups.find(chosen) if 0 <= chosen < n else None
-    focus = opened if opened is not None else max(
-        (i for i in range(groups.n_groups) if view.shown[i]), key=lambda i: abs(view.relevance[i]), default=0)
+    plain = [view.shown[i] and not all(att.special_mask[s:e]) for i, (s, e) in enumerate(groups.spans)]
+    focus = opened if opened is not None else max(  # the strongest group of ordinary tokens (not a sink)
+        (i for i in range(groups.n_groups) if plain[i]), key=lambda i: abs(view.relevance[i]), default=0)
     lo, hi = window_around(groups, focus, VIEW_TOKENS)
     first, last = groups.starts[lo], groups.ends[hi - 1]
     if n > SHORT_PROMPT:

@@ -63,7 +63,7 @@ def group_heatmap_fragment(view: GroupView, lo: int, hi: int, selected: Optional
                    f'{ring}">{text}</span>')
     size = f"{1.0 * font_scale:.2f}em"
     return (f'<div class="fl-heatmap fl-groups" style="font-family:ui-monospace,Menlo,Consolas,monospace;'
-            f'font-size:{size};line-height:1.9;max-height:32em;overflow-y:auto">{"".join(out)}</div>')
+            f'font-size:{size};line-height:1.9">{"".join(out)}</div>')
 
 
 def minimap_frame(relevance: Sequence[float], shown: Sequence[bool], bins: int = MINIMAP_BINS,
@@ -91,12 +91,13 @@ def minimap_chart(relevance: Sequence[float], shown: Sequence[bool], window: tup
     pick = alt.selection_point(name="pick", fields=["start"], on="click")
     x = alt.X("start:Q", title="token position", scale=alt.Scale(domain=[0, int(df["end"].max()) if len(df) else 1],
                                                                    nice=False))
+    top, bottom = alt.value(0), alt.value(round(26 * scale))  # full height (no y field)
     cells = alt.Chart(df).mark_rect().encode(
-        x=x, x2="end:Q", color=alt.Color("value:Q", scale=SCHEME, legend=None),
+        x=x, x2="end:Q", y=top, y2=bottom, color=alt.Color("value:Q", scale=SCHEME, legend=None),
         tooltip=[alt.Tooltip("start:Q", title="from token"), alt.Tooltip("end:Q", title="to (excl.)"),
                  alt.Tooltip("R:Q", format="+.4f")]).add_params(pick)
     frame = alt.Chart(pd.DataFrame({"start": [window[0]], "end": [window[1]]})).mark_rect(
-        fill=None, stroke="#111", strokeWidth=2).encode(x="start:Q", x2="end:Q")
+        fill=None, stroke="#111", strokeWidth=2).encode(x="start:Q", x2="end:Q", y=top, y2=bottom)
     return alt.layer(cells, frame).properties(width=round(760 * scale), height=round(26 * scale))
 
 
