@@ -72,7 +72,9 @@ def run(model: str | None, quick: bool) -> int:
     print(f"{graph.n_tokens} tokens; graph built in {t_build:.1f} s (once per prompt); "
           f"segment supernodes: {groups.n_groups} groups, grouping {t_group * 1000:.0f} ms (once per grouping)")
     print(f"{'view':<34} {'slider move (server) ms':>24} {'nodes':>6} {'edges':>6} {'payload KB':>11}")
-    rows = [("token nodes, no cap", graph, False), ("token nodes, 80-node cap", graph, True),
+    # the token-level graph without the cap is left out: at 4k tokens its drawing holds tens of thousands of edges,
+    # and building them one by one (pyvis) takes minutes
+    rows = [("token nodes, 80-node cap", graph, True), ("segment supernodes, no cap", grouped, False),
             ("segment supernodes, 80-node cap", grouped, True)]
     times = {}
     for label, g, cap in rows:
@@ -82,6 +84,6 @@ def run(model: str | None, quick: bool) -> int:
         times[label] = t
         print(f"{label:<34} {t * 1000:>24.1f} {nodes:>6} {len(data['edges']):>6} "
               f"{len(json.dumps(data)) / 1024:>11.1f}")
-    ratio = times["token nodes, no cap"] / times["segment supernodes, 80-node cap"]
-    print(f"supernodes vs token nodes (no cap): {ratio:.1f}x less server time per slider move")
+    ratio = times["token nodes, 80-node cap"] / times["segment supernodes, 80-node cap"]
+    print(f"token nodes / segment supernodes (both capped): {ratio:.1f}x the server time per slider move")
     return 0
