@@ -39,7 +39,7 @@ def test_layer_and_token_charts_bin_long_prompts():
     rows = next(iter(d["datasets"].values()))
     assert len(rows) == 7 * charts.LAYER_COLUMNS
     assert len(d["encoding"]["x"]["sort"]) == charts.LAYER_COLUMNS
-    emb = sum(row["R"] for row in rows if row["stage"] == "emb")
+    emb = sum(row["R"] for row in rows if row["stage"] == "embedding")
     np.testing.assert_allclose(emb, lr[0, 1:].sum(), rtol=1e-9)  # hidden token 0 counts 0
     short = charts.layer_chart(toks[:30], lr[:, :30], [True] * 30).to_dict()
     assert len(short["encoding"]["x"]["sort"]) == 30 and short["encoding"]["x"]["sort"][0] == "0 w0"

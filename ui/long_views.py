@@ -17,7 +17,7 @@ from engine.groups import (KINDS, SHORT_PROMPT, Grouping, auto_window, default_k
 from engine.present import render
 from engine.present.groups import group_heatmap_fragment, group_view, minimap_chart, ranked_rows
 from engine.records import Attribution
-from ui import layout, state, widgets
+from ui import layout, state, views, widgets
 
 VIEW_TOKENS = 600  # the heatmap of a long prompt shows about this many tokens around the selection
 OPEN_TOKENS = 600  # an opened group shows at most this many of its tokens (around its strongest one)
@@ -76,11 +76,11 @@ def heatmap(att: Attribution, prompt: str, mask: list[bool], values: list[float]
                            "Automatic: tokens up to 300 tokens, lines or sentences (else windows) beyond.")
     n = len(att.tokens)
     groups = grouping(att, prompt, state.get(state.GRAN))
+    if groups.kind == "tokens" and n <= SHORT_PROMPT:
+        views.heatmap(att, mask, values)
+        return
     contrast = att.contrast.text if att.contrast else None
     st.html(render.legend_html(att.target.text, contrast, state.get(state.NORM)))
-    if groups.kind == "tokens" and n <= SHORT_PROMPT:
-        st.html(render.heatmap_fragment(att.tokens, values, att.relevance, mask, font_scale=layout.scale()))
-        return
     view = group_view(groups, att.relevance, mask, state.get(state.NORM), att.special_mask)
     chosen = state.get(state.GROUP)
     opened = groups.find(chosen) if 0 <= chosen < n else None
