@@ -532,7 +532,9 @@ def test_long_case_groups_supernodes_and_redraw(server, driver):
     ranked[1].click()  # the second strongest towards the target (the first is often the answer marker)
     _wait(driver, "the opened group", lambda: "Opened: group" in _text(driver) and "grp=" in driver.current_url)
     _idle(driver)
-    _shot(driver, "long-heatmap", 2400)
+    driver.execute_script("window.scrollTo(0, 0); const m = document.querySelector('[data-testid=\"stMain\"]');"
+                          "if (m) m.scrollTo(0, 0);")
+    _shot(driver, "long-heatmap", 2600)
     # the graph: segment supernodes, a slider move, a click on a supernode, open it
     driver.get(f"{url}/graph?{link}")
     caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
