@@ -1,4 +1,4 @@
-"""`python -m bench heatmap` / `python -m bench graph [--quick]` / `python -m bench check`."""
+"""`python -m bench heatmap` / `python -m bench graph [--quick]` / `python -m bench check` / `python -m bench long`."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", choices=["heatmap", "graph", "check"])
+    parser.add_argument("which", choices=["heatmap", "graph", "check", "long"])
     parser.add_argument("--quick", action="store_true", help="shorter prompts, fewer repeats (smoke run)")
     parser.add_argument("--model", default=None, help="model source (default: the largest zoo model)")
     parser.add_argument("--threads", type=int, default=1,
@@ -20,8 +20,10 @@ def main(argv: list[str] | None = None) -> int:
         from .heatmap import run
     elif args.which == "check":
         from .check import run
-    else:
+    elif args.which == "graph":
         from .graph import run
+    else:
+        from .long import run
     return run(args.model, args.quick)
 
 

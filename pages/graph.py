@@ -11,7 +11,7 @@ from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, stage_layout
 from engine.graph.types import PruneSettings
-from ui import checks, inputs, layout, loaders, state, story, widgets
+from ui import checks, inputs, layout, loaders, long_views, state, story, widgets
 from ui.graph_component import live_graph
 
 layout.page("Graph")
@@ -51,6 +51,7 @@ for note in graph.notes:
     st.caption(f"ℹ {note}")
 if len(graph.stages) != len(layout_stages):  # the engine turned the split off for this architecture
     stages = list(range(len(graph.stages)))
+graph = long_views.grouped_graph(graph, key, att, prompt)  # supernodes for long prompts
 
 
 LIVE = "graph:live"  # the live graph component's key; its value is the vis id "<stage>:<token>" last clicked
@@ -83,6 +84,7 @@ def pruned_view(graph, stages: list[int], title: str) -> None:
 
 
 def _pruned_view(graph, stages: list[int], title: str) -> None:
+    long_views.follow_grouping()
     c3, c4 = st.columns(2, gap="large")
     with c4:
         hide_bos = widgets.toggle("Hide the first token (BOS)", state.HIDE_BOS)
@@ -103,6 +105,7 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     settings = PruneSettings(mode=mode, top_p=state.get(state.TOP_P), edge_threshold=state.get(state.EDGE_THR) * w_max,
                              node_threshold=state.get(state.NODE_THR) * r_max * (1 - 1e-6),
                              connected_to=(-1, -1) if connected else None, hide_first_token=hide_bos)
+    settings = long_views.capped(graph, settings, stages)
     pruned = prune(graph, settings, stages)
     visible = [(s, int(t)) for s in stages for t in pruned.node_mask[s].nonzero()[0]]
     if not visible:
@@ -133,6 +136,7 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     widgets.selectbox("Node (largest |R| first)", state.NODE, names, format_func=lambda n: "choose a node …" if not n else
                       f"{n} · {graph.tokens[ids[n][1]]!r} · R = {graph.node_relevance[ids[n]]:+.4f}")
     if state.get(state.NODE) in ids:
+        long_views.supernode(graph, *ids[state.get(state.NODE)])
         detail = node_drilldown(graph, *ids[state.get(state.NODE)])
         d1, d2, d3 = st.columns([1, 1, 2], gap="medium")
         with d1:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine.present import charts, render
 from engine.cases.segments import assign_segments, segment_relevance
-from ui import checks, inputs, layout, loaders, state, story, views, widgets
+from ui import checks, inputs, layout, loaders, long_views, state, story, views, widgets
 from ui.state import ModelSpec
 
 layout.page("Heatmap")
@@ -45,7 +45,7 @@ with main:
         st.warning("Every token is hidden. Turn off 'Hide first token' or 'Hide special tokens'.")
         st.stop()
     values = views.colour_values(att, mask)
-    views.heatmap(att, mask, values)
+    long_views.heatmap(att, prompt, mask, values)
 
     spans = dict(case.segments) if case is not None and case.prompt == prompt else {}
     labels = assign_segments(att.offsets, spans, att.special_mask)

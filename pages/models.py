@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from ui import layout, loaders, state
+from ui import layout, loaders, prompt_links, state
 from ui.state import ModelSpec
 
 layout.page("Models")
@@ -81,3 +81,6 @@ for i, param in enumerate(models):
                                           "quantize")})
 if rows:
     layout.table(pd.DataFrame(rows), "loaded_models", key="models")
+
+st.divider()
+prompt_links.saved_prompts()

@@ -64,7 +64,8 @@ def prompt_picker() -> str:
                           help="Zoo cases where the model's top-1 token is wrong; the prompt ends right before it.")
         if state.get(state.CASE) in by_ref and state.get(state.PROMPT) != by_ref[state.get(state.CASE)].prompt:
             state.apply_case(by_ref[state.get(state.CASE)])
-        st.code(state.get(state.PROMPT), language=None, wrap_lines=True)
+        long = len(state.get(state.PROMPT)) > 1500  # a long prompt scrolls inside a box instead of filling the page
+        st.code(state.get(state.PROMPT), language=None, wrap_lines=True, height=220 if long else "content")
     else:
         widgets.text_area("Prompt", state.PROMPT, height=100, placeholder="Type the text the model continues …",
                           help="The model predicts the token that follows this text.")

@@ -8,11 +8,13 @@ has its own key "w:<key>"), so values survive page switches.
 URL scheme (all optional; defaults are left out):
   model=<spec> (repeatable)   loaded models, see ModelSpec: zoo:l | /path/to/folder | org/name;rev=main;dtype=bfloat16;q=4bit;rule=cp-lrp
   active=<i>                  index of the model the pages show (0 = first)
-  case=<zoo model>/<case id>  a zoo failure case (sets prompt, target, contrast); else prompt=<text>
+  case=<zoo model>/<case id>  a zoo failure case (sets prompt, target, contrast); else prompt=<text>, or
+                              ph=<hash> for a prompt over 500 characters (saved in engine.runs.prompts' store)
   target, contrast            token text, or #<token id>; empty: top-1 / runner-up
   mode, strategy, k           objective (logit_diff | max_logit; by_ref_token | by_topk_avg | demean; k)
   norm, hide_first, hide_special               heatmap colour scale and hidden tokens
   layers, stages, split, prune, top_p, edge_thr, node_thr, connected, hide_bos, node   graph view
+  gran, grp, ggran, open      long prompts: heatmap granularity, selected group, graph supernodes, opened supernodes
   present=1                   presentation mode
   cmp_models (repeatable), cmp_ref, cmp_add (repeatable), cmp_case, ncases, overlay, corr_x, corr_y   Scaling page
   ev_source, ev_series, ev_points (repeatable), ev_path, ev_revs, ev_cases, ev_add (repeatable), ev_case   Evolution
@@ -60,6 +62,8 @@ SW_CONFIG, SW_RESUME = "sw_config", "sw_resume"  # session only: sweep config te
 DEFAULTS_DONE = "defaults_done"  # session only: pages whose zoo defaults were filled in
 GRAPH_CLICK = "graph_click"  # session only: the last graph click already taken (a click selects a node once)
 CHK_ON, CHK_K, CHK_SEEDS, CHK_REPL, CHK_NODES = "check", "check_k", "check_seeds", "check_repl", "check_nodes"  # checks
+GRAN, GROUP, GGRAN, OPEN = "gran", "grp", "ggran", "open"  # long prompts (ui.long_views): heatmap granularity, selected
+# group (by a token in it), graph supernodes, supernodes opened into tokens (by their first token)
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
@@ -80,6 +84,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(GRAPH_CLICK, "", url=False),
     # ---- causal checks beside the heatmap and the graph (ui.checks) ----
     Field(CHK_ON, True), Field(CHK_K, 10), Field(CHK_SEEDS, 5), Field(CHK_REPL, "neutral"), Field(CHK_NODES, 20),
+    Field(GRAN, "auto"), Field(GROUP, -1), Field(GGRAN, "auto"), Field(OPEN, []),
 ]}
 _LOADED = "_url_loaded"
 
@@ -165,14 +170,14 @@ def apply_case(failure) -> None:
     ss = st.session_state
     ss[CASE], ss[PROMPT] = case_ref(failure), failure.prompt
     ss[TARGET], ss[CONTRAST] = f"#{failure.target_id}", f"#{failure.contrast_id}"
-    ss[MODE], ss[NODE] = "logit_diff", ""
+    ss[MODE], ss[NODE], ss[GROUP], ss[OPEN] = "logit_diff", "", -1, []
 
 
 # ---------------------------------------------------------------- URL <-> session state
 def _parse(field: Field, values: list[str]) -> Any:
     d = field.default
     if isinstance(d, list):
-        return [int(v) for v in values] if field.key == STAGES else list(values)
+        return [int(v) for v in values] if field.key in (STAGES, OPEN) else list(values)
     v = values[-1]
     if isinstance(d, bool):
         if v.lower() not in ("1", "0", "true", "false"):
@@ -203,6 +208,9 @@ def init() -> None:
                     ss[f.key] = _parse(f, values)
                 except ValueError:
                     issues.append(f"{f.key}={values[-1]!r} in the link is not valid; using the default.")
+        from ui import prompt_links
+
+        ss[PROMPT] = prompt_links.read(ss[PROMPT], issues)
         ss[URL_ISSUES] = issues
         _fill_defaults(issues)
     for f in FIELDS.values():  # fields added after the session started
@@ -238,7 +246,9 @@ def url_params() -> dict[str, Any]:
         v = ss.get(f.key, f.default)
         if f.url and v != f.default and not (f.key == PROMPT and ss.get(CASE)):
             out[f.key] = _encode(v)
-    return out
+    from ui import prompt_links
+
+    return prompt_links.shorten(out)
 
 
 def sync_url() -> None:

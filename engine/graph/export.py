@@ -24,6 +24,11 @@ _XML_ILLEGAL = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 
 
 def node_id(graph: AttributionGraph, stage: int, token: int) -> str:
+    """ "<stage>.T<token>"; in a grouped graph a column of several tokens is "<stage>.T<first>-<last>", so an id
+    names the same tokens whatever else is grouped."""
+    if graph.spans is not None:
+        first, end = graph.spans[token]
+        return f"{graph.stages[stage].name}.T{first}" + (f"-{end - 1}" if end - first > 1 else "")
     return f"{graph.stages[stage].name}.T{token}"
 
 
@@ -49,6 +54,7 @@ def to_json(graph: AttributionGraph, pruned: Optional[PrunedGraph] = None) -> di
     nodes = [
         {"id": ids[s][t], "stage": graph.stages[s].name, "stage_index": int(s), "layer": graph.stages[s].layer,
          "token": int(t), "token_str": graph.tokens[t], "relevance": float(graph.node_relevance[s, t])}
+        | ({} if graph.spans is None else {"token_start": graph.spans[t][0], "token_end": graph.spans[t][1]})
         for s, t in zip(*np.nonzero(node_mask))
     ]
     edges, transitions = [], []
@@ -71,7 +77,8 @@ def to_json(graph: AttributionGraph, pruned: Optional[PrunedGraph] = None) -> di
         transitions.append(t)
     meta = {"schema_version": SCHEMA_VERSION, "model": graph.model, "objective": _num(graph.objective),
             "rule": graph.rule, "notes": list(graph.notes), "pruned": pruned is not None,
-            "selected_stages": list(pruned.stages) if pruned is not None else None, "path_order": PATH_ORDER}
+            "selected_stages": list(pruned.stages) if pruned is not None else None, "path_order": PATH_ORDER,
+            "groups": None if graph.spans is None else [list(sp) for sp in graph.spans]}
     return {"meta": meta, "tokens": list(graph.tokens), "token_ids": [int(t) for t in graph.token_ids],
             "stages": [{"name": s.name, "layer": s.layer, "kind": s.kind} for s in graph.stages],
             "nodes": nodes, "transitions": transitions, "edges": edges}
@@ -96,7 +103,8 @@ def from_json(d: dict) -> AttributionGraph:
         model=d["meta"]["model"], tokens=list(d["tokens"]), token_ids=[int(t) for t in d["token_ids"]],
         stages=stages, node_relevance=rel, transitions=transitions,
         objective=float("nan") if objective is None else float(objective), rule=d["meta"]["rule"],
-        notes=list(d["meta"]["notes"]))
+        notes=list(d["meta"]["notes"]),
+        spans=None if d["meta"].get("groups") is None else tuple((int(a), int(b)) for a, b in d["meta"]["groups"]))
 
 
 def _edge_set(t: dict, es: list[dict], where: dict) -> EdgeSet:

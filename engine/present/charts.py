@@ -31,8 +31,14 @@ def _labels(tokens: Sequence[str]) -> list[str]:
 def token_chart(tokens: Sequence[str], values: Sequence[float], relevance: Sequence[float], shown: Sequence[bool],
                 per_row: int = 16, scale: float = 1.0) -> alt.Chart:
     """The token heatmap as a grid of coloured cells (for PNG / SVG export)."""
-    rows = [dict(pos=i, token=_visible_text(t), value=v, R=r) for i, (t, v, r, on)
-            in enumerate(zip(tokens, values, relevance, shown)) if on]
+    if sum(map(bool, shown)) > TOKEN_CELLS:  # runs of tokens: R summed, colour re-scaled over the runs
+        labels, sums, spans = _binned(tokens, np.asarray([relevance], dtype=np.float64), shown, TOKEN_CELLS)
+        m = float(np.abs(sums).max(initial=0.0)) or 1.0
+        rows = [dict(pos=f"{a}–{b}", token=lab, value=float(r) / m, R=float(r))
+                for lab, r, (a, b) in zip(labels, sums[0], spans)]
+    else:
+        rows = [dict(pos=i, token=_visible_text(t), value=v, R=r) for i, (t, v, r, on)
+                in enumerate(zip(tokens, values, relevance, shown)) if on]
     df = pd.DataFrame(rows, columns=["pos", "token", "value", "R"])
     df["col"] = np.arange(len(df)) % per_row
     df["row"] = np.arange(len(df)) // per_row
@@ -46,24 +52,48 @@ def token_chart(tokens: Sequence[str], values: Sequence[float], relevance: Seque
     return (cells + text).properties(width=round(min(max(len(df), 1), per_row) * 62 * scale), height=round(n_rows * 26 * scale))
 
 
-def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]], shown: Sequence[bool],
-                scale: float = 1.0) -> alt.Chart:
-    """Layers x tokens heatmap of residual-stream relevance; row 0 is the embedding. Colour: R / max|R| shown."""
-    lr = np.asarray(layer_relevance, dtype=np.float64)  # [layers + 1, tokens]
+LAYER_COLUMNS = 120  # above this many shown tokens the layers chart sums runs of tokens into this many columns
+TOKEN_CELLS = 1024  # above this many shown tokens the exported token chart sums runs of tokens into cells
+
+
+def _binned(tokens: Sequence[str], matrix: np.ndarray, shown: Sequence[bool], limit: int
+            ) -> tuple[list[str], np.ndarray, list[tuple[int, int]]]:
+    """Columns of the shown tokens, or, when there are more than `limit`, runs of consecutive positions summed.
+
+    matrix: [rows, tokens]. Returns (unique column labels, [rows, columns] values, (first, last) position per
+    column). Hidden tokens count 0 inside a run. Vega-Lite gets at most `limit` columns whatever the prompt
+    length (a 10k-token ordinal axis overflowed the browser's call stack)."""
     keep = [i for i, on in enumerate(shown) if on]
-    labels = _labels(tokens)
-    sub = lr[:, keep] if keep else lr[:, :0]
+    if len(keep) <= limit:
+        labels = _labels(tokens)
+        return [labels[i] for i in keep], matrix[:, keep], [(i, i) for i in keep]
+    size = -(-len(tokens) // limit)
+    starts = list(range(0, len(tokens), size))
+    masked = np.where(np.asarray(shown, dtype=bool)[None, :], matrix, 0.0)
+    spans = [(s, min(s + size, len(tokens)) - 1) for s in starts]
+    return [f"{a}–{b}" for a, b in spans], np.add.reduceat(masked, starts, axis=1), spans
+
+
+def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]], shown: Sequence[bool],
+                scale: float = 1.0, limit: int = LAYER_COLUMNS) -> alt.Chart:
+    """Layers x tokens heatmap of residual-stream relevance; row 0 is the embedding. Colour: R / max|R| shown.
+    Long prompts: columns are runs of tokens (R summed), see `_binned`."""
+    lr = np.asarray(layer_relevance, dtype=np.float64)  # [layers + 1, tokens]
+    labels, sub, spans = _binned(tokens, lr, shown, limit)  # sub: [layers + 1, columns]
     m = float(np.abs(sub).max(initial=0.0)) or 1.0
-    df = pd.DataFrame([dict(layer=l, token=labels[i], R=float(lr[l, i]), value=float(lr[l, i]) / m)
-                       for l in range(lr.shape[0]) for i in keep], columns=["layer", "token", "R", "value"])
+    df = pd.DataFrame([dict(layer=l, token=labels[c], R=float(sub[l, c]), value=float(sub[l, c]) / m)
+                       for l in range(lr.shape[0]) for c in range(len(labels))], columns=["layer", "token", "R", "value"])
     df["stage"] = df["layer"].map(lambda l: "embedding" if l == 0 else f"layer {l - 1}")
     order = [f"layer {l - 1}" for l in range(lr.shape[0] - 1, 0, -1)] + ["embedding"]
+    binned = any(a != b for a, b in spans)
     return alt.Chart(df).mark_rect().encode(
-        x=alt.X("token:O", sort=[labels[i] for i in keep], title=None, axis=alt.Axis(labelAngle=-60, labelLimit=120)),
+        x=alt.X("token:O", sort=labels, title="tokens (runs summed)" if binned else None,
+                axis=alt.Axis(labelAngle=-60, labelLimit=120, labelOverlap=True)),
         y=alt.Y("stage:O", sort=order, title="residual stream after"),
         color=alt.Color("value:Q", scale=SCHEME, legend=alt.Legend(**WORDS_LEGEND)),
         tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")],
-    ).properties(width=round(max(360, min(len(keep), 100) * 26) * scale), height=round(max(140, 30 * lr.shape[0]) * scale))
+    ).properties(width=round((640 if binned else max(360, min(len(labels), 100) * 26)) * scale),
+                 height=round(max(140, 30 * lr.shape[0]) * scale))
 
 
 def segment_chart(segments: Mapping[str, float], scale: float = 1.0) -> alt.Chart:

@@ -32,8 +32,10 @@ def shown_mask(n: int, special: Sequence[bool], hide_first: bool, hide_special: 
     return [not ((hide_first and i == 0) or (hide_special and special[i])) for i in range(n)]
 
 
-def normalise(relevance: Sequence[float], shown: Sequence[bool], norm: str = "max") -> list[float]:
-    """[tokens] colour values in [-1, 1]; hidden tokens get 0.
+def normalise(relevance: Sequence[float], shown: Sequence[bool], norm: str = "max",
+              scale_by: Optional[Sequence[bool]] = None) -> list[float]:
+    """[tokens] colour values in [-1, 1]; hidden tokens get 0. `scale_by` (default: `shown`) names the entries the
+    maxima below are taken over; entries beyond them are clipped to ±1 (e.g. a sink token that would wash out the rest).
 
     "max": R / max|R| over shown tokens. "sign": R > 0 divided by the largest positive R, R < 0 by the largest
     |negative| R (each sign uses its full colour range). "none": R clipped to [-1, 1] (raw units of the objective).
@@ -41,12 +43,13 @@ def normalise(relevance: Sequence[float], shown: Sequence[bool], norm: str = "ma
     r = np.asarray(relevance, dtype=np.float64)
     on = np.asarray(shown, dtype=bool)
     vis = np.where(on, r, 0.0)
+    ref = vis if scale_by is None else np.where(on & np.asarray(scale_by, dtype=bool), r, 0.0)
     if norm == "max":
-        m = np.abs(vis).max(initial=0.0)
-        out = vis / m if m > 0 else vis * 0
+        m = np.abs(ref).max(initial=0.0)
+        out = (vis / m).clip(-1.0, 1.0) if m > 0 else vis * 0
     elif norm == "sign":
-        pos, neg = vis.clip(min=0).max(initial=0.0), (-vis).clip(min=0).max(initial=0.0)
-        out = np.where(vis > 0, vis / (pos or 1.0), np.where(vis < 0, vis / (neg or 1.0), 0.0))
+        pos, neg = ref.clip(min=0).max(initial=0.0), (-ref).clip(min=0).max(initial=0.0)
+        out = np.where(vis > 0, vis / (pos or 1.0), np.where(vis < 0, vis / (neg or 1.0), 0.0)).clip(-1.0, 1.0)
     elif norm == "none":
         out = vis.clip(-1.0, 1.0)
     else:
@@ -245,7 +248,7 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
             fixed=True,
             size=6 + 22 * a ** 0.5, shape="dot", color=_hex(colour(r / rmax if a > 0.02 else 0.02 * np.sign(r))),
             borderWidth=3 if selected == (s, int(t)) else 1,
-            title=f"{graph.stages[s].label} · token {int(t)} {tok!r}\nR = {r:+.4f}",
+            title=f"{graph.stages[s].label} · {_where(graph, int(t))} {tok!r}\nR = {r:+.4f}",
             font={"size": 12, "color": "#222", "vadjust": -4},
         )
     kept = [(tr, m) for tr, m in zip(graph.transitions, pruned.edge_masks) if m.any()]
@@ -257,6 +260,14 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
                          smooth=False, physics=False)
     net.toggle_physics(False)
     return net
+
+
+def _where(graph: AttributionGraph, column: int) -> str:
+    """ "token 5", or for a supernode of a grouped graph "tokens 5–9"."""
+    if graph.spans is None:
+        return f"token {column}"
+    a, b = graph.spans[column]
+    return f"tokens {a}–{b - 1}" if b - a > 1 else f"token {a}"
 
 
 def graph_data(graph: AttributionGraph, pruned: PrunedGraph, *, selected: Optional[tuple[int, int]] = None) -> dict:
