@@ -17,11 +17,16 @@ Measured change: Δℓ of the patched forward minus Δℓ of the unpatched one (
 The predicted change is first order: it matches the measured one for a node that acts linearly on Δℓ;
 the correlation over the top-N nodes says how far the attribution's ranking can be trusted causally.
 Every node's variants are rows of one batch: one forward (per memory-sized chunk) patches a different
-(row, position) in each row through scoped forward hooks, removed in `finally`.
+(row, position) in each row through scoped forward hooks, removed in `finally`. Rows that patch token t run
+only positions t.. on the cached keys and values of the prompt before t (`reuse_prefix`; tested equal to
+full forwards on every architecture).
 """
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
+import inspect
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Optional, Sequence
 
@@ -85,13 +90,14 @@ class AblationReport:
 
 @dataclass(frozen=True)
 class _Patch:
-    """One row's change: at `module`'s input ("pre") or output ("out"), position `token` := value (or += value)."""
+    """One row's change at position `token`: `module`'s input ("pre") or output ("out") := value; "mid": the
+    attention output := value − the layer's input, so the residual after attention is exactly `value`."""
 
     module: torch.nn.Module
-    where: str  # "pre" | "out"
+    where: str  # "pre" | "out" | "mid"
     token: int
     value: torch.Tensor  # [d]
-    add: bool = False
+    layer: Optional[torch.nn.Module] = None  # "mid": the decoder layer whose input is the residual
 
 
 @dataclass
@@ -182,17 +188,23 @@ def _patched(patches: Sequence[_Patch]) -> Iterator[None]:
             groups.setdefault((id(p.module), p.where), []).append((row, p))
     handles = []
 
+    inputs: dict[int, torch.Tensor] = {}  # id(layer) -> its input in this forward ("mid" patches)
+
     def apply(h: torch.Tensor, items: list[tuple[int, _Patch]]) -> torch.Tensor:
         h = h.clone()
         for row, p in items:
-            v = p.value.to(h.dtype)
-            if p.add:
-                h[row, p.token] += v.reshape(h[row, p.token].shape)
-            else:
-                h[row, p.token] = v.reshape(h[row, p.token].shape)
+            v = p.value.to(h.dtype).reshape(h[row, p.token].shape)
+            if p.where == "mid":  # residual + (v - residual) is exactly v for v = 0
+                v = v - inputs[id(p.layer)][row, p.token].reshape(v.shape)
+            h[row, p.token] = v
         return h
 
+    def keep_input(_m, args, kwargs):
+        inputs[id(_m)] = args[0] if args else kwargs["hidden_states"]
+
     try:
+        for layer in {id(p.layer): p.layer for p in patches if p is not None and p.where == "mid"}.values():
+            handles.append(layer.register_forward_pre_hook(keep_input, with_kwargs=True))
         for (_, where), items in groups.items():
             module = items[0][1].module
             if where == "pre":
@@ -215,16 +227,49 @@ def _patched(patches: Sequence[_Patch]) -> Iterator[None]:
 
 @torch.inference_mode()
 def _run(handle: Any, ids: list[int], patches: list[Optional[_Patch]], target_id: int, contrast_id: int,
-         chunk: int) -> list[float]:
-    """Δℓ of each row: the same ids, row i patched by patches[i]; `chunk` rows per forward."""
+         chunk: int, reuse_prefix: bool = True) -> list[float]:
+    """Δℓ of each row: the same ids, row i patched by patches[i]; `chunk` rows per forward.
+
+    A patch at token t leaves every position before t unchanged, so with `reuse_prefix` the rows that patch
+    token t run only positions t.. on the keys and values of the unpatched prompt before t (one cached
+    forward, cropped per token; the model's own cache API, so every architecture follows its own masks).
+    """
+    model = handle.model
     x = torch.tensor([ids], device=handle.device)
-    out: list[float] = []
-    for start in range(0, len(patches), chunk):
-        part = patches[start:start + chunk]
-        with _patched(part):
-            logits = handle.model(input_ids=x.expand(len(part), -1), logits_to_keep=1).logits[:, -1].float()
-        out += (logits[:, target_id] - logits[:, contrast_id]).tolist()
-    return out
+
+    def diffs(logits: torch.Tensor) -> list[float]:
+        last = logits[:, -1].float()
+        return (last[:, target_id] - last[:, contrast_id]).tolist()
+
+    out: dict[int, float] = {}
+    cache = None
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"  # renamed
+    if reuse_prefix:
+        try:
+            full = model(input_ids=x, logits_to_keep=1, use_cache=True)
+            cache = getattr(full, "cache", None) or getattr(full, "past_key_values", None)
+        except TypeError:
+            cache = None
+        if cache is None or not getattr(cache, "is_croppable", False) or any(getattr(cache, "is_sliding", ())):
+            cache = None  # sliding-window layers cannot roll back: every row runs the whole prompt
+    groups: dict[int, list[int]] = {}
+    for row, p in enumerate(patches):
+        groups.setdefault(p.token if (p is not None and cache is not None) else 0, []).append(row)
+    for t0, rows in sorted(groups.items()):
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            local = [None if patches[r] is None else dataclasses.replace(patches[r], token=patches[r].token - t0)
+                     for r in part]
+            kwargs: dict[str, Any] = {"input_ids": x[:, t0:].expand(len(part), -1), "logits_to_keep": 1}
+            if t0:
+                past = copy.deepcopy(cache)
+                past.crop(t0 - len(ids))  # keep positions 0..t0-1
+                past.batch_repeat_interleave(len(part))
+                kwargs.update({name: past, "use_cache": True})
+            with _patched(local):
+                values = diffs(model(**kwargs).logits)
+            out.update(zip(part, values))
+    return [out[r] for r in range(len(patches))]
 
 
 def _pearson(a: list[Optional[float]], b: list[Optional[float]]) -> Optional[float]:
@@ -239,7 +284,7 @@ def _pearson(a: list[Optional[float]], b: list[Optional[float]]) -> Optional[flo
 
 def ablate_nodes(handle: Any, token_ids: Sequence[int], target_id: int, contrast_id: int,
                  nodes: Optional[Sequence[tuple[int, int]]] = None, top_n: int = 20, split: bool = False,
-                 skip_first: bool = False, chunk: Optional[int] = None) -> AblationReport:
+                 skip_first: bool = False, chunk: Optional[int] = None, reuse_prefix: bool = True) -> AblationReport:
     """Ablate `nodes` (default: the top_n by |R|) of the case; see the module docstring."""
     from engine.tokens import display_many
 
@@ -280,9 +325,10 @@ def ablate_nodes(handle: Any, token_ids: Sequence[int], target_id: int, contrast
             elif stage.kind == "post":
                 layer = layers[stage.layer]
                 res = [_Patch(layer, "out", t, torch.zeros_like(x[t])), _Patch(layer, "out", t, mu)]
-            elif residual_mid:  # mid = h_in + attention output: shift the attention output by (value - mid)
-                attn = attention_module(layers[stage.layer])
-                res = [_Patch(attn, "out", t, -x[t], add=True), _Patch(attn, "out", t, mu - x[t], add=True)]
+            elif residual_mid:  # mid = h_in + attention output: set the attention output to (value - h_in)
+                layer = layers[stage.layer]
+                attn = attention_module(layer)
+                res = [_Patch(attn, "mid", t, torch.zeros_like(x[t]), layer), _Patch(attn, "mid", t, mu, layer)]
             else:
                 res = [None, None]
             blk = [None, None]
@@ -291,7 +337,7 @@ def ablate_nodes(handle: Any, token_ids: Sequence[int], target_id: int, contrast
                 blk = [_Patch(module, "out", t, torch.zeros_like(a[t])), _Patch(module, "out", t, _mean(a))]
             plan.append([add(p) for p in res + blk])
         size = chunk or max(1, _ACTIVATION_BYTES // (4 * len(ids) * 16 * int(handle.model.config.hidden_size)))
-        measured = _run(handle, ids, rows, target_id, contrast_id, size)
+        measured = _run(handle, ids, rows, target_id, contrast_id, size, reuse_prefix)
     base = measured[0]
     out = []
     tokens = display_many(handle.tokenizer, ids)
