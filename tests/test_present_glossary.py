@@ -119,3 +119,22 @@ def test_graph_rows_in_words():
 def test_legend_html_escapes():
     out = glossary.legend_html(["M-IA", "NC-IA+M-AG", "not-a-code"])
     assert "NC-IA+M-AG" in out and "not-a-code" not in out and "<script" not in out
+
+
+def test_every_causal_check_code_and_column_has_an_entry():
+    import pandas as pd
+
+    from engine.cases.ablation import AblationReport, NodeAblation
+    from engine.cases.checks import VERDICTS, DeletionCurves, verdict_table
+    from engine.present.check_charts import ablation_frame, curves_table
+    from engine.runs.store import check_columns
+
+    curves = DeletionCurves(1.0, (1.0, 0.5), (1.0, 2.0), (1.0, 0.8), (0.0, 0.1), (0.0, 0.4), (3,), ("a",), (2,), None,
+                            None, 0.3, "partly", "…", "neutral", 0, (0,), 1, 5)
+    node = NodeAblation(1, "L0.mid", 3, "a", 0.5, -0.5, -0.4, -0.3, -0.2, "attention", -0.1, -0.1, 0.0, 0.0)
+    report = AblationReport(1.0, (node,), None, None, None, None, True, 2)
+    frame = pd.DataFrame({"model_label": ["m"], "benchmark": ["b"], "category": ["M-IA"], **{k: [v] for k, v in check_columns(
+        {"curves": {"verdict": "explains", "area": 1.0, "flip_k": 1}, "ablation": {"r_zero": 0.5}}).items()}})
+    cols = (list(curves_table(curves).columns) + list(ablation_frame(report).columns) + list(check_columns(None))
+            + list(verdict_table(frame, ("model_label", "benchmark", "category")).columns) + list(VERDICTS))
+    assert not _missing(cols)
