@@ -49,7 +49,8 @@ def test_bag_of_words_curves_by_arithmetic():
 
 
 def test_batched_equals_one_row_at_a_time():
-    a = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=4, replacement=MASK, chunk=1)
+    a = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=4, replacement=MASK, chunk=1,
+                        reuse_prefix=False)
     b = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=4, replacement=MASK)
     assert a.to_dict() == b.to_dict()
 
@@ -157,3 +158,18 @@ def test_check_cli_on_a_shipped_failure():
     assert bad.returncode == 2 and "No shipped failure" in bad.stderr and "Traceback" not in bad.stderr
     both = run("--case", f"l/{case.case_id}", "--prompt", "x")
     assert both.returncode == 2 and "either --case" in both.stderr
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "gpt2", "mistral", "gemma3", "gpt_neox"])
+def test_cached_prefix_rows_equal_full_forwards(tiny_model_dir, arch):
+    from engine.models import load_model
+
+    h = load_model(str(tiny_model_dir(arch)), device="cpu")
+    ids = h.tokenizer("the cat sat on the mat and the dog lay by the door of the house")["input_ids"]
+    rel = [((i * 7) % 5) - 2.0 for i in range(len(ids))]  # mixed signs, fixed
+    fast = deletion_curves(h.model, h.tokenizer, ids, rel, 5, 7, k=4, seeds=(0, 1), replacement=3)
+    slow = deletion_curves(h.model, h.tokenizer, ids, rel, 5, 7, k=4, seeds=(0, 1), replacement=3, chunk=1,
+                           reuse_prefix=False)
+    for name in ("target", "contrast", "random_mean", "random_std", "insertion"):
+        assert getattr(fast, name) == pytest.approx(getattr(slow, name), abs=2e-5), name
+    assert fast.verdict == slow.verdict and fast.target_positions == slow.target_positions

@@ -24,15 +24,14 @@ full forwards on every architecture).
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
-import inspect
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 
+from engine.cases.checks import PrefixCache
 from engine.graph.capture import attention_module
 from engine.graph.prune import stage_layout
 from engine.records import FailureLensError
@@ -231,44 +230,25 @@ def _run(handle: Any, ids: list[int], patches: list[Optional[_Patch]], target_id
     """Δℓ of each row: the same ids, row i patched by patches[i]; `chunk` rows per forward.
 
     A patch at token t leaves every position before t unchanged, so with `reuse_prefix` the rows that patch
-    token t run only positions t.. on the keys and values of the unpatched prompt before t (one cached
-    forward, cropped per token; the model's own cache API, so every architecture follows its own masks).
+    token t run only positions t.. on the cached keys and values of the prompt before t (checks.PrefixCache).
     """
     model = handle.model
     x = torch.tensor([ids], device=handle.device)
-
-    def diffs(logits: torch.Tensor) -> list[float]:
-        last = logits[:, -1].float()
-        return (last[:, target_id] - last[:, contrast_id]).tolist()
-
-    out: dict[int, float] = {}
-    cache = None
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"  # renamed
-    if reuse_prefix:
-        try:
-            full = model(input_ids=x, logits_to_keep=1, use_cache=True)
-            cache = getattr(full, "cache", None) or getattr(full, "past_key_values", None)
-        except TypeError:
-            cache = None
-        if cache is None or not getattr(cache, "is_croppable", False) or any(getattr(cache, "is_sliding", ())):
-            cache = None  # sliding-window layers cannot roll back: every row runs the whole prompt
+    prefix = PrefixCache(model, x) if reuse_prefix else None
+    use = prefix is not None and prefix.ok
     groups: dict[int, list[int]] = {}
     for row, p in enumerate(patches):
-        groups.setdefault(p.token if (p is not None and cache is not None) else 0, []).append(row)
+        groups.setdefault(p.token if (p is not None and use) else 0, []).append(row)
+    out: dict[int, float] = {}
     for t0, rows in sorted(groups.items()):
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
             local = [None if patches[r] is None else dataclasses.replace(patches[r], token=patches[r].token - t0)
                      for r in part]
-            kwargs: dict[str, Any] = {"input_ids": x[:, t0:].expand(len(part), -1), "logits_to_keep": 1}
-            if t0:
-                past = copy.deepcopy(cache)
-                past.crop(t0 - len(ids))  # keep positions 0..t0-1
-                past.batch_repeat_interleave(len(part))
-                kwargs.update({name: past, "use_cache": True})
+            extra = prefix.kwargs(t0, len(part)) if use else {}
             with _patched(local):
-                values = diffs(model(**kwargs).logits)
-            out.update(zip(part, values))
+                last = model(input_ids=x[:, t0:].expand(len(part), -1), logits_to_keep=1, **extra).logits[:, -1]
+            out.update(zip(part, (last[:, target_id].float() - last[:, contrast_id].float()).tolist()))
     return [out[r] for r in range(len(patches))]
 
 

@@ -28,11 +28,15 @@ Verdicts (thresholds are module constants, stated in the sentences and in the RE
 - not_explained anything else;
 - no_failure    Δℓ ≤ 0 before removing anything (the model already prefers the contrast).
 
-All rows of all curves are built as one [rows, T] batch and run in as few forward passes as memory allows.
+All rows of all curves are built as one [rows, T] batch and run in as few forward passes as memory allows;
+a row whose first removed token is at position p runs only positions p.. on the cached keys and values of the
+unchanged prompt before p (`PrefixCache`; tested equal to full forwards on every architecture).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import inspect
 import math
 import random
 from dataclasses import dataclass
@@ -109,18 +113,65 @@ def _chunk_rows(model: Any, n_tokens: int) -> int:
     return max(1, _ACTIVATION_BYTES // max(per_row, 1))
 
 
-@torch.inference_mode()
-def _last_logits(model: Any, batch: torch.Tensor, chunk: int) -> torch.Tensor:
-    """[B, V] last-position logits of every row of `batch` [B, T], `chunk` rows per forward."""
-    out = []
-    for start in range(0, batch.shape[0], chunk):
-        rows = batch[start:start + chunk]
+class PrefixCache:
+    """Keys and values of one unpatched forward over a prompt, to re-run rows from position t on.
+
+    Rows that change nothing before position t run only positions t.. on a copy cropped to t and repeated
+    over the rows (the model's own cache API, so every architecture keeps its own masks and positions).
+    `ok` is False where the cache cannot roll back (sliding-window layers) or the model has none: every
+    row then runs the whole prompt.
+    """
+
+    def __init__(self, model: Any, ids: torch.Tensor):
+        self.model, self.n = model, ids.shape[-1]
+        self.name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         try:
-            logits = model(input_ids=rows, logits_to_keep=1).logits
-        except TypeError:  # models without logits_to_keep
-            logits = model(input_ids=rows).logits
-        out.append(logits[:, -1].float())
-    return torch.cat(out)
+            out = model(input_ids=ids, logits_to_keep=1, use_cache=True)
+        except TypeError:  # models without logits_to_keep / caches
+            out = model(input_ids=ids)
+        self.logits = out.logits[:, -1].float()  # [1, V]
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        self.ok = (cache is not None and bool(getattr(cache, "is_croppable", False))
+                   and not any(getattr(cache, "is_sliding", ())))
+        self.cache = cache if self.ok else None
+
+    def kwargs(self, t0: int, rows: int) -> dict[str, Any]:
+        """Forward kwargs (besides the ids of positions t0..) for `rows` rows that start at t0."""
+        if not t0:
+            return {}
+        past = copy.deepcopy(self.cache)
+        past.crop(t0 - self.n)  # a negative crop keeps positions 0..t0-1
+        past.batch_repeat_interleave(rows)
+        return {self.name: past, "use_cache": True}
+
+
+@torch.inference_mode()
+def _last_logits(model: Any, batch: torch.Tensor, chunk: int, starts: Optional[list[int]] = None) -> torch.Tensor:
+    """[B, V] last-position logits of every row of `batch` [B, T], `chunk` rows per forward.
+
+    starts[i]: the first position where row i differs from row 0 (the unchanged prompt); rows are grouped by
+    it and run on the cached prefix (PrefixCache) where the model allows.
+    """
+    prefix = PrefixCache(model, batch[:1]) if starts is not None else None
+    if prefix is None or not prefix.ok:
+        starts = [0] * batch.shape[0]
+    groups: dict[int, list[int]] = {}
+    for row, t0 in enumerate(starts):
+        groups.setdefault(t0, []).append(row)
+    out: dict[int, torch.Tensor] = {}
+    for t0, rows in groups.items():
+        if t0 >= batch.shape[1]:  # nothing changed: the prompt's own logits
+            out.update((r, prefix.logits[0]) for r in rows)
+            continue
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            extra = prefix.kwargs(t0, len(part)) if prefix is not None and prefix.ok else {}
+            try:
+                logits = model(input_ids=batch[part, t0:], logits_to_keep=1, **extra).logits
+            except TypeError:  # models without logits_to_keep
+                logits = model(input_ids=batch[part, t0:], **extra).logits
+            out.update(zip(part, logits[:, -1].float()))
+    return torch.stack([out[r] for r in range(batch.shape[0])])
 
 
 def _verdict(base: float, target: list[float], rmean: list[float], rstd: list[float], flip_k: Optional[int],
@@ -157,7 +208,7 @@ def _verdict(base: float, target: list[float], rmean: list[float], rstd: list[fl
 def deletion_curves(model: Any, tokenizer: Any, input_ids: Sequence[int], relevance: Sequence[float],
                     target_id: int, contrast_id: int, special_mask: Optional[Sequence[bool]] = None, k: int = 10,
                     seeds: Sequence[int] = (0, 1, 2, 3, 4), replacement: Union[str, int] = "neutral",
-                    insertion: bool = True, chunk: Optional[int] = None) -> DeletionCurves:
+                    insertion: bool = True, chunk: Optional[int] = None, reuse_prefix: bool = True) -> DeletionCurves:
     """The curves, area and verdict of the module docstring for one case.
 
     input_ids / relevance / special_mask: [T] aligned; relevance > 0 supports the target.
@@ -207,8 +258,11 @@ def deletion_curves(model: Any, tokenizer: Any, input_ids: Sequence[int], releva
             m[by_target[:j]] = False
             rows_insert.append(len(masks))
             masks.append(m)
-    batch = torch.where(torch.stack(masks), torch.tensor(mask_id, device=device), ids[None, :])
-    logits = _last_logits(model, batch, chunk or _chunk_rows(model, n))
+    stacked = torch.stack(masks)  # [rows, T]
+    batch = torch.where(stacked, torch.tensor(mask_id, device=device), ids[None, :])
+    changed = stacked & (batch != ids[None, :])  # a replaced token equal to the replacement changes nothing
+    starts = [int(r.nonzero()[0]) if r.any() else n for r in changed] if reuse_prefix else None
+    logits = _last_logits(model, batch, chunk or _chunk_rows(model, n), starts)
     diffs = (logits[:, target_id] - logits[:, contrast_id]).tolist()
 
     base = diffs[0]
