@@ -177,7 +177,11 @@ def load_model(
     trust_remote_code: bool = False,
     gradient_checkpointing: bool = False,
 ) -> ModelHandle:
-    """Load a causal LM for attribution. Parameters never require gradients; the model is in eval mode."""
+    """Load a causal LM for attribution. Parameters never require gradients; the model is in eval mode.
+
+    gradient_checkpointing=True: always attribute with per-layer recompute (`trace.recomputed_layers`);
+    otherwise the memory guard picks it per run, when kept activations would not fit.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -219,11 +223,6 @@ def load_model(
         model.to(dev)
     model.eval()
     model.requires_grad_(False)
-    if gradient_checkpointing:
-        if hasattr(model, "activation_checkpointing_enable"):
-            model.activation_checkpointing_enable({"use_reentrant": False})
-        else:  # transformers before the rename
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     local_dir = folder if folder is not None else _snapshot_dir(ref, revision)
     whash = weights_hash(local_dir) if local_dir is not None else f"hub:{revision or 'main'}"
     dtype_name = str(torch_dtype).replace("torch.", "")
