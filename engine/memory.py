@@ -70,7 +70,7 @@ def estimate(handle: ModelHandle, tokens: int, kind: str = "heatmap", batch: int
         need = layers * per_layer
     if kind in ("graph", "packed"):
         need += (2 if recompute else layers) * t * (6 * d + 2 * ffn) * 4
-        need += chunk_elements(handle) * 12 * 4
+        need += min(heads * t * t, chunk_elements(handle)) * 12 * 4
         need += 2 * layers * max_edges * (24 + 4 * heads)
     if kind == "packed":
         need += batch * layers_run * per_layer
