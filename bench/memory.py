@@ -11,7 +11,7 @@ itself (weights, libraries and the run). time = CPU seconds of that process, one
 
 floor   = a plain forward + backward to the input embeddings (no rules, nothing kept): what any gradient costs.
 heatmap = `engine.attribute` on the path the memory guard picks (kept activations, or per-layer recompute).
-graph   = `engine.build_graph` (all layers, closed form) plus its columnar JSON export.
+graph   = `engine.build_graph` (all layers, closed form, 100k edges per transition) plus its JSON export (binary columns).
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def _run(handle, kind: str, ids: list[int], recompute) -> str:
     if kind == "heatmap":
         return attribute(handle, "", token_ids=ids, recompute=recompute).path
     g = build_graph(handle, "", token_ids=ids, recompute=recompute)
-    json.dumps(to_json(g))
+    json.dumps(to_json(g, binary=True))
     return g.path
 
 

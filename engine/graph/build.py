@@ -11,7 +11,7 @@ import torch
 
 from ..heatmap import TokenSpec, check_finite, prepare
 from ..lrp.context import lrp_rules
-from ..memory import check_memory
+from ..memory import check_memory, chunk_elements
 from ..models import ModelHandle
 from ..records import FailureLensError
 from ..trace import decoder_layers, relevance, run_trace
@@ -250,7 +250,8 @@ def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold
         if why is None:
             try:
                 f = _factors(handle, layer, rec)
-                return _edge_set(s, t, attention_edges(f, node_rel[s], node_rel[t], handle.rule, max_edges), "closed_form")
+                edges = attention_edges(f, node_rel[s], node_rel[t], handle.rule, max_edges, chunk_elements(handle))
+                return _edge_set(s, t, edges, "closed_form")
             except RuntimeError as e:
                 why = str(e)
             finally:
