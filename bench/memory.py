@@ -140,6 +140,52 @@ def row_text(r: dict, floor: dict | None) -> str:
             f"{r['growth'] / GIB:>9.2f} {m_ratio:>6.2f} {r['peak'] / GIB:>8.2f} {est:>8}")
 
 
+def shape_handle(shape: str, dtype: str = "float32"):
+    """Just enough of a ModelHandle for `engine.memory.estimate` (config, dtype, layers): no weights built."""
+    from types import SimpleNamespace
+
+    import torch
+    import transformers
+
+    from engine.models import DTYPES
+
+    cls, dims = SHAPES[shape]
+    config = getattr(transformers, cls)(vocab_size=303, **dims)
+    config._attn_implementation = "sdpa"
+    return SimpleNamespace(model=SimpleNamespace(config=config), dtype=DTYPES[dtype], n_layers=dims["num_hidden_layers"],
+                           device=torch.device("cpu"))
+
+
+def longest_fit(shape: str, kind: str, recompute: bool, free: int, dtype: str = "bfloat16") -> int:
+    """The longest prompt (tokens, multiple of 256) whose estimate fits in `free` bytes beyond the weights."""
+    from engine.memory import estimate
+
+    h = shape_handle(shape, dtype)
+    lo, hi = 0, 1 << 20
+    while hi - lo > 256:
+        mid = (lo + hi) // 2 // 256 * 256 or 256
+        lo, hi = (mid, hi) if estimate(h, mid, kind, recompute=recompute).needed <= free else (lo, mid)
+    return lo
+
+
+def gpu_estimates(shapes: list[str], gpus=(("H100 80 GB", 80), ("H200 141 GB", 141))) -> None:
+    """Estimates, not measurements: the longest prompt that fits on a GPU, from the memory guard's formula.
+
+    Weights: bfloat16 2 bytes / parameter, NF4 about 0.55; activations in bfloat16 either way (NF4 computes
+    in bfloat16); 2 GB kept back for the CUDA context and allocator slack.
+    """
+    print("ESTIMATES from engine.memory (no GPU measured): longest prompt that fits, tokens")
+    print(f"{'shape':>13} {'GPU':>12} {'weights':>8} {'heatmap kept':>13} {'heatmap recompute':>18} "
+          f"{'graph kept':>11} {'graph recompute':>16}")
+    params = {"qwen3-0.6b": 0.44e9, "llama-3.2-1b": 0.97e9}  # decoder layers only (vocabulary excluded)
+    for shape in shapes:
+        for gpu, gb in gpus:
+            for wname, bytes_per in (("bf16", 2.0), ("nf4", 0.55)):
+                free = int((gb - 2) * 1e9 - params[shape] * bytes_per)
+                fits = [longest_fit(shape, k, r, free) for k in ("heatmap", "graph") for r in (False, True)]
+                print(f"{shape:>13} {gpu:>12} {wname:>8} " + " ".join(f"{f:>{w}}" for f, w in zip(fits, (13, 18, 11, 16))))
+
+
 def run(shapes: list[str], lengths: list[int], kinds: list[str], recompute=None) -> int:
     import platform
 
