@@ -1,9 +1,12 @@
 """Memory guard: estimate what a heavy run needs and refuse early with a concrete suggestion.
 
-Estimates are coarse on purpose (tested within a factor of 2 of measured peaks on the zoo):
-  heatmap  = weights + layers * T * (16 d + 8 ffn) * bytes   (+ eager attention: 3 H T^2 per layer)
-  graph    = heatmap + layers * T * (6 d + 2 ffn) * 4 + min(H T^2, chunk) * 12 * 4 + kept edges
-  packed   = graph + B * (layers run) * T * (16 d + 8 ffn) * bytes
+Estimates (bytes beyond the weights; k = kept floats per token and layer, see `_kept_floats`), checked within
+1.5x of measured peaks at real widths (bench/RESULTS.md) and a factor of 2 on the zoo (tests/test_memory.py):
+  heatmap, kept       = layers * T * k * bytes   (+ eager attention: 3 H T^2 per layer)
+  heatmap, recompute  = layers * T * d * bytes + 2 * T * k * bytes   (layer inputs + one layer at a time)
+  graph    = heatmap + (layers or 2) * T * (6 d + 2 ffn) * 4 + min(H T^2, chunk) * 12 * 4 + kept edges
+  packed   = graph + B * (layers run) * T * k * bytes
+The guard runs kept activations when they fit, else per-layer recompute, else refuses naming what would fit.
 """
 from __future__ import annotations
 
@@ -49,23 +52,33 @@ def available_bytes(device: torch.device) -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def _shape(handle: ModelHandle) -> tuple[int, int, int, int, int]:
-    cfg = handle.model.config
-    d = cfg.hidden_size
-    ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d
-    elt = torch.finfo(handle.dtype).bits // 8 if handle.dtype.is_floating_point else 4
-    return d, ffn, cfg.num_attention_heads, handle.n_layers, elt
+def _kept_floats(cfg, d: int, ffn: int) -> float:
+    """Floats per token one decoder layer keeps for the backward under the rules (attribution path).
+
+    Counted from what autograd saves (residual in, normed inputs, q/k/v, attention output twice, q/k norm
+    inputs, and gate ratio, act(gate), up, their product in the MLP), times 0.8 for the tensors that share
+    storage; calibrated on the Qwen3-0.6B and Llama-3.2-1B shapes (bench/RESULTS.md, `python -m bench memory`).
+    """
+    heads = cfg.num_attention_heads
+    hd = getattr(cfg, "head_dim", None) or d // heads
+    a, kv = heads * hd, (getattr(cfg, "num_key_value_heads", None) or heads) * hd
+    norms = a + kv if getattr(cfg, "model_type", "") in ("qwen3", "gemma3", "olmo2", "olmo3") else 0
+    return 0.8 * (4 * d + 3 * a + 3 * kv + 4 * ffn + norms)
 
 
 def estimate(handle: ModelHandle, tokens: int, kind: str = "heatmap", batch: int = 1, max_edges: int = 100_000,
              layers_run: int = 1, recompute: bool = False) -> Estimate:
-    d, ffn, heads, layers, elt = _shape(handle)
+    cfg = handle.model.config
+    d = cfg.hidden_size
+    ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d
+    heads, layers = cfg.num_attention_heads, handle.n_layers
+    elt = torch.finfo(handle.dtype).bits // 8 if handle.dtype.is_floating_point else 4
     t = tokens
-    per_layer = t * (KEPT_D * d + KEPT_FFN * ffn) * elt  # activations one layer keeps for its backward
-    if (handle.model.config._attn_implementation or "eager") == "eager":
+    per_layer = t * _kept_floats(cfg, d, ffn) * elt  # activations one layer keeps for its backward
+    if (cfg._attn_implementation or "eager") == "eager":
         per_layer += 3 * heads * t * t * elt
-    if recompute:  # layer inputs kept; one layer's activations and its backward live at a time
-        need = layers * t * d * elt * 2 + 2 * per_layer
+    if recompute:  # layer inputs kept; one layer's activations and its backward temporaries live at a time
+        need = layers * t * d * elt + 2 * per_layer
     else:
         need = layers * per_layer
     if kind in ("graph", "packed"):
