@@ -178,12 +178,14 @@ def gpu_estimates(shapes: list[str], gpus=(("H100 80 GB", 80), ("H200 141 GB", 1
     print(f"{'shape':>13} {'GPU':>12} {'weights':>8} {'heatmap kept':>13} {'heatmap recompute':>18} "
           f"{'graph kept':>11} {'graph recompute':>16}")
     params = {"qwen3-0.6b": 0.44e9, "llama-3.2-1b": 0.97e9}  # decoder layers only (vocabulary excluded)
+    context = {"qwen3-0.6b": 40960, "llama-3.2-1b": 131072}  # the real models' context lengths
     for shape in shapes:
         for gpu, gb in gpus:
             for wname, bytes_per in (("bf16", 2.0), ("nf4", 0.55)):
                 free = int((gb - 2) * 1e9 - params[shape] * bytes_per)
                 fits = [longest_fit(shape, k, r, free) for k in ("heatmap", "graph") for r in (False, True)]
-                print(f"{shape:>13} {gpu:>12} {wname:>8} " + " ".join(f"{f:>{w}}" for f, w in zip(fits, (13, 18, 11, 16))))
+                cells = [f"{f:,}" if f < context[shape] else f"all {context[shape]:,}" for f in fits]
+                print(f"{shape:>13} {gpu:>12} {wname:>8} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, (13, 18, 11, 16))))
 
 
 def run(shapes: list[str], lengths: list[int], kinds: list[str], recompute=None) -> int:
@@ -202,6 +204,7 @@ def run(shapes: list[str], lengths: list[int], kinds: list[str], recompute=None)
                     floor = r
                 print(row_text(r, floor), flush=True)
     print("time× and mem× are ratios to the floor row above; est/mem = the memory guard's estimate / measured growth.")
+    gpu_estimates(shapes)
     return 0
 
 

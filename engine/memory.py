@@ -4,7 +4,7 @@ Estimates (bytes beyond the weights; k = kept floats per token and layer, see `_
 1.5x of measured peaks at real widths (bench/RESULTS.md) and a factor of 2 on the zoo (tests/test_memory.py):
   heatmap, kept       = layers * T * k * bytes   (+ eager attention: 3 H T^2 per layer)
   heatmap, recompute  = layers * T * d * bytes + 2 * T * k * bytes   (layer inputs + one layer at a time)
-  graph    = heatmap + (layers or 2) * T * (6 d + 2 ffn) * 4 + min(H T^2, chunk) * 12 * 4 + kept edges
+  graph    = heatmap + min(H T^2, chunk) * 12 * 4 + kept edges + layers * T * (recompute: 12 d; kept: 2 d + ffn)
   packed   = graph + B * (layers run) * T * k * bytes
 The guard runs kept activations when they fit, else per-layer recompute, else refuses naming what would fit.
 """
@@ -82,9 +82,10 @@ def estimate(handle: ModelHandle, tokens: int, kind: str = "heatmap", batch: int
     else:
         need = layers * per_layer
     if kind in ("graph", "packed"):
-        need += (2 if recompute else layers) * t * (6 * d + 2 * ffn) * 4
-        need += min(heads * t * t, chunk_elements(handle)) * 12 * 4
-        need += 2 * layers * max_edges * (24 + 4 * heads)
+        need += min(heads * t * t, chunk_elements(handle)) * 12 * 4 + layers * max_edges * (24 + 4 * heads)
+        # recompute: float32 residuals, their gradients and attention inputs of every layer stay for the edges;
+        # kept: retained gradients mostly replace activations the backward frees (measured +0.2x the floor)
+        need += layers * t * (3 * d * 4 if recompute else (2 * d + ffn))
     if kind == "packed":
         need += batch * layers_run * per_layer
     return Estimate(kind, tokens, int(need), available_bytes(handle.device), recompute)
