@@ -68,7 +68,8 @@ def to_json(graph: AttributionGraph, pruned: Optional[PrunedGraph] = None, binar
 
     Columnar (schema 2): nodes and each transition's edges are parallel arrays, not one object per edge, so a
     long prompt's millions of edges cost arrays, not dicts. A grouped graph's token spans are in meta.groups.
-    `binary=True` writes each array as base64 bytes (smaller and faster); the default writes plain lists. A node's id is "<stage name>.T<token>".
+    `binary=True` writes each array as base64 bytes (smaller and faster); the default writes plain lists.
+    A node's id is `node_id`: "<stage name>.T<token>".
     """
     node_mask, edge_masks = _visible(graph, pruned)
     s_idx, t_idx = np.nonzero(node_mask)
