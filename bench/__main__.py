@@ -1,4 +1,5 @@
-"""`python -m bench heatmap` / `python -m bench graph [--quick]` / `python -m bench check` / `python -m bench long`."""
+"""`python -m bench heatmap` / `python -m bench graph [--quick]` / `python -m bench check` / `python -m bench long` /
+`python -m bench memory [--lengths ...]`."""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +8,19 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", choices=["heatmap", "graph", "check", "long"])
+    parser.add_argument("which", choices=["heatmap", "graph", "check", "long", "memory"])
     parser.add_argument("--quick", action="store_true", help="shorter prompts, fewer repeats (smoke run)")
     parser.add_argument("--model", default=None, help="model source (default: the largest zoo model)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: idle OpenMP threads spin and inflate CPU time)")
+    parser.add_argument("--shapes", default="qwen3-0.6b,llama-3.2-1b", help="memory: model shapes")
+    parser.add_argument("--lengths", default="512,2048", help="memory: prompt lengths (8192: run by hand, slow)")
+    parser.add_argument("--kinds", default="floor,heatmap,graph", help="memory: what to measure")
     args = parser.parse_args(argv)
+    if args.which == "memory":
+        from .memory import run as run_memory
+
+        return run_memory(args.shapes.split(","), [int(n) for n in args.lengths.split(",")], args.kinds.split(","))
     import torch
 
     torch.set_num_threads(args.threads)

@@ -1,12 +1,16 @@
 """Failure Lens engine: contrastive LRP attribution for causal language models (no UI code here).
 
 Heavy modules (torch, transformers) load lazily, so `import engine.runs.store` stays fast.
+Importing `engine` tunes the C allocator to return freed tensor memory to the system (`allocator.py`).
 """
 from __future__ import annotations
 
 from typing import Any
 
+from . import allocator
 from .records import Attribution, FailureLensError, Fingerprint
+
+allocator.tune()
 
 _LAZY = {"attribute": ("heatmap", "attribute"), "load_model": ("models", "load_model"),
          "ModelHandle": ("models", "ModelHandle"), "build_graph": ("graph.build", "build_graph")}

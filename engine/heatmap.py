@@ -119,22 +119,26 @@ def attribute(
     top_k: int = 10,
     token_ids: Optional[list[int]] = None,
     offsets: Optional[list] = None,
+    recompute: Optional[bool] = None,
 ) -> Attribution:
     """Relevance of every prompt token for the objective at `position` (default: the last token).
 
     target defaults to the model's top-1 token; for logit_diff/by_ref_token the contrast defaults to
     the runner-up (noted in `warnings`). Positive relevance supports the target, negative the contrast.
+    `recompute`: None lets the memory guard choose (per-layer recompute only when kept activations do not
+    fit); True / False force a path. `Attribution.path` says which one ran.
     """
     enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
                                                        token_ids, offsets)
-    check_memory(handle, len(ids), "heatmap")
+    plan = check_memory(handle, len(ids), "heatmap", recompute=recompute)
+    if plan.note:
+        warnings.append(plan.note)
     with handle.lock:
-        trace, _, _ = run_trace(handle, ids, choice, name, k)
+        trace, _, _ = run_trace(handle, ids, choice, name, k, recompute=plan.recompute, keep_grads=False)
     tgt, con = choice.target, choice.contrast
     rel = relevance(trace.emb, trace.emb_grad)
     check_finite("relevance", rel, handle)
-    rows = [rel] + [relevance(h, g) for h, g in zip(trace.posts, trace.post_grads)]
-    layer_rel = torch.stack(rows)
+    layer_rel = torch.stack([rel] + trace.post_rel)
     check_finite("layer relevance", layer_rel, handle)
     logits = trace.logits
     diff = float(logits[tgt.token_id] - logits[con.token_id]) if con is not None else None
@@ -160,4 +164,5 @@ def attribute(
         special_mask=enc.special[: pos + 1],
         offsets=enc.offsets[: pos + 1],
         warnings=warnings,
+        path=trace.path,
     )

@@ -72,6 +72,7 @@ class Attribution:
     special_mask: list[bool] = field(default_factory=list)  # True for BOS / template tokens
     offsets: list[tuple[int, int]] = field(default_factory=list)  # char spans in the prompt
     warnings: list[str] = field(default_factory=list)
+    path: str = "kept"  # memory path that ran: "kept" activations or per-layer "recompute" (same numbers)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

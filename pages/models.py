@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from ui import layout, loaders, prompt_links, state
+from ui import layout, loaders, prompt_links, state, views
 from ui.state import ModelSpec
 
 layout.page("Models")
@@ -16,8 +16,8 @@ with right:
     rule = st.radio("Attribution rule", list(RULES), horizontal=True, key="load:rule",
                     help="AttnLRP propagates relevance through attention weights too; CP-LRP treats them as constants.")
     dtype = st.selectbox("Precision", ["auto", "float32", "bfloat16", "float16"], key="load:dtype",
-                         help="auto: float32 on CPU, bfloat16 on a GPU for 16-bit checkpoints.")
-    q4 = st.checkbox("Load in 4-bit (GPU with bitsandbytes only)", key="load:4bit")
+                         help=views.precision_help())
+    q4 = st.checkbox("Load in 4-bit (GPU with bitsandbytes only)", key="load:4bit", help=views.FOUR_BIT_HELP)
     trust = st.checkbox("Trust remote code", value=False, key="load:trust",
                         help="Runs Python code shipped with the model. Only for models whose authors you trust.")
     if trust:

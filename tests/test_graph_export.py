@@ -40,28 +40,63 @@ def assert_same(a, b):
 
 def test_json_round_trip_is_exact():
     for g in (rich_graph(), small_graph()):
-        text = json.dumps(to_json(g), allow_nan=False)
-        assert_same(g, from_json(json.loads(text)))
+        for binary in (False, True):
+            text = json.dumps(to_json(g, binary=binary), allow_nan=False)
+            assert_same(g, from_json(json.loads(text)))
 
 
-def test_json_content():
+def test_json_content_is_columnar():
     d = to_json(rich_graph())
-    node = next(n for n in d["nodes"] if n["id"] == "L0.T3")
-    assert node == {"id": "L0.T3", "stage": "L0", "stage_index": 1, "layer": 0, "token": 3,
-                    "token_str": "\x00\x0b\r\n", "relevance": 0.75}
-    e = d["edges"][0]
-    assert (e["source"], e["target"], e["weight"], e["heads"], e["paths"]) == \
-           ("emb.T0", "L0.T0", 0.5, [0.25, 0.25], [np.float32(0.1), np.float32(0.2), np.float32(0.2)])
-    assert d["tokens"] == NASTY and d["meta"]["pruned"] is False
-    assert d["transitions"][0]["absorbed"] == [0, 0, 0, 0]
+    nodes = d["nodes"]
+    k = next(i for i, (s, t) in enumerate(zip(nodes["stage_index"], nodes["token"])) if (s, t) == (1, 3))
+    assert nodes["relevance"][k] == 0.75 and d["stages"][1]["name"] == "L0" and d["tokens"][3] == "\x00\x0b\r\n"
+    tr = d["transitions"][0]
+    e = tr["edges"]
+    assert (e["src_tok"][0], e["dst_tok"][0], e["weight"][0]) == (0, 0, 0.5)
+    assert e["heads"][:2] == [0.25, 0.25] and tr["n_heads"] == 2  # flat, row-major [E, H]
+    assert e["paths"][:3] == [np.float32(0.1), np.float32(0.2), np.float32(0.2)]
+    assert d["tokens"] == NASTY and d["meta"]["pruned"] is False and d["meta"]["schema_version"] == 2
+    assert tr["absorbed"] == [0, 0, 0, 0]
+    assert all(isinstance(v, list) for v in e.values())  # columns, never an object per edge
+
+
+def test_binary_columns_are_compact_and_exact():
+    g = small_graph()
+    d = to_json(g, binary=True)
+    assert set(d["transitions"][0]["edges"]["weight"]) == {"dtype", "shape", "base64"}
+    assert_same(g, from_json(json.loads(json.dumps(d))))
+
+
+def test_schema_1_files_still_load():
+    v1 = {"meta": {"schema_version": 1, "model": "m", "objective": 1.5, "rule": "attnlrp", "notes": [],
+                   "pruned": False},
+          "tokens": ["a", "b"], "token_ids": [5, 6],
+          "stages": [{"name": "emb", "layer": -1, "kind": "emb"}, {"name": "L0", "layer": 0, "kind": "post"}],
+          "nodes": [{"id": "emb.T0", "stage_index": 0, "token": 0, "relevance": 0.5},
+                    {"id": "emb.T1", "stage_index": 0, "token": 1, "relevance": 0.25},
+                    {"id": "L0.T1", "stage_index": 1, "token": 1, "relevance": 0.75}],
+          "transitions": [{"src_stage": 0, "dst_stage": 1, "method": "closed_form", "absorbed": [0.0, 0.0],
+                           "dropped_mass": 0.0, "n_heads": 2, "has_paths": True}],
+          "edges": [{"source": "emb.T0", "target": "L0.T1", "transition": 0, "weight": 0.5, "heads": [0.25, 0.25],
+                     "paths": [0.5, 0.0, 0.0]}]}
+    g = from_json(v1)
+    np.testing.assert_array_equal(g.node_relevance, np.array([[0.5, 0.25], [0.0, 0.75]], np.float32))
+    tr = g.transitions[0]
+    assert (tr.src_tok.tolist(), tr.dst_tok.tolist(), tr.weight.tolist()) == ([0], [1], [0.5])
+    assert tr.heads.shape == (1, 2) and tr.paths.shape == (1, 3)
 
 
 def test_pruned_json_holds_only_what_is_shown():
     g = small_graph()
     p = prune(g, PruneSettings(mode="global", edge_threshold=0.15, connected_to=(-1, -1)))
     d = to_json(g, p)
-    assert sorted(n["id"] for n in d["nodes"]) == ["L0.T0", "L0.T3", "L1.T3", "emb.T0", "emb.T2"]
-    assert sorted((e["source"], e["target"]) for e in d["edges"]) == [
+    names = [s["name"] for s in d["stages"]]
+    n = d["nodes"]
+    assert sorted(f"{names[s]}.T{t}" for s, t in zip(n["stage_index"], n["token"])) == \
+        ["L0.T0", "L0.T3", "L1.T3", "emb.T0", "emb.T2"]
+    edges = [(f"{names[t['src_stage']]}.T{a}", f"{names[t['dst_stage']]}.T{b}")
+             for t in d["transitions"] for a, b in zip(t["edges"]["src_tok"], t["edges"]["dst_tok"])]
+    assert sorted(edges) == [
         ("L0.T0", "L1.T3"), ("L0.T3", "L1.T3"), ("emb.T0", "L0.T0"), ("emb.T0", "L1.T3"), ("emb.T2", "L0.T3")]
     assert d["meta"]["pruned"] is True and d["transitions"][0]["details"]["kept_edges"] == 2
     json.dumps(d, allow_nan=False)

@@ -91,7 +91,8 @@ def test_exports_follow_the_grouping():
     pruned = prune(gg, PruneSettings(mode="global", edge_threshold=0.0))
     d = json.loads(json.dumps(to_json(gg)))
     assert d["meta"]["groups"] == [[0, 1], [1, 3], [3, 5]]
-    assert {n["id"] for n in d["nodes"]} >= {"emb.T0", "L0.T1-2", "L1.T3-4"}
+    n = d["nodes"]  # columnar (schema 2): ids follow from stage and column
+    assert {node_id(gg, s, t) for s, t in zip(n["stage_index"], n["token"])} >= {"emb.T0", "L0.T1-2", "L1.T3-4"}
     back = from_json(d)
     assert back.spans == gg.spans
     np.testing.assert_array_equal(back.node_relevance, gg.node_relevance)

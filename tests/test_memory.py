@@ -53,6 +53,6 @@ def test_refusal_names_the_problem_and_suggestions(tiny_model_dir, monkeypatch):
     h = load_model(str(tiny_model_dir("qwen3")))
     assert check_memory(h, 100).fits
     monkeypatch.setattr("engine.memory.available_bytes", lambda device: 1 << 20)
-    with pytest.raises(FailureLensError, match=r"needs about .* GiB but only .* free\. Try: .*4-bit.*shorten"):
+    with pytest.raises(FailureLensError, match=r"needs about .* GiB.* but only .* free\. Try: .*bfloat16.*shorten"):
         check_memory(h, 100_000, "graph")
     assert estimate(h, 2000, "graph").needed > estimate(h, 2000, "heatmap").needed

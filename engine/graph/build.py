@@ -11,7 +11,7 @@ import torch
 
 from ..heatmap import TokenSpec, check_finite, prepare
 from ..lrp.context import lrp_rules
-from ..memory import check_memory
+from ..memory import check_memory, chunk_elements
 from ..models import ModelHandle
 from ..records import FailureLensError
 from ..trace import decoder_layers, relevance, run_trace
@@ -143,11 +143,14 @@ def build_graph(
     batch: Optional[int] = None,
     progress: Progress = None,
     token_ids: Optional[list[int]] = None,
+    recompute: Optional[bool] = None,
 ) -> AttributionGraph:
     """Attribution graph of the objective. `stages` indexes `stage_layout(n_layers, split)` (default: all).
 
     method "auto": the exact closed form for adjacent transitions, batch-packed for transitions that skip
     blocks or where the closed form does not apply (noted in `notes`); "batch_packed" forces the reference.
+    `recompute`: None lets the memory guard choose between kept activations and per-layer recompute (same
+    edges); True / False force a path. `AttributionGraph.path` says which one ran.
     """
     if method not in METHODS:
         raise FailureLensError(f"Unknown edge method {method!r}. Use one of: {', '.join(METHODS)}.")
@@ -155,8 +158,8 @@ def build_graph(
         raise FailureLensError(f"max_edges = {max_edges} is out of range (1 .. 50,000,000).")
     enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
                                                        token_ids)
-    check_memory(handle, len(ids), "graph", max_edges=max_edges)
-    notes = list(warnings)
+    plan = check_memory(handle, len(ids), "graph", recompute=recompute, max_edges=max_edges)
+    notes = list(warnings) + ([plan.note] if plan.note else [])
     if split and handle.arch == "GPTNeoXForCausalLM" and handle.model.config.use_parallel_residual:
         split = False
         notes.append("Attn/MLP split is not available: this model adds attention and MLP in parallel.")
@@ -168,11 +171,11 @@ def build_graph(
     t0 = time.perf_counter()
     with handle.lock:
         recorder = Recorder(handle)
-        ckpt = handle.gradient_checkpointing  # real-size models: keep no per-layer attention tensors
+        ckpt = plan.recompute  # keep no per-layer attention tensors: rebuild them one layer at a time
         step("forward and backward", 0, 1)
         with recorder.hooks(inner=not ckpt):
             trace, _, _ = run_trace(handle, ids, choice, name, k, capture_mid=split and not ckpt,
-                                    attention_capture=None if ckpt else recorder.attention)
+                                    attention_capture=None if ckpt else recorder.attention, recompute=ckpt)
         first = recorder.records[0]
         h0 = first.layer_args[0] if first.layer_args else first.layer_kwargs["hidden_states"]
         states, grads = [h0.detach()[0]], [h0.grad.detach()[0]]
@@ -218,6 +221,7 @@ def build_graph(
         dims_idx=np.stack([d[0] for d in dims]), dims_val=np.stack([d[1] for d in dims]),
         neurons_idx=np.stack([n[0] for n in neurons]) if len(neurons) == handle.n_layers else None,
         neurons_val=np.stack([n[1] for n in neurons]) if len(neurons) == handle.n_layers else None,
+        path=plan.path,
     )
 
 
@@ -246,7 +250,8 @@ def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold
         if why is None:
             try:
                 f = _factors(handle, layer, rec)
-                return _edge_set(s, t, attention_edges(f, node_rel[s], node_rel[t], handle.rule, max_edges), "closed_form")
+                edges = attention_edges(f, node_rel[s], node_rel[t], handle.rule, max_edges, chunk_elements(handle))
+                return _edge_set(s, t, edges, "closed_form")
             except RuntimeError as e:
                 why = str(e)
             finally:

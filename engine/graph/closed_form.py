@@ -88,9 +88,13 @@ def _chunk_rows(n_heads: int, t: int, budget: int = CHUNK_ELEMENTS) -> int:
 
 
 def attention_edges(
-    f: AttentionFactors, r_src: torch.Tensor, r_dst: torch.Tensor, rule: str, max_edges: int
+    f: AttentionFactors, r_src: torch.Tensor, r_dst: torch.Tensor, rule: str, max_edges: int,
+    budget: int = CHUNK_ELEMENTS,
 ) -> SparseEdges:
-    """Edges dst token i <- src token j of one attention block. r_src/r_dst: [T] node relevance."""
+    """Edges dst token i <- src token j of one attention block. r_src/r_dst: [T] node relevance.
+
+    budget: heads x rows x keys per chunk of query rows (about twelve float32 arrays of it live at once).
+    """
     n_heads, t, _ = f.q.shape
     c_v = 0.5 if rule == "attnlrp" else 1.0
     top = TopK(max_edges)
@@ -99,7 +103,7 @@ def attention_edges(
     diag_v = torch.zeros(n_heads, t)
     diag_k = torch.zeros(n_heads, t)
     total_off = 0.0
-    rows = _chunk_rows(n_heads, t)
+    rows = _chunk_rows(n_heads, t, budget)
     shared_v = f.v_lin is f.v  # no constant part: <U, v> serves both the edge and the softmax gradient
     for r0 in range(0, t, rows):
         r1 = min(t, r0 + rows)

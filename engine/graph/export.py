@@ -1,4 +1,4 @@
-"""Export an AttributionGraph as JSON (lossless, round-trips), networkx, or GraphML.
+"""Export an AttributionGraph as columnar JSON (lossless, round-trips), networkx, or GraphML.
 
 Node id: "<stage name>.T<token>", e.g. "emb.T0", "L3.mid.T5". Token strings are untrusted text: stored as data,
 never turned into markup here. JSON keeps them verbatim; GraphML (XML 1.0) cannot hold some control characters,
@@ -7,6 +7,7 @@ visible escape like "\x00" — JSON is the format to use when exact token text m
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -18,7 +19,7 @@ import numpy as np
 
 from engine.graph.types import AttributionGraph, EdgeSet, PrunedGraph, Stage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: columnar nodes and edges; 1 (an object per node and edge) still loads
 PATH_ORDER = ["value", "key", "diagonal"]  # columns of EdgeSet.paths
 _XML_ILLEGAL = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -46,80 +47,131 @@ def _visible(graph: AttributionGraph, pruned: Optional[PrunedGraph]):
     return pruned.node_mask, pruned.edge_masks
 
 
-def to_json(graph: AttributionGraph, pruned: Optional[PrunedGraph] = None) -> dict:
+def _column(a: np.ndarray, binary: bool):
+    """A numeric column: a flat JSON list, or {"dtype", "shape", "base64"} of its little-endian bytes."""
+    if binary:
+        a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+        return {"dtype": a.dtype.str, "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode()}
+    return a.reshape(-1).tolist()
+
+
+def _read_column(c, dtype, shape=None) -> np.ndarray:
+    if isinstance(c, dict):
+        return np.frombuffer(base64.b64decode(c["base64"]), dtype=np.dtype(c["dtype"])).astype(dtype).reshape(c["shape"])
+    a = np.array(c, dtype=dtype)
+    return a.reshape(shape) if shape is not None else a
+
+
+def to_json(graph: AttributionGraph, pruned: Optional[PrunedGraph] = None, binary: bool = False) -> dict:
     """A JSON-ready dict. Without `pruned` it holds every node and edge and `from_json` restores the graph
-    exactly; with it, only the shown nodes/edges plus the pruning details (meta.pruned = true)."""
+    exactly; with it, only the shown nodes/edges plus the pruning details (meta.pruned = true).
+
+    Columnar (schema 2): nodes and each transition's edges are parallel arrays, not one object per edge, so a
+    long prompt's millions of edges cost arrays, not dicts. A grouped graph's token spans are in meta.groups.
+    `binary=True` writes each array as base64 bytes (smaller and faster); the default writes plain lists.
+    A node's id is `node_id`: "<stage name>.T<token>".
+    """
     node_mask, edge_masks = _visible(graph, pruned)
-    ids = [[node_id(graph, s, t) for t in range(graph.n_tokens)] for s in range(len(graph.stages))]
-    nodes = [
-        {"id": ids[s][t], "stage": graph.stages[s].name, "stage_index": int(s), "layer": graph.stages[s].layer,
-         "token": int(t), "token_str": graph.tokens[t], "relevance": float(graph.node_relevance[s, t])}
-        | ({} if graph.spans is None else {"token_start": graph.spans[t][0], "token_end": graph.spans[t][1]})
-        for s, t in zip(*np.nonzero(node_mask))
-    ]
-    edges, transitions = [], []
+    s_idx, t_idx = np.nonzero(node_mask)
+    nodes = {"stage_index": _column(s_idx.astype(np.int32), binary), "token": _column(t_idx.astype(np.int32), binary),
+             "relevance": _column(graph.node_relevance[s_idx, t_idx].astype(np.float32), binary)}
+    transitions = []
     for i, (tr, m) in enumerate(zip(graph.transitions, edge_masks)):
-        src, dst = ids[tr.src_stage], ids[tr.dst_stage]
-        heads = tr.heads[m].tolist() if tr.heads is not None else None
-        paths = tr.paths[m].tolist() if tr.paths is not None else None
-        for k, (a, b, w) in enumerate(zip(tr.src_tok[m].tolist(), tr.dst_tok[m].tolist(), tr.weight[m].tolist())):
-            e = {"source": src[a], "target": dst[b], "transition": i, "weight": w}
-            if heads is not None:
-                e["heads"] = heads[k]
-            if paths is not None:
-                e["paths"] = paths[k]
-            edges.append(e)
+        edges = {"src_tok": _column(tr.src_tok[m], binary), "dst_tok": _column(tr.dst_tok[m], binary),
+                 "weight": _column(tr.weight[m], binary),
+                 "heads": None if tr.heads is None else _column(tr.heads[m], binary),
+                 "paths": None if tr.paths is None else _column(tr.paths[m], binary)}
         t = {"src_stage": tr.src_stage, "dst_stage": tr.dst_stage, "method": tr.method,
              "absorbed": tr.absorbed.tolist(), "dropped_mass": float(tr.dropped_mass),
-             "n_heads": None if tr.heads is None else int(tr.heads.shape[1]), "has_paths": tr.paths is not None}
+             "n_heads": None if tr.heads is None else int(tr.heads.shape[1]), "has_paths": tr.paths is not None,
+             "n_edges": int(m.sum()), "edges": edges}
         if pruned is not None:
             t["details"] = {k: (_num(v) if isinstance(v, float) else v) for k, v in pruned.details[i].items()}
         transitions.append(t)
     meta = {"schema_version": SCHEMA_VERSION, "model": graph.model, "objective": _num(graph.objective),
             "rule": graph.rule, "notes": list(graph.notes), "pruned": pruned is not None,
             "selected_stages": list(pruned.stages) if pruned is not None else None, "path_order": PATH_ORDER,
-            "groups": None if graph.spans is None else [list(sp) for sp in graph.spans]}
+            "groups": None if graph.spans is None else [list(sp) for sp in graph.spans], "path": graph.path}
     return {"meta": meta, "tokens": list(graph.tokens), "token_ids": [int(t) for t in graph.token_ids],
             "stages": [{"name": s.name, "layer": s.layer, "kind": s.kind} for s in graph.stages],
-            "nodes": nodes, "transitions": transitions, "edges": edges}
+            "nodes": nodes, "transitions": transitions}
+
+
+def _from_v1(d: dict) -> dict:
+    """Schema 1 (one object per node and per edge) -> schema 2 (columns)."""
+    where = {n["id"]: (n["stage_index"], n["token"]) for n in d["nodes"]}
+    nodes = {"stage_index": [n["stage_index"] for n in d["nodes"]], "token": [n["token"] for n in d["nodes"]],
+             "relevance": [n["relevance"] for n in d["nodes"]]}
+    by_tr: list[list[dict]] = [[] for _ in d["transitions"]]
+    for e in d["edges"]:
+        by_tr[e["transition"]].append(e)
+    transitions = []
+    for t, es in zip(d["transitions"], by_tr):
+        edges = {"src_tok": [where[e["source"]][1] for e in es], "dst_tok": [where[e["target"]][1] for e in es],
+                 "weight": [e["weight"] for e in es],
+                 "heads": [h for e in es for h in e["heads"]] if t["n_heads"] is not None else None,
+                 "paths": [p for e in es for p in e["paths"]] if t["has_paths"] else None}
+        transitions.append({**t, "n_edges": len(es), "edges": edges})
+    return {**d, "meta": {**d["meta"], "schema_version": 2}, "nodes": nodes, "transitions": transitions}
 
 
 def from_json(d: dict) -> AttributionGraph:
-    """Inverse of `to_json`. Nodes absent from a pruned export get relevance 0."""
-    if d["meta"].get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"graph JSON schema {d['meta'].get('schema_version')} is not {SCHEMA_VERSION}")
+    """Inverse of `to_json` (schema 1 files load too). Nodes absent from a pruned export get relevance 0."""
+    version = d["meta"].get("schema_version")
+    if version == 1:
+        d = _from_v1(d)
+    elif version != SCHEMA_VERSION:
+        raise ValueError(f"graph JSON schema {version} is not {SCHEMA_VERSION} (or 1)")
     stages = [Stage(s["name"], int(s["layer"]), s["kind"]) for s in d["stages"]]
     rel = np.zeros((len(stages), len(d["tokens"])), dtype=np.float32)
-    where = {}
-    for n in d["nodes"]:
-        where[n["id"]] = (n["stage_index"], n["token"])
-        rel[n["stage_index"], n["token"]] = n["relevance"]
-    by_tr = [[] for _ in d["transitions"]]
-    for e in d["edges"]:
-        by_tr[e["transition"]].append(e)
-    transitions = [_edge_set(t, es, where) for t, es in zip(d["transitions"], by_tr)]
+    n = d["nodes"]
+    rel[_read_column(n["stage_index"], np.int64), _read_column(n["token"], np.int64)] = \
+        _read_column(n["relevance"], np.float32)
     objective = d["meta"]["objective"]
     return AttributionGraph(
         model=d["meta"]["model"], tokens=list(d["tokens"]), token_ids=[int(t) for t in d["token_ids"]],
-        stages=stages, node_relevance=rel, transitions=transitions,
+        stages=stages, node_relevance=rel, transitions=[_edge_set(t) for t in d["transitions"]],
         objective=float("nan") if objective is None else float(objective), rule=d["meta"]["rule"],
-        notes=list(d["meta"]["notes"]),
+        notes=list(d["meta"]["notes"]), path=d["meta"].get("path", "kept"),
         spans=None if d["meta"].get("groups") is None else tuple((int(a), int(b)) for a, b in d["meta"]["groups"]))
 
 
-def _edge_set(t: dict, es: list[dict], where: dict) -> EdgeSet:
-    h = t["n_heads"]
+def _edge_set(t: dict) -> EdgeSet:
+    e, h, n = t["edges"], t["n_heads"], int(t["n_edges"])
     return EdgeSet(
         src_stage=int(t["src_stage"]), dst_stage=int(t["dst_stage"]),
-        src_tok=np.array([where[e["source"]][1] for e in es], dtype=np.int32),
-        dst_tok=np.array([where[e["target"]][1] for e in es], dtype=np.int32),
-        weight=np.array([e["weight"] for e in es], dtype=np.float32),
-        absorbed=np.array(t["absorbed"], dtype=np.float32),
+        src_tok=_read_column(e["src_tok"], np.int32), dst_tok=_read_column(e["dst_tok"], np.int32),
+        weight=_read_column(e["weight"], np.float32), absorbed=np.array(t["absorbed"], dtype=np.float32),
         method=t["method"],
-        heads=None if h is None else np.array([e["heads"] for e in es], dtype=np.float32).reshape(len(es), h),
-        paths=np.array([e["paths"] for e in es], dtype=np.float32).reshape(len(es), 3) if t["has_paths"] else None,
+        heads=None if h is None else _read_column(e["heads"], np.float32, (n, h)),
+        paths=_read_column(e["paths"], np.float32, (n, 3)) if t["has_paths"] else None,
         dropped_mass=float(t["dropped_mass"]),
     )
+
+
+def _rows(graph: AttributionGraph, pruned: Optional[PrunedGraph]):
+    """(node rows, edge rows) of the shown graph as plain dicts, for networkx (small, pruned graphs)."""
+    node_mask, edge_masks = _visible(graph, pruned)
+    nodes = [
+        {"id": node_id(graph, s, t), "stage": graph.stages[s].name, "stage_index": int(s),
+         "layer": graph.stages[s].layer, "token": int(t), "token_str": graph.tokens[t],
+         "relevance": float(graph.node_relevance[s, t])}
+        | ({} if graph.spans is None else {"token_start": graph.spans[t][0], "token_end": graph.spans[t][1]})
+        for s, t in zip(*np.nonzero(node_mask))
+    ]
+    edges = []
+    for i, (tr, m) in enumerate(zip(graph.transitions, edge_masks)):
+        heads = tr.heads[m].tolist() if tr.heads is not None else None
+        paths = tr.paths[m].tolist() if tr.paths is not None else None
+        for k, (a, b, w) in enumerate(zip(tr.src_tok[m].tolist(), tr.dst_tok[m].tolist(), tr.weight[m].tolist())):
+            e = {"source": node_id(graph, tr.src_stage, a), "target": node_id(graph, tr.dst_stage, b),
+                 "transition": i, "weight": w}
+            if heads is not None:
+                e["heads"] = heads[k]
+            if paths is not None:
+                e["paths"] = paths[k]
+            edges.append(e)
+    return nodes, edges
 
 
 def to_networkx(graph: AttributionGraph, pruned: Optional[PrunedGraph] = None) -> nx.DiGraph:
@@ -128,11 +180,11 @@ def to_networkx(graph: AttributionGraph, pruned: Optional[PrunedGraph] = None) -
     Node attrs: stage, stage_index, layer, token, token_str, relevance. Edge attrs: weight, transition,
     heads (list, when split per head), path_value / path_key / path_diagonal (when split per path).
     """
-    d = to_json(graph, pruned)
+    nodes, edges = _rows(graph, pruned)
     g = nx.DiGraph(model=graph.model, rule=graph.rule, objective=float(graph.objective))
-    for n in d["nodes"]:
+    for n in nodes:
         g.add_node(n["id"], **{k: v for k, v in n.items() if k != "id"})
-    for e in d["edges"]:
+    for e in edges:
         attrs = {"weight": e["weight"], "transition": e["transition"]}
         if "heads" in e:
             attrs["heads"] = e["heads"]

@@ -23,7 +23,7 @@ def _rms_gated(prefix: str, family: str) -> Architecture:
     return Architecture(
         family,
         f"{prefix}Attention",
-        {f"{prefix}RMSNorm": p.elementwise, f"{prefix}MLP": p.gated_mlp, "Dropout": p.dropout_off},
+        {f"{prefix}RMSNorm": p.rms_norm, f"{prefix}MLP": p.gated_mlp, "Dropout": p.dropout_off},
     )
 
 
@@ -38,7 +38,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "Phi3ForCausalLM": Architecture(
         "Phi-3",
         "Phi3Attention",
-        {"Phi3RMSNorm": p.elementwise, "Phi3MLP": p.fused_gated_mlp, "Dropout": p.dropout_off},
+        {"Phi3RMSNorm": p.rms_norm, "Phi3MLP": p.fused_gated_mlp, "Dropout": p.dropout_off},
     ),
     "GPT2LMHeadModel": Architecture(
         "GPT-2",

@@ -10,16 +10,25 @@ from typing import Callable
 
 import torch
 
-from .rules import LayerNormRule, identity_rule, uniform_product
+from .rules import LayerNormRule, identity_rule, norm_rule, uniform_product
 
 Forward = Callable[..., torch.Tensor]
 
 
 def elementwise(module, original: Forward, rule: str) -> Forward:
-    """Activations and RMSNorm variants: identity rule y/x (for RMSNorm, the factor is constant)."""
+    """Element-wise activations: identity rule y/x."""
 
     def forward(x, *args, **kwargs):
         return identity_rule(lambda t: original(t, *args, **kwargs), x)
+
+    return forward
+
+
+def rms_norm(module, original: Forward, rule: str) -> Forward:
+    """RMSNorm variants: the identity rule y/x (normalising factor constant), saving the input, not the ratio."""
+
+    def forward(x, *args, **kwargs):
+        return norm_rule(lambda t: original(t, *args, **kwargs), x)
 
     return forward
 

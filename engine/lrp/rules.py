@@ -88,8 +88,34 @@ class LayerNormRule(Function):
         return gx.to(g.dtype), None, None, None, None
 
 
+class NormRule(Function):
+    """The identity rule of IdentityRule for a normalisation y = x * c(x) (RMSNorm): backward dx = g * y / x.
+
+    Saves x, not the ratio: x is the residual stream, which is held anyway (the next layer's input and the
+    heatmap's own row), so the rule adds no [T, d] tensor per norm. The ratio is recomputed in the backward
+    with the same function on the same x, so it is bit-identical to IdentityRule's.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.fn = fn
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        with torch.no_grad():
+            ratio = _ratio(ctx.fn(x), x)
+        return g * ratio, None
+
+
 def identity_rule(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return IdentityRule.apply(x, fn)
+
+
+def norm_rule(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return NormRule.apply(x, fn)
 
 
 def scale_grad(x: torch.Tensor, factor: float) -> torch.Tensor:
