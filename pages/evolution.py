@@ -101,7 +101,8 @@ if result is None:
 rows = V.verdicts([d for name in labels for d in result.deltas[name]], cases)
 hv.training_summary(rows, labels[0], labels[-1])
 layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale(), series=True, by="checkpoint"),
-             "verdicts_by_checkpoint", V.table(rows), key="verdicts_set")
+             "verdicts_by_checkpoint", V.table(rows), key="verdicts_set",
+             figure=f"What became of the failures over training ({labels[0]} → {labels[-1]})")
 with st.expander("Verdict table (one row per case and checkpoint)"):
     layout.table(V.table(rows), "verdicts_by_checkpoint_table", key="verdicts_set_table")
 
@@ -109,12 +110,14 @@ evolution = evolution_table(result.deltas)
 st.caption("Δℓ per case (thin lines, colour: family) and the mean (bold; dots in the checkpoint's colour). Below the "
            "dashed line the right token beats the wrong one.")
 layout.chart(compare_charts.evolution_chart(evolution, mean_line(evolution), layout.scale(), y_scale),
-             "delta_evolution", evolution, key="evolution")
+             "delta_evolution", evolution, key="evolution",
+             figure=f"Δℓ over training, {labels[0]} → {labels[-1]} (> 0: wrong answer)")
 st.subheader("Relevance by segment per checkpoint")
 st.caption("Mean over cases of each segment's relevance ÷ the case's max |R| (± standard error).")
 means = mean_by_model(result.breakdown).rename(columns={"model": "checkpoint"})
 layout.chart(compare_charts.segment_bars(means, "checkpoint", layout.scale(), y_scale, series=True),
-             "segments_by_checkpoint", result.breakdown, key="segments")
+             "segments_by_checkpoint", result.breakdown, key="segments",
+             figure="Relevance by segment per checkpoint (> 0: toward the wrong answer)")
 if y_scale == "clip":
     far = outliers(evolution, "delta", fences(evolution["delta"]), ["case_id", "family", "checkpoint"])
     seg = means.assign(value=means["mean"])

@@ -61,7 +61,7 @@ st.caption(f"{len(cases)} failure cases of {labels[0]} (by construction still wr
            "verdict bars and the scatter's shapes all come from the same verdicts.")
 hv.headline([r for r in rows if r.model != labels[0]], labels[1:], single=False)
 layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale()), "verdicts_set", V.table(rows),
-             key="verdicts_set")
+             key="verdicts_set", figure=f"What became of {len(cases)} failures of {labels[0]} in the other models")
 o1, o2, o3 = st.columns([2, 1, 1], vertical_alignment="bottom")
 with o1:
     overlay = widgets.toggle("Show the old threshold region on the scatter", state.OVERLAY,
@@ -82,17 +82,20 @@ left, right = st.columns(2, gap="large")
 with left:
     st.caption("Δℓ in the reference vs each other model; shape: verdict. Dashed: y = x.")
     layout.chart(compare_charts.scaling_scatter(table, labels[0], corrected if overlay else None, layout.scale()),
-                 "scaling_scatter", table, key="scatter")
+                 "scaling_scatter", table, key="scatter",
+                 figure=f"Δℓ in {labels[0]} vs the other models ({len(cases)} failure cases; > 0: wrong answer)")
 with right:
     st.caption("Cumulative distribution of Δℓ per model (left of the dashed line the right token beats the wrong "
                "one, though a third token may still win).")
     curves = pd.concat([ecdf(d.delta for d in deltas).assign(model=name) for name, deltas in result.deltas.items()],
                        ignore_index=True)
-    layout.chart(compare_charts.ecdf_chart(curves, layout.scale()), "delta_ecdf", curves, key="ecdf")
+    layout.chart(compare_charts.ecdf_chart(curves, layout.scale()), "delta_ecdf", curves, key="ecdf",
+                 figure=f"How far each model prefers the wrong answer ({len(cases)} failures of {labels[0]})")
 with st.expander("Scaling table (one row per case and model; notes say which token was scored)"):
     layout.table(table, "scaling_table", key="scaling_table")
 
 st.subheader("Relevance by segment")
 st.caption("Mean over cases of each segment's relevance ÷ the case's max |R| (± standard error).")
 layout.chart(compare_charts.segment_bars(mean_by_model(result.breakdown), "model", layout.scale()),
-             "segments_by_model", result.breakdown, key="segments")
+             "segments_by_model", result.breakdown, key="segments",
+             figure="Relevance by segment per model (> 0: toward the wrong answer)")

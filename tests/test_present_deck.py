@@ -115,3 +115,15 @@ def test_html_report_is_inert():
     assert "=1+1" in out and "{\\rtf1 evil}" in out  # inert in HTML: shown as written
     assert out.count('src="data:image/svg+xml;base64,') == 2  # graph and scaling
     assert "What the words mean" in out and "conservation" in out.lower()
+
+
+def test_charts_of_several_models_get_a_title_and_16x9():
+    from engine.present import compare_charts
+    import pandas as pd
+
+    ecdf = pd.DataFrame({"model": ["zoo:s", "zoo:s", "zoo:l"], "value": [0.5, 1.0, -0.2], "fraction": [0.5, 1.0, 1.0]})
+    chart = figures.titled(compare_charts.ecdf_chart(ecdf), "How far each model prefers the wrong answer",
+                           ["Failure Lens · delta_ecdf"])
+    assert chart.to_dict()["title"]["text"] == "How far each model prefers the wrong answer"
+    png = Image.open(io.BytesIO(figures.png_16x9(chart)))
+    assert abs(png.width / png.height - 16 / 9) < 0.01

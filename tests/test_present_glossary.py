@@ -80,6 +80,15 @@ def test_every_sweep_column_and_report_code_has_an_entry(tmp_path):
         assert f"<b>{code}</b>" in legend.replace("&gt;", ">")
 
 
+def test_every_check_and_verdict_code_has_an_entry():
+    from engine.cases import checks
+    from engine.compare import verdicts
+
+    table = checks.verdict_table(pd.DataFrame({"benchmark": ["b"], "outcome": ["M-IA"], "check_verdict": ["explains"],
+                                               "check_r_zero": [0.9], "check_area": [1.0]}))
+    assert not _missing(list(checks.VERDICTS) + list(verdicts.VERDICTS) + list(verdicts.COLUMNS) + list(table.columns))
+
+
 def test_every_comparison_and_topk_column_has_an_entry():
     from engine.compare import deltas
     from engine.present.summary import SEGMENT_WORDS

@@ -15,7 +15,7 @@ from ui import state, widgets
 from ui.state import ModelSpec
 
 T = TypeVar("T")
-Figure = tuple[FigureContext, str, Sequence[str]]  # what a chart shows, its view title, notes
+Figure = tuple[FigureContext, str, Sequence[str]] | str  # (what a case chart shows, view title, notes) or a title
 HELP = ("Pick a model and a failure case; red tokens push the model towards its wrong answer (target), blue ones "
         "towards the right one (contrast). Click a token in the top-k table to compare against it.")
 PRESENTATION_CSS = """<style>
@@ -82,12 +82,16 @@ def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Op
 
     extra: label -> (make file contents, mime type, file extension).
     figure: (what the figure shows, view title, notes): exported charts get a title, a legend in words and a 16:9
-    canvas, and file names carry model, case and view (engine.present.figures).
+    canvas, and file names carry model, case and view (engine.present.figures); a plain string: a title and the
+    16:9 canvas for charts of several models or cases (Scaling, Evolution, Sweeps).
     """
     items: dict[str, tuple[Callable[[], object], str, str]] = {}
-    if chart is not None and figure is not None:
-        ctx, view, notes = figure
-        slide = lambda: figures.slide_chart(chart, ctx, view, notes)  # noqa: E731 (built only when clicked)
+    slide: Optional[Callable[[], alt.TopLevelMixin]] = None  # the chart as exported (built only when clicked)
+    if chart is not None and isinstance(figure, str):  # a chart of several models or cases: a title, no one case
+        slide = lambda: figures.titled(chart, figure, [f"Failure Lens · {name}"])  # noqa: E731
+    elif chart is not None and figure is not None:
+        slide = lambda: figures.slide_chart(chart, *figure)  # noqa: E731
+    if slide is not None:
         items["PNG"] = (lambda: figures.png_16x9(slide()), "image/png", "png")
         items["SVG"] = (lambda: figures.svg_16x9(slide()), "image/svg+xml", "svg")
     elif chart is not None:
@@ -98,7 +102,8 @@ def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Op
     items.update(extra or {})
     with st.container(horizontal=True, gap="small"):
         for fmt, (make, mime, ext) in items.items():
-            file_name = figure[0].file_name(name, ext) if figure is not None else f"{_slug(name)}.{ext}"
+            case_figure = figure is not None and not isinstance(figure, str)
+            file_name = figure[0].file_name(name, ext) if case_figure else f"{_slug(name)}.{ext}"
             st.download_button(f"⬇ {fmt}", make, file_name=file_name, mime=mime, on_click="ignore",
                                key=f"dl:{key or name}:{fmt}")
 

@@ -67,17 +67,22 @@ def _wrap(lines: Sequence[str], width: int) -> list[str]:
     return out
 
 
+def titled(chart: alt.TopLevelMixin, title: str, subtitle: Sequence[str] = (), scale: float = 1.0) -> alt.TopLevelMixin:
+    """Any chart with a title and subtitle lines wrapped to its width (for the Scaling / Evolution / sweep charts,
+    whose figures show several models or cases rather than one case)."""
+    width = chart.to_dict().get("width")
+    chars = max(70, int((width if isinstance(width, (int, float)) else 600) / (6.5 * scale)))
+    return chart.properties(title=alt.TitleParams(
+        text=title, subtitle=_wrap(list(subtitle), chars), anchor="start", fontSize=round(18 * scale),
+        subtitleFontSize=round(13 * scale), subtitleColor="#333", offset=round(12 * scale)))
+
+
 def slide_chart(chart: alt.TopLevelMixin, ctx: FigureContext, view: str, notes: Sequence[str] = (),
                 scale: float = 1.0, colours: bool = True) -> alt.TopLevelMixin:
     """The chart with a title (ctx.title), and below it the view, the legend in words (colours: the chart uses
     red / blue for the two answers), the headline and notes."""
-    width = chart.to_dict().get("width")
-    chars = max(70, int((width if isinstance(width, (int, float)) else 600) / (6.5 * scale)))
     first = f"{view} — {ctx.legend}" if colours else view
-    sub = _wrap([first, *([ctx.headline] if ctx.headline else []), *notes], chars)
-    return chart.properties(title=alt.TitleParams(
-        text=ctx.title, subtitle=sub, anchor="start", fontSize=round(18 * scale), subtitleFontSize=round(13 * scale),
-        subtitleColor="#333", offset=round(12 * scale)))
+    return titled(chart, ctx.title, [first, *([ctx.headline] if ctx.headline else []), *notes], scale)
 
 
 def crop_window(relevance: Sequence[float], shown: Sequence[bool], size: int) -> tuple[list[bool], str]:
