@@ -5,7 +5,7 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from engine.present import charts, render, summary
+from engine.present import charts, glossary, render, summary
 from engine.graph.drilldown import node_drilldown
 from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
@@ -36,7 +36,7 @@ with c1:
     preset = widgets.selectbox("Layers", state.LAYERS, list(presets) + ["Custom"])
     if preset == "Custom":
         widgets.multiselect("Stages", state.STAGES, list(range(len(layout_stages))),
-                            format_func=lambda i: layout_stages[i].label)
+                            format_func=lambda i: glossary.stage_label(layout_stages[i].name))
     stages = sorted(state.get(state.STAGES)) if preset == "Custom" else presets[preset]
 if len(stages) < 2:
     st.warning("Nothing to draw: choose at least two stages (layers) to see edges between them.")
