@@ -25,7 +25,7 @@ att = loaders.view_attribution(handle, prompt)
 versus = f" vs contrast {att.contrast.text!r}" if att.contrast else ""
 st.caption(f"Explaining target {att.target.text!r}{versus} after {len(att.tokens)} tokens. "
            "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge.")
-story_, figctx = story.show(att, prompt)  # the case in plain words
+story_, figctx = story.show(att, prompt, full=False)  # the case in plain words (the headline; the rest one click away)
 
 c1, c2 = st.columns(2, gap="large")
 with c2:

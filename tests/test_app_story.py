@@ -27,7 +27,11 @@ def test_heatmap_and_graph_pages_open_with_the_case_in_plain_words():
     at.switch_page("pages/graph.py")
     clean(at.run())
     assert not at.error, texts(at.error)
-    assert _summary(at) == text  # the same story on both pages
+    # the same story on both pages: the Graph page leads with the headline, the whole text one click away
+    head = next(h.value for h in at.html if "fl-summary" in h.value)
+    assert "<li>" not in head and head.split("</p>")[0] == text.split("</p>")[0]
+    assert any(text == h.value for h in at.html)  # inside "The whole story in words"
+    assert "The whole story in words" in [e.label for e in at.expander]
     assert "⬇ Download slides" in [b.proto.label for b in at.get("download_button")]
 
 

@@ -34,10 +34,16 @@ def model_label() -> str:
     return ModelSpec.parse(state.active_param()).label
 
 
-def show(att: Attribution, prompt: str) -> tuple[CaseSummary, FigureContext]:
-    """The summary at the top of a page; returns it with the figure context the page's exports use."""
+def show(att: Attribution, prompt: str, full: bool = True) -> tuple[CaseSummary, FigureContext]:
+    """The summary at the top of a page; returns it with the figure context the page's exports use.
+    full=False (and presentation mode): the headline, with the rest one click away, so the figure stays on screen."""
     s = summary.case_summary(att, labels(att, prompt), model=model_label(), case=case_ref(prompt))
-    st.html(summary.to_html(s))
+    if full and not state.get(state.PRESENT):
+        st.html(summary.to_html(s))
+    else:
+        st.html(summary.to_html(s, details=False))
+        with st.expander("The whole story in words"):
+            st.html(summary.to_html(s))
     ctx = FigureContext(s.model, s.case, att.target.text, att.contrast.text if att.contrast else None, s.headline)
     return s, ctx
 

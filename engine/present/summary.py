@@ -216,9 +216,9 @@ def to_markdown(s: CaseSummary) -> str:
     return f"**{markdown_escape(s.headline)}**\n\n{rest}\n"
 
 
-def to_html(s: CaseSummary) -> str:
-    """An HTML block (inline styles only); all text escaped."""
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in s.sentences[1:])
+def to_html(s: CaseSummary, details: bool = True) -> str:
+    """An HTML block (inline styles only); all text escaped. details=False: the headline alone."""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in s.sentences[1:]) if details else ""
     return ('<div class="fl-summary" style="border-left:4px solid #888;padding:.3em .9em;margin:.4em 0">'
             f'<p style="margin:.2em 0;font-weight:600">{html.escape(s.headline)}</p>'
             # two columns where there is room (wide screens), one otherwise: the heatmap stays near the top
