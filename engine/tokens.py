@@ -1,4 +1,4 @@
-"""Tokenisation helpers: prompts with offsets, readable token strings, single-token choices."""
+"""Tokenisation helpers: prompts with offsets, readable token strings, single-token choices, unknown words."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,6 +60,12 @@ def resolve_token(tokenizer: Any, value: Union[int, str], what: str) -> TokenCho
     if not isinstance(value, str) or value == "":
         raise FailureLensError(f"The {what} is empty. Pick a token from the top-k table or type one token.")
     ids = tokenizer(value, add_special_tokens=False)["input_ids"]
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if len(ids) == 1 and unk is not None and ids[0] == unk and value.strip() != tokenizer.unk_token:
+        raise FailureLensError(
+            f"The {what} {value!r} is not in this model's vocabulary: it would become {tokenizer.unk_token}, which "
+            "explains nothing. Pick a candidate from the top-k table, or type a word the model knows."
+        )
     if len(ids) != 1:
         pieces = " | ".join(repr(display(tokenizer, i)) for i in ids) or "(nothing)"
         raise FailureLensError(
@@ -67,3 +73,39 @@ def resolve_token(tokenizer: Any, value: Union[int, str], what: str) -> TokenCho
             "Pick a single token from the top-k table, or type one of these pieces (or '#<id>')."
         )
     return TokenChoice(int(ids[0]), display(tokenizer, ids[0]))
+
+
+@dataclass(frozen=True)
+class UnknownWords:
+    """The words of a prompt that a tokenizer cannot spell and maps to its unknown token."""
+
+    words: tuple[str, ...]  # distinct, as typed, in order of first appearance
+    count: int  # occurrences (a word typed twice counts twice)
+    unk_token: str
+
+
+def unknown_words(tokenizer: Any, prompt: str) -> UnknownWords:
+    """Which words of `prompt` become the unknown token (word-level vocabularies such as the zoo's).
+
+    Byte-level tokenizers spell every text and never produce it: their answer is empty. Without character offsets
+    (slow tokenizers) the words cannot be named; `count` still says how many there are.
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    name = str(getattr(tokenizer, "unk_token", None) or "<unk>")
+    if unk is None or not isinstance(prompt, str) or not prompt.strip():
+        return UnknownWords((), 0, name)
+    try:
+        enc = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+        spans = [tuple(o) for i, o in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk]
+    except NotImplementedError:
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return UnknownWords((), sum(i == unk for i in ids), name)
+    words = [prompt[a:b] for a, b in spans if b > a and prompt[a:b] != name]
+    return UnknownWords(tuple(dict.fromkeys(words)), len(words), name)
+
+
+def vocabulary(tokenizer: Any) -> list[str]:
+    """Every token text of the vocabulary, specials first then sorted (for showing a small word-level vocabulary)."""
+    special = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    words = [str(t) for t in tokenizer.get_vocab()]
+    return sorted(w for w in words if w in special) + sorted(w for w in words if w not in special)

@@ -11,8 +11,9 @@ from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, stage_layout
 from engine.graph.types import PruneSettings
-from ui import checks, inputs, layout, loaders, long_views, state, story, widgets
+from ui import checks, inputs, layout, loaders, long_views, state, story, views, widgets
 from ui.graph_component import live_graph
+from ui.state import ModelSpec
 
 layout.page("Graph")
 handle = loaders.active_model()
@@ -21,13 +22,17 @@ if handle is None:
 with st.expander("Prompt and tokens", expanded=not state.get(state.PROMPT)):
     prompt = inputs.prompt_picker()
     inputs.token_inputs(handle)
+spec = ModelSpec.parse(state.active_param())
+views.unknown_words(handle.tokenizer, prompt, spec.label)
 att = loaders.view_attribution(handle, prompt)
 versus = f" vs contrast {att.contrast.text!r}" if att.contrast else ""
-st.caption(f"Explaining target {att.target.text!r}{versus} after {len(att.tokens)} tokens. "
-           "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge.")
+st.caption(f"Explaining target {views.md(repr(att.target.text))}{views.md(versus)} after {len(att.tokens)} tokens. "
+           "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge. "
+           "The top node of the last token is where the model says its word.")
 story_, figctx = story.show(att, prompt, full=False)  # the case in plain words (the headline; the rest one click away)
 
-c1, c2 = st.columns(2, gap="large")
+controls = layout.controls("Rows")
+c1, c2 = controls.columns(2, gap="large")
 with c2:
     split = widgets.toggle("Split Attention / MLP", state.SPLIT, help="Adds a row after each attention block.")
 with c1:
@@ -85,7 +90,7 @@ def pruned_view(graph, stages: list[int], title: str) -> None:
 
 def _pruned_view(graph, stages: list[int], title: str) -> None:
     long_views.follow_grouping()
-    c3, c4 = st.columns(2, gap="large")
+    c3, c4 = layout.controls("Pruning").columns(2, gap="large")
     with c4:
         hide_bos = widgets.toggle("Hide the first token (BOS)", state.HIDE_BOS)
         connected = widgets.toggle("Only what reaches the prediction", state.CONNECTED,
@@ -114,7 +119,8 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     ids = {node_id(graph, s, t): (s, t) for s, t in sorted(visible, key=lambda n: -abs(graph.node_relevance[n]))}
     selected = ids.get(state.get(state.NODE))
     height = int((90 * len(stages) + 90) * layout.scale())
-    clicked = live_graph(render.graph_data(graph, pruned, selected=selected), height, key=LIVE)
+    clicked = live_graph(render.graph_data(graph, pruned, selected=selected), height, key=LIVE,
+                         present=bool(state.get(state.PRESENT)))
     if _take_click(graph, ids, clicked):
         st.rerun(scope="fragment")  # draw the selection and its details
     n_edges = sum(int(m.sum()) for m in pruned.edge_masks)
@@ -134,7 +140,8 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     st.subheader("Node details")
     names = [""] + list(ids)
     widgets.selectbox("Node (largest |R| first)", state.NODE, names, format_func=lambda n: "choose a node …" if not n else
-                      f"{n} · {graph.tokens[ids[n][1]]!r} · R = {graph.node_relevance[ids[n]]:+.4f}")
+                      f"{graph.stages[ids[n][0]].label} · token {ids[n][1]} {graph.tokens[ids[n][1]]!r} · "
+                      f"R = {graph.node_relevance[ids[n]]:+.4f}")
     if state.get(state.NODE) in ids:
         long_views.supernode(graph, *ids[state.get(state.NODE)])
         detail = node_drilldown(graph, *ids[state.get(state.NODE)])
@@ -150,7 +157,10 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
                 st.caption("Only the rows after a whole layer have MLP neurons.")
         with d3:
             st.markdown("**Incoming edges** (per-head split where available)")
-            layout.table(detail.in_edges, "node_in_edges", key="in_edges")
+            rows = {s.name: s.label for s in graph.stages}
+            edges = detail.in_edges.assign(source=detail.in_edges["source"].map(rows)) if len(detail.in_edges) else \
+                detail.in_edges
+            layout.table(edges, "node_in_edges", key="in_edges")
         checks.node_numbers(handle, att, graph, *ids[state.get(state.NODE)])
 
     checks.top_nodes_section(handle, att, graph, hide_bos)
@@ -159,7 +169,9 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     m1, m2 = st.columns(2)
     m1.metric("Input entropy", f"{metrics.input_entropy:.3f}", help="0: one token holds all relevance; 1: evenly spread.")
     m2.metric("Early / late relevance", f"{metrics.early_late:.3f}", help="Relevance in the first half of the prompt ÷ the second half.")
-    layout.table(metrics.per_stage, "graph_metrics", key="metrics")
+    rows = {s.name: s.label for s in graph.stages}
+    per_stage = metrics.per_stage.assign(stage=metrics.per_stage["stage"].map(lambda n: rows.get(n, n)))
+    layout.table(per_stage, "graph_metrics", key="metrics")
     g1, g2 = st.columns(2)
     with g1:
         layout.chart(charts.metrics_chart(metrics.per_stage, ("nodes", "edges"), layout.scale()), "graph_size",

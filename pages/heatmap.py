@@ -12,33 +12,37 @@ handle = loaders.active_model()
 if handle is None:
     st.stop()
 
-left, right = st.columns([3, 2], gap="large")
-with left:
-    prompt = inputs.prompt_picker()
-with right:
-    inputs.token_inputs(handle)
+with layout.controls("Prompt and tokens"):
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        prompt = inputs.prompt_picker()
+    with right:
+        inputs.token_inputs(handle)
 
+spec = ModelSpec.parse(state.active_param())
+views.unknown_words(handle.tokenizer, prompt, spec.label)
 # one engine call
 att = loaders.view_attribution(handle, prompt)
 case = state.find_case(state.get(state.CASE)) if state.get(state.CASE) else None
-spec = ModelSpec.parse(state.active_param())
+spans = dict(case.segments) if case is not None and case.prompt == prompt else {}
+labels = assign_segments(att.offsets, spans, att.special_mask)
 
-st.divider()
-story_, figctx = story.show(att, prompt)  # the case in plain words, first
-views.header(att, expected=case.logit_diff if case and case.model == spec.zoo_name else None)
-inputs.topk_pills(att)
+if not state.get(state.PRESENT):  # a room sees the numbers, the story and the heatmap on one screen
+    st.divider()
+views.header(att, expected=views.shipped_logit_diff(att, case, spec.zoo_name, prompt))
+story_, figctx = story.show(att, prompt)  # the case in plain words, just above the heatmap
 main, side = st.columns([3, 2], gap="large")
 with side:
     st.subheader("Next-token candidates")
+    inputs.topk_pills(att)
     layout.table(inputs.topk_table(att), "topk", key="topk")
 with main:
-    st.subheader("Token relevance")
-    o1, o2, o3 = st.columns([1, 1, 1])
-    with o1:
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.subheader("Token relevance")
+        display = st.popover("Display", icon=":material/tune:", help="Hide tokens, choose the colour scale.")
+    with display:
         widgets.toggle("Hide first token", state.HIDE_FIRST, help="The first token often soaks up relevance (a sink).")
-    with o2:
         widgets.toggle("Hide special tokens", state.HIDE_SPECIAL, help="BOS and template tokens such as <q> and <a>.")
-    with o3:
         widgets.selectbox("Colour scale", state.NORM, list(render.NORMS), format_func=render.NORMS.get)
     mask = views.shown(att)
     if not any(mask):
@@ -46,9 +50,6 @@ with main:
         st.stop()
     values = views.colour_values(att, mask)
     long_views.heatmap(att, prompt, mask, values)
-
-    spans = dict(case.segments) if case is not None and case.prompt == prompt else {}
-    labels = assign_segments(att.offsets, spans, att.special_mask)
     versus = f" vs {att.contrast.text!r}" if att.contrast else f" ({att.mode})"
     title = f"{spec.label}: {att.target.text!r}{versus}"
     token_chart, crop_notes = story.token_export(att, values, mask)

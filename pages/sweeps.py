@@ -10,7 +10,9 @@ from ui.compare_views import defaults_once
 
 layout.page("Sweeps")
 defaults_once("sweeps", {state.SW_CONFIG: sv.example_config()})
-run_tab, browse_tab = st.tabs(["Run a sweep", "Browse results"])
+# a link to a store opens on its results
+run_tab, browse_tab = st.tabs(["Run a sweep", "Browse results"],
+                              default="Browse results" if state.get(state.STORE) else None)
 
 with run_tab:
     st.caption("Every case of every benchmark under every model: first wrong token, heatmap, segments and a "
@@ -23,7 +25,7 @@ with run_tab:
         widgets.toggle("Resume (skip the cases this run has stored)", state.SW_RESUME,
                        help="Continue a stopped run with the same config; without it an existing run is refused.")
     with c1:
-        clicked = st.button("▶ Start sweep", type="primary", key="sw:start")
+        clicked = st.button("Start sweep", icon=":material/play_arrow:", type="primary", key="sw:start")
     if clicked:
         sv.start(state.get(state.SW_CONFIG), state.get(state.SW_RESUME))
     sv.watch()

@@ -168,13 +168,68 @@ def _metric(drv, label: str) -> str:
     return ""
 
 
-def _shot(drv, name: str, height: int = 2200) -> None:
-    """A tall window, so the screenshot (for the README) holds the whole page."""
+PROJECTOR = (1280, 720)  # the screenshots in docs/screenshots/ and the presentation-mode checks
+BIG_SCREEN = (1920, 1080)  # checked too; its pictures go to $FAILURE_LENS_SHOTS_1080 when that is set
+
+
+def _viewport(drv, size) -> None:
+    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                        {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": False})
+
+
+def _fits_the_screen(drv, page: str) -> None:
+    """No sideways scrolling (the document and Streamlit's own scroller), the Heatmap page's heatmap and the Graph
+    page's drawing inside the first screen, graph labels at least 11 px on screen."""
+    widths = drv.execute_script(
+        "const d = document.documentElement, m = document.querySelector('[data-testid=\"stMain\"]');"
+        "return [d.scrollWidth, d.clientWidth, m.scrollWidth, m.clientWidth];")
+    assert widths[0] <= widths[1] and widths[2] <= widths[3], (page, widths)
+    height = drv.execute_script("return window.innerHeight")
+    if page == "heatmap":
+        box = drv.execute_script("const r = document.querySelector('.fl-heatmap').getBoundingClientRect();"
+                                 "return [r.top, r.bottom];")
+        assert 0 <= box[0] and box[1] <= height, ("the heatmap is not on the first screen", box, height)
+    if page == "graph":
+        frame = drv.find_element("css selector", "iframe")
+        box = drv.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.top, r.bottom];", frame)
+        assert 0 <= box[0] and box[1] <= height + 1, ("the graph does not fit the screen", box, height)
+        smallest = drv.execute_script(
+            "const net = arguments[0].contentWindow.flNet; const s = net.getScale();"
+            "return Math.min(...Object.values(net.body.nodes).filter(n => n.options.label)"
+            ".map(n => n.options.font.size * s));", frame)
+        assert smallest >= 11, f"graph labels are {smallest:.1f} px on screen"
+
+
+def _tall_shot(drv, name: str, height: int = 2200) -> None:
+    """A tall window, so the screenshot holds the whole page (the long-prompt pictures)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     drv.set_window_size(1600, height)
     time.sleep(1.0)  # let charts re-layout
     drv.save_screenshot(str(SHOTS / f"{name}.png"))
     drv.set_window_size(1600, 1100)
+
+
+def _shot(drv, name: str, ready) -> None:
+    """Reopen the current view from its link in presentation mode on a 1280x720 projector (and 1920x1080): it
+    fits the screen (see _fits_the_screen); the 1280x720 picture goes to docs/screenshots/ (the README's)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(drv.current_url)
+    link = urlunsplit(parts._replace(query=urlencode(parse_qsl(parts.query) + [("present", "1")])))
+    big = os.environ.get("FAILURE_LENS_SHOTS_1080")
+    try:
+        for size, folder in ((PROJECTOR, SHOTS), (BIG_SCREEN, Path(big) if big else None)):
+            _viewport(drv, size)
+            drv.get(link)
+            _wait(drv, f"the {name} page in presentation mode at {size[0]}x{size[1]} ({link})", ready)
+            _idle(drv)
+            time.sleep(1.5)  # let charts and the graph lay out
+            _fits_the_screen(drv, name)
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                drv.save_screenshot(str(folder / f"{name}.png"))
+    finally:
+        drv.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def test_heatmap_first_view_and_contrast_click(server, driver):
@@ -192,11 +247,13 @@ def test_heatmap_first_view_and_contrast_click(server, driver):
         "css selector", '[data-testid="stButtonGroup"]') if "contrast" in g.find_element("xpath", "./..").text.lower()])
     pills = [b for b in group[0].find_elements("css selector", "button") if b.text and b.text.rsplit(" ", 1)[0] != before]
     choice = pills[0].text.rsplit(" ", 1)[0]  # "'tok' 12%" -> "'tok'"
+    link = driver.current_url
     pills[0].click()
     _wait(driver, "the new contrast", lambda: _metric(driver, "Contrast") == choice)
+    _wait(driver, "the link of the new view", lambda: driver.current_url != link)  # written at the end of the run
     _idle(driver)
     assert "contrast=" in driver.current_url
-    _shot(driver, "heatmap")
+    _shot(driver, "heatmap", lambda: _metric(driver, "Contrast") == choice)
 
 
 def _choose(drv, label: str, option: str) -> None:
@@ -233,7 +290,7 @@ def test_models_page_adds_a_model(server, driver):
     _idle(driver)
     assert f"zoo:{small} · active" in _text(driver) and f"zoo:{zoo_sizes()[-1]}" in _text(driver)
     assert driver.current_url.count("model=") == 2
-    _shot(driver, "models", 1300)
+    _shot(driver, "models", lambda: f"zoo:{small} · active" in _text(driver))
 
 
 def _download(drv, folder: Path, key: str, name: str, timeout: float = TIMEOUT) -> Path:
@@ -288,7 +345,7 @@ def test_scaling_compares_the_sizes_on_the_heatmap_case(server, driver, tmp_path
     page = _download(driver, tmp_path, "dl:strip_scaling:HTML", f"{stem}.html").read_text()
     assert page.count("<tr>") >= len(sizes) and all(f"zoo:{s}" in page for s in sizes)
     assert "begin{tabular}" in _download(driver, tmp_path, "dl:strip_scaling:LaTeX", f"{stem}.tex").read_text()
-    _shot(driver, "scaling", 3400)
+    _shot(driver, "scaling", lambda: driver.find_elements("css selector", ".fl-cards"))
 
 
 def test_evolution_film_strip_and_exports(server, driver, tmp_path):
@@ -310,7 +367,7 @@ def test_evolution_film_strip_and_exports(server, driver, tmp_path):
     stem = f"strip_evolution_{case}"
     assert _download(driver, tmp_path, "dl:strip_evolution:PNG", f"{stem}.png").read_bytes().startswith(b"\x89PNG")
     assert _download(driver, tmp_path, "dl:strip_evolution:CSV", f"{stem}.csv").read_text().startswith("row,column")
-    _shot(driver, "evolution", 3400)
+    _shot(driver, "evolution", lambda: driver.find_elements("css selector", ".fl-strip"))
 
 
 def test_sweeps_page_browses_a_store(server, driver, tmp_path):
@@ -331,7 +388,7 @@ def test_sweeps_page_browses_a_store(server, driver, tmp_path):
     _wait(driver, "the stored results", lambda: _metric(driver, "ok") != "")
     _idle(driver)
     assert sum(int(_metric(driver, s) or 0) for s in ("ok", "no failure", "filtered", "error")) == summary.total
-    _shot(driver, "sweeps", 2200)
+    _shot(driver, "sweeps", lambda: _metric(driver, "ok") != "")  # the link alone opens the results
 
 
 def _case_near(n_tokens: int):
@@ -414,7 +471,7 @@ def test_graph_slider_redraw_and_node_click(server, driver):
     driver.get(f"{url}/graph")
     _wait(driver, "the default case's graph", lambda: _drawn(driver))
     _idle(driver)
-    _shot(driver, "graph")
+    _shot(driver, "graph", lambda: _drawn(driver))
 
 
 def test_script_payload_is_shown_not_run(server, driver):
@@ -534,7 +591,7 @@ def test_long_case_groups_supernodes_and_redraw(server, driver):
     _idle(driver)
     driver.execute_script("window.scrollTo(0, 0); const m = document.querySelector('[data-testid=\"stMain\"]');"
                           "if (m) m.scrollTo(0, 0);")
-    _shot(driver, "long-heatmap", 2600)
+    _tall_shot(driver, "long-heatmap", 2600)
     # the graph: segment supernodes, a slider move, a click on a supernode, open it
     driver.get(f"{url}/graph?{link}")
     caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
@@ -543,7 +600,7 @@ def test_long_case_groups_supernodes_and_redraw(server, driver):
     _idle(driver)
     assert int(_wait(driver, "the caption", caption).split(" nodes")[0]) <= 80
     first = _wait(driver, "the first drawing", lambda: _drawn(driver))
-    _shot(driver, "long-graph", 1500)
+    _tall_shot(driver, "long-graph", 1500)
     slider = [s for s in driver.find_elements("css selector", '[data-testid="stSlider"]') if "mass kept" in s.text][0]
     driver.execute_script("arguments[0].focus()", slider.find_element("css selector", 'input[type="range"]'))
     t0 = time.perf_counter()

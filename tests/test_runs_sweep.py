@@ -176,3 +176,22 @@ def test_report_escapes_every_untrusted_string(tmp_path):
     assert "&lt;img src=x onerror=alert(3)&gt;" in page and "&amp;amp;" in page
     with pytest.raises(FailureLensError, match="no run 'nope'"):
         run_report(Store(tmp_path / "s", readonly=True), "nope")
+
+
+def test_report_names_the_labeller_and_counts_in_whole_numbers(tmp_path):
+    from engine.cases.benchmarks import Case
+    from engine.cases.categories import Category, Label, Outcome
+    from engine.runs.report import _logit_diff_chart
+
+    with Store(tmp_path / "s") as s:
+        s.create_run("r", {"models": [{"label": "m", "source": "zoo:xs"}], "benchmarks": [{"kind": "zoo"}]})
+        s.put_cases("r", [Case("1", "math", "1 + 1 =", "2", {})])
+        s.put_result("r", "m", "1", ResultRow("ok", 2.0, 3, 1, "3", 2, "2", 3, ""))
+        s.add_label("r", Label.now("1", "m", None, Category(Outcome.M_IA, None), author="Ada", note="off by one"))
+        page = run_report(s, "r")
+        frame = s.results_frame("r")
+    assert "<th>labelled by</th>" in page and "<td>Ada</td>" in page and "<td>off by one</td>" in page
+    assert (frame.loc[0, "human_author"], frame.loc[0, "human_note"]) == ("Ada", "off by one")
+    enc = _logit_diff_chart(frame).to_dict()["encoding"]
+    assert enc["y"]["axis"]["format"] == "d" and enc["y"]["axis"]["tickMinStep"] == 1
+    assert enc["x"]["axis"]["labelOverlap"] == "greedy" and enc["x"]["axis"]["format"] == "~g"

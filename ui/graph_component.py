@@ -47,7 +47,9 @@ def _component() -> Callable[..., Any]:
     return components.declare_component("failure_lens_graph", path=str(build_folder(Path(tempfile.gettempdir()))))
 
 
-def live_graph(data: dict, height: int, key: str) -> Optional[str]:
-    """Draw `data` (from `render.graph_data`); returns the id of the node last clicked, or None."""
+def live_graph(data: dict, height: int, key: str, present: bool = False) -> Optional[str]:
+    """Draw `data` (from `render.graph_data`) at most `height` px tall (less on a short window; in presentation
+    mode it ends on the first screen and its labels grow with the window); returns the id of the node last
+    clicked, or None."""
     revision = hashlib.sha1(repr((data["nodes"], data["edges"])).encode()).hexdigest()[:12]
-    return _component()(data=data, height=height, revision=revision, key=key, default=None)
+    return _component()(data=data, height=height, present=present, revision=revision, key=key, default=None)

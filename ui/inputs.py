@@ -34,12 +34,21 @@ def _label(f) -> str:
 
 
 def _switch_source() -> None:
+    """Back to "Failure case" reopens the case that was open (else the default one); "Own prompt" keeps its text."""
     if st.session_state[widgets.wkey("source")] == SOURCES[0]:
         fails = _failures()
+        last = state.find_case(state.get(state.LAST_CASE)) if state.get(state.LAST_CASE) else None
         if fails:
-            state.apply_case(state.default_case(state.active_param()) or fails[0])
+            state.apply_case(last or state.default_case(state.active_param()) or fails[0])
     else:
+        state.put(state.LAST_CASE, state.get(state.CASE))
         state.put(state.CASE, "")
+
+
+def _new_prompt() -> None:
+    """A new prompt has new candidates: target and contrast go back to its top-1 and runner-up."""
+    _reset_tokens()
+    state.put(state.NODE, "")
 
 
 def _pick_case() -> None:
@@ -68,7 +77,8 @@ def prompt_picker() -> str:
         st.code(state.get(state.PROMPT), language=None, wrap_lines=True, height=220 if long else "content")
     else:
         widgets.text_area("Prompt", state.PROMPT, height=100, placeholder="Type the text the model continues …",
-                          help="The model predicts the token that follows this text.")
+                          help="The model predicts the token that follows this text.", on_change=_new_prompt)
+        st.caption("A new prompt resets target and contrast to its top-1 and runner-up.")
     return state.get(state.PROMPT)
 
 
@@ -151,4 +161,4 @@ def topk_pills(att: Attribution) -> None:
         chosen = _chosen_id(key, att)
         st.session_state[widgets.wkey(f"pick:{key}")] = chosen if chosen in options else None
         st.pills(label, options, format_func=text.get, key=widgets.wkey(f"pick:{key}"), on_change=_set_token,
-                 args=(key,), width="stretch")
+                 args=(key,), wrap=True)

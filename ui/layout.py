@@ -18,14 +18,30 @@ T = TypeVar("T")
 Figure = tuple[FigureContext, str, Sequence[str]] | str  # (what a case chart shows, view title, notes) or a title
 HELP = ("Pick a model and a failure case; red tokens push the model towards its wrong answer (target), blue ones "
         "towards the right one (contrast). Click a token in the top-k table to compare against it.")
+# Always on. Red and blue mean target and contrast only: the selected contrast pill is blue, the target pill red
+# (the theme's accent is a neutral slate). The prompt box keeps room for its copy button.
+BASE_CSS = """<style>
+.st-key-w-pick-contrast button[data-selected="true"] { background: rgba(31,119,180,.14) !important;
+  border-color: rgb(31,119,180) !important; color: rgb(20,80,125) !important; }
+.st-key-w-pick-target button[data-selected="true"] { background: rgba(214,39,40,.12) !important;
+  border-color: rgb(214,39,40) !important; color: rgb(160,25,25) !important; }
+[data-testid="stCode"] pre { padding-right: 3rem !important; }
+</style>"""
+# Presentation mode: sizes follow the screen (clamp between a 1280x720 and a 1920x1080 projector), the page never
+# scrolls sideways, and the first screen of the Heatmap page holds the numbers, the summary and the heatmap.
 PRESENTATION_CSS = """<style>
-[data-testid="stMainBlockContainer"] { max-width: 100%; padding: 1.5rem 2.5rem; }
-[data-testid="stMainBlockContainer"] :is(p, li, label, input, textarea, button, code) { font-size: 1.3rem !important; }
-[data-testid="stMainBlockContainer"] h1 { font-size: 3.4rem !important; }
-[data-testid="stMainBlockContainer"] :is(h2, h3) { font-size: 2.1rem !important; }
-[data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] :is(p, div) { font-size: 3.2rem !important; }
-.fl-heatmap { font-size: 1.9rem !important; }
-.fl-legend { font-size: 1.15rem !important; }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding: 3.4rem 2rem 1rem; }
+[data-testid="stMain"] { overflow-x: hidden; }
+[data-testid="stMainBlockContainer"] :is(p, li, label, input, textarea, button, code, summary, td, th) {
+  font-size: clamp(1rem, .55rem + .6vw, 1.35rem) !important; }
+[data-testid="stMainBlockContainer"] h1 { font-size: clamp(1.7rem, 1rem + 1.2vw, 2.6rem) !important; padding: 0 0 .3rem; }
+[data-testid="stMainBlockContainer"] :is(h2, h3) { font-size: clamp(1.25rem, .8rem + .75vw, 1.9rem) !important;
+  padding: .4rem 0 .2rem; }
+[data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] :is(p, div) {
+  font-size: clamp(1.6rem, 1rem + 1.2vw, 2.6rem) !important; }
+[data-testid="stMainBlockContainer"] [data-testid="stVerticalBlock"] { gap: .6rem; }
+.fl-heatmap { font-size: clamp(1.25rem, .6rem + 1.1vw, 2rem) !important; }
+.fl-legend { font-size: clamp(.95rem, .55rem + .5vw, 1.2rem) !important; }
 </style>"""
 
 
@@ -65,10 +81,14 @@ def sidebar() -> None:
         widgets.toggle("Presentation mode", state.PRESENT, help="Larger fonts and figures, full width.")
         st.caption(HELP)
         st.caption("The address bar always holds the current view: copy it to share this exact picture.")
-    if state.get(state.PRESENT):
-        st.html(PRESENTATION_CSS)
+    st.html(BASE_CSS + (PRESENTATION_CSS if state.get(state.PRESENT) else ""))
     for issue in state.get(state.URL_ISSUES):
         st.warning(issue)
+
+
+def controls(label: str):
+    """Where a page's inputs go: in view, or folded into an expander in presentation mode (the room sees results)."""
+    return st.expander(label, expanded=False) if state.get(state.PRESENT) else st.container()
 
 
 def _slug(name: str) -> str:
@@ -110,17 +130,34 @@ def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Op
 
 def chart(c: alt.TopLevelMixin, name: str, table: Optional[pd.DataFrame] = None, key: str = "",
           stretch: bool = False, figure: Optional[Figure] = None) -> None:
-    """An altair chart (as wide as its column, or its own width) with PNG / SVG / CSV downloads."""
-    st.altair_chart(c, width="stretch" if stretch else "content")
+    """An altair chart (as wide as its column, or its own width) with PNG / SVG / CSV downloads.
+
+    Presentation mode fits every chart to its column (never wider than the screen) and scales its fonts; the
+    downloads keep the chart as the engine made it."""
+    present = bool(state.get(state.PRESENT))
+    st.altair_chart(_projector_fonts(c) if present else c, width="stretch" if stretch or present else "content")
     downloads(name, chart=c, table=table, key=key, figure=figure)
 
 
+def _projector_fonts(c: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """Axis, legend and title fonts for a room: ~1.4x the screen defaults, labels never cut short."""
+    s = 1.4
+    return (c.configure_axis(labelFontSize=round(11 * s), titleFontSize=round(12 * s), labelLimit=0)
+            .configure_legend(labelFontSize=round(11 * s), titleFontSize=round(12 * s), labelLimit=0)
+            .configure_title(fontSize=round(14 * s)))
+
+
 def table(df: pd.DataFrame, name: str, key: str = "", **kw) -> None:
-    """A table whose column titles are the glossary's plain names (the code and its definition on hover)."""
-    config = {c: st.column_config.Column(glossary.title(c), help=f"{c}: {glossary.define(c)}")
-              for c in df.columns if isinstance(c, str) and glossary.term(c) is not None}
-    config.update(kw.pop("column_config", None) or {})
-    st.dataframe(df, hide_index=True, column_config=config, **kw)
+    """A table whose column titles are the glossary's plain names (the code and its definition on hover). In
+    presentation mode a short table is plain HTML, whose text scales with the room (the interactive grid draws on
+    a canvas at a fixed small size)."""
+    plain = {c: glossary.title(c) for c in df.columns if isinstance(c, str) and glossary.term(c) is not None}
+    if state.get(state.PRESENT) and not kw and len(df) <= 12 and len(df.columns) <= 8:
+        st.table(df.rename(columns=plain), hide_index=True)
+    else:
+        config = {c: st.column_config.Column(t, help=f"{c}: {glossary.define(c)}") for c, t in plain.items()}
+        config.update(kw.pop("column_config", None) or {})
+        st.dataframe(df, hide_index=True, column_config=config, **kw)
     downloads(name, table=df, key=key)
 
 
@@ -138,7 +175,8 @@ def run_task(task: str, label: str, work: Callable[[Callable[[str, int, int], No
         return None
     box = st.empty()
     with box.container():
-        st.button("⏹ Stop", key=f"stop:{task}", on_click=state.put, args=(state.STOPPED, task))
+        st.button("Stop", icon=":material/stop_circle:", key=f"stop:{task}", on_click=state.put,
+                  args=(state.STOPPED, task))
         with st.status(label, expanded=True):
             bar = st.progress(0.0, text="starting")
 

@@ -79,29 +79,52 @@ def _attribute(model_key: str, _handle: ModelHandle, prompt: str, target: Option
     return engine.attribute(_handle, prompt, target=target, contrast=contrast, mode=mode, strategy=strategy, k=k)
 
 
-def attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mode: str, strategy: str,
-                k: int) -> Optional[Attribution]:
-    """Token relevance for the view (cached); None after an st.error when the input is not usable."""
+def _try_attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mode: str, strategy: str,
+                     k: int) -> tuple[Optional[Attribution], str]:
+    """(attribution, "") or (None, the message of the input error)."""
     try:
         with st.spinner("Computing relevance …"):
             return _attribute(handle.key, handle, prompt, target or None,
                               (contrast or None) if mode == "logit_diff" and strategy == "by_ref_token" else None,
-                              mode, strategy, int(k))
+                              mode, strategy, int(k)), ""
     except FailureLensError as e:
-        st.error(str(e))
-        return None
+        return None, str(e)
+
+
+def attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mode: str, strategy: str,
+                k: int) -> Optional[Attribution]:
+    """Token relevance for the view (cached); None after an st.error when the input is not usable."""
+    att, error = _try_attribution(handle, prompt, target, contrast, mode, strategy, k)
+    if error:
+        st.error(error)
+    return att
 
 
 def view_attribution(handle: ModelHandle, prompt: str) -> Attribution:
     """The attribution of the current view (prompt, tokens and objective from the state); stops the page with
-    a message when the prompt is empty or the input is not usable."""
+    a message when the prompt is empty or not usable.
+
+    A target or contrast that cannot be used (several tokens, not in the vocabulary) does not blank the page: the
+    error says so, and the page shows the prompt's own top-1 / runner-up meanwhile, with the candidates to pick from.
+    """
     if not prompt.strip():
         st.warning("The prompt is empty. Pick a failure case or type a prompt.")
         st.stop()
-    att = attribution(handle, prompt, state.get(state.TARGET), state.get(state.CONTRAST), state.get(state.MODE),
-                      state.get(state.STRATEGY), state.get(state.K))
-    if att is None:
-        st.stop()
+    target, contrast = state.get(state.TARGET), state.get(state.CONTRAST)
+    objective = (state.get(state.MODE), state.get(state.STRATEGY), state.get(state.K))
+    att, error = _try_attribution(handle, prompt, target, contrast, *objective)
+    if error:
+        for t, c in dict.fromkeys([(target, ""), ("", "")]):
+            if (t, c) != (target, contrast):
+                att, _ = _try_attribution(handle, prompt, t, c, *objective)
+                if att is not None:
+                    break
+        if att is None:
+            st.error(error)
+            st.stop()
+        shown = f"{att.target.text!r}" + (f" vs {att.contrast.text!r}" if att.contrast else "")
+        st.error(f"{error}\n\nMeanwhile the page shows {shown}: click a candidate under *Next-token "
+                 "candidates* to choose, or correct the box.")
     return att
 
 

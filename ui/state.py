@@ -64,6 +64,7 @@ GRAPH_CLICK = "graph_click"  # session only: the last graph click already taken 
 CHK_ON, CHK_K, CHK_SEEDS, CHK_REPL, CHK_NODES = "check", "check_k", "check_seeds", "check_repl", "check_nodes"  # checks
 GRAN, GROUP, GGRAN, OPEN = "gran", "grp", "ggran", "open"  # long prompts (ui.long_views): heatmap granularity, selected
 # group (by a token in it), graph supernodes, supernodes opened into tokens (by their first token)
+LAST_CASE = "last_case"  # session only: the case open before "Own prompt" (going back reopens it)
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
@@ -81,7 +82,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(STRIP_SCALE, "row"), Field(STRIP_A, ""), Field(STRIP_B, ""), Field(Y_SCALE, "linear"),
     Field(STORE, ""), Field(RUN, ""), Field(SW_MODELS, []), Field(SW_BENCH, []), Field(SW_CAT, []), Field(SW_CASE, ""),
     Field(SW_CONFIG, "", url=False), Field(SW_RESUME, False, url=False), Field(DEFAULTS_DONE, frozenset(), url=False),
-    Field(GRAPH_CLICK, "", url=False),
+    Field(GRAPH_CLICK, "", url=False), Field(LAST_CASE, "", url=False),
     # ---- causal checks beside the heatmap and the graph (ui.checks) ----
     Field(CHK_ON, True), Field(CHK_K, 10), Field(CHK_SEEDS, 5), Field(CHK_REPL, "neutral"), Field(CHK_NODES, 20),
     Field(GRAN, "auto"), Field(GROUP, -1), Field(GGRAN, "auto"), Field(OPEN, []),
@@ -228,10 +229,10 @@ def _fill_defaults(issues: list[str]) -> None:
         if failure is None:
             issues.append(f"The failure case {ss[CASE]!r} from the link does not exist in this zoo.")
             ss[CASE] = ""
-        else:
-            target, contrast = ss[TARGET], ss[CONTRAST]
+        else:  # the case fills in what the link leaves out; what the link says wins (tokens, objective, node)
+            linked = {k: ss[k] for k in (TARGET, CONTRAST, MODE, NODE) if ss[k] != FIELDS[k].default}
             apply_case(failure)
-            ss[TARGET], ss[CONTRAST] = target or ss[TARGET], contrast or ss[CONTRAST]
+            ss.update(linked)
     elif not ss[PROMPT]:
         failure = default_case(active_param())
         if failure is not None:

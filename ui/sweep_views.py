@@ -146,7 +146,7 @@ def _live(key: tuple[str, str]) -> None:
         st.progress(p.done / p.total if p.total else 0.0,
                     text=f"Sweep {job.run_id}: {what} · {p.done} of {p.total} in all · {_duration(p.elapsed_s)} "
                          f"elapsed · about {_duration(p.eta_s)} left")
-    st.button("⏹ Stop", key="sw:stop", on_click=job.cancel.set, disabled=job.cancel.is_set(),
+    st.button("Stop", icon=":material/stop_circle:", key="sw:stop", on_click=job.cancel.set, disabled=job.cancel.is_set(),
               help="Stops after the case being computed; everything stored so far stays. Resume continues it.")
 
 

@@ -1,7 +1,8 @@
-"""Renderers of engine results into Streamlit (token heatmap, result header)."""
+"""Renderers of engine results into Streamlit (token heatmap, result header, unknown words)."""
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Any, Optional
 
 import streamlit as st
 
@@ -38,20 +39,54 @@ def colour_values(att: Attribution, mask: list[bool]) -> list[float]:
     return render.normalise(att.relevance, mask, state.get(state.NORM))
 
 
+def md(text: str) -> str:
+    """Untrusted text (prompt words, tokens) made inert inside Streamlit markdown: every punctuation mark that
+    markdown, Streamlit's :colour[] / :icon: directives or LaTeX could read is backslash-escaped."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=])", r"\\\1", str(text)).replace("\n", " ")
+
+
+def shipped_logit_diff(att: Attribution, case: Any, zoo_name: Optional[str], prompt: str) -> Optional[float]:
+    """The Δℓ stored with a zoo case, only while the view still shows that case's own model, prompt, target and
+    contrast (after a new contrast it would be a stale number)."""
+    if case is None or case.model != zoo_name or case.prompt != prompt or att.contrast is None:
+        return None
+    same = (att.target.token_id, att.contrast.token_id) == (case.target_id, case.contrast_id)
+    return case.logit_diff if same else None
+
+
+def unknown_words(tokenizer: Any, prompt: str, model_label: str) -> None:
+    """Before the heatmap: which words of the prompt the model cannot read (shown as its unknown token)."""
+    from engine.tokens import unknown_words as find, vocabulary
+
+    got = find(tokenizer, prompt)
+    if not got.count:
+        return
+    n = len(got.words) or got.count
+    which = f": {', '.join(md(w) for w in got.words)}" if got.words else ""
+    st.warning(f"{n} word{'s are' if n != 1 else ' is'} unknown to {md(model_label)} and shown as "
+               f"{md(got.unk_token)}{which}. They carry no meaning for the model; use words from its vocabulary.",
+               icon=":material/spellcheck:")
+    vocab = vocabulary(tokenizer)
+    if len(vocab) <= 5000:
+        with st.expander(f"The vocabulary of {model_label} ({len(vocab)} tokens)"):
+            st.code(" ".join(vocab), language=None, wrap_lines=True)
+
+
 def header(att: Attribution, expected: Optional[float] = None) -> None:
-    """Target, contrast, Δℓ and conservation in one row."""
+    """Target, contrast, Δℓ and conservation in one row; `expected`: the Δℓ stored with the zoo case."""
     cols = st.columns(4)
     cols[0].metric("Target (red)", repr(att.target.text), help=f"token id {att.target.token_id}")
     if att.contrast is not None:
         cols[1].metric("Contrast (blue)", repr(att.contrast.text), help=f"token id {att.contrast.token_id}")
-        delta = None if expected is None else f"zoo: {expected:+.2f}"
+        delta = None if expected is None else f"zoo case: {expected:+.2f}"
         cols[2].metric("Δℓ = ℓ(target) − ℓ(contrast)", f"{att.logit_diff:+.3f}", delta=delta, delta_color="off",
-                       help="Positive: the model prefers the target, i.e. it makes the mistake.")
+                       delta_arrow="off", help="Positive: the model prefers the target, i.e. it makes the mistake.")
     else:
         cols[1].metric("Objective", att.mode if att.strategy is None else f"{att.mode}/{att.strategy}")
         cols[2].metric("Objective value", f"{att.objective:+.3f}")
     cols[3].metric("Conservation", f"{att.conservation:.2f}", help=CONSERVATION_HELP)
-    st.caption(CONSERVATION_HELP + " " + MEMORY_PATHS.get(att.path, ""))
+    if not state.get(state.PRESENT):  # a room reads it in the summary; the metric's help keeps it
+        st.caption(CONSERVATION_HELP + " " + MEMORY_PATHS.get(att.path, ""))
     for w in att.warnings:
         st.info(w)
 

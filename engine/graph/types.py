@@ -22,7 +22,10 @@ class Stage:
 
     @property
     def label(self) -> str:
-        return {"emb": "Embedding"}.get(self.kind, self.name)
+        """The row in words, as people see it (charts, drawings, lists); `name` stays the code in files."""
+        if self.kind == "emb":
+            return "embedding"
+        return f"layer {self.layer} after attention" if self.kind == "mid" else f"after layer {self.layer}"
 
 
 @dataclass(frozen=True)

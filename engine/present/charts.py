@@ -101,7 +101,8 @@ def segment_chart(segments: Mapping[str, float], scale: float = 1.0) -> alt.Char
     df = pd.DataFrame([dict(segment=s.capitalize(), R=float(segments.get(s, 0.0)),
                             supports="wrong answer" if segments.get(s, 0.0) > 0 else "right answer") for s in SEGMENT_ORDER])
     return alt.Chart(df).mark_bar().encode(
-        y=alt.Y("segment:N", sort=[s.capitalize() for s in SEGMENT_ORDER], title=None),
+        y=alt.Y("segment:N", sort=[s.capitalize() for s in SEGMENT_ORDER], title=None,
+                axis=alt.Axis(labelOverlap=False, labelLimit=0)),  # every bar keeps its name
         x=alt.X("R:Q", title="sum of R / max |R| (non-special tokens)"),
         color=alt.Color("supports:N", scale=SIDES, legend=alt.Legend(title="supports")),
         tooltip=["segment", alt.Tooltip("R:Q", format="+.3f")],

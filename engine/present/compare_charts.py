@@ -20,6 +20,13 @@ from engine.compare.verdicts import VERDICTS
 from engine.present import palette
 
 DELTA = "Δℓ = ℓ(target) − ℓ(contrast)"
+# counts are whole numbers: no "0.5" label (tickMinStep alone is not always honoured by the renderer)
+COUNT_AXIS = alt.Axis(format="d", tickMinStep=1, labelExpr="datum.value % 1 ? '' : datum.label")
+
+
+def binned_axis() -> alt.Axis:
+    """A histogram's value axis: a few rounded, level labels that never run into each other ("0.200.40")."""
+    return alt.Axis(format="~g", labelAngle=0, labelOverlap="greedy", labelSeparation=6, tickCount=8)
 
 
 def _span(values: Sequence[float], *extra: float) -> tuple[float, float]:
@@ -144,8 +151,8 @@ def evolution_chart(evolution: pd.DataFrame, mean: pd.DataFrame, scale: float = 
 def delta_histogram(results: pd.DataFrame, scale: float = 1.0) -> alt.Chart:
     """Histogram of Δℓ per model. results: rows of Store.results_frame with a logit_diff."""
     return alt.Chart(results[["model_label", "logit_diff"]].dropna()).mark_bar(opacity=0.65).encode(
-        x=alt.X("logit_diff:Q", bin=alt.Bin(maxbins=30), title=DELTA),
-        y=alt.Y("count():Q", stack=None, title="failures"),
+        x=alt.X("logit_diff:Q", bin=alt.Bin(maxbins=30), title=DELTA, axis=binned_axis()),
+        y=alt.Y("count():Q", stack=None, title="failures", axis=COUNT_AXIS),
         color=alt.Color("model_label:N", title="model", scale=palette.scale(_models(results, "model_label"))),
     ).properties(width=round(420 * scale), height=round(240 * scale))
 

@@ -237,19 +237,27 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
     cols = {int(t): i for i, t in enumerate(sorted({int(t) for _, t in vis_nodes}))}
     dy = max(dy, int(0.45 * dx * max(1, len(cols)) / max(1, top)))  # keep the drawing from going flat
     for s in stages:  # row labels left of the first token
-        net.add_node(f"row:{s}", label=graph.stages[s].label, x=-dx * 1.2, y=(top - row[s]) * dy, shape="text",
-                     physics=False, font={"size": 16, "color": "#444", "vadjust": 0}, fixed=True)
+        net.add_node(f"row:{s}", label=graph.stages[s].label, x=-dx * 1.6, y=(top - row[s]) * dy, shape="text",
+                     physics=False, font={"size": 14, "color": "#444", "vadjust": 0}, fixed=True)
+    # the top node at the last position is where the model speaks: it is labelled with the predicted word
+    said = (stages[-1], graph.n_tokens - 1) if graph.target else None
     for s, t in vis_nodes:
         r = float(rel[s, t])
         a = abs(r) / rmax
         tok = graph.tokens[t]
+        full = _visible_text(tok)
+        extra = {}
+        if (s, int(t)) == said:
+            full = f"says '{_visible_text(graph.target)}'"
+            extra = dict(keep=True, font=_LABEL_FONT | {"size": 15, "color": "#000", "background": "#fff"})
         net.add_node(
-            f"{s}:{t}", label=_visible_text(tok)[:14], x=cols[int(t)] * dx, y=(top - row[s]) * dy, physics=False,
+            f"{s}:{t}", label=full[:14], x=cols[int(t)] * dx, y=(top - row[s]) * dy, physics=False,
             fixed=True,
             size=6 + 22 * a ** 0.5, shape="dot", color=_hex(colour(r / rmax if a > 0.02 else 0.02 * np.sign(r))),
             borderWidth=3 if selected == (s, int(t)) else 1,
-            title=f"{graph.stages[s].label} · {_where(graph, int(t))} {tok!r}\nR = {r:+.4f}",
-            font={"size": 12, "color": "#222", "vadjust": -4},
+            title=f"{graph.stages[s].label} · {_where(graph, int(t))} {tok!r}\nR = {r:+.4f}"
+                  + (f"\nthe model says {graph.target!r}" if (s, int(t)) == said else ""),
+            full=full, **({"font": _LABEL_FONT} | extra),
         )
     kept = [(tr, m) for tr, m in zip(graph.transitions, pruned.edge_masks) if m.any()]
     wmax = max((float(np.abs(tr.weight[m]).max()) for tr, m in kept), default=0.0) or 1.0
@@ -288,8 +296,8 @@ def graph_data(graph: AttributionGraph, pruned: PrunedGraph, *, selected: Option
 
 # what every node / edge of `graph_network` shares, sent once as vis options instead of once per item (a
 # 500-token graph has thousands of edges: this halves what a re-draw sends)
-_NODE_DEFAULTS = {"shape": "dot", "physics": False, "fixed": True, "borderWidth": 1,
-                  "font": {"size": 12, "color": "#222", "vadjust": -4}}
+_LABEL_FONT = {"size": 12, "color": "#222", "vadjust": -4, "background": "rgba(255,255,255,0.85)"}  # legible on edges
+_NODE_DEFAULTS = {"shape": "dot", "physics": False, "fixed": True, "borderWidth": 1, "font": _LABEL_FONT}
 _EDGE_DEFAULTS = {"arrows": "to", "smooth": False, "physics": False}
 
 

@@ -67,9 +67,11 @@ def svg_image(chart: Any, alt_text: str) -> str:
 def _logit_diff_chart(ok: pd.DataFrame) -> Any:
     import altair as alt
 
+    from engine.present.compare_charts import COUNT_AXIS, binned_axis
+
     return alt.Chart(ok[["model_label", "logit_diff"]]).mark_bar(opacity=0.65).encode(
-        x=alt.X("logit_diff:Q", bin=alt.Bin(maxbins=30), title="Δℓ = ℓ(target) − ℓ(contrast)"),
-        y=alt.Y("count():Q", stack=None, title="failures"),
+        x=alt.X("logit_diff:Q", bin=alt.Bin(maxbins=30), title="Δℓ = ℓ(target) − ℓ(contrast)", axis=binned_axis()),
+        y=alt.Y("count():Q", stack=None, title="failures", axis=COUNT_AXIS),
         color=alt.Color("model_label:N", title="model"),
     ).properties(width=560, height=220)
 
@@ -187,10 +189,11 @@ def run_report(store: Store, run_id: str, heatmaps: int = 6, max_rows: int = 300
         parts += [f"<h2>Failures ({len(top)} of {len(ok)}, largest Δℓ first)</h2>", table(
             ([r["model_label"], r["case_id"], r["logit_diff"], r["ref_rank"], repr(r["target"]), repr(r["contrast"]),
               r.get("seg_total"), r.get("suggested_outcome"), r.get("suggested_pattern"), r.get("human_outcome"),
-              r.get("human_pattern"), _excerpt(prompts.get(r["case_id"], "")), r["prefix"] or ""]
+              r.get("human_pattern"), r.get("human_author"), r.get("human_note"),
+              _excerpt(prompts.get(r["case_id"], "")), r["prefix"] or ""]
              for _, r in top.iterrows()),
             ["model", "case", "Δℓ", "ref. rank", "target", "contrast", "R total", "suggested", "pattern", "human",
-             "human pattern", "prompt", "answer before the failure"], [False, False, True, True])]
+             "human pattern", "labelled by", "note", "prompt", "answer before the failure"], [False, False, True, True])]
     parts += ["<h2>What the codes mean</h2>", glossary_legend()]
     errors = df[df["status"] == "error"]
     if len(errors):

@@ -295,10 +295,11 @@ class Store:
         if df.empty:
             return df
         labels = pd.DataFrame([l for rid in df["run_id"].unique() for l in self.labels(rid)],
-                              columns=["run_id", "model_label", "case_id", "outcome", "pattern"])
-        labels = labels.rename(columns={"outcome": "human_outcome", "pattern": "human_pattern"})
-        return df.merge(labels[["run_id", "model_label", "case_id", "human_outcome", "human_pattern"]],
-                        on=["run_id", "model_label", "case_id"], how="left")
+                              columns=["run_id", "model_label", "case_id", "outcome", "pattern", "author", "note"])
+        labels = labels.rename(columns={"outcome": "human_outcome", "pattern": "human_pattern",
+                                        "author": "human_author", "note": "human_note"})
+        return df.merge(labels[["run_id", "model_label", "case_id", "human_outcome", "human_pattern", "human_author",
+                                "human_note"]], on=["run_id", "model_label", "case_id"], how="left")
 
     def export(self, path: str | Path, run_id: Optional[str] = None) -> Path:
         """Write results as .csv or .parquet (by the file suffix)."""
