@@ -120,8 +120,7 @@ layout.chart(compare_charts.segment_bars(means, "checkpoint", layout.scale(), y_
              figure="Relevance by segment per checkpoint (> 0: toward the wrong answer)")
 if y_scale == "clip":
     far = outliers(evolution, "delta", fences(evolution["delta"]), ["case_id", "family", "checkpoint"])
-    seg = means.assign(value=means["mean"])
-    far_seg = outliers(seg, "value", fences(seg["value"]), ["checkpoint", "segment", "n"])
+    far_seg = outliers(means, "mean", fences(means["mean"]), ["checkpoint", "segment", "n"])
     st.markdown(f"**Outside the charts** (beyond 3 × the interquartile range): {len(far)} Δℓ value(s), "
                 f"{len(far_seg)} segment mean(s).")
     if len(far):

@@ -215,12 +215,13 @@ class RowAlignment:
         return [x - y for x, y in zip(v[a], v[b])]
 
     def table(self, names: Sequence[str], scale: str = "row") -> pd.DataFrame:
-        """One row per (group, row): group, start, end, text, row, tokens, relevance (raw sum), value."""
+        """One row per (group, row): group, start, end, text, row, tokens, relevance (raw sum), colour_value."""
         v = self.values(scale)
         rows = [{"group": i, "start": g.start, "end": g.end, "text": g.label, "row": names[r],
                  "tokens": "|".join(self.labels[r][t] for t in g.tokens[r]) or "—", "relevance": g.sums[r],
-                 "value": v[r][i]} for i, g in enumerate(self.groups) for r in range(len(names))]
-        return pd.DataFrame(rows, columns=["group", "start", "end", "text", "row", "tokens", "relevance", "value"])
+                 "colour_value": v[r][i]} for i, g in enumerate(self.groups) for r in range(len(names))]
+        return pd.DataFrame(rows, columns=["group", "start", "end", "text", "row", "tokens", "relevance",
+                                           "colour_value"])
 
 
 def align_rows(text: str, offsets: Sequence[Offsets], relevance: Sequence[Optional[Sequence[float]]],

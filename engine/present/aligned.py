@@ -168,7 +168,7 @@ def strip_chart(strip: Strip, scale: float = 1.0, per_block: int = PER_BLOCK) ->
             color=alt.Color("value:Q", scale=SCHEME, legend=alt.Legend(title="R (scaled)") if start == 0 else None))
         text = base.mark_text(font="monospace", fontSize=round(12 * scale)).encode(
             text="token:N", color=alt.condition("abs(datum.value) > 0.6", alt.value("white"), alt.value("#111")))
-        swatches = alt.Chart(pd.DataFrame({"row": models})).mark_square(size=round(120 * scale)).encode(
+        swatches = alt.Chart(pd.DataFrame({"row": models})).mark_square(size=round(120 * scale), opacity=1).encode(
             y=y, color=alt.Color("row:N", scale=swatch_scale, legend=None))
         n_cols = min(per_block, len(strip.columns) - start) if strip.columns else 1
         grid = (cells + text).properties(width=round(n_cols * 62 * scale), height=round(len(strip.names) * 26 * scale))

@@ -49,7 +49,7 @@ def _y(mode: str, values: Sequence[float], title: str, field: str = "delta:Q") -
         lo, hi = fences(values)
         if math.isfinite(lo):
             lo, hi = _span([lo, hi], 0.0)
-            return alt.Y(field, title=f"{title} (outliers clipped)", scale=alt.Scale(domain=[lo, hi], nice=False)), True
+            return alt.Y(field, title=f"{title} (clipped)", scale=alt.Scale(domain=[lo, hi], nice=False)), True
     return alt.Y(field, title=title), False
 
 
@@ -114,7 +114,8 @@ def segment_bars(means: pd.DataFrame, by: str = "model", scale: float = 1.0, y_s
     means: engine.compare.deltas.mean_by_model (columns by, segment, mean, sem, n)."""
     df = means.assign(lo=means["mean"] - means["sem"].fillna(0), hi=means["mean"] + means["sem"].fillna(0))
     order = [str(o) for o in dict.fromkeys(df[by])]
-    y, clip = _y(y_scale, list(df["mean"]), "mean R / max |R| (> 0: target)", "mean:Q")
+    title = "mean R / max |R| (> 0: target)" if y_scale == "linear" else "mean R / max |R|"  # fits the axis
+    y, clip = _y(y_scale, list(df["mean"]), title, "mean:Q")
     base = alt.Chart(df).encode(
         x=alt.X("segment:N", sort=list(SEGMENT_COLUMNS), title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset(f"{by}:N", sort=order))
