@@ -13,9 +13,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 def _token(value: str | None):
     """'#123' or a bare integer is a token id; anything else is token text."""
+    from .tokens import token_id_of
+
     if value is None:
         return None
-    return int(value.lstrip("#")) if value.lstrip("#").isdigit() else value
+    tid = token_id_of(value, bare=True)
+    return value if tid is None else tid
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:

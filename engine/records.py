@@ -7,12 +7,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 
 class FailureLensError(ValueError):
     """A problem the user can fix. The message names the problem and a way out."""
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN / ±Inf float (nested in lists, tuples, dicts) replaced by None: JSON has no NaN,
+    and Python's json writes a bare `NaN` that other readers refuse (e.g. conservation when all logits tie)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def dumps(value: Any, **kw: Any) -> str:
+    """json.dumps that never writes NaN / Infinity (see `finite`)."""
+    return json.dumps(finite(value), allow_nan=False, **kw)
 
 
 @dataclass(frozen=True)
@@ -78,7 +96,7 @@ class Attribution:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict())
+        return dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Attribution":

@@ -1,8 +1,9 @@
 """Tokenisation helpers: prompts with offsets, readable token strings, single-token choices, unknown words."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from .records import FailureLensError, TokenChoice
 
@@ -47,13 +48,20 @@ def encode_prompt(tokenizer: Any, prompt: str, add_special_tokens: bool = True) 
     return EncodedPrompt(ids, offsets, special, display_many(tokenizer, ids))
 
 
+def token_id_of(value: Any, bare: bool = False) -> Optional[int]:
+    """The id written as "#123" (or "123" when `bare`), else None. ASCII digits only: "#²" passes
+    str.isdigit but int() refuses it."""
+    m = re.fullmatch(r"#?([0-9]{1,12})" if bare else r"#([0-9]{1,12})", value.strip()) if isinstance(value, str) else None
+    return int(m.group(1)) if m else None
+
+
 def resolve_token(tokenizer: Any, value: Union[int, str], what: str) -> TokenChoice:
     """An id or a text that must be exactly one token; never silently pick a piece of several."""
     vocab = len(tokenizer)
     if isinstance(value, bool):
         raise FailureLensError(f"The {what} must be a token id or a token text, not {value!r}.")
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("#").isdigit() and value.startswith("#")):
-        tid = int(str(value).lstrip("#"))
+    if isinstance(value, int) or token_id_of(value) is not None:
+        tid = value if isinstance(value, int) else token_id_of(value)
         if not 0 <= tid < vocab:
             raise FailureLensError(f"The {what} token id {tid} is outside the vocabulary (0..{vocab - 1}).")
         return TokenChoice(tid, display(tokenizer, tid))

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from engine.present import render
+from engine.present.text import csv_cell
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
 from graph_fixtures import small_graph
@@ -109,7 +110,7 @@ def test_heatmap_csv_round_trips_and_guards_formulas():
     assert [r["token"] for r in rows] == [*TOKENS[:5], "'=SUM(A1)", TOKENS[6]]
     assert [float(r["relevance"]) for r in rows] == REL
     assert rows[0]["special"] == "1" and rows[1]["special"] == "0"
-    assert render.csv_safe("-1") == "'-1" and render.csv_safe("a=b") == "a=b"
+    assert csv_cell("-1") == "'-1" and csv_cell("a=b") == "a=b"
     df = pd.DataFrame({"token": ["@cmd", "ok"], "n": [1, 2]})
     assert render.frame_csv(df).splitlines() == ["token,n", "'@cmd,1", "ok,2"]
 
@@ -127,7 +128,7 @@ def test_graph_html_embeds_tokens_as_inert_json():
     assert "<" not in data and ">" not in data  # nothing in the data can close the script element
     parsed = json.loads(data)
     labels = {n["label"] for n in parsed["nodes"]}
-    assert render._visible_text(SCRIPT)[:14] in labels
+    assert render.visible(SCRIPT)[:14] in labels
     assert any(SCRIPT in n.get("title", "") for n in parsed["nodes"])  # tooltips: vis-network shows them as text
     lib = render._vis_js()
     assert "</script" not in lib.lower()  # the inlined library cannot end its own element early

@@ -8,7 +8,7 @@ import streamlit as st
 
 from engine import zoo
 from engine.records import Attribution
-from engine.tokens import display
+from engine.tokens import display, token_id_of
 from ui import state, widgets
 from ui.state import ModelSpec
 
@@ -96,8 +96,9 @@ def _swap_tokens() -> None:
 def _readable(tokenizer, key: str) -> str:
     """The box shows a token chosen by id ("#12", from a click or a case) as its text; the state keeps the id."""
     value = state.get(key)
-    if value.startswith("#") and value[1:].isdigit() and int(value[1:]) < len(tokenizer):
-        text = display(tokenizer, int(value[1:]))
+    tid = token_id_of(value)
+    if tid is not None and tid < len(tokenizer):
+        text = display(tokenizer, tid)
         if text and text == text.strip() and text.isprintable():
             return text
     return value
@@ -135,8 +136,8 @@ def _set_token(key: str) -> None:
 
 def _chosen_id(key: str, att: Attribution) -> Optional[int]:
     value = state.get(key)
-    if value.startswith("#") and value[1:].isdigit():
-        return int(value[1:])
+    if token_id_of(value) is not None:
+        return token_id_of(value)
     choice = att.target if key == state.TARGET else att.contrast
     return choice.token_id if choice is not None else None
 

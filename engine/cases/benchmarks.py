@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
 
+from engine import files
 from engine.cases.ifeval_phrases import instruction_spans
 from engine.records import FailureLensError
 from engine.cases.segments import Spans, complement, empty_spans, shift_spans
@@ -66,21 +67,29 @@ def _open_text(path: Path):
 
 
 def _need_file(path: Path, what: str) -> Path:
-    if not path.exists():
-        raise FailureLensError(f"{what} file not found: {path}. Check the path (relative paths start at the config's folder).")
+    files.regular_file(path, f"{what} file")
     return path
+
+
+def _json(text: str, where: str) -> Any:
+    """Parsed JSON of one record or file, with the nesting limit of engine.files."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FailureLensError(f"{where} is not valid JSON ({e.msg}, line {e.lineno}); fix or remove it.") from None
+    except RecursionError:  # nested deeper than the parser can go
+        raise files.depth_error(where) from None
+    files.check_depth(value, where)
+    return value
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, record) for each non-blank line."""
     with _open_text(_need_file(path, "benchmark")) as f:
-        for n, line in enumerate(f, 1):
+        for n, line in files.lines(f, path):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FailureLensError(f"{path} line {n} is not valid JSON ({e.msg}); fix or remove that line.") from None
+            rec = _json(line, f"{path} line {n}")
             if not isinstance(rec, dict):
                 raise FailureLensError(f"{path} line {n} is not a JSON object; each line must be one record.")
             yield n, rec
@@ -93,19 +102,35 @@ def _read_records(path: Path) -> Iterator[tuple[str, dict]]:
         for n, rec in read_jsonl(path):
             yield f"{path} line {n}", rec
     elif name.endswith(".json"):
-        with open(_need_file(path, "benchmark"), encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as e:
-                raise FailureLensError(f"{path} is not valid JSON (line {e.lineno}: {e.msg}).") from None
+        data = _json(files.read_text(path, files.MAX_JSON_BYTES, "benchmark file"), str(path))
         for i, rec in enumerate(data if isinstance(data, list) else [data]):
             yield f"{path} item {i}", rec
     elif name.endswith(".csv"):
         with open(_need_file(path, "benchmark"), encoding="utf-8-sig", newline="") as f:
-            for n, rec in enumerate(csv.DictReader(f), 2):
-                yield f"{path} row {n}", rec
+            yield from _csv_rows(f, path)
     else:
         raise FailureLensError(f"{path}: unsupported file type; use .jsonl, .jsonl.gz, .json or .csv.")
+
+
+def _csv_rows(f: Any, path: Path) -> Iterator[tuple[str, dict]]:
+    """(where, row) of a CSV file; cells up to the line limit of engine.files (the csv module's default,
+    128 KiB, refused real long-context prompts)."""
+    csv.field_size_limit(max(csv.field_size_limit(), files.MAX_LINE_CHARS))
+    rows = csv.DictReader(f)
+    n = 1
+    while True:
+        try:
+            rec = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            if "NUL" in str(e):
+                raise  # a binary file: load_benchmark says so
+            limit = f" (the limit is {files.MAX_LINE_CHARS:,} characters)" if "field limit" in str(e) else ""
+            raise FailureLensError(f"{path} row {rows.line_num}: not valid CSV ({e}){limit}; fix or shorten that "
+                                   "row.") from None
+        n += 1
+        yield f"{path} row {n}", rec
 
 
 def _field(rec: Mapping, names: tuple[str, ...], where: str, kind: str) -> Any:
@@ -219,8 +244,9 @@ def load_gaia(path: Path, instruction: Optional[str] = None, **_) -> list[Case]:
         answer = _field(rec, ("Final answer", "final_answer", "answer"), where, "GAIA")
         context = rec.get("context") or ""
         attached = rec.get("file_name") or ""
-        if not context and attached and (path.parent / attached).suffix.lower() in {".txt", ".md", ".csv", ".json", ".jsonl", ".py"}:
-            context = _need_file(path.parent / attached, "GAIA attachment").read_text(encoding="utf-8", errors="replace")
+        if not context and attached and Path(str(attached)).suffix.lower() in {".txt", ".md", ".csv", ".json", ".jsonl", ".py"}:
+            file = files.inside(path.parent, str(attached), f"{where}: attachment")
+            context = files.read_bytes(file, files.MAX_ATTACHMENT_BYTES, "GAIA attachment").decode("utf-8", "replace")
         text, spans = _compose([("query", context), ("query", question)])
         cases.append(_case(_field(rec, ("task_id", "id"), where, "GAIA"), "gaia", text, spans, answer, instruction,
                            level=rec.get("Level", rec.get("level")), file_name=attached or None,
@@ -323,6 +349,8 @@ def load_benchmark(kind: str, path: Optional[str | Path] = None, *, name: Option
         ) from None
     if name:
         cases = [Case(c.id, name, c.prompt, c.reference, c.segments, c.meta) for c in cases]
+    files.no_lone_surrogates((f"{kind} benchmark {source}, case {c.id!r} ({part})", text) for c in cases
+                             for part, text in (("id", c.id), ("prompt", c.prompt), ("reference", c.reference)))
     seen: set[str] = set()
     for c in cases:
         if c.id in seen:

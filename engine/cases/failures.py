@@ -127,8 +127,12 @@ def _divergence(tokenizer: Any, enc: Encoded, continuation: str, row: torch.Tens
     )
 
 
-def find_first_divergence(model: Any, tokenizer: Any, prompt: str, reference: str, top_k: int = 10) -> Optional[Divergence]:
-    """The first reference token the model does not rank first, or None if it ranks every one first."""
+def find_first_divergence(model: Any, tokenizer: Any, prompt: str, reference: str, top_k: int = 10,
+                          context: Optional[int] = None) -> Optional[Divergence]:
+    """The first reference token the model does not rank first, or None if it ranks every one first.
+
+    context: the model's context length; reference tokens past it are not read (the search stops there), and
+    a prompt that fills it alone is an error (a model would fail on positions it has no embedding for)."""
     if not reference:
         raise FailureLensError("the case has no reference continuation; add references to the benchmark "
                                "or choose the failure position by hand (failure_at).")
@@ -136,9 +140,12 @@ def find_first_divergence(model: Any, tokenizer: Any, prompt: str, reference: st
     if enc.n_prompt == 0:
         raise FailureLensError("the prompt is empty and the tokenizer adds no BOS, so nothing predicts the "
                                "first reference token; give a non-empty prompt.")
-    n_ref = len(enc.ids) - enc.n_prompt
-    logits = _logits(model, enc.ids, n_ref + 1)[:-1]  # [reference tokens, vocab]: row i predicts token i
-    ref = torch.tensor(enc.ids[enc.n_prompt:], device=logits.device)
+    if context is not None and enc.n_prompt >= context:
+        raise FailureLensError(f"the prompt has {enc.n_prompt} tokens, and the model's context holds {context}: no "
+                               "room for an answer. Shorten the case, or pick a model with a longer context.")
+    n_ref = len(enc.ids) - enc.n_prompt if context is None else min(len(enc.ids), context) - enc.n_prompt
+    logits = _logits(model, enc.ids[:enc.n_prompt + n_ref], n_ref + 1)[:-1]  # [reference tokens, vocab]: row i predicts token i
+    ref = torch.tensor(enc.ids[enc.n_prompt:enc.n_prompt + n_ref], device=logits.device)
     wrong = (logits.gather(1, ref[:, None])[:, 0] < logits.max(-1).values).nonzero()
     if len(wrong) == 0:
         return None

@@ -17,7 +17,8 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
     p.add_argument("--out", required=True, help="output file: .json or .graphml")
 
     def run(a) -> int:
-        from ..records import FailureLensError
+        from ..files import write_atomic
+        from ..records import FailureLensError, dumps
         from .build import build_graph
         from .export import to_graphml, to_json
         from .prune import prune
@@ -30,10 +31,8 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
                         split=a.split, stages=stages, method=a.method)
         pruned = None if a.no_prune else prune(g, PruneSettings(mode="cum_mass", top_p=a.top_p), stages)
         out = Path(a.out)
-        text = to_graphml(g, pruned) if out.suffix == ".graphml" else json.dumps(to_json(g, pruned))
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)  # never leave a half-written file
+        text = to_graphml(g, pruned) if out.suffix == ".graphml" else dumps(to_json(g, pruned))
+        write_atomic(out, text, "graph")
         print(f"wrote {out} ({g.n_tokens} tokens, {len(g.transitions)} transitions)")
         for note in g.notes:
             print("note:", note)

@@ -12,7 +12,8 @@ import pandas as pd
 
 from engine.graph.types import AttributionGraph, PrunedGraph
 from engine.present import glossary
-from engine.present.render import BLUE, RED, _visible_text
+from engine.present.render import BLUE, RED
+from engine.present.text import visible
 
 SCHEME = alt.Scale(domain=[-1, 0, 1], range=["rgb(%d,%d,%d)" % BLUE, "#ffffff", "rgb(%d,%d,%d)" % RED],
                   interpolate="rgb")
@@ -25,7 +26,7 @@ SIDES = alt.Scale(domain=["wrong answer", "right answer"], range=["rgb(%d,%d,%d)
 
 def _labels(tokens: Sequence[str]) -> list[str]:
     """Unique axis labels "position token" (tokens repeat, positions do not)."""
-    return [f"{i} {_visible_text(t)}" for i, t in enumerate(tokens)]
+    return [f"{i} {visible(t)}" for i, t in enumerate(tokens)]
 
 
 def token_chart(tokens: Sequence[str], values: Sequence[float], relevance: Sequence[float], shown: Sequence[bool],
@@ -37,7 +38,7 @@ def token_chart(tokens: Sequence[str], values: Sequence[float], relevance: Seque
         rows = [dict(pos=f"{a}–{b}", token=lab, value=float(r) / m, R=float(r))
                 for lab, r, (a, b) in zip(labels, sums[0], spans)]
     else:
-        rows = [dict(pos=i, token=_visible_text(t), value=v, R=r) for i, (t, v, r, on)
+        rows = [dict(pos=i, token=visible(t), value=v, R=r) for i, (t, v, r, on)
                 in enumerate(zip(tokens, values, relevance, shown)) if on]
     df = pd.DataFrame(rows, columns=["pos", "token", "value", "R"])
     df["col"] = np.arange(len(df)) % per_row
@@ -114,7 +115,7 @@ def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0
     stages = list(pruned.stages) or list(range(len(graph.stages)))
     row = {s: i for i, s in enumerate(stages)}
     rel = graph.node_relevance
-    nodes = pd.DataFrame([dict(x=int(t), y=row[s], stage=graph.stages[s].label, token=_visible_text(graph.tokens[t]),
+    nodes = pd.DataFrame([dict(x=int(t), y=row[s], stage=graph.stages[s].label, token=visible(graph.tokens[t]),
                                R=float(rel[s, t])) for s in stages for t in np.flatnonzero(pruned.node_mask[s])],
                          columns=["x", "y", "stage", "token", "R"])
     rmax = float(nodes["R"].abs().max()) if len(nodes) else 1.0
@@ -141,7 +142,7 @@ def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0
     height = max(200, min(90 * len(stages), round(0.55 * width)))  # wider than tall: fits a 16:9 slide
     chart = alt.layer(lines, dots).properties(width=round(width * scale), height=round(height * scale))
     return chart.add_params(
-        alt.param(name="tokenLabels", value=[_visible_text(t)[:12] for t in graph.tokens]),
+        alt.param(name="tokenLabels", value=[visible(t)[:12] for t in graph.tokens]),
         alt.param(name="stageLabels", value=[glossary.stage_label(graph.stages[s].name) for s in stages]))
 
 

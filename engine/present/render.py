@@ -6,9 +6,7 @@ Colours: red supports the target (the wrong token), blue supports the contrast (
 """
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import re
 from functools import lru_cache
@@ -19,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 from engine.graph.types import AttributionGraph, PrunedGraph
+from engine.present.text import csv_cell, csv_text, frame_csv, visible  # noqa: F401 (frame_csv: pages export through render)
+
+_visible_text, csv_safe = visible, csv_cell  # the names other modules used before engine.present.text existed
 
 RED = (214, 39, 40)  # supports the target
 BLUE = (31, 119, 180)  # supports the contrast
@@ -68,12 +69,6 @@ def _text_colour(value: float) -> str:
     return "#ffffff" if abs(value) > 0.6 else "#111111"
 
 
-def _visible_text(tok: str) -> str:
-    """Control characters shown as escapes (\\n, \\t, \\x07) so every token has a visible width."""
-    out = tok.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    return re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", out) or "∅"
-
-
 # ---------------------------------------------------------------- HTML
 def legend_html(target: str, contrast: Optional[str], norm: str) -> str:
     """A colour bar: blue = supports the contrast, red = supports the target."""
@@ -97,7 +92,7 @@ def heatmap_fragment(tokens: Sequence[str], values: Sequence[float], relevance: 
             continue
         rgb = "rgb(%d,%d,%d)" % colour(v)
         tip = html.escape(f"#{i} {tok!r}  R = {r:+.4f}", quote=True)
-        text = html.escape(_visible_text(tok))
+        text = html.escape(visible(tok))
         spans.append(
             f'<span title="{tip}" style="background:{rgb};color:{_text_colour(v)};white-space:pre;'
             f'padding:.1em .05em;margin:0 1px 2px 0;border-radius:3px;display:inline-block;line-height:1.5">{text}</span>'
@@ -131,7 +126,7 @@ _LATEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"
 
 def latex_escape(text: str) -> str:
     """Text safe inside a LaTeX argument: specials escaped, spaces kept (control spaces), controls as \\n etc."""
-    return "".join(_LATEX.get(ch, ch) for ch in _visible_text(text))
+    return "".join(_LATEX.get(ch, ch) for ch in visible(text))
 
 
 def _comment(text: str) -> str:
@@ -153,37 +148,16 @@ def heatmap_latex(tokens: Sequence[str], values: Sequence[float], shown: Sequenc
 
 
 # ---------------------------------------------------------------- CSV
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(text: str) -> str:
-    """Spreadsheet formula injection guard (OWASP): text starting with = + - @ tab CR gets a leading apostrophe."""
-    return "'" + text if text.startswith(_FORMULA) else text
-
-
-def frame_csv(df) -> str:
-    """CSV of a pandas DataFrame with text cells guarded by `csv_safe`."""
-    safe = df.copy()
-    for col in safe.columns:
-        if not pd.api.types.is_numeric_dtype(safe[col]):
-            safe[col] = safe[col].map(lambda v: csv_safe(v) if isinstance(v, str) else v)
-    return safe.to_csv(index=False, lineterminator="\n")
-
-
 def heatmap_csv(tokens: Sequence[str], token_ids: Sequence[int], relevance: Sequence[float],
                 values: Sequence[float], shown: Sequence[bool], segments: Optional[Sequence[str]] = None,
                 special: Optional[Sequence[bool]] = None) -> str:
     """position, token, token_id, relevance, colour_value, segment, special, shown (one row per token)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["position", "token", "token_id", "relevance", "colour_value", "segment", "special", "shown"])
     n = len(tokens)
     segments = list(segments) if segments else [""] * n
     special = list(special) if special else [False] * n
-    for i in range(n):
-        w.writerow([i, csv_safe(tokens[i]), int(token_ids[i]), repr(float(relevance[i])), round(values[i], 6),
-                    segments[i], int(bool(special[i])), int(bool(shown[i]))])
-    return buf.getvalue()
+    header = ["position", "token", "token_id", "relevance", "colour_value", "segment", "special", "shown"]
+    return csv_text([header] + [[i, tokens[i], int(token_ids[i]), float(relevance[i]), round(values[i], 6), segments[i],
+                                 int(bool(special[i])), int(bool(shown[i]))] for i in range(n)])
 
 
 # ---------------------------------------------------------------- attribution graph (pyvis)
@@ -245,10 +219,10 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
         r = float(rel[s, t])
         a = abs(r) / rmax
         tok = graph.tokens[t]
-        full = _visible_text(tok)
+        full = visible(tok)
         extra = {}
         if (s, int(t)) == said:
-            full = f"says '{_visible_text(graph.target)}'"
+            full = f"says '{visible(graph.target)}'"
             extra = dict(keep=True, font=_LABEL_FONT | {"size": 15, "color": "#000", "background": "#fff"})
         net.add_node(
             f"{s}:{t}", label=full[:14], x=cols[int(t)] * dx, y=(top - row[s]) * dy, physics=False,

@@ -140,12 +140,11 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
 
 
 def _write_report(folder: str, run_id: str, out: Path) -> None:
+    from engine.files import write_atomic
     from engine.runs.report import run_report
     from engine.runs.store import Store
 
     with Store(folder, readonly=True) as store:
         text = run_report(store, run_id)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_atomic(out, text, "report")
     print(f"wrote {out}")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from engine import files
 from engine.cases.benchmarks import BENCHMARK_KINDS
 from engine.records import FailureLensError
 
@@ -208,6 +210,8 @@ class _Builder:
               float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}[tp]
         if not ok(value):
             raise _Mismatch(_describe(tp))
+        if tp is float and not math.isfinite(value):  # YAML's .nan / .inf
+            raise _Mismatch("a finite number")
         return float(value) if tp is float else value
 
     def value(self, tp: Any, value: Any, path: tuple) -> Any:
@@ -275,12 +279,15 @@ def _key_lines(node: yaml.Node, source: str, path: tuple = ()) -> dict[tuple, in
 def parse_sweep_config(text: str, source: str = "<config>", base_dir: Optional[Path] = None) -> SweepConfig:
     """Parse YAML text; relative paths are resolved against base_dir when given."""
     try:
-        data = yaml.safe_load(text)
         node = yaml.compose(text)
+        files.check_yaml_nodes(node, source)  # before anything walks it: alias bombs, self-reference, depth
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise FailureLensError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax.") from None
+    except RecursionError:  # deeper than PyYAML's recursive composer can go
+        raise FailureLensError(f"{source}: nested more than {files.MAX_DEPTH} levels deep; flatten the config.") from None
     if not isinstance(data, dict) or node is None:
         raise FailureLensError(f"{source}: a sweep config must be a YAML mapping with models, benchmarks and store.")
     builder = _Builder(source, _key_lines(node, source))
@@ -315,27 +322,46 @@ def _finish(cfg: SweepConfig, b: _Builder, base_dir: Optional[Path]) -> SweepCon
         if (f.limit is not None and f.limit < 1) or (f.max_ref_rank is not None and f.max_ref_rank < 1):
             raise b.error(("benchmarks", i, "filters"), "filters limit and max_ref_rank must be at least 1.")
         benches.append(dataclasses.replace(bench, path=resolve(bench.path), references=resolve(bench.references)))
-    if cfg.objective.k < 1 or cfg.top_k < 1:
-        raise b.error(("objective", "k") if cfg.objective.k < 1 else ("top_k",), "k must be at least 1.")
-    r = cfg.ray
-    if (r.gpus_per_actor is not None and r.gpus_per_actor < 0) or r.cpus_per_actor < 0 or r.max_retries < 0:
-        raise b.error(("ray",), "ray gpus_per_actor, cpus_per_actor and max_retries must not be negative.")
+    for path, value, ok, allowed in _ranges(cfg):
+        if value is not None and not ok(value):
+            raise b.error(path, f"{_where(path)} is {value!r}, out of its range: it must be {allowed}.")
     c = cfg.compute.checks
     if c.enabled and (not 1 <= c.k <= 1000 or not c.seeds or not 0 <= c.nodes <= 500):
         raise b.error(("compute", "checks"), "checks need k in 1..1000, at least one seed and nodes in 0..500.")
     if c.enabled and not cfg.compute.heatmap:
         raise b.error(("compute", "checks"), "checks remove the heatmap's top tokens: turn on compute.heatmap too.")
-    if not 0 < cfg.compute.graph.pruning.top_p <= 1:
-        raise b.error(("compute", "graph", "pruning", "top_p"), "top_p must be in (0, 1].")
     return dataclasses.replace(cfg, models=tuple(models), benchmarks=tuple(benches), store=resolve(cfg.store) or cfg.store)
+
+
+MAX_K = 1000  # objective.k and top_k: candidates averaged / recorded per case
+MAX_CHUNK = 4096  # faithfulness variants per forward pass
+
+
+def _ranges(cfg: SweepConfig) -> list[tuple[tuple, Any, Any, str]]:
+    """(path, value, test, allowed range in words) for every number with a domain; checked at parse time so a
+    sweep never starts only to store the same error row for every case."""
+    f, p, r = cfg.compute.faithfulness, cfg.compute.graph.pruning, cfg.ray
+    at_least = lambda lo, hi=None: (lambda v: v >= lo and (hi is None or v <= hi),  # noqa: E731
+                                    f"at least {lo}" if hi is None else f"from {lo} to {hi:,}")
+    checks = [(("objective", "k"), cfg.objective.k, *at_least(1, MAX_K)), (("top_k",), cfg.top_k, *at_least(1, MAX_K)),
+              (("compute", "faithfulness", "max_k"), f.max_k, *at_least(1)),
+              (("compute", "faithfulness", "chunk"), f.chunk, *at_least(1, MAX_CHUNK)),
+              (("compute", "faithfulness", "mask_id"), f.mask_id, *at_least(0)),
+              (("compute", "graph", "pruning", "top_p"), p.top_p, lambda v: 0 < v <= 1, "above 0 and at most 1"),
+              (("compute", "graph", "pruning", "edge_threshold"), p.edge_threshold, *at_least(0)),
+              (("compute", "graph", "pruning", "node_threshold"), p.node_threshold, *at_least(0)),
+              (("ray", "gpus_per_actor"), r.gpus_per_actor, *at_least(0)),
+              (("ray", "cpus_per_actor"), r.cpus_per_actor, *at_least(0)),
+              (("ray", "max_retries"), r.max_retries, *at_least(0))]
+    checks += [(("compute", "faithfulness", "seeds", i), s, *at_least(0, 2**32 - 1)) for i, s in enumerate(f.seeds)]
+    if isinstance(cfg.compute.graph.layers, tuple):
+        checks += [(("compute", "graph", "layers", i), n, *at_least(0)) for i, n in enumerate(cfg.compute.graph.layers)]
+    return checks
 
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
     path = Path(path)
     if not path.is_file():
         raise FailureLensError(f"sweep config not found: {path}; give the path of a YAML file.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise FailureLensError(f"sweep config {path} is not UTF-8 text; is it a binary file? Save it as YAML.") from None
+    text = files.read_text(path, files.MAX_CONFIG_BYTES, "sweep config")
     return parse_sweep_config(text, str(path), path.parent)

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from engine.records import FailureLensError
+from engine.records import FailureLensError, dumps
 
 SCHEMA_VERSION = 2
 DB_NAME = "failure_lens.sqlite"
@@ -169,7 +169,7 @@ class Store:
         """Store benchmark cases (engine.cases.benchmarks.Case) once; existing ones are kept as they are."""
         self._write([("INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (run_id, c.uid, c.benchmark, c.prompt, c.reference, json.dumps(c.segments),
-                       json.dumps(c.meta, default=str))) for c in cases])
+                       dumps(c.meta, default=str))) for c in cases])
 
     def cases(self, run_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self._query("SELECT * FROM cases WHERE run_id = ? ORDER BY rowid", [run_id])]
@@ -187,7 +187,7 @@ class Store:
                    arrays: Optional[dict[str, np.ndarray]] = None) -> bool:
         """Store one result atomically with its arrays; False (and nothing written) if the key exists."""
         ref = self._write_arrays(run_id, arrays) if arrays else None
-        values = [json.dumps(getattr(row, c), default=str) if c in _JSON else getattr(row, c) for c in _COLS]
+        values = [dumps(getattr(row, c), default=str) if c in _JSON else getattr(row, c) for c in _COLS]
         cols = ", ".join(_JSON.get(c, c) for c in _COLS)
         sql = (f"INSERT INTO results (run_id, model_label, case_id, {cols}, arrays, created) "
                f"VALUES ({', '.join('?' * (len(_COLS) + 5))})")
@@ -302,16 +302,22 @@ class Store:
                                 "human_note"]], on=["run_id", "model_label", "case_id"], how="left")
 
     def export(self, path: str | Path, run_id: Optional[str] = None) -> Path:
-        """Write results as .csv or .parquet (by the file suffix)."""
+        """Write results as .csv (formula-guarded, see engine.present.text) or .parquet, by the file suffix;
+        all or nothing (engine.files.write_atomic)."""
+        import io
+
+        from engine.files import write_atomic
+        from engine.present.text import frame_csv
+
         path = Path(path)
+        if path.suffix not in (".csv", ".parquet"):
+            raise FailureLensError(f"cannot export to {path.name}: use a .csv or .parquet file name.")
         df = self.results_frame(run_id)
         if path.suffix == ".csv":
-            df.to_csv(path, index=False)
-        elif path.suffix == ".parquet":
-            df.to_parquet(path, index=False)
-        else:
-            raise FailureLensError(f"cannot export to {path.name}: use a .csv or .parquet file name.")
-        return path
+            return write_atomic(path, frame_csv(df), "export")
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return write_atomic(path, buf.getvalue(), "export")
 
 
 def check_columns(check: Optional[dict[str, Any]]) -> dict[str, Any]:

@@ -256,7 +256,8 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
         else:
             text, spans = case.prompt, {k: list(v) for k, v in case.segments.items()}
     with _phase(t, "failure"):
-        div = find_first_divergence(handle.model, tok, text, case.reference, top_k=cfg.top_k)
+        div = find_first_divergence(handle.model, tok, text, case.reference, top_k=cfg.top_k,
+                                    context=getattr(handle, "context_length", None))
     if div is None:
         return ResultRow("no_failure"), {}
     base = dict(logit_diff=div.logit_diff, ref_rank=div.ref_rank, target_id=div.target.token_id,
