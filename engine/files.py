@@ -150,7 +150,7 @@ def check_yaml_nodes(node: Any, source: str, max_nodes: int = MAX_NODES, max_dep
             stack.extend((c, depth + 1) for c in n.value)
 
 
-def _disk_message(e: OSError) -> str:
+def disk_message(e: OSError) -> str:
     if e.errno == errno.ENOSPC:
         return "the disk is full"
     if e.errno == errno.EDQUOT:
@@ -160,12 +160,20 @@ def _disk_message(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def write_atomic(path: Union[str, Path], data: Union[bytes, str], what: str = "file") -> Path:
-    """Write `data` to `path` all or nothing: a temporary file beside it, fsynced, then renamed over it."""
+def check_target(path: Union[str, Path], what: str = "file") -> Path:
+    """An output path whose folder exists (checked before long work, so it is not lost at the end)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise FailureLensError(f"cannot write {what} {path}: the folder {path.parent} does not exist; create it "
                                "or choose another output path.")
+    if path.is_dir():
+        raise FailureLensError(f"cannot write {what} {path}: it is a folder; give a file name.")
+    return path
+
+
+def write_atomic(path: Union[str, Path], data: Union[bytes, str], what: str = "file") -> Path:
+    """Write `data` to `path` all or nothing: a temporary file beside it, fsynced, then renamed over it."""
+    path = check_target(path, what)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     tmp = None
     try:
@@ -177,7 +185,7 @@ def write_atomic(path: Union[str, Path], data: Union[bytes, str], what: str = "f
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
-        raise FailureLensError(f"cannot write {what} {path}: {_disk_message(e)}. Nothing was changed there; free "
+        raise FailureLensError(f"cannot write {what} {path}: {disk_message(e)}. Nothing was changed there; free "
                                "space or choose another output path, then try again.") from None
     finally:
         if tmp is not None:

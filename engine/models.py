@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import torch
 
+from .checkpoint import WEIGHT_SUFFIXES, check_folder, check_loading_info
+from .files import regular_file
 from .lrp.architectures import ARCHITECTURES, supported_names
 from .lrp.context import RULES
 from .records import FailureLensError, Fingerprint
@@ -73,15 +75,15 @@ def resolve_source(source: str) -> tuple[str, Path | None]:
 def weights_hash(folder: Path) -> str:
     """Content hash of the weight files (whole files up to 64 MiB; size + first/last MiB beyond)."""
     h = hashlib.sha256()
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".gguf"))
+    files = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
     if not files:
         raise FailureLensError(f"{str(folder)!r} holds no weight files (*.safetensors / *.bin). Is the download complete?")
     for p in files:
-        size = p.stat().st_size
+        size = regular_file(p, "weight file").st_size  # never read a FIFO or a device named like weights
         h.update(f"{p.name}:{size}".encode())
         with open(p, "rb") as f:
             if size <= _HASH_FULL_LIMIT:
-                h.update(f.read())
+                h.update(f.read(size))
             else:
                 h.update(f.read(1 << 20))
                 f.seek(size - (1 << 20))
@@ -209,6 +211,8 @@ def load_model(
         )
     ref = str(folder) if folder is not None else source.strip()
     dev = _pick_device(device)
+    if folder is not None:
+        check_folder(folder)
     config = _load_config(ref, kind, revision, trust_remote_code)
     arch = _check_architecture(config, source)
     torch_dtype = _pick_dtype(dtype, dev, config)
@@ -217,7 +221,8 @@ def load_model(
     if qconf is not None:
         kwargs.update(quantization_config=qconf, device_map={"": str(dev) if dev.type != "cuda" else dev.index or 0})
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref, **kwargs)
+        model, info = AutoModelForCausalLM.from_pretrained(ref, output_loading_info=True, **kwargs)
+        check_loading_info(info, source.strip())
         tokenizer = AutoTokenizer.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code)
     except FailureLensError:
         raise
@@ -231,6 +236,11 @@ def load_model(
             f"Could not load the weights of {source!r}: {first}. The files may be corrupted or incomplete; "
             "re-download them or pick another model."
         ) from e
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        raise FailureLensError(f"The tokenizer of {source.strip()!r} has {len(tokenizer)} entries but the model's "
+                               f"embedding matrix only {rows} rows, so some tokens have no embedding; the tokenizer "
+                               "belongs to another model. Re-download the model or fix its tokenizer files.")
     if qconf is None:
         model.to(dev)
     model.eval()

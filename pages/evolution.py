@@ -8,7 +8,7 @@ from engine.present import compare_charts
 from engine.records import FailureLensError
 from ui import case_views as hv
 from ui import compare_views as cv
-from ui import layout, state, widgets
+from ui import layout, safe, state, widgets
 
 SOURCES = {"zoo": "Zoo training points", "local": "Local folders", "hub": "Hub model with revisions"}
 
@@ -45,14 +45,14 @@ try:
         checkpoints = checkpoint_labels(state.get(state.EV_PATH), state.get(state.EV_REVS)) \
             if state.get(state.EV_PATH).strip() else []
 except FailureLensError as e:
-    st.error(str(e))
+    st.error(safe.plain(e))
     st.stop()
 labels = [cp.label for cp in checkpoints]
 if len(checkpoints) < 2:
     st.warning("Pick at least two checkpoints to follow the cases across.")
     st.stop()
 if len(set(labels)) < len(labels):
-    st.error(f"Two checkpoints share a name ({', '.join(labels)}); give each folder its own name.")
+    st.error(f"Two checkpoints share a name ({safe.plain(', '.join(labels))}); give each folder its own name.")
     st.stop()
 params = [cv.checkpoint_param(cp) for cp in checkpoints]
 
@@ -62,7 +62,7 @@ here = hv.case_at_hand()
 cases_here = ([here] if here else []) + hv.add_cases(state.EV_ADD, here)
 if cases_here:
     if here:
-        st.markdown(f"From the Heatmap page: {hv.describe(here)}")
+        st.markdown(f"From the Heatmap page: {hv.describe(here)}")  # md-safe: describe uses safe
     hv.verdicts(params, labels, cases_here, "ev_here", series=True)
     st.markdown("**Film strip**: the same prompt at every checkpoint, one row each.")
     by_id = {f"{c.case_id}|{i}": c for i, c in enumerate(cases_here)}

@@ -11,7 +11,7 @@ from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, stage_layout
 from engine.graph.types import PruneSettings
-from ui import checks, inputs, layout, loaders, long_views, state, story, views, widgets
+from ui import checks, inputs, layout, loaders, long_views, safe, state, story, views, widgets
 from ui.graph_component import live_graph
 from ui.state import ModelSpec
 
@@ -53,7 +53,7 @@ graph, key = loaders.graph(handle, prompt, att, None if stages == full else stag
 if graph is None:
     st.stop()
 for note in graph.notes:
-    st.caption(f"ℹ {note}")
+    st.caption(f"ℹ {safe.plain(note)}")
 if len(graph.stages) != len(layout_stages):  # the engine turned the split off for this architecture
     stages = list(range(len(graph.stages)))
 graph = long_views.grouped_graph(graph, key, att, prompt)  # supernodes for long prompts
@@ -124,7 +124,7 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     if _take_click(graph, ids, clicked):
         st.rerun(scope="fragment")  # draw the selection and its details
     n_edges = sum(int(m.sum()) for m in pruned.edge_masks)
-    st.caption(f"{len(visible)} nodes, {n_edges} edges shown. Hover a node or edge for its numbers; click a node "
+    st.caption(f"{len(visible)} nodes, {n_edges:d} edges shown. Hover a node or edge for its numbers; click a node "
                "(or pick it in the list below) for its details.")
     shown_as = f"Pruned as shown: {len(visible)} nodes, {n_edges} edges."
     layout.downloads("graph", key="graph", chart=charts.graph_chart(graph, pruned),

@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from ui import layout, loaders, prompt_links, state, views
+from ui import layout, loaders, prompt_links, safe, state, views
 from ui.state import ModelSpec
 
 layout.page("Models")
@@ -37,7 +37,7 @@ def load(source: str, revision: str = "") -> None:
         models += [] if param in models else [param]
         state.put(state.MODELS, models)
         state.put(state.ACTIVE, models.index(param))
-        st.success(f"Loaded {ModelSpec.parse(param).label}. It is now the active model.")
+        st.success(f"Loaded {safe.plain(ModelSpec.parse(param).label)}. It is now the active model.")
 
 
 with left:
@@ -73,7 +73,7 @@ for i, param in enumerate(models):
     info = loaders.summary(param)
     cols = st.columns([4, 1, 1], vertical_alignment="center")
     active = i == min(state.get(state.ACTIVE), len(models) - 1)
-    cols[0].markdown(f"**{ModelSpec.parse(param).label}**" + (" · active" if active else ""))
+    cols[0].markdown(f"**{safe.plain(ModelSpec.parse(param).label)}**" + (" · active" if active else ""))
     cols[1].button("Show", key=f"use:{param}", disabled=active, on_click=state.put, args=(state.ACTIVE, i))
     cols[2].button("Unload", key=f"unload:{param}", on_click=loaders.unload, args=(param,))
     if info:

@@ -7,7 +7,7 @@ from engine.compare.deltas import ecdf, mean_by_model, scaling_table
 from engine.present import compare_charts
 from ui import case_views as hv
 from ui import compare_views as cv
-from ui import layout, state, widgets
+from ui import layout, safe, state, widgets
 
 layout.page("Model scaling")
 sizes = [f"zoo:{s}" for s in cv.zoo.zoo_sizes()]
@@ -31,7 +31,7 @@ more = hv.add_cases(state.CMP_ADD, here)
 cases_here = ([here] if here else []) + more
 if cases_here:
     if here:
-        st.markdown(f"From the Heatmap page: {hv.describe(here)}")
+        st.markdown(f"From the Heatmap page: {hv.describe(here)}")  # md-safe: describe uses safe
     hv.verdicts(chosen, names, cases_here, "here")
     st.markdown("**Row over row**: the same prompt in every model, tokens aligned by the characters they cover.")
     by_id = {f"{c.case_id}|{i}": c for i, c in enumerate(cases_here)}
@@ -57,8 +57,8 @@ result = cv.compare(order, labels, cases, layout.run_task)  # one long task (cac
 if result is None:
     st.stop()
 rows = V.verdicts([d for name in labels for d in result.deltas[name]], cases)
-st.caption(f"{len(cases)} failure cases of {labels[0]} (by construction still wrong there). The counts below, the "
-           "verdict bars and the scatter's shapes all come from the same verdicts.")
+st.caption(f"{len(cases)} failure cases of {safe.plain(labels[0])} (by construction still wrong there). "
+           "The counts below, the verdict bars and the scatter's shapes all come from the same verdicts.")
 hv.headline([r for r in rows if r.model != labels[0]], labels[1:], single=False)
 layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale()), "verdicts_set", V.table(rows),
              key="verdicts_set", figure=f"What became of {len(cases)} failures of {labels[0]} in the other models")

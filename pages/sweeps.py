@@ -4,7 +4,7 @@ import streamlit as st
 from engine.present import compare_charts
 from engine.cases.categories import shares
 from engine.records import FailureLensError
-from ui import checks, layout, state, widgets
+from ui import checks, layout, safe, state, widgets
 from ui import sweep_views as sv
 from ui.compare_views import defaults_once
 
@@ -46,7 +46,7 @@ with browse_tab:
     run = widgets.selectbox("Run", state.RUN, runs)
     frame = store.results_frame(run)
     if frame.empty:
-        st.info(f"Run {run} has no stored results yet.")
+        st.info(f"Run {safe.plain(run)} has no stored results yet.")
         st.stop()
     frame = sv.with_categories(frame)
     sv.exports(store, run, frame)
@@ -54,7 +54,7 @@ with browse_tab:
     counts = view["status"].value_counts()
     cols = st.columns(4)
     for col, status in zip(cols, ("ok", "no_failure", "filtered", "error")):
-        col.metric(status.replace("_", " "), int(counts.get(status, 0)))
+        col.metric(safe.plain(status.replace("_", " ")), int(counts.get(status, 0)))
     layout.table(view[[c for c in sv.COLUMNS if c in view.columns]], f"results_{run}", key="sw:results", height=280)
 
     failures = view[view["status"] == "ok"]
@@ -81,15 +81,16 @@ with browse_tab:
         f"{rows[k].model_label} · {rows[k].case_id} · Δℓ {rows[k].logit_diff:+.2f} · {rows[k].outcome}"))
     pick = rows[key]
     row = failures[(failures["model_label"] == pick.model_label) & (failures["case_id"] == pick.case_id)].iloc[0]
-    st.caption(f"Says {row['target']!r} instead of {row['contrast']!r}"
-               + (f" after {row['prefix']!r}" if row["prefix"] else "") + f" · reference rank {row['ref_rank']}")
+    st.caption(f"Says {safe.quoted(row['target'])} instead of {safe.quoted(row['contrast'])}"
+               + (f" after {safe.quoted(row['prefix'])}" if row["prefix"] else "")
+               + f" · reference rank {row['ref_rank']:.0f}")
     sv.stored_heatmap(store, run, row)
     try:
         result = store.get_result(run, row["model_label"], row["case_id"])
     except FailureLensError as e:
-        st.error(str(e))
+        st.error(safe.plain(e))
         st.stop()
     suggestion = result.suggestion if result else None
     for reason in (suggestion or {}).get("reasons", []):
-        st.caption(f"· {reason}")
+        st.caption(f"· {safe.plain(reason)}")
     sv.label_form(state.get(state.STORE), run, row, suggestion)

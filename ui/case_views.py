@@ -20,7 +20,7 @@ from engine.present.headline import verdict_cards
 from engine.present.shift import shift_sentences
 from engine.records import FailureLensError
 from ui import compare_views as cv
-from ui import layout, loaders, state, widgets
+from ui import layout, loaders, safe, state, widgets
 
 SCALES = {"row": "per row (each row's own max)", "shared": "shared (one max for all rows)"}
 NONE = "—"
@@ -48,7 +48,7 @@ def case_at_hand() -> Optional[CaseSpec]:
         spec = V.spec_from_view(handle, prompt, target, contrast,
                                 case_id=failure.case_id if failure is not None else "your prompt", **fields)
     except FailureLensError as e:
-        st.error(f"The Heatmap page's view cannot be compared: {e}")
+        st.error(f"The Heatmap page's view cannot be compared: {safe.plain(e)}")
         return None
     if failure is not None and spec.contrast == failure.contrast:
         spec = dataclasses.replace(spec, reference=cases_from_failures([failure])[0].reference)
@@ -56,7 +56,8 @@ def case_at_hand() -> Optional[CaseSpec]:
 
 
 def describe(case: CaseSpec) -> str:
-    return f"**{case.case_id}** · says {case.target!r}, should say {case.contrast!r}"
+    """Markdown: the case id in bold, its wrong and right tokens quoted (all escaped by ui.safe)."""
+    return f"**{safe.plain(case.case_id)}** · says {safe.quoted(case.target)}, should say {safe.quoted(case.contrast)}"
 
 
 def add_cases(key: str, here: Optional[CaseSpec]) -> list[CaseSpec]:
@@ -88,7 +89,7 @@ def case_deltas(params: Sequence[str], labels: Sequence[str], cases: Sequence[Ca
                 try:
                     out[name] = [dataclasses.replace(d, model=name) for d in logit_diffs(handle, cases)]
                 except FailureLensError as e:
-                    st.error(f"{name}: {e}")
+                    st.error(f"{safe.plain(name)}: {safe.plain(e)}")
                     return None
         cache[key] = out
         while len(cache) > MAX_RESULTS:
@@ -142,7 +143,7 @@ def film_strip(params: Sequence[str], labels: Sequence[str], case: CaseSpec, key
     try:
         al = align_attribution_rows(case.prompt, atts)
     except FailureLensError as e:
-        st.error(str(e))
+        st.error(safe.plain(e))
         return
     c1, c2, c3 = st.columns([2, 1, 1])
     with c1:
@@ -161,7 +162,8 @@ def film_strip(params: Sequence[str], labels: Sequence[str], case: CaseSpec, key
     st.html(render.legend_html(case.target, case.contrast, "max" if scale == "row" else "none"))
     st.html(aligned.strip_fragment(strip, layout.scale()))
     if diff is not None:
-        st.caption(f"Difference row: red = {names[diff[0]]} leans more towards the wrong token than {names[diff[1]]}.")
+        st.caption(f"Difference row: red = {safe.plain(names[diff[0]])} leans more towards the wrong token than "
+                   f"{safe.plain(names[diff[1]])}.")
     layout.downloads(f"strip_{key}_{case.case_id}", key=f"strip_{key}", extra={
         "PNG": (lambda: _png(strip), "image/png", "png"),
         "SVG": (lambda: _svg(strip), "image/svg+xml", "svg"),
@@ -175,7 +177,7 @@ def film_strip(params: Sequence[str], labels: Sequence[str], case: CaseSpec, key
                     "wrong token)")
         if not case.segments:
             st.caption("This prompt has no marked segments: every ordinary token counts as Query.")
-        st.markdown("\n".join(f"- {s}" for s in shift_sentences(names[0], segments)))
+        st.markdown("\n".join(f"- {safe.plain(s)}" for s in shift_sentences(names[0], segments)))  # md-safe: plain
         seg = pd.DataFrame([{"row": n, **{k: round(v, 4) for k, v in s.items()}} for n, s in segments.items()])
         with st.expander("Segment relevance per row"):
             layout.table(seg, f"segments_{key}_{case.case_id}", key=f"segments_{key}")
@@ -218,9 +220,11 @@ def training_summary(rows: Sequence[V.ModelVerdict], first: str, last: str) -> N
     fixed_last = {c for c in ids if at.get((c, last)) == V.FIXED}
     fixed_ever = {r.case_id for r in rows if r.verdict == V.FIXED}
     cols = st.columns(5)
-    cols[0].metric(f"fixed at {last}", f"{len(fixed_last)} of {len(ids)}")
-    cols[1].metric("fixed by training", len(fixed_last - fixed_first), help=f"wrong at {first}, right at {last}")
-    cols[2].metric("broken by training", len(fixed_first - fixed_last), help=f"right at {first}, wrong at {last}")
+    cols[0].metric(f"fixed at {safe.plain(last)}", f"{len(fixed_last)} of {len(ids)}")
+    cols[1].metric("fixed by training", len(fixed_last - fixed_first),
+                   help=f"wrong at {safe.plain(first)}, right at {safe.plain(last)}")
+    cols[2].metric("broken by training", len(fixed_first - fixed_last),
+                   help=f"right at {safe.plain(first)}, wrong at {safe.plain(last)}")
     cols[3].metric("right once, lost again", len(fixed_ever - fixed_first - fixed_last),
-                   help=f"wrong at {first} and {last}, right at some checkpoint between")
+                   help=f"wrong at {safe.plain(first)} and {safe.plain(last)}, right at some checkpoint between")
     cols[4].metric("never right", len(set(ids) - fixed_ever), help="wrong at every checkpoint shown")

@@ -15,7 +15,7 @@ from engine.cases.ablation import AblationReport, ablate_nodes
 from engine.cases.checks import PARTLY_SHARE, RANDOM_MARGIN_STD, REPLACEMENTS, DeletionCurves, deletion_curves
 from engine.present import check_charts
 from engine.records import Attribution, FailureLensError
-from ui import layout, state, widgets
+from ui import layout, safe, state, widgets
 
 VERDICT_NAMES = {"explains": "Explains", "fragile": "Fragile", "partly": "Partly", "not_explained": "Does not explain",
                  "no_failure": "No failure"}
@@ -78,7 +78,7 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
                              att.target.token_id, att.contrast.token_id, int(state.get(state.CHK_K)),
                              int(state.get(state.CHK_SEEDS)), state.get(state.CHK_REPL))
     except FailureLensError as e:
-        st.error(str(e))
+        st.error(safe.plain(e))
         return None
     box = {"explains": st.success, "partly": st.info, "no_failure": st.info}.get(curves.verdict, st.warning)
     box(f"**{VERDICT_NAMES[curves.verdict]}.** {_md(curves.sentence)}")
@@ -112,7 +112,7 @@ def node_numbers(handle, att: Attribution, graph, stage: int, token: int) -> Non
         rep = _ablation(handle.key, handle, tuple(att.token_ids), att.target.token_id, att.contrast.token_id,
                         ((stage, token),), 1, _split(graph), False)
     except FailureLensError as e:
-        st.error(str(e))
+        st.error(safe.plain(e))
         return
     n = rep.nodes[0]
     st.markdown("**Remove this node: does Δℓ change as the relevance predicts?** Change of Δℓ when the node's state "
@@ -125,11 +125,11 @@ def node_numbers(handle, att: Attribution, graph, stage: int, token: int) -> Non
     cols[3].metric("Predicted (mean)", num(n.predicted_mean), help=ABLATION_HELP)
     cols[4].metric("Measured (mean)", num(n.measured_mean), help=ABLATION_HELP)
     if n.block:
-        st.caption(f"The {n.block} block's output at this token: predicted {num(n.block_predicted_zero)} / measured "
-                   f"{num(n.block_measured_zero)} (zero), predicted {num(n.block_predicted_mean)} / measured "
-                   f"{num(n.block_measured_mean)} (mean).")
+        st.caption(f"The {safe.plain(n.block)} block's output at this token: "  # md-safe: num() formats numbers
+                   f"predicted {num(n.block_predicted_zero)} / measured {num(n.block_measured_zero)} (zero), "
+                   f"predicted {num(n.block_predicted_mean)} / measured {num(n.block_measured_mean)} (mean).")
     for note in rep.notes:
-        st.caption(f"ℹ {note}")
+        st.caption(f"ℹ {safe.plain(note)}")
 
 
 def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None:
@@ -145,11 +145,11 @@ def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None
     if top_n == 0:
         return
     try:
-        with st.spinner(f"Ablating the top {top_n} nodes …"):
+        with st.spinner(f"Ablating the top {top_n:d} nodes …"):
             rep = _ablation(handle.key, handle, tuple(att.token_ids), att.target.token_id, att.contrast.token_id,
                             None, top_n, _split(graph), skip_first)
     except FailureLensError as e:
-        st.error(str(e))
+        st.error(safe.plain(e))
         return
     r = check_charts.correlation_text
     cols = st.columns(4 if rep.split else 2)
@@ -167,7 +167,7 @@ def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None
                          key=f"check:scatter:{which}", stretch=True)
     layout.table(check_charts.ablation_frame(rep).round(4), "node_ablation", key="check:nodes")
     for note in rep.notes:
-        st.caption(f"ℹ {note}")
+        st.caption(f"ℹ {safe.plain(note)}")
 
 
 def sweep_section(failures) -> None:

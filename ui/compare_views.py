@@ -15,7 +15,7 @@ from engine import zoo
 from engine.compare.deltas import (CaseDelta, CaseSpec, Checkpoint, cases_from_failures, first_token, logit_diffs,
                             segment_breakdown)
 from engine.records import Attribution, FailureLensError
-from ui import layout, loaders, state, widgets
+from ui import layout, loaders, safe, state, widgets
 from ui.state import ModelSpec
 
 MAX_RESULTS = 16  # comparisons kept for instant redraws (thresholds, case choice)
@@ -51,7 +51,7 @@ def label(param: str) -> str:
 def number(label_: str, key: str, lo: float, hi: float, **kw) -> float:
     """A number input bound to `key`; a value from a link outside [lo, hi] is clamped first."""
     state.put(key, type(lo)(min(max(state.get(key), lo), hi)))
-    return st.number_input(label_, lo, hi, **widgets.bind(key), **kw)
+    return st.number_input(label_, lo, hi, **widgets.bind(key), **kw)  # md-safe: the caller's label (cv.number is scanned)
 
 
 def model_options(extra: Sequence[str] = ()) -> list[str]:
@@ -136,11 +136,11 @@ def case_attribution(handle, case: CaseSpec) -> Optional[Attribution]:
     tgt, t_note = first_token(handle.tokenizer, case.target, "target")
     con, c_note = first_token(handle.tokenizer, case.contrast, "contrast")
     if tgt is None or con is None or tgt.token_id == con.token_id:
-        st.info(f"{handle.label}: no heatmap for this case — "
-                f"{t_note if tgt is None else c_note if con is None else 'target and contrast start alike'}.")
+        st.info(f"{safe.plain(handle.label)}: no heatmap for this case — "
+                f"{safe.plain(t_note if tgt is None else c_note if con is None else 'target and contrast start alike')}.")
         return None
     for note in (t_note, c_note):
         if note:
-            st.caption(f"ℹ {handle.label}: {note}")
+            st.caption(f"ℹ {safe.plain(handle.label)}: {safe.plain(note)}")
     return loaders.attribution(handle, case.prompt, f"#{tgt.token_id}", f"#{con.token_id}", "logit_diff",
                                "by_ref_token", 10)

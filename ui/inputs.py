@@ -9,7 +9,7 @@ import streamlit as st
 from engine import zoo
 from engine.records import Attribution
 from engine.tokens import display, token_id_of
-from ui import state, widgets
+from ui import safe, state, widgets
 from ui.state import ModelSpec
 
 SOURCES = ("Failure case", "Own prompt")

@@ -11,7 +11,7 @@ import streamlit as st
 from engine.present import charts, figures, glossary, render
 from engine.present.figures import FigureContext
 from engine.records import FailureLensError
-from ui import state, widgets
+from ui import safe, state, widgets
 from ui.state import ModelSpec
 
 T = TypeVar("T")
@@ -57,7 +57,7 @@ def page(title: str) -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
-    st.title(title)
+    st.title(title)  # md-safe: a page's own constant title (layout.page is scanned)
 
 
 def scale() -> float:
@@ -72,10 +72,10 @@ def sidebar() -> None:
         if models:
             labels = [ModelSpec.parse(p).label for p in models]
             if len(models) > 1:
-                widgets.radio("Active model", state.ACTIVE, list(range(len(models))), format_func=lambda i: labels[i],
+                widgets.radio("Active model", state.ACTIVE, list(range(len(models))), format_func=lambda i: safe.plain(labels[i]),
                               help="The model the Heatmap and Graph pages show.")
             else:
-                st.caption(f"Model: **{labels[0]}**")
+                st.caption(f"Model: **{safe.plain(labels[0])}**")
         else:
             st.caption("No model loaded yet.")
         widgets.toggle("Presentation mode", state.PRESENT, help="Larger fonts and figures, full width.")
@@ -83,7 +83,7 @@ def sidebar() -> None:
         st.caption("The address bar always holds the current view: copy it to share this exact picture.")
     st.html(BASE_CSS + (PRESENTATION_CSS if state.get(state.PRESENT) else ""))
     for issue in state.get(state.URL_ISSUES):
-        st.warning(issue)
+        st.warning(safe.plain(issue))
 
 
 def controls(label: str):
@@ -168,7 +168,7 @@ def run_task(task: str, label: str, work: Callable[[Callable[[str, int, int], No
     there and the next run shows a "stopped" note with a button to start again.
     """
     if state.get(state.STOPPED) == task:
-        st.info(f"Stopped: {label}.")
+        st.info(f"Stopped: {label}.")  # md-safe: the caller's label (run_task is scanned)
         if st.button("Start again", key=f"again:{task}"):
             state.put(state.STOPPED, "")
             st.rerun()
@@ -191,5 +191,5 @@ def run_task(task: str, label: str, work: Callable[[Callable[[str, int, int], No
                 error = None
     box.empty()
     if error:
-        st.error(error)
+        st.error(safe.plain(error))
     return out

@@ -16,7 +16,7 @@ import engine
 from engine.graph.cache import GraphCache, graph_key
 from engine.models import ModelHandle, describe
 from engine.records import Attribution, FailureLensError
-from ui import state
+from ui import safe, state
 from ui.state import ModelSpec
 
 MAX_MODELS = 4
@@ -40,10 +40,10 @@ def model(param: str, quiet: bool = False) -> Optional[ModelHandle]:
         spec = ModelSpec.parse(param)
         if quiet:
             return _load(param, _trusted(param))
-        with st.spinner(f"Loading {spec.label} …", show_time=True):
+        with st.spinner(f"Loading {safe.plain(spec.label)} …", show_time=True):
             return _load(param, _trusted(param))
     except FailureLensError as e:
-        st.error(f"Model {param!r}: {e}")
+        st.error(f"Model {safe.quoted(param)}: {safe.plain(e)}")
         return None
 
 

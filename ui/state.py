@@ -27,6 +27,7 @@ To add a page's own state: add Field lines below (the key doubles as the URL par
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -184,7 +185,10 @@ def _parse(field: Field, values: list[str]) -> Any:
         if v.lower() not in ("1", "0", "true", "false"):
             raise ValueError(v)
         return v.lower() in ("1", "true")
-    return type(d)(v)
+    value = type(d)(v)
+    if isinstance(value, float) and not math.isfinite(value):  # "nan" / "inf" parse as floats
+        raise ValueError(v)
+    return value
 
 
 def _encode(value: Any) -> Any:

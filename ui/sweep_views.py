@@ -19,7 +19,7 @@ from engine.records import FailureLensError
 from engine.runs.store import Store
 from engine.runs.sweep import RunSummary, SweepProgress, default_run_id, load_case, run_sweep
 from engine.runs.config import SweepConfig, parse_sweep_config
-from ui import layout, state, widgets
+from ui import layout, safe, state, widgets
 
 log = logging.getLogger(__name__)
 MAX_CONFIG_BYTES = 64 << 10
@@ -46,12 +46,12 @@ def take_upload() -> None:
     if up is None:
         return
     if up.size > MAX_CONFIG_BYTES:
-        st.error(f"{up.name} is {up.size // 1024} KiB; a sweep config may be at most {MAX_CONFIG_BYTES >> 10} KiB.")
+        st.error(f"{safe.plain(up.name)} is {up.size // 1024:d} KiB; a sweep config may be at most {MAX_CONFIG_BYTES >> 10} KiB.")
         return
     try:
         state.put(state.SW_CONFIG, up.getvalue().decode("utf-8"))
     except UnicodeDecodeError:
-        st.error(f"{up.name} is not UTF-8 text; upload the YAML file of a sweep config.")
+        st.error(f"{safe.plain(up.name)} is not UTF-8 text; upload the YAML file of a sweep config.")
 
 
 # ---------------------------------------------------------------- sweeps in the background
@@ -98,15 +98,15 @@ def start(text: str, resume: bool) -> None:
     try:
         config = parse_sweep_config(text, "sweep config", Path.cwd())
     except FailureLensError as e:
-        st.error(str(e))
+        st.error(safe.plain(e))
         return
     busy = [j for j in jobs().values() if j.running]
     if busy:
-        st.error(f"Sweep {busy[0].run_id!r} is still running; stop it or wait until it is done.")
+        st.error(f"Sweep {safe.quoted(busy[0].run_id)} is still running; stop it or wait until it is done.")
         return
     job = SweepJob(config, default_run_id(config))
     if not resume and _has_results(config.store, job.run_id):
-        st.error(f"Run {job.run_id!r} already has results in {config.store}. Turn on Resume to continue it, or "
+        st.error(f"Run {safe.quoted(job.run_id)} already has results in {safe.plain(config.store)}. Turn on Resume to continue it, or "
                  "change `name:` in the config to start a new run.")
         return
     job.thread = threading.Thread(target=job.work, args=(resume,), name=f"sweep-{job.run_id}", daemon=True)
@@ -159,16 +159,16 @@ def watch() -> None:
     if job.running:
         _live(key)
     elif job.error:
-        st.error(f"Sweep {job.run_id}: {job.error}")
+        st.error(f"Sweep {safe.plain(job.run_id)}: {safe.plain(job.error)}")
     elif job.summary is not None:
         s = job.summary
         counts = ", ".join(f"{n} {k}" for k, n in s.statuses.items()) or "nothing new"
         if s.cancelled:
-            st.info(f"Sweep {s.run_id} stopped: {s.computed} computed ({counts}), {s.skipped} stored before; "
-                    f"{s.skipped + s.computed} of {s.total} stored. Turn on Resume and start it again to continue.")
+            st.info(f"Sweep {safe.plain(s.run_id)} stopped: {s.computed:d} computed ({safe.plain(counts)}), {s.skipped:d} stored before; "
+                    f"{s.skipped + s.computed:d} of {s.total:d} stored. Turn on Resume and start it again to continue.")
         else:
-            st.success(f"Sweep {s.run_id} finished in {_duration(s.elapsed_s)}: {s.computed} computed ({counts}); "
-                       f"{s.skipped} were already stored.")
+            st.success(f"Sweep {safe.plain(s.run_id)} finished in {safe.plain(_duration(s.elapsed_s))}: {s.computed:d} computed ({safe.plain(counts)}); "
+                       f"{s.skipped:d} were already stored.")
 
 
 # ---------------------------------------------------------------- browsing a store
@@ -185,7 +185,7 @@ def open_store(folder: str) -> Optional[Store]:
         if any(j.running and Path(j.config.store).resolve() == path for j in jobs().values()):
             st.info("The sweep is setting up this store; its results appear here as they are stored.")
         else:
-            st.error(str(e))
+            st.error(safe.plain(e))
         return None
 
 
@@ -206,7 +206,7 @@ def stored_heatmap(store: Store, run_id: str, row: pd.Series) -> None:
     try:
         case = load_case(store, run_id, row["model_label"], row["case_id"])
     except FailureLensError as e:
-        st.error(str(e))
+        st.error(safe.plain(e))
         return
     if case is None or not len(case.relevance):
         st.info("This result has no stored heatmap (computed without `heatmap: true`).")
@@ -240,13 +240,13 @@ def label_form(folder: str, run_id: str, row: pd.Series, suggestion: Optional[di
             with Store(folder) as s:
                 s.add_label(run_id, Label.now(row["case_id"], row["model_label"], sug, human, author, note))
         except FailureLensError as e:
-            st.error(str(e))
+            st.error(safe.plain(e))
             return
-        st.toast(f"Label saved: {outcome} / {pattern}")
+        st.toast(f"Label saved: {safe.plain(outcome)} / {safe.plain(pattern)}")
 
     if sug is not None:
         c = sug.category.to_dict()
-        st.button(f"✓ Confirm the suggestion ({c['outcome'] or NONE} / {c['pattern'] or NONE})",
+        st.button(f"✓ Confirm the suggestion ({safe.plain(c['outcome'] or NONE)} / {safe.plain(c['pattern'] or NONE)})",
                   key=f"sw:confirm:{key}",
                   on_click=save, args=(c["outcome"] or NONE, c["pattern"] or NONE))
     with st.form(f"sw:label:{key}", border=True):

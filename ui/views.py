@@ -8,7 +8,7 @@ import streamlit as st
 
 from engine.present import render
 from engine.records import Attribution
-from ui import layout, state
+from ui import layout, safe, state
 
 CONSERVATION_HELP = ("Conservation = sum of token relevance ÷ the explained logit difference. Near 1: the heatmap "
                      "accounts for the whole difference; far from 1: biases or numerics absorbed part of it.")
@@ -75,7 +75,7 @@ def unknown_words(tokenizer: Any, prompt: str, model_label: str) -> None:
 def header(att: Attribution, expected: Optional[float] = None) -> None:
     """Target, contrast, Δℓ and conservation in one row; `expected`: the Δℓ stored with the zoo case."""
     cols = st.columns(4)
-    cols[0].metric("Target (red)", repr(att.target.text), help=f"token id {att.target.token_id}")
+    cols[0].metric("Target (red)", repr(att.target.text), help=f"token id {att.target.token_id:d}")
     if att.contrast is not None:
         cols[1].metric("Contrast (blue)", repr(att.contrast.text), help=f"token id {att.contrast.token_id}")
         delta = None if expected is None else f"zoo case: {expected:+.2f}"
@@ -88,7 +88,7 @@ def header(att: Attribution, expected: Optional[float] = None) -> None:
     if not state.get(state.PRESENT):  # a room reads it in the summary; the metric's help keeps it
         st.caption(CONSERVATION_HELP + " " + MEMORY_PATHS.get(att.path, ""))
     for w in att.warnings:
-        st.info(w)
+        st.info(safe.plain(w))
 
 
 def heatmap(att: Attribution, mask: list[bool], values: list[float]) -> None:
@@ -110,13 +110,13 @@ def compare(att: Attribution, prompt: str) -> None:
     st.caption("Same prompt; target and contrast matched by their text. Colour scale per model.")
     contrast = att.contrast.text if att.contrast else ""
     for param in others:
-        st.markdown(f"**{ModelSpec.parse(param).label}**")
+        st.markdown(f"**{safe.plain(ModelSpec.parse(param).label)}**")
         handle = loaders.model(param)
         other = handle and loaders.attribution(handle, prompt, att.target.text, contrast, state.get(state.MODE),
                                                state.get(state.STRATEGY), state.get(state.K))
         if other:
             mask = shown(other)
             what = f"Δℓ {other.logit_diff:+.3f}" if other.logit_diff is not None else f"objective {other.objective:+.3f}"
-            st.caption(f"{what} · conservation {other.conservation:.2f}")
+            st.caption(f"{safe.plain(what)} · conservation {other.conservation:.2f}")
             st.html(render.heatmap_fragment(other.tokens, colour_values(other, mask), other.relevance, mask,
                                             font_scale=layout.scale()))

@@ -38,31 +38,31 @@ def choice(key: str, options: Sequence[Any], on_change: Optional[Callable[[], No
 
 
 def text_input(label: str, key: str, on_change=None, **kw) -> str:
-    return st.text_input(label, **bind(key, on_change=on_change), **kw)
+    return st.text_input(label, **bind(key, on_change=on_change), **kw)  # md-safe: caller's label
 
 
 def text_area(label: str, key: str, on_change=None, **kw) -> str:
-    return st.text_area(label, **bind(key, on_change=on_change), **kw)
+    return st.text_area(label, **bind(key, on_change=on_change), **kw)  # md-safe: caller's label
 
 
 def toggle(label: str, key: str, on_change=None, **kw) -> bool:
-    return st.toggle(label, **bind(key, on_change=on_change), **kw)
+    return st.toggle(label, **bind(key, on_change=on_change), **kw)  # md-safe: caller's label
 
 
 def selectbox(label: str, key: str, options: Sequence[Any], on_change=None, **kw) -> Any:
-    return st.selectbox(label, options, **choice(key, options, on_change), **kw)
+    return st.selectbox(label, options, **choice(key, options, on_change), **kw)  # md-safe: caller's label
 
 
 def radio(label: str, key: str, options: Sequence[Any], on_change=None, **kw) -> Any:
-    return st.radio(label, options, **choice(key, options, on_change), **kw)
+    return st.radio(label, options, **choice(key, options, on_change), **kw)  # md-safe: caller's label
 
 
 def multiselect(label: str, key: str, options: Sequence[Any], on_change=None, **kw) -> list:
     state.put(key, [v for v in state.get(key) if v in options])
-    return st.multiselect(label, options, **bind(key, on_change=on_change), **kw)
+    return st.multiselect(label, options, **bind(key, on_change=on_change), **kw)  # md-safe: caller's label
 
 
 def slider(label: str, key: str, lo: float, hi: float, step: float, on_change=None, **kw) -> float:
     value = type(lo)(min(max(state.get(key), lo), hi))
     state.put(key, value)
-    return st.slider(label, lo, hi, step=step, **bind(key, on_change=on_change), **kw)
+    return st.slider(label, lo, hi, step=step, **bind(key, on_change=on_change), **kw)  # md-safe: caller's label

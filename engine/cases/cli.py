@@ -6,11 +6,10 @@ ablation of the top-N graph nodes (engine.cases.ablation) for one case: a shippe
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from engine.records import FailureLensError
+from engine.records import FailureLensError, dumps
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
         req = _request(a, token)
         report = run_check(load(a), req, a.kmax, a.seeds, a.replacement, a.nodes, a.split)
         if a.json:
-            print(json.dumps(report, ensure_ascii=False))
+            print(dumps(report, ensure_ascii=False))  # never NaN: JSON readers refuse it
         else:
             print_report(report)
         return 0

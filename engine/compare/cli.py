@@ -3,7 +3,6 @@ several models — top-1, p(target), p(contrast), Δℓ on the same token pair, 
 (engine.compare.verdicts)."""
 from __future__ import annotations
 
-import json
 import math
 
 
@@ -45,7 +44,7 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
 
     def run(a) -> int:
         from ..models import load_model
-        from ..records import FailureLensError
+        from ..records import FailureLensError, dumps
         from . import verdicts as V
 
         sources = [m.strip() for m in a.models.split(",") if m.strip()]
@@ -58,7 +57,7 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
         result = V.case_across_models(handles, case, labels=sources)
         counts = V.counts(result.rows)
         if a.json:
-            print(json.dumps({"case": {"case_id": case.case_id, "prompt": case.prompt, "target": case.target,
+            print(dumps({"case": {"case_id": case.case_id, "prompt": case.prompt, "target": case.target,
                                        "contrast": case.contrast, "reference": case.reference},
                               "rows": V.table(result.rows).to_dict(orient="records"),
                               "counts": counts.to_dict(orient="records")}, ensure_ascii=False))

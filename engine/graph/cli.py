@@ -1,7 +1,6 @@
 """`python -m engine graph --model SRC --prompt TEXT ... --out graph.json`."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -17,7 +16,7 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
     p.add_argument("--out", required=True, help="output file: .json or .graphml")
 
     def run(a) -> int:
-        from ..files import write_atomic
+        from ..files import check_target, write_atomic
         from ..records import FailureLensError, dumps
         from .build import build_graph
         from .export import to_graphml, to_json
@@ -26,7 +25,12 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
 
         if not 0.0 < a.top_p <= 1.0:
             raise FailureLensError(f"--top-p {a.top_p} is out of range: use a value in (0, 1].")
-        stages = [int(s) for s in a.stages.split(",")] if a.stages else None
+        try:
+            stages = [int(s) for s in a.stages.split(",")] if a.stages else None
+        except ValueError:
+            raise FailureLensError(f"--stages {a.stages!r} is not a list of layer numbers; write them like "
+                                   "0,3,6 (0 = the embeddings).") from None
+        check_target(a.out, "graph")
         g = build_graph(load(a), a.prompt, token(a.target), token(a.contrast), a.mode, a.strategy, a.k, a.position,
                         split=a.split, stages=stages, method=a.method)
         pruned = None if a.no_prune else prune(g, PruneSettings(mode="cum_mass", top_p=a.top_p), stages)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import pandas as pd
 
 from engine.graph.types import AttributionGraph, PrunedGraph
 from engine.present.text import csv_cell, csv_text, frame_csv, visible  # noqa: F401 (frame_csv: pages export through render)

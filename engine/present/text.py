@@ -38,17 +38,24 @@ def visible(text: str, empty: str = "∅") -> str:
 
 
 # ---------------------------------------------------------------- Markdown
-_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # all ASCII punctuation: CommonMark lets each be backslash-escaped
+_MD_INLINE = re.compile(r"([\\`*_~\[\]<&|$:@])")  # emphasis, code, links, images, HTML, entities, tables,
+# formulas, Streamlit's :colour[...] directives, autolinks (http://, a@b)
+_MD_BLOCK_START = re.compile(r"^(\s*\d*)([#>+=.)-])")  # headings, quotes, lists ("-", "1."), setext lines
+_MD_WWW = re.compile(r"(www)\.", re.I)  # GFM turns a bare www.x.y into a link
 
 
 def markdown_plain(value: Any) -> str:
-    """Markdown source that renders as the literal text of `value` (one line, hidden characters escaped).
+    """Markdown source that renders as the literal text of `value`, on one line, hidden characters escaped.
 
-    Every ASCII punctuation character is backslash-escaped (CommonMark allows exactly these), which disarms
-    images, links, autolinks, HTML, emphasis, code, headings, lists, tables, `$` formulas and Streamlit's
-    `:colour[...]` directives; newlines become visible `\\n`, so untrusted text can never start a block.
+    Backslash-escapes (CommonMark allows it for every ASCII punctuation character) the characters that open
+    inline constructs anywhere: images, links, autolinks, HTML, entities, emphasis, code, tables, `$` formulas,
+    Streamlit's `:colour[...]` directives. Block markers (#, >, -, +, =, "1.") only act at the start of a line:
+    they are escaped there, and newlines become a visible `\n`, so untrusted text never starts a block.
+    Other punctuation stays as it is, so messages keep reading normally.
     """
-    return _MD_SPECIAL.sub(r"\\\1", visible(str(value), empty=""))
+    text = _MD_INLINE.sub(r"\\\1", visible(str(value), empty=""))
+    text = _MD_WWW.sub(r"\1\\.", text)
+    return _MD_BLOCK_START.sub(r"\1\\\2", text, count=1)
 
 
 # ---------------------------------------------------------------- CSV

@@ -93,6 +93,10 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
         from engine.runs.config import load_sweep_config
 
         config = load_sweep_config(a.config)
+        if a.report:
+            from engine.files import check_target
+
+            check_target(a.report, "report")  # before the sweep, not after hours of it
         if a.gpus_per_actor is not None and not a.ray:
             raise FailureLensError("--gpus-per-actor only applies with --ray; add --ray auto or drop it.")
         bar = None if a.quiet else TerminalProgress()

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
@@ -31,6 +32,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
+from engine.files import disk_message
 from engine.records import FailureLensError, dumps
 
 SCHEMA_VERSION = 2
@@ -87,7 +89,22 @@ _JSON = {"segment_rel": "segment_rel_json", "suggestion": "suggestion_json", "fa
 _COLS = [f.name for f in dataclasses.fields(ResultRow)]
 
 
+def _environmental(e: Exception) -> bool:
+    """True for SQLite errors caused by the file or the disk (not by a statement): those get a user message."""
+    text = str(e).lower()
+    return any(w in text for w in ("full", "malformed", "not a database", "encrypted", "readonly", "read-only",
+                                   "disk i/o", "unable to open"))
+
+
 def _db_error(folder: Path, e: Exception) -> FailureLensError:
+    """The user's words for an SQLite error: a damaged file, a full disk, a read-only disk, or other."""
+    text = str(e).lower()
+    if "malformed" in text or "not a database" in text or "encrypted" in text:
+        return FailureLensError(f"the store database in {folder} is damaged ({e}); restore it from a copy, or start "
+                                "a new store folder and run the sweep again.")
+    if "full" in text:
+        return FailureLensError(f"cannot write to the store in {folder}: the disk is full ({e}). Nothing was "
+                                "stored for this step; free some space and resume.")
     return FailureLensError(f"cannot use the store in {folder} ({e}); check that the folder is writable and "
                             "not on a read-only disk, or choose another store path.")
 
@@ -110,16 +127,27 @@ class Store:
             _check_writable(self.folder)
             uri = db.resolve().as_uri()
         try:
-            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
-            self._conn.row_factory = sqlite3.Row
-            if not readonly:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            version = migrate(self._conn, readonly=readonly)
+            version = self._connect(uri, readonly)
+        except sqlite3.OperationalError:
+            if not readonly or "immutable" in uri:
+                raise _db_error(self.folder, sys.exc_info()[1]) from None
+            try:  # read-only media (a mount, a copy without write permission): no WAL index can be made there,
+                # and nothing can write there either, so reading the file as immutable is exact
+                version = self._connect(uri + "&immutable=1", readonly)
+            except sqlite3.Error as e:
+                raise _db_error(self.folder, e) from None
         except sqlite3.Error as e:
             raise _db_error(self.folder, e) from None
         self.schema_version = version
+
+    def _connect(self, uri: str, readonly: bool) -> int:
+        self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        if not readonly:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        return migrate(self._conn, readonly=readonly)
 
     # ---- plumbing ----
     def close(self) -> None:
@@ -133,20 +161,27 @@ class Store:
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._conn.execute(sql, tuple(args)).fetchall()
+            try:
+                return self._conn.execute(sql, tuple(args)).fetchall()
+            except sqlite3.DatabaseError as e:
+                if not _environmental(e):
+                    raise
+                raise _db_error(self.folder, e) from None
 
     def _write(self, statements: list[tuple[str, tuple]]) -> None:
         """Run statements in one transaction; IntegrityError propagates after rollback."""
         if self.readonly:
             raise FailureLensError("this store was opened read-only; open it without readonly to write.")
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._conn.execute("BEGIN IMMEDIATE")
                 for sql, args in statements:
                     self._conn.execute(sql, args)
                 self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+            except BaseException as e:
+                _rollback(self._conn)
+                if isinstance(e, sqlite3.DatabaseError) and _environmental(e):
+                    raise _db_error(self.folder, e) from None
                 raise
 
     # ---- runs and cases ----
@@ -219,11 +254,16 @@ class Store:
         final = self.folder / ref
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(final.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise FailureLensError(f"cannot write to the store in {self.folder}: {disk_message(e)}. Nothing was "
+                                   "stored for this case; free some space and resume.") from None
         return ref
 
     def resolve(self, ref: str) -> Path:
@@ -338,9 +378,27 @@ def _check_writable(folder: Path) -> None:
                                "choose a writable store path or fix the folder's permissions.") from None
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open; SQLite may already have rolled back after an I/O error (a full disk),
+    and a failing ROLLBACK must not replace the error that says what happened."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
 def _version(conn: sqlite3.Connection) -> int:
     has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
-    return conn.execute("SELECT version FROM schema_version").fetchone()[0] if has_table else 0
+    if not has_table:
+        return 0
+    rows = conn.execute("SELECT version FROM schema_version").fetchall()
+    if len(rows) != 1 or isinstance(rows[0][0], bool) or not isinstance(rows[0][0], int):
+        found = "no row" if not rows else ", ".join(repr(r[0]) for r in rows[:3])
+        raise FailureLensError(f"the store's schema_version holds {found} instead of one whole number, so its "
+                               "layout is unknown; the database was edited or damaged. Restore it from a copy or "
+                               "start a new store folder.")
+    return rows[0][0]
 
 
 def _check_version(version: int) -> None:
@@ -370,6 +428,6 @@ def migrate(conn: sqlite3.Connection, readonly: bool = False) -> int:
         conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     return SCHEMA_VERSION
