@@ -178,10 +178,13 @@ def write_atomic(path: Union[str, Path], data: Union[bytes, str], what: str = "f
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            view = memoryview(payload)
+            while view:  # os.write may write less than asked (and raises ENOSPC when the disk is full)
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
         tmp = None
     except OSError as e:

@@ -6,6 +6,7 @@ Every test also checks that no exception element (a traceback) reached the page.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,8 @@ def clean(at: AppTest) -> AppTest:
 
 
 def texts(elements) -> str:
-    return " | ".join(str(e.value) for e in elements)
+    """What the reader sees: Markdown backslash escapes (ui.safe.plain) removed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", " | ".join(str(e.value) for e in elements))
 
 
 def metric(at: AppTest, label: str) -> str:

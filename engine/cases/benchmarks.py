@@ -127,8 +127,7 @@ def _csv_rows(f: Any, path: Path) -> Iterator[tuple[str, dict]]:
             if "NUL" in str(e):
                 raise  # a binary file: load_benchmark says so
             limit = f" (the limit is {files.MAX_LINE_CHARS:,} characters)" if "field limit" in str(e) else ""
-            raise FailureLensError(f"{path} row {rows.line_num}: not valid CSV ({e}){limit}; fix or shorten that "
-                                   "row.") from None
+            raise FailureLensError(f"{path} row {n + 1}: not valid CSV ({e}){limit}; fix or shorten that row.") from None
         n += 1
         yield f"{path} row {n}", rec
 

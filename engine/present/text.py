@@ -38,8 +38,8 @@ def visible(text: str, empty: str = "∅") -> str:
 
 
 # ---------------------------------------------------------------- Markdown
-_MD_INLINE = re.compile(r"([\\`*_~\[\]<&|$:@])")  # emphasis, code, links, images, HTML, entities, tables,
-# formulas, Streamlit's :colour[...] directives, autolinks (http://, a@b)
+_MD_INLINE = re.compile(r"([\\`*_~\[\]<&|$@]|:(?=//|[\w+-]+:|material/))")  # emphasis, code, links, images,
+# HTML, entities, tables, formulas, Streamlit's :colour[...] directives, autolinks (http://, a@b), :emoji: codes
 _MD_BLOCK_START = re.compile(r"^(\s*\d*)([#>+=.)-])")  # headings, quotes, lists ("-", "1."), setext lines
 _MD_WWW = re.compile(r"(www)\.", re.I)  # GFM turns a bare www.x.y into a link
 
@@ -49,7 +49,7 @@ def markdown_plain(value: Any) -> str:
 
     Backslash-escapes (CommonMark allows it for every ASCII punctuation character) the characters that open
     inline constructs anywhere: images, links, autolinks, HTML, entities, emphasis, code, tables, `$` formulas,
-    Streamlit's `:colour[...]` directives. Block markers (#, >, -, +, =, "1.") only act at the start of a line:
+    Streamlit's `:colour[...]` directives, `:emoji:` and `:material/icon:` codes (a colon only there). Block markers (#, >, -, +, =, "1.") only act at the start of a line:
     they are escaped there, and newlines become a visible `\n`, so untrusted text never starts a block.
     Other punctuation stays as it is, so messages keep reading normally.
     """
