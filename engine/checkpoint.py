@@ -65,7 +65,7 @@ def weight_layers(folder: Path) -> Optional[int]:
 def check_folder(folder: Path) -> None:
     """Refuse a model folder whose files or config would hang, exhaust memory or load half-random weights."""
     for p in sorted(folder.iterdir()):
-        if not p.is_dir() or p.is_symlink():
+        if not p.is_dir():  # (follows links: the Hugging Face cache links every file to a blob)
             files.regular_file(p, "model file")
     text = files.read_text(folder / "config.json", files.MAX_CONFIG_BYTES, "model config")
     try:

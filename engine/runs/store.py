@@ -32,7 +32,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from engine.files import disk_message
+from engine.files import disk_message, regular_file
 from engine.records import FailureLensError, dumps
 
 SCHEMA_VERSION = 2
@@ -283,6 +283,7 @@ class Store:
         path = self.resolve(rows[0]["arrays"])
         if not path.exists():
             raise FailureLensError(f"array file {path} of case {case_id} is missing; re-run that case.")
+        regular_file(path, f"array file of case {case_id}")  # never block on a FIFO planted in the folder
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
