@@ -154,7 +154,7 @@ def test_markdown_plain_renders_as_the_literal_text(text):
     out = _md().render(markdown_plain(text))
     tags = set(re.findall(r"</?([a-zA-Z0-9]+)", out))
     assert tags <= {"p"}, (text, out)
-    shown = html.unescape(re.sub(r"</?p>", "", out)).strip()
+    shown = html.unescape(re.sub(r"</?p>", "", out)).replace("\u2060", "").strip()  # joiners stop GFM autolinks
     assert shown == visible(text, empty="").strip(), (text, shown)  # a paragraph drops leading spaces
 
 

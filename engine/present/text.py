@@ -41,7 +41,8 @@ def visible(text: str, empty: str = "∅") -> str:
 _MD_INLINE = re.compile(r"([\\`*_~\[\]<&|$@]|:(?=//|[\w+-]+:|material/))")  # emphasis, code, links, images,
 # HTML, entities, tables, formulas, Streamlit's :colour[...] directives, autolinks (http://, a@b), :emoji: codes
 _MD_BLOCK_START = re.compile(r"^(\s*\d*)([#>+=.)-])")  # headings, quotes, lists ("-", "1."), setext lines
-_MD_WWW = re.compile(r"(www)\.", re.I)  # GFM turns a bare www.x.y into a link
+_MD_AUTOLINK = re.compile(r"(?<=[A-Za-z])(?=\\?://)|(?<=www)(?=\\?\.)|(?<=@)", re.I)
+_JOINER = "\u2060"  # WORD JOINER: invisible; GFM's bare-URL linking (run on the parsed text, after escapes) stops at it
 
 
 def markdown_plain(value: Any) -> str:
@@ -51,10 +52,12 @@ def markdown_plain(value: Any) -> str:
     inline constructs anywhere: images, links, autolinks, HTML, entities, emphasis, code, tables, `$` formulas,
     Streamlit's `:colour[...]` directives, `:emoji:` and `:material/icon:` codes (a colon only there). Block markers (#, >, -, +, =, "1.") only act at the start of a line:
     they are escaped there, and newlines become a visible `\n`, so untrusted text never starts a block.
-    Other punctuation stays as it is, so messages keep reading normally.
+    GFM also links bare URLs and e-mail addresses in the text left after parsing, where escapes no longer
+    count; an invisible word joiner after the scheme, `www` and `@` stops that. Other punctuation stays as it
+    is, so messages keep reading normally.
     """
     text = _MD_INLINE.sub(r"\\\1", visible(str(value), empty=""))
-    text = _MD_WWW.sub(r"\1\\.", text)
+    text = _MD_AUTOLINK.sub(_JOINER, text)
     return _MD_BLOCK_START.sub(r"\1\\\2", text, count=1)
 
 
