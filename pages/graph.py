@@ -26,7 +26,8 @@ spec = ModelSpec.parse(state.active_param())
 views.unknown_words(handle.tokenizer, prompt, spec.label)
 att = loaders.view_attribution(handle, prompt)
 versus = f" vs contrast {att.contrast.text!r}" if att.contrast else ""
-st.caption(f"Explaining target {views.md(repr(att.target.text))}{views.md(versus)} after {len(att.tokens)} tokens. "
+st.caption(f"Explaining target {views.md(repr(att.target.text))}{views.md(versus)} "
+           f"after {len(att.tokens)} tokens. "
            "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge. "
            "The top node of the last token is where the model says its word.")
 story_, figctx = story.show(att, prompt, full=False)  # the case in plain words (the headline; the rest one click away)

@@ -16,7 +16,7 @@ with right:
     rule = st.radio("Attribution rule", list(RULES), horizontal=True, key="load:rule",
                     help="AttnLRP propagates relevance through attention weights too; CP-LRP treats them as constants.")
     dtype = st.selectbox("Precision", ["auto", "float32", "bfloat16", "float16"], key="load:dtype",
-                         help=views.precision_help())
+                         help=views.precision_help())  # md-safe: constant text
     q4 = st.checkbox("Load in 4-bit (GPU with bitsandbytes only)", key="load:4bit", help=views.FOUR_BIT_HELP)
     trust = st.checkbox("Trust remote code", value=False, key="load:trust",
                         help="Runs Python code shipped with the model. Only for models whose authors you trust.")

@@ -31,10 +31,10 @@ LABEL_SINKS = {"button", "download_button", "form_submit_button", "link_button",
                "text_area", "number_input", "selectbox", "multiselect", "radio", "toggle", "checkbox", "slider",
                "select_slider", "pills", "segmented_control", "file_uploader", "metric", "date_input", "color_picker"}
 OPTION_SINKS = {"radio", "pills", "segmented_control"}  # their option labels are Markdown too
-WRAPPERS = {"number": 0, "page": 0, "run_task": 1}  # ui functions that pass this argument on to a sink
-NOT_SINKS = {("views", "header")}  # project functions that share a sink's name
+WRAPPERS = {"number": 0, "page": 0, "run_task": 1, "controls": 0, "_ranked": 2}  # ui functions that pass this argument on to a sink
+NOT_SINKS = {("views", "header"), ("glossary", "title")}  # project functions that share a sink's name
 TEXT_KEYWORDS = {"body", "label", "text", "help"}
-SAFE_CALLS = {"plain", "quoted", "len", "int", "round"}
+SAFE_CALLS = {"plain", "quoted", "md", "len", "int", "round", "define"}  # md: ui.views.md = safe.plain; define: glossary
 NUMBER_SPEC = re.compile(r"[-+ ]?[#0]?\d*(?:[,_](?:\.\d+)?[dfeEgG%n]?|(?:\.\d+)?[dfeEgG%n])$")  # fails on str
 
 

@@ -117,7 +117,8 @@ def verdicts(params: Sequence[str], labels: Sequence[str], cases: Sequence[CaseS
                                                  "checkpoint" if series else "model"), f"verdicts_{key}",
                      table, key=f"verdicts_{key}")
     with st.expander("Verdict table (one row per case and model)", expanded=len(cases) == 1):
-        st.caption(" · ".join(f"**{v}**: {glossary.define(v)}" for v in V.VERDICTS[:3]) + " p = probability.")
+        st.caption(" · ".join(f"**{v}**: {glossary.define(v)}" for v in V.VERDICTS[:3])  # md-safe: glossary
+                   + " p = probability.")
         layout.table(table, f"verdict_table_{key}", key=f"verdict_table_{key}")
     return rows
 

@@ -88,15 +88,15 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
               help="Mean over k of (random mean − red curve), in logits: how much more removing the heatmap's top "
                    "tokens lowers Δℓ than removing as many random tokens.")
     m3.metric("Answer flips after", f"{curves.flip_k} token{'s' if curves.flip_k != 1 else ''}" if curves.flip_k
-              else "no flip", help=f"Tokens removed before Δℓ < 0 (tried up to {curves.k_max}).")
+              else "no flip", help=f"Tokens removed before Δℓ < 0 (tried up to {curves.k_max:d}).")
     chart_col, table_col = st.columns([3, 2], gap="large")
     with chart_col:
         layout.chart(check_charts.deletion_chart(curves, layout.scale()), "deletion_curves",
                      table=check_charts.curves_frame(curves), key="check:curves", stretch=True)
     with table_col:
         layout.table(check_charts.curves_table(curves), "deletion_curves_table", key="check:table")
-    st.caption(HOW_TO_READ + f" Replacement: token id {curves.mask_id} ({curves.replacement}); "
-               f"{curves.forward_rows} rows run in batches.")
+    st.caption(HOW_TO_READ + f" Replacement: token id {curves.mask_id:d} ({safe.plain(curves.replacement)}); "
+               f"{curves.forward_rows:d} rows run in batches.")
     return curves
 
 

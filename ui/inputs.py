@@ -161,5 +161,5 @@ def topk_pills(att: Attribution) -> None:
         options = [i for i in ids if i != other]  # a token cannot be its own contrast
         chosen = _chosen_id(key, att)
         st.session_state[widgets.wkey(f"pick:{key}")] = chosen if chosen in options else None
-        st.pills(label, options, format_func=text.get, key=widgets.wkey(f"pick:{key}"), on_change=_set_token,
-                 args=(key,), wrap=True)
+        st.pills(label, options, format_func=lambda i: safe.plain(text[i]),  # md-safe: label from the tuple above
+                 key=widgets.wkey(f"pick:{key}"), on_change=_set_token, args=(key,), wrap=True)

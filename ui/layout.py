@@ -88,7 +88,7 @@ def sidebar() -> None:
 
 def controls(label: str):
     """Where a page's inputs go: in view, or folded into an expander in presentation mode (the room sees results)."""
-    return st.expander(label, expanded=False) if state.get(state.PRESENT) else st.container()
+    return st.expander(label, expanded=False) if state.get(state.PRESENT) else st.container()  # md-safe: caller's
 
 
 def _slug(name: str) -> str:
@@ -124,7 +124,7 @@ def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Op
         for fmt, (make, mime, ext) in items.items():
             case_figure = figure is not None and not isinstance(figure, str)
             file_name = figure[0].file_name(name, ext) if case_figure else f"{_slug(name)}.{ext}"
-            st.download_button(f"⬇ {fmt}", make, file_name=file_name, mime=mime, on_click="ignore",
+            st.download_button(f"⬇ {safe.plain(fmt)}", make, file_name=file_name, mime=mime, on_click="ignore",
                                key=f"dl:{key or name}:{fmt}")
 
 
@@ -177,7 +177,7 @@ def run_task(task: str, label: str, work: Callable[[Callable[[str, int, int], No
     with box.container():
         st.button("Stop", icon=":material/stop_circle:", key=f"stop:{task}", on_click=state.put,
                   args=(state.STOPPED, task))
-        with st.status(label, expanded=True):
+        with st.status(label, expanded=True):  # md-safe: the caller's label (run_task is scanned)
             bar = st.progress(0.0, text="starting")
 
             def progress(phase: str, done: int, total: int) -> None:

@@ -96,7 +96,7 @@ def attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mo
     """Token relevance for the view (cached); None after an st.error when the input is not usable."""
     att, error = _try_attribution(handle, prompt, target, contrast, mode, strategy, k)
     if error:
-        st.error(error)
+        st.error(safe.plain(error))
     return att
 
 
@@ -120,10 +120,10 @@ def view_attribution(handle: ModelHandle, prompt: str) -> Attribution:
                 if att is not None:
                     break
         if att is None:
-            st.error(error)
+            st.error(safe.plain(error))
             st.stop()
         shown = f"{att.target.text!r}" + (f" vs {att.contrast.text!r}" if att.contrast else "")
-        st.error(f"{error}\n\nMeanwhile the page shows {shown}: click a candidate under *Next-token "
+        st.error(f"{safe.plain(error)}\n\nMeanwhile the page shows {safe.plain(shown)}: click a candidate under *Next-token "
                  "candidates* to choose, or correct the box.")
     return att
 

@@ -17,7 +17,7 @@ from engine.groups import (KINDS, SHORT_PROMPT, Grouping, auto_window, default_k
 from engine.present import render
 from engine.present.groups import group_heatmap_fragment, group_view, minimap_chart, ranked_rows
 from engine.records import Attribution
-from ui import layout, state, views, widgets
+from ui import layout, safe, state, views, widgets
 
 VIEW_TOKENS = 600  # the heatmap of a long prompt shows about this many tokens around the selection
 OPEN_TOKENS = 600  # an opened group shows at most this many of its tokens (around its strongest one)
@@ -59,11 +59,11 @@ def _select(token: int) -> None:
 
 
 def _ranked(view, groups: list[int], title: str, key: str) -> None:
-    st.markdown(title)
+    st.markdown(title)  # md-safe: the caller's constant title (_ranked is scanned)
     if not groups:
         st.caption("none")
     for row in ranked_rows(view, groups, limit=48):
-        st.button(f"{row['R']:+.3f} · tokens {row['tokens']} · {row['text']}", key=f"{key}:{row['group']}",
+        st.button(f"{row['R']:+.3f} · tokens {safe.plain(row['tokens'])} · {safe.plain(row['text'])}", key=f"{key}:{row['group']}",
                   on_click=_select, args=(view.grouping.starts[row["group"]],), width="stretch",
                   help="Jump to this group in the heatmap and open it into its tokens.")
 
@@ -91,8 +91,8 @@ def heatmap(att: Attribution, prompt: str, mask: list[bool], values: list[float]
     first, last = groups.starts[lo], groups.ends[hi - 1]
     if n > SHORT_PROMPT:
         _minimap(att, mask, (first, last))
-    st.caption(f"{_label(groups.kind)}: {groups.n_groups} groups over {n} tokens (colour: Σ R of each group). "
-               f"Showing tokens {first}–{last - 1}" + ("" if (first, last) == (0, n) else " around the selection")
+    st.caption(f"{safe.plain(_label(groups.kind))}: {groups.n_groups:d} groups over {n:d} tokens (colour: Σ R of each group). "
+               f"Showing tokens {first:d}–{last - 1:d}" + ("" if (first, last) == (0, n) else " around the selection")
                + ". Pick a group below (or click the strip) to jump to it and open it.")
     st.html(group_heatmap_fragment(view, lo, hi, selected=opened, font_scale=layout.scale()))
     pos, neg = top_groups([r if on else 0.0 for r, on in zip(view.relevance, view.shown)], TOP_N)
@@ -127,7 +127,7 @@ def _opened(att: Attribution, groups: Grouping, g: int, mask: list[bool]) -> Non
         s = min(max(s, peak - OPEN_TOKENS // 2), e - OPEN_TOKENS)
         e = s + OPEN_TOKENS
     head, close = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"**Opened: group {g}**, tokens {s}–{e - 1}" + (f" (of {groups.spans[g][0]}–{groups.spans[g][1] - 1})"
+    head.markdown(f"**Opened: group {g:d}**, tokens {s:d}–{e - 1:d}" + (f" (of {groups.spans[g][0]:d}–{groups.spans[g][1] - 1:d})"
                   if (s, e) != groups.spans[g] else "") + " · colour scale: max |R| inside the group")
     close.button("Close", key="grp:close", on_click=_select, args=(-1,))
     sub_mask = [mask[t] for t in range(s, e)]
@@ -166,9 +166,9 @@ def grouped_graph(graph: AttributionGraph, key: str, att: Attribution, prompt: s
     st.session_state[_BASE] = base
     with c2:
         if opened:
-            st.button(f"Close {len(opened)} opened group{'s' * (len(opened) > 1)}", key="sn:close_all",
+            st.button(f"Close {len(opened)} opened group{'s' if len(opened) > 1 else ''}", key="sn:close_all",
                       on_click=_close_all)
-    st.caption(f"{_label(base.kind)} as supernodes: {base.n_groups} groups"
+    st.caption(f"{safe.plain(_label(base.kind))} as supernodes: {base.n_groups:d} groups"
                + (f", {len(opened)} opened into tokens" if opened else "")
                + ". Click a node, then **Open** it to see its tokens.")
     return _grouped(key, base.kind, groups.starts, graph, groups)
@@ -193,7 +193,7 @@ def supernode(graph: AttributionGraph, stage: int, column: int) -> None:
     s, e = graph.spans[column]
     base: Optional[Grouping] = st.session_state.get(_BASE)
     if e - s > 1:
-        st.caption(f"A supernode of {e - s} tokens ({s}–{e - 1}): “{snippet(graph.tokens[column], 80)}”. "
+        st.caption(f"A supernode of {e - s:d} tokens ({s:d}–{e - 1:d}): “{safe.plain(snippet(graph.tokens[column], 80))}”. "
                    "Hidden dimensions and neurons are per token: open it to see them.")
         st.button("Open this group into its tokens", key="sn:open", type="primary", on_click=_set_open,
                   args=(sorted(set(state.get(state.OPEN)) | {s}),))

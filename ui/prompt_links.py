@@ -7,6 +7,7 @@ import streamlit as st
 
 from engine.records import FailureLensError
 from engine.runs import prompts
+from ui import safe
 
 PARAM = "ph"
 
@@ -43,7 +44,8 @@ def saved_prompts(limit: int = 20) -> None:
 
     st.subheader("Saved long prompts")
     listed = prompts.listing()
-    st.caption(f"Prompts over {prompts.URL_LIMIT} characters are kept in `{prompts.default_folder()}` and links carry "
+    st.caption(f"Prompts over {prompts.URL_LIMIT:,} characters are kept in {safe.plain(prompts.default_folder())} and "
+               "links carry "
                "their hash instead of the text (set FAILURE_LENS_PROMPTS to use another folder). A link opens the "
                "prompt only on a machine that has it.")
     if not listed:

@@ -283,7 +283,7 @@ def filters(df: pd.DataFrame) -> pd.DataFrame:
                                                          ("Benchmarks", state.SW_BENCH, "benchmark"),
                                                          ("Outcome", state.SW_CAT, "outcome"))):
         with col:
-            widgets.multiselect(label, key, sorted(df[column].dropna().astype(str).unique()), placeholder="all",
+            widgets.multiselect(label, key, sorted(df[column].dropna().astype(str).unique()), placeholder="all",  # md-safe: label from the tuple above
                                 format_func=glossary.label if column == "outcome" else str)
     keep = pd.Series(True, index=df.index)
     for key, column in ((state.SW_MODELS, "model_label"), (state.SW_BENCH, "benchmark"), (state.SW_CAT, "outcome")):

@@ -1,7 +1,6 @@
 """Renderers of engine results into Streamlit (token heatmap, result header, unknown words)."""
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 import streamlit as st
@@ -40,9 +39,9 @@ def colour_values(att: Attribution, mask: list[bool]) -> list[float]:
 
 
 def md(text: str) -> str:
-    """Untrusted text (prompt words, tokens) made inert inside Streamlit markdown: every punctuation mark that
-    markdown, Streamlit's :colour[] / :icon: directives or LaTeX could read is backslash-escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=])", r"\\\1", str(text)).replace("\n", " ")
+    """Untrusted text (prompt words, tokens) made inert inside Streamlit markdown: `ui.safe.plain` under the
+    name this module's callers use."""
+    return safe.plain(text)
 
 
 def shipped_logit_diff(att: Attribution, case: Any, zoo_name: Optional[str], prompt: str) -> Optional[float]:
@@ -63,12 +62,12 @@ def unknown_words(tokenizer: Any, prompt: str, model_label: str) -> None:
         return
     n = len(got.words) or got.count
     which = f": {', '.join(md(w) for w in got.words)}" if got.words else ""
-    st.warning(f"{n} word{'s are' if n != 1 else ' is'} unknown to {md(model_label)} and shown as "
+    st.warning(f"{n:d} word{'s are' if n != 1 else ' is'} unknown to {md(model_label)} and shown as "  # md-safe: which uses md
                f"{md(got.unk_token)}{which}. They carry no meaning for the model; use words from its vocabulary.",
                icon=":material/spellcheck:")
     vocab = vocabulary(tokenizer)
     if len(vocab) <= 5000:
-        with st.expander(f"The vocabulary of {model_label} ({len(vocab)} tokens)"):
+        with st.expander(f"The vocabulary of {md(model_label)} ({len(vocab)} tokens)"):
             st.code(" ".join(vocab), language=None, wrap_lines=True)
 
 
@@ -77,7 +76,7 @@ def header(att: Attribution, expected: Optional[float] = None) -> None:
     cols = st.columns(4)
     cols[0].metric("Target (red)", repr(att.target.text), help=f"token id {att.target.token_id:d}")
     if att.contrast is not None:
-        cols[1].metric("Contrast (blue)", repr(att.contrast.text), help=f"token id {att.contrast.token_id}")
+        cols[1].metric("Contrast (blue)", repr(att.contrast.text), help=f"token id {att.contrast.token_id:d}")
         delta = None if expected is None else f"zoo case: {expected:+.2f}"
         cols[2].metric("Δℓ = ℓ(target) − ℓ(contrast)", f"{att.logit_diff:+.3f}", delta=delta, delta_color="off",
                        delta_arrow="off", help="Positive: the model prefers the target, i.e. it makes the mistake.")
@@ -86,7 +85,7 @@ def header(att: Attribution, expected: Optional[float] = None) -> None:
         cols[2].metric("Objective value", f"{att.objective:+.3f}")
     cols[3].metric("Conservation", f"{att.conservation:.2f}", help=CONSERVATION_HELP)
     if not state.get(state.PRESENT):  # a room reads it in the summary; the metric's help keeps it
-        st.caption(CONSERVATION_HELP + " " + MEMORY_PATHS.get(att.path, ""))
+        st.caption(CONSERVATION_HELP + " " + MEMORY_PATHS.get(att.path, ""))  # md-safe: constants
     for w in att.warnings:
         st.info(safe.plain(w))
 
