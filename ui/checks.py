@@ -19,6 +19,7 @@ from ui import layout, safe, state, widgets
 
 VERDICT_NAMES = {"explains": "Explains", "fragile": "Fragile", "partly": "Partly", "not_explained": "Does not explain",
                  "no_failure": "No failure"}
+AUTO_TOKENS = 256  # longer prompts run the checks on request (each check re-runs the model many times)
 REPLACEMENT_NAMES = {"neutral": "neutral (unk, else pad, else a space)", "pad": "pad token", "unk": "unk token"}
 HOW_TO_READ = (f"Each curve is Δℓ after replacing k tokens with the replacement token (same length and positions). "
                "Red: the heatmap's most target-supporting tokens first; grey: random tokens (mean ± spread over the "
@@ -72,6 +73,8 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
     if not on:
         st.caption("Turn on the check to see whether removing the highlighted tokens changes the answer.")
         return None
+    if not _go(len(att.token_ids), "check:curves:run", "Run the deletion check"):
+        return None
     try:
         with st.spinner("Removing tokens and re-running the model …"):
             curves = _curves(handle.key, handle, tuple(att.token_ids), tuple(att.relevance), tuple(att.special_mask),
@@ -98,6 +101,14 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
     st.caption(HOW_TO_READ + f" Replacement: token id {curves.mask_id:d} ({safe.plain(curves.replacement)}); "
                f"{curves.forward_rows:d} rows run in batches.")
     return curves
+
+
+def _go(n_tokens: int, key: str, label: str) -> bool:
+    """Short prompts run at once; longer ones on a click (the result stays cached for the next click)."""
+    if n_tokens <= AUTO_TOKENS:
+        return True
+    st.caption(f"This prompt has {n_tokens} tokens: the check re-runs the model many times, so it starts on request.")
+    return st.button(label, key=key)
 
 
 def _split(graph) -> bool:
@@ -142,7 +153,7 @@ def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None
     c1.number_input("Top nodes (by |R|)", 0, 100, help="0 turns the ablation off.", **widgets.bind(state.CHK_NODES))
     top_n = int(state.get(state.CHK_NODES))
     c2.caption(ABLATION_HELP)
-    if top_n == 0:
+    if top_n == 0 or not _go(len(att.token_ids), "check:nodes:run", f"Ablate the top {top_n} nodes"):
         return
     try:
         with st.spinner(f"Ablating the top {top_n:d} nodes …"):
