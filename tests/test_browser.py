@@ -578,7 +578,7 @@ def test_long_case_groups_supernodes_and_redraw(server, driver):
     name, case, n = _case_near(4096)
     if n < 4000:
         pytest.skip(f"no zoo case of 4k tokens (closest: {n}); the stand-in zoo has short cases only")
-    link = f"model={quote('zoo:' + name)}&case={quote(name + '/' + case.case_id)}"
+    link = f"model={quote('zoo:' + name)}&case={quote(name + '/' + case.case_id)}&check=0"  # checks: not timed here
     driver.get_log("browser")
     driver.get(f"{url}/?{link}")
     _wait(driver, "the grouped heatmap", lambda: driver.find_elements("css selector", ".fl-groups span"), 3 * TIMEOUT)
@@ -637,7 +637,7 @@ def test_ten_thousand_tokens_short_link_and_charts(server, driver):
               "const v = c.querySelector('canvas'); const s = c.querySelector('svg');"
               "return v ? v.toDataURL() : (s ? s.outerHTML : '')})")
     driver.get_log("browser")
-    driver.get(f"{url}/?model={quote('zoo:' + name)}&prompt={quote(prompt)}")
+    driver.get(f"{url}/?model={quote('zoo:' + name)}&check=0&prompt={quote(prompt)}")
     _wait(driver, "the 10k-token heatmap", lambda: driver.find_elements("css selector", ".fl-groups span"), 4 * TIMEOUT)
     _wait(driver, "the short link", lambda: "ph=" in driver.current_url)
     _idle(driver)
