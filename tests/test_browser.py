@@ -608,7 +608,9 @@ def test_ten_thousand_tokens_short_link_and_charts(server, driver):
     time.sleep(1.0)  # let the charts draw
     before = driver.execute_script(charts)
     assert len(before) >= 3 and not _console_errors(driver)
-    driver.find_element("css selector", '[data-testid="stRadio"] label:first-of-type').click()  # "Failure case"
+    case_radio = _wait(driver, "the 'Failure case' choice", lambda: [e for e in driver.find_elements(
+        "css selector", '[data-testid="stRadio"] label') if e.text.strip() == "Failure case"])[0]
+    driver.execute_script("arguments[0].click()", case_radio)
     _wait(driver, "the case's heatmap", lambda: "case=" in driver.current_url, 3 * TIMEOUT)
     _idle(driver)
     time.sleep(1.0)
