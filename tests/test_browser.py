@@ -580,7 +580,7 @@ def test_long_case_groups_and_supernodes(server, driver):
     _idle(driver)
     assert int(_wait(driver, "the caption", caption).split(" nodes")[0]) <= 80
     _wait(driver, "the first drawing", lambda: _drawn(driver))
-    _tall_shot(driver, "long-graph", 1500)
+    _tall_shot(driver, "long-graph", 2000)
     assert len(driver.current_url) < 2000
     assert not _console_errors(driver)
 
