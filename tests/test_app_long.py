@@ -83,20 +83,20 @@ def test_graph_supernodes_open_close_and_cap():
     shown = next(c.value for c in at.caption if "edges shown" in c.value)
     assert int(shown.split(" nodes")[0]) <= 80
     node = at.selectbox(key="w:node")
-    multi = next(o for o in node.options if "-" in o.split(" · ")[0].split(".T")[-1])  # a supernode "L0.T3-14"
-    clean(node.set_value(multi).run())
+    multi = next(o for o in node.options if " · tokens " in o)  # a supernode: "Layer 0 · tokens 3–14 'Query: …' · R"
+    clean(node.select(multi).run())
     assert "A supernode of" in _captions(at)
     clean(at.button(key="sn:open").click().run())
-    first, last = (int(x) for x in multi.split(" · ")[0].split(".T")[-1].split("-"))
+    first, last = (int(x) for x in multi.split(" · tokens ")[1].split(" ")[0].split("–"))
     assert at.session_state["open"] == [first] and at.query_params["open"] == str(first)
     assert "1 opened into tokens" in _captions(at)
     shown = next(c.value for c in at.caption if "edges shown" in c.value)
     assert int(shown.split(" nodes")[0]) <= 80
     # a token of the opened group closes it again
-    singles = [o.split(" · ")[0].split(".T")[-1] for o in at.selectbox(key="w:node").options if " · " in o]
-    inside = next(o for o, t in zip(at.selectbox(key="w:node").options[1:], singles)
-                  if t.isdigit() and first <= int(t) <= last)
-    clean(at.selectbox(key="w:node").set_value(inside).run())
+    node = at.selectbox(key="w:node")
+    inside = next(o for o in node.options if " · token " in o
+                  and first <= int(o.split(" · token ")[1].split(" ")[0]) <= last)
+    clean(node.select(inside).run())
     clean(at.button(key="sn:collapse").click().run())
     assert at.session_state["open"] == [] and "opened into tokens" not in _captions(at)
     clean(at.selectbox(key="w:ggran").set_value("tokens").run())
