@@ -65,6 +65,8 @@ TERMS: dict[str, Term] = _terms(
     ("suggested_pattern", "suggested pattern", "The pattern the engine's rules suggest (a person may change it)."),
     ("human_outcome", "outcome set by a person", "The outcome a person confirmed or chose (latest label)."),
     ("human_pattern", "pattern set by a person", "The pattern a person confirmed or chose (latest label)."),
+    ("human_author", "labelled by (name)", "The name the person gave when saving the label (optional)."),
+    ("human_note", "labeller's note", "The note the person saved with the label (optional)."),
     ("labelled", "labelled by", "Whether the category shown comes from a person or from the engine's suggestion."),
     # ---- segments of a prompt
     ("instruction", "instruction", "The words that tell the model what to do."),
