@@ -63,6 +63,9 @@ with left:
         if st.button("Load from hub", type="primary", key="load:hub:go"):
             load(hub_id, revision)
 
+with st.expander("Saved long prompts"):  # links carry their hash (ui.prompt_links)
+    prompt_links.saved_prompts()
+
 st.divider()
 st.subheader("Loaded")
 models = state.model_params()
@@ -82,5 +85,3 @@ for i, param in enumerate(models):
 if rows:
     layout.table(pd.DataFrame(rows), "loaded_models", key="models")
 
-st.divider()
-prompt_links.saved_prompts()

@@ -42,7 +42,6 @@ def saved_prompts(limit: int = 20) -> None:
     """The prompt store: where it is, what it holds (newest first), and a button to open each prompt."""
     from ui import state
 
-    st.subheader("Saved long prompts")
     listed = prompts.listing()
     st.caption(f"Prompts over {prompts.URL_LIMIT:,} characters are kept in {safe.plain(prompts.default_folder())} and "
                "links carry "
