@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 import numpy as np
 import pandas as pd
 
@@ -147,3 +149,8 @@ def test_every_causal_check_code_and_column_has_an_entry():
     cols = (list(curves_table(curves).columns) + list(ablation_frame(report).columns) + list(check_columns(None))
             + list(verdict_table(frame, ("model_label", "benchmark", "category")).columns) + list(VERDICTS))
     assert not _missing(cols)
+
+
+def test_a_code_defined_twice_is_refused():
+    with pytest.raises(ValueError, match="defined twice: fixed"):
+        glossary._terms(("fixed", "fixed", "one"), ("n", "cases", "two"), ("fixed", "fixed", "three"))

@@ -21,6 +21,10 @@ class Term:
 
 
 def _terms(*rows: tuple[str, str, str]) -> dict[str, Term]:
+    codes = [row[0] for row in rows]
+    twice = sorted({c for c in codes if codes.count(c) > 1})
+    if twice:  # a second entry would silently replace the first
+        raise ValueError(f"glossary codes defined twice: {', '.join(twice)}")
     return {code: Term(code, name, definition) for code, name, definition in rows}
 
 
@@ -158,7 +162,8 @@ TERMS: dict[str, Term] = _terms(
     ("faith. flip rate", "flip rate", "Share of failures where removing top-relevance tokens flips the answer."),
     # ---- causal checks (engine.cases.checks, engine.cases.ablation)
     ("check_verdict", "does the heatmap hold?", "What removing the red tokens did: explains, partly, fragile, not explained."),
-    ("verdict", "verdict", "The outcome of a check or comparison, in words."),
+    ("verdict", "verdict", "The outcome of a check or a comparison in words; across models it is decided by the "
+                           "model's own next token, not by a Δℓ threshold."),
     ("explains", "explains", "Removing the top red tokens flips the answer while removing as many random tokens does not."),
     ("fragile", "fragile", "Removing the top red tokens flips the answer, but so does removing random ones."),
     ("partly", "partly explains", "No flip, but removing the top red tokens cuts Δℓ clearly more than random removal."),
@@ -174,15 +179,6 @@ TERMS: dict[str, Term] = _terms(
     ("by input", "explained by the heatmap", "Share of checked failures the heatmap explains (M-IA)."),
     ("by graph", "explained by the graph", "Share the heatmap does not explain but the graph's top nodes do (NC-IA+M-AG)."),
     ("no clue", "not explained yet", "Share neither explains (NC-IA+AG)."),
-    # ---- one case across models (engine.compare.verdicts)
-    ("fixed", "fixed", "This model gives the right answer where the reference model failed."),
-    ("still wrong", "still wrong", "This model still prefers the same wrong answer."),
-    ("different wrong answer", "different wrong answer", "This model is wrong too, with another token."),
-    ("not scored", "not scored", "The case could not be scored on this model (see notes)."),
-    ("top1", "model's answer", "The model's most likely next token."),
-    ("p_top1", "probability of its answer", "The model's probability for its most likely next token."),
-    ("p_target", "probability of the wrong answer", "The model's probability for the target token."),
-    ("p_contrast", "probability of the right answer", "The model's probability for the contrast token."),
     # ---- comparison tables (engine.compare.deltas)
     ("family", "task family", "Kind of benchmark task: instruction, math, code or retrieval."),
     ("model", "model", "The model the row belongs to."),
@@ -197,7 +193,6 @@ TERMS: dict[str, Term] = _terms(
     ("n", "cases", "Number of cases in the average."),
     ("fraction", "share of cases", "Share of cases with Δℓ at most this value."),
     # ---- verdicts of a case in another model (engine.compare.verdicts) and the row-over-row heatmaps
-    ("verdict", "verdict", "Does the model fix the failure? Decided by its own next token, not by a Δℓ threshold."),
     ("fixed", "fixed", "The model's next token is the right one, or a piece that starts the right answer."),
     ("still wrong", "still wrong", "The model's next token is the same wrong token (the target)."),
     ("different wrong answer", "different wrong answer", "The model's next token is neither the target nor right."),
