@@ -17,7 +17,8 @@ import pandas as pd
 
 from engine.compare.align import RowAlignment
 from engine.present import palette
-from engine.present.render import (_comment, _text_colour, _visible_text, colour, frame_csv, latex_escape,
+from engine.present.text import visible
+from engine.present.render import (_comment, _text_colour, colour, frame_csv, latex_escape,
                                    legend_html)
 
 PER_BLOCK = 16  # columns per block in the PNG / SVG chart
@@ -65,7 +66,7 @@ def _blocks(columns: Sequence[str], chars: int) -> list[range]:
     """Consecutive column ranges of about `chars` characters each (a column is never split)."""
     out, start, width = [], 0, 0
     for i, c in enumerate(columns):
-        w = len(_visible_text(c)) + 1
+        w = len(visible(c)) + 1
         if i > start and width + w > chars:
             out.append(range(start, i))
             start, width = i, 0
@@ -93,7 +94,7 @@ def strip_fragment(strip: Strip, font_scale: float = 1.0, chars: int = BLOCK_CHA
                 tip = html.escape(f"{strip.names[r]} · {strip.columns[j]!r}  R = {strip.raw[r][j]:+.4f}", quote=True)
                 cells.append(f'<td title="{tip}" style="background:rgb{colour(v)};color:{_text_colour(v)};'
                              f'padding:.1em .25em;white-space:pre;border:1px solid #fff;text-align:center">'
-                             f'{html.escape(_visible_text(strip.columns[j]))}</td>')
+                             f'{html.escape(visible(strip.columns[j]))}</td>')
             style = "font-style:italic;" if not strip.colours[r] else ""
             trs.append(f'<tr><th style="text-align:right;padding-right:.5em;font-weight:600;white-space:nowrap;'
                        f'{style}font-family:system-ui,sans-serif">{_swatch(strip.colours[r])} '
@@ -156,7 +157,7 @@ def strip_chart(strip: Strip, scale: float = 1.0, per_block: int = PER_BLOCK) ->
     swatch_scale = alt.Scale(domain=models, range=[c for c in strip.colours if c])
     blocks = []
     for start in range(0, max(len(strip.columns), 1), per_block):
-        rows = [{"row": name, "col": j - start, "token": _visible_text(strip.columns[j])[:10],
+        rows = [{"row": name, "col": j - start, "token": visible(strip.columns[j])[:10],
                  "value": max(-1.0, min(1.0, strip.values[r][j])), "R": strip.raw[r][j]}
                 for r, name in enumerate(strip.names) for j in range(start, min(start + per_block, len(strip.columns)))]
         df = pd.DataFrame(rows, columns=["row", "col", "token", "value", "R"])

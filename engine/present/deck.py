@@ -24,6 +24,7 @@ from engine.graph.types import AttributionGraph, PrunedGraph, PruneSettings
 from engine.present import charts, figures, glossary, render
 from engine.present.figures import FigureContext
 from engine.present.summary import GOOD_BAND, CaseSummary, case_summary
+from engine.present.text import visible
 from engine.records import Attribution
 
 
@@ -117,7 +118,7 @@ def _numbers(s: CaseSummary) -> tuple[tuple[str, str], ...]:
 
 
 def _token(text: str) -> str:
-    return f"'{render._visible_text(text)}'"
+    return f"'{visible(text)}'"
 
 
 _XML_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -130,16 +131,16 @@ def plain(text: str) -> str:
 
 def headline_title(ctx: FigureContext) -> str:
     """"Why zoo:l says '2' instead of '3'" (the deck's and the report's title)."""
-    t = f"'{render._visible_text(ctx.target)}'"
+    t = f"'{visible(ctx.target)}'"
     if ctx.contrast is None:
         return f"Why {ctx.model} says {t}"
-    return f"Why {ctx.model} says {t} instead of '{render._visible_text(ctx.contrast)}'"
+    return f"Why {ctx.model} says {t} instead of '{visible(ctx.contrast)}'"
 
 
 def _roles(ctx: FigureContext) -> str:
     """"'2' (wrong) or '3' (right)"."""
-    t = f"'{render._visible_text(ctx.target)}' (wrong)"
-    return f"{t} or '{render._visible_text(ctx.contrast)}' (right)" if ctx.contrast is not None else t
+    t = f"'{visible(ctx.target)}' (wrong)"
+    return f"{t} or '{visible(ctx.contrast)}' (right)" if ctx.contrast is not None else t
 
 
 # ---------------------------------------------------------------- PowerPoint

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import altair as alt
 import numpy as np
 
-from engine.present.render import _visible_text
+from engine.present.text import visible
 
 ASPECT = 16 / 9
 MAX_TOKENS = 96  # token chart: 6 rows of 16
@@ -35,8 +35,8 @@ class FigureContext:
 
     @property
     def versus(self) -> str:
-        t = f"'{_visible_text(self.target)}'"
-        return f"{t} vs '{_visible_text(self.contrast)}'" if self.contrast is not None else t
+        t = f"'{visible(self.target)}'"
+        return f"{t} vs '{visible(self.contrast)}'" if self.contrast is not None else t
 
     @property
     def title(self) -> str:
@@ -44,10 +44,10 @@ class FigureContext:
 
     @property
     def legend(self) -> str:
-        red = f"red: supports '{_visible_text(self.target)}' (the wrong answer)"
+        red = f"red: supports '{visible(self.target)}' (the wrong answer)"
         if self.contrast is None:
             return red + " · blue: works against it"
-        return f"{red} · blue: supports '{_visible_text(self.contrast)}' (the right answer)"
+        return f"{red} · blue: supports '{visible(self.contrast)}' (the right answer)"
 
     def file_name(self, view: str, ext: str) -> str:
         """zoo-l_eval-math-00014_heatmap.png: model, case and view, safe on every file system."""

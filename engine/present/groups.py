@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from engine.groups import Grouping, group_sum, snippet
-from engine.present.render import _text_colour, _visible_text, colour, normalise
+from engine.present.render import _text_colour, colour, normalise
+from engine.present.text import visible
 
 MINIMAP_BINS = 200  # the minimap draws at most this many cells, whatever the prompt length
 
@@ -57,7 +58,7 @@ def group_heatmap_fragment(view: GroupView, lo: int, hi: int, selected: Optional
         what = f"tokens {s}–{e - 1}" if e - s > 1 else f"token {s}"
         tip = html.escape(f"#{i} · {what} · R = {r:+.4f}", quote=True)
         ring = "outline:2px solid #222;outline-offset:1px;" if i == selected else ""
-        text = html.escape(_visible_text(g.texts[i]) if e - s == 1 else g.texts[i])
+        text = html.escape(visible(g.texts[i]) if e - s == 1 else g.texts[i])
         out.append(f'<span title="{tip}" style="background:rgb({",".join(map(str, colour(v)))});color:{_text_colour(v)};'
                    f'white-space:pre-wrap;padding:.1em .1em;margin:0 1px 2px 0;border-radius:3px;line-height:1.9;'
                    f'{ring}">{text}</span>')
@@ -105,4 +106,4 @@ def ranked_rows(view: GroupView, groups: Sequence[int], limit: int = 70) -> list
     """One row per group: index, token range, R, a one-line context snippet."""
     g = view.grouping
     return [{"group": i, "tokens": f"{g.starts[i]}–{g.ends[i] - 1}", "R": view.relevance[i],
-             "text": snippet(_visible_text(g.texts[i]) if g.size(i) == 1 else g.texts[i], limit)} for i in groups]
+             "text": snippet(visible(g.texts[i]) if g.size(i) == 1 else g.texts[i], limit)} for i in groups]

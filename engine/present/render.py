@@ -18,7 +18,6 @@ import numpy as np
 from engine.graph.types import AttributionGraph, PrunedGraph
 from engine.present.text import csv_cell, csv_text, frame_csv, visible  # noqa: F401 (frame_csv: pages export through render)
 
-_visible_text, csv_safe = visible, csv_cell  # the names other modules used before engine.present.text existed
 
 RED = (214, 39, 40)  # supports the target
 BLUE = (31, 119, 180)  # supports the contrast

@@ -84,9 +84,9 @@ def _pct(p: float) -> str:
 
 def _q(text: str) -> str:
     """A token quoted for reading; control characters shown as escapes (the renderers escape for their format)."""
-    from engine.present.render import _visible_text
+    from engine.present.text import visible
 
-    return f"'{_visible_text(text)}'"
+    return f"'{visible(text)}'"
 
 
 def band(conservation: float) -> str:
