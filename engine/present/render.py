@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from engine.graph.types import AttributionGraph, PrunedGraph
-from engine.present.text import csv_cell, csv_text, frame_csv, visible  # noqa: F401 (frame_csv: pages export through render)
+from engine.present.text import csv_text, frame_csv, visible  # noqa: F401 (frame_csv: pages export through render)
 
 
 RED = (214, 39, 40)  # supports the target
