@@ -68,8 +68,11 @@ def test_a_new_prompt_resets_target_and_contrast():
 def test_back_to_failure_case_reopens_the_open_case():
     from engine import zoo
 
-    fails = zoo.load_failures()
-    other = max(fails, key=lambda f: len(f.prompt))  # not the default (a short prompt)
+    from ui.state import default_case
+
+    name = zoo.zoo_sizes()[-1]
+    default = default_case(f"zoo:{name}")
+    other = next(f for f in sorted(zoo.load_failures(name), key=lambda f: len(f.prompt)) if f != default)  # short
     at = clean(app(model=f"zoo:{other.model}", case=f"{other.model}/{other.case_id}"))
     clean(at.radio(key="w:source").set_value("Own prompt").run())
     assert at.session_state["case"] == ""
