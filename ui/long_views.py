@@ -150,6 +150,11 @@ def _short_labels(groups: Grouping) -> Grouping:
 
 def grouped_graph(graph: AttributionGraph, key: str, att: Attribution, prompt: str) -> AttributionGraph:
     """Granularity of the graph's columns; the graph with supernodes (cached), or the graph itself for tokens."""
+    # in presentation mode a short prompt's graph is drawn token by token without the control above it (first screen)
+    quiet = state.get(state.PRESENT) and len(att.tokens) <= SHORT_PROMPT and state.get(state.GGRAN) == "auto"
+    if quiet:
+        st.session_state[_BUILT], st.session_state[_BASE] = tuple(state.get(state.OPEN)), None
+        return graph
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     with c1:
         widgets.selectbox("Supernodes", state.GGRAN, ["auto", *KINDS], format_func=_label, on_change=_close_all,
