@@ -5,6 +5,17 @@ import numpy as np
 
 from engine.graph.types import AttributionGraph, EdgeSet, Stage
 
+# 40+ tokens: longer than the tiny models' sliding windows (16), so windowed layers are exercised.
+LONG_PROMPT = ("the of and to in is was for on that with as by at from it his her their its an "
+               "be are were this which or have has had not but they he she we you i me my our your")
+
+
+def dense(edges, t: int) -> np.ndarray:
+    """[t, t] edge weights of a sparse edge set, summed per (destination, source) token."""
+    m = np.zeros((t, t))
+    np.add.at(m, (edges.dst_tok, edges.src_tok), edges.weight)
+    return m
+
 STAGES3 = [Stage("emb", -1, "emb"), Stage("L0", 0, "post"), Stage("L1", 1, "post")]
 
 

@@ -8,17 +8,8 @@ from engine import load_model
 from engine.graph.build import build_graph
 from engine.graph.cache import GraphCache, graph_key
 from engine.records import FailureLensError
+from graph_fixtures import LONG_PROMPT as PROMPT, dense
 from tiny_models import ARCHS
-
-# 40+ tokens: longer than the tiny models' sliding windows (16), so windowed layers are exercised.
-PROMPT = ("the of and to in is was for on that with as by at from it his her their its an "
-          "be are were this which or have has had not but they he she we you i me my our your")
-
-
-def dense(edges, t):
-    m = np.zeros((t, t))
-    np.add.at(m, (edges.dst_tok, edges.src_tok), edges.weight)
-    return m
 
 
 @pytest.mark.parametrize("rule", ["attnlrp", "cp-lrp"])

@@ -11,17 +11,8 @@ from engine.heatmap import Picker
 from engine.memory import check_memory, estimate
 from engine.records import FailureLensError
 from engine.trace import decoder_layers, relevance, run_trace
+from graph_fixtures import LONG_PROMPT as PROMPT, dense
 from tiny_models import ARCHS, build_tiny
-
-# longer than the tiny models' sliding windows (16)
-PROMPT = ("the of and to in is was for on that with as by at from it his her their its an "
-          "be are were this which or have has had not but they he she we you i me my our your")
-
-
-def _dense(edges, t):
-    m = np.zeros((t, t))
-    np.add.at(m, (edges.dst_tok, edges.src_tok), edges.weight)
-    return m
 
 
 @pytest.mark.parametrize("rule", ["attnlrp", "cp-lrp"])
@@ -50,7 +41,7 @@ def test_recompute_graph_equals_kept(tiny_model_dir, arch, rule, split):
     np.testing.assert_allclose(lean.node_relevance, kept.node_relevance, atol=1e-6, rtol=0)
     t = kept.n_tokens
     for a, b in zip(lean.transitions, kept.transitions):
-        da, db = _dense(a, t), _dense(b, t)
+        da, db = dense(a, t), dense(b, t)
         assert np.abs(da - db).max() <= 1e-6 * max(1.0, np.abs(db).max()), (a.src_stage, a.dst_stage)
         np.testing.assert_allclose(a.absorbed, b.absorbed, atol=1e-6 * max(1.0, np.abs(db).max()))
     if kept.neurons_val is not None:
