@@ -551,9 +551,11 @@ def _console_errors(drv) -> list[str]:
 def test_long_case_groups_and_supernodes(server, driver):
     """A zoo case of about 4k tokens: the heatmap opens as groups with a short link; a ranked group opens into its
     tokens; the graph shows at most 80 segment supernodes. No script error in the console along the way.
-    (Opening a supernode is walked by tests/test_app_long.py; a timed slider move and a click on a supernode in
-    the drawing are not here yet: on this page they waited behind the node ablation, see the report.)"""
+    A pruning-slider move re-draws it (timed), and a real click on a supernode offers to open it into its tokens."""
     from urllib.parse import quote
+
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
 
     url, _ = server
     name, case, n = _case_near(4096)
@@ -583,6 +585,36 @@ def test_long_case_groups_and_supernodes(server, driver):
     _wait(driver, "the first drawing", lambda: _drawn(driver))
     _tall_shot(driver, "long-graph", 2000)
     assert len(driver.current_url) < 2000
+    assert not _console_errors(driver)
+    # a pruning-slider move re-draws the supernode graph without recomputing it
+    first = _drawn(driver)
+    slider = [s for s in driver.find_elements("css selector", '[data-testid="stSlider"]') if "mass kept" in s.text][0]
+    driver.execute_script("arguments[0].focus()", slider.find_element("css selector", 'input[type="range"]'))
+    t0 = time.perf_counter()
+    ActionChains(driver).send_keys(Keys.ARROW_LEFT).perform()
+    _wait(driver, "the re-drawn supernode graph", lambda: _drawn(driver) not in ("", first))
+    print(f"\n[timing] supernode graph re-draw after a slider move ({n}-token prompt, zoo:{name}): "
+          f"{time.perf_counter() - t0:.2f}s")
+    _idle(driver)
+    # a real click on the largest supernode (a node whose tooltip names a token range), then open it into its tokens
+    frame = driver.find_element("css selector", "iframe")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", frame)
+    time.sleep(0.3)
+    target = driver.execute_script(
+        "const net = arguments[0].contentWindow.flNet; const ids = net.body.data.nodes.getIds()"
+        ".filter(i => /tokens \\d+\u2013\\d+/.test(String(net.body.data.nodes.get(i).title || '')));"
+        "const size = i => net.body.data.nodes.get(i).size;"
+        "const id = ids.reduce((a, b) => size(b) > size(a) ? b : a);"
+        "net.focus(id, {scale: 1.0, animation: false});"
+        "const p = net.canvasToDOM(net.getPositions([id])[id]);"
+        "return [id, p.x, p.y];", frame)
+    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", frame)
+    ActionChains(driver).move_to_element_with_offset(frame, round(target[1] + 1 - rect[0] / 2),
+                                                     round(target[2] + 1 - rect[1] / 2)).click().perform()
+    button = _wait(driver, "the Open button of the clicked supernode", lambda: [
+        b for b in driver.find_elements("css selector", "button") if "Open this group into its tokens" in b.text])
+    button[0].click()
+    _wait(driver, "the opened supernode", lambda: "opened into tokens" in _text(driver) and "open=" in driver.current_url)
     assert not _console_errors(driver)
 
 
