@@ -410,6 +410,29 @@ def _drawn(drv) -> str:
                               "return (d && d.body && d.body.dataset.drawn) || ''")
 
 
+def _click_largest_node(drv, keep_js: str) -> list:
+    """A real mouse click on the largest node of the live graph among those `keep_js` (a JS test of id `i`, with
+    `net` in scope) keeps, zoomed in on it as a user would on a wide drawing; returns [vis id, x, y]."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    frame = drv.find_element("css selector", "iframe")
+    drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", frame)
+    time.sleep(0.3)
+    target = drv.execute_script(
+        "const net = arguments[0].contentWindow.flNet;"
+        f"const ids = net.body.data.nodes.getIds().filter(i => {keep_js});"
+        "const size = i => net.body.data.nodes.get(i).size;"
+        "const id = ids.reduce((a, b) => size(b) > size(a) ? b : a);"
+        "net.focus(id, {scale: 1.0, animation: false});"
+        "const p = net.canvasToDOM(net.getPositions([id])[id]);"
+        "return [id, p.x, p.y];", frame)
+    rect = drv.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", frame)
+    border = 1  # the drawing's 1px border: canvas coordinates start 1px into the frame
+    ActionChains(drv).move_to_element_with_offset(frame, round(target[1] + border - rect[0] / 2),
+                                                  round(target[2] + border - rect[1] / 2)).click().perform()
+    return target
+
+
 def test_graph_slider_redraw_and_node_click(server, driver):
     """The issue's measurement: re-draw after a pruning-slider move, on a prompt of about 512 tokens; then a click
     on a node in the drawing opens its drill-down."""
@@ -443,21 +466,7 @@ def test_graph_slider_redraw_and_node_click(server, driver):
           f"(whole page section with metrics, charts and URL: {t_rerun:.2f}s)")
     assert caption() and "Edge mass kept per layer" in _text(driver)
     # a real mouse click on the node with the largest |R| that is not the first token
-    frame = driver.find_element("css selector", "iframe")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", frame)
-    time.sleep(0.3)
-    target = driver.execute_script(
-        "const net = arguments[0].contentWindow.flNet; const ids = net.body.data.nodes.getIds()"
-        ".filter(i => !String(i).startsWith('row:') && !String(i).endsWith(':0'));"
-        "const size = i => net.body.data.nodes.get(i).size;"
-        "const id = ids.reduce((a, b) => size(b) > size(a) ? b : a);"
-        "net.focus(id, {scale: 1.0, animation: false});"  # zoom in on it, as a user would on 500 tokens
-        "const p = net.canvasToDOM(net.getPositions([id])[id]);"
-        "return [id, p.x, p.y];", frame)
-    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", frame)
-    border = 1  # the drawing's 1px border: canvas coordinates start 1px into the frame
-    ActionChains(driver).move_to_element_with_offset(frame, round(target[1] + border - rect[0] / 2),
-                                                     round(target[2] + border - rect[1] / 2)).click().perform()
+    target = _click_largest_node(driver, "!String(i).startsWith('row:') && !String(i).endsWith(':0')")
     _wait(driver, "the clicked node's details", lambda: "node=" in driver.current_url and "Top hidden dimensions"
           in _text(driver))
     _idle(driver)
@@ -597,20 +606,7 @@ def test_long_case_groups_and_supernodes(server, driver):
           f"{time.perf_counter() - t0:.2f}s")
     _idle(driver)
     # a real click on the largest supernode (a node whose tooltip names a token range), then open it into its tokens
-    frame = driver.find_element("css selector", "iframe")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", frame)
-    time.sleep(0.3)
-    target = driver.execute_script(
-        "const net = arguments[0].contentWindow.flNet; const ids = net.body.data.nodes.getIds()"
-        ".filter(i => /tokens \\d+\u2013\\d+/.test(String(net.body.data.nodes.get(i).title || '')));"
-        "const size = i => net.body.data.nodes.get(i).size;"
-        "const id = ids.reduce((a, b) => size(b) > size(a) ? b : a);"
-        "net.focus(id, {scale: 1.0, animation: false});"
-        "const p = net.canvasToDOM(net.getPositions([id])[id]);"
-        "return [id, p.x, p.y];", frame)
-    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", frame)
-    ActionChains(driver).move_to_element_with_offset(frame, round(target[1] + 1 - rect[0] / 2),
-                                                     round(target[2] + 1 - rect[1] / 2)).click().perform()
+    _click_largest_node(driver, "/tokens \\d+\u2013\\d+/.test(String(net.body.data.nodes.get(i).title || ''))")
     button = _wait(driver, "the Open button of the clicked supernode", lambda: [
         b for b in driver.find_elements("css selector", "button") if "Open this group into its tokens" in b.text])
     button[0].click()
