@@ -8,7 +8,6 @@ changes, not on a slider move). Times are wall-clock medians in one process (sin
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from dataclasses import replace
 
@@ -21,19 +20,9 @@ from engine.groups import group_tokens, pieces, snippet
 from engine.present.render import graph_data
 from engine.tokens import encode_prompt
 
-from .common import default_model, machine
+from .common import default_model, machine, timed
 
 CAP = 80
-
-
-def _wall(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _case(n_tokens: int):
@@ -67,7 +56,7 @@ def run(model: str | None, quick: bool) -> int:
     groups = group_tokens("segments", piece, enc.special, labels)
     groups = replace(groups, texts=tuple(snippet(t, 40) for t in groups.texts))
     repeats = 3 if quick else 7
-    t_group = _wall(lambda: group_graph(graph, groups), repeats)
+    t_group = timed(lambda: group_graph(graph, groups), repeats, clock=time.perf_counter)
     grouped = group_graph(graph, groups)
     print(f"{graph.n_tokens} tokens; graph built in {t_build:.1f} s (once per prompt); "
           f"segment supernodes: {groups.n_groups} groups, grouping {t_group * 1000:.0f} ms (once per grouping)")
@@ -78,7 +67,7 @@ def run(model: str | None, quick: bool) -> int:
             ("segment supernodes, 80-node cap", grouped, True)]
     times = {}
     for label, g, cap in rows:
-        t = _wall(lambda: _move(g, 0.75, cap), repeats)
+        t = timed(lambda: _move(g, 0.75, cap), repeats, clock=time.perf_counter)
         data = _move(g, 0.75, cap)
         nodes = sum(1 for n in data["nodes"] if not str(n["id"]).startswith("row:"))
         times[label] = t
