@@ -153,11 +153,21 @@ def _text(drv) -> str:
     return drv.execute_script("return document.body.innerText || ''")
 
 
+_SCRIPT_STATE = "const a = document.querySelector('[data-testid=\"stApp\"]'); return a && a.dataset.testScriptState"
+
+
 def _idle(drv) -> None:
-    """Streamlit is done running the script (no 'running' status widget) and shows no exception."""
+    """Streamlit is done running the script and shows no exception. Read from the app's own script state (the
+    'running' status widget appears only after a delay, so its absence alone says little); done = "notRunning" on
+    two reads 0.3 s apart, so a rerun the script asked for is waited for too."""
+    def settled():
+        if drv.execute_script(_SCRIPT_STATE) != "notRunning":
+            return False
+        time.sleep(0.3)
+        return drv.execute_script(_SCRIPT_STATE) == "notRunning"
+
     time.sleep(0.3)
-    _wait(drv, "the script to finish", lambda: not drv.execute_script(
-        "return !!document.querySelector('[data-testid=\"stStatusWidget\"]')"))
+    _wait(drv, "the script to finish", settled)
     assert not drv.find_elements("css selector", '[data-testid="stException"]'), _text(drv)[-1500:]
 
 
