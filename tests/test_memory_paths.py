@@ -7,6 +7,7 @@ import pytest
 
 from engine import attribute, load_model
 from engine.graph.build import build_graph
+from engine.graph.capture import MLP_DOWN
 from engine.heatmap import Picker
 from engine.memory import check_memory, estimate
 from engine.records import FailureLensError
@@ -46,6 +47,39 @@ def test_recompute_graph_equals_kept(tiny_model_dir, arch, rule, split):
         np.testing.assert_allclose(a.absorbed, b.absorbed, atol=1e-6 * max(1.0, np.abs(db).max()))
     if kept.neurons_val is not None:
         np.testing.assert_allclose(lean.neurons_val, kept.neurons_val, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_recompute_graph_runs_each_layer_twice(tiny_model_dir, arch):
+    """The single-pass stream: each layer runs in the forward and in the backward's recompute, never a third
+    time after it; every transition is the closed form and every layer's neurons are kept."""
+    handle = load_model(str(tiny_model_dir(arch)))
+    calls = [0]
+    layers = decoder_layers(handle.model)
+    hooks = [getattr(layer.mlp, MLP_DOWN.get(handle.arch, "down_proj")).register_forward_pre_hook(
+        lambda *_: calls.__setitem__(0, calls[0] + 1)) for layer in layers]
+    try:
+        g = build_graph(handle, PROMPT, recompute=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls[0] == 2 * len(layers)
+    assert all(e.method == "closed_form" for e in g.transitions)
+    assert g.neurons_val is not None and g.neurons_val.shape[0] == len(layers)
+    assert any("edges built during the backward" in n for n in g.notes)
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "gpt2"])
+def test_recompute_graph_with_skipped_stages_equals_kept(tmp_path, arch):
+    """Stages that skip a layer mix streamed closed-form edges (emb -> L0) with batch-packed ones (L0 -> L2)."""
+    handle = load_model(str(build_tiny(arch, tmp_path, num_hidden_layers=3)))
+    kept = build_graph(handle, PROMPT, stages=[0, 1, 3], recompute=False)
+    lean = build_graph(handle, PROMPT, stages=[0, 1, 3], recompute=True)
+    assert [e.method for e in lean.transitions] == [e.method for e in kept.transitions] == ["closed_form",
+                                                                                          "batch_packed"]
+    for a, b in zip(lean.transitions, kept.transitions):
+        da, db = dense(a, kept.n_tokens), dense(b, kept.n_tokens)
+        assert np.abs(da - db).max() <= 1e-5 * max(1.0, np.abs(db).max()), (a.src_stage, a.dst_stage)
 
 
 @pytest.mark.parametrize("arch", ["qwen3", "gpt2", "gpt_neox"])

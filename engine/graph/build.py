@@ -1,10 +1,12 @@
 """`build_graph`: node relevance from one pass, edges per transition (closed form or batch-packed)."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ from ..records import FailureLensError
 from ..trace import decoder_layers, relevance, run_trace
 from .capture import LayerRecord, Recorder, attention_module, has_attention_bias, pre_attention_norm
 from .closed_form import AttentionFactors, SparseEdges, TopK, attention_edges, diagonal_edges
+from .stream import EdgeStream
 from .packed import Progress, choose_batch, packed_rows
 from .prune import stage_layout
 from .types import AttributionGraph, EdgeSet, Stage
@@ -38,6 +41,19 @@ class _Pass:
     post_grads: list[torch.Tensor]
     posts: list[torch.Tensor]
     neurons: dict = field(default_factory=dict)  # layer -> (top idx [T, K], top values [T, K])
+    streamed: dict = field(default_factory=dict)  # layer -> SparseEdges built during the backward (EdgeStream)
+
+
+def _neuron_top(x: torch.Tensor, g: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The MLP neurons of one layer with the largest |activation x gradient| per token. x, g: [T, F]."""
+    return _top(x.float() * g.float(), TOP)
+
+
+def _streamed_edges(handle: ModelHandle, stream: EdgeStream, max_edges: int, i: int, rec: LayerRecord,
+                    r_src: torch.Tensor, r_dst: torch.Tensor) -> SparseEdges:
+    """One layer's closed-form edges, inside the traced backward (see engine.graph.stream)."""
+    f = _factors(handle, decoder_layers(handle.model)[i], rec, stream.constant_qkv)
+    return attention_edges(f, r_src, r_dst, handle.rule, max_edges, chunk_elements(handle))
 
 
 def _keep_neurons(p: "_Pass", i: int, rec: LayerRecord) -> None:
@@ -55,8 +71,12 @@ def _layer_record(p: "_Pass", layer: int) -> LayerRecord:
     return rec
 
 
-def _constant_parts(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecord) -> Optional[tuple]:
-    """q, k, v of the block's constant input (the pre-attention norm's bias, or zeros): their bias parts."""
+def _constant_parts(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecord,
+                    run: Optional[Callable] = None) -> Optional[tuple]:
+    """q, k, v of the block's constant input (the pre-attention norm's bias, or zeros): their bias parts.
+
+    `run(layer, args, kwargs) -> (q, k, v)` calls the attention module where the rules are already active
+    (the single-pass stream, inside the traced backward); by default the rules are applied here."""
     if not has_attention_bias(handle, layer):
         return None
     norm = pre_attention_norm(handle, layer)
@@ -73,19 +93,28 @@ def _constant_parts(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecor
         args[0] = const
     else:
         kwargs["hidden_states"] = const
+    if run is not None:
+        return run(layer, args, kwargs)
     with lrp_rules(handle.model, handle.rule, capture), torch.no_grad():
         attention_module(layer)(*args, **kwargs)
     return got["q"], got["k"], got["v"]
 
 
-def _factors(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecord) -> AttentionFactors:
-    if rec.out is None or rec.out.grad is None or rec.q is None:
+def _factors(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecord,
+             run: Optional[Callable] = None) -> AttentionFactors:
+    if rec.u is not None:
+        grad = rec.u
+    elif rec.out is not None and rec.out.grad is not None:
+        grad = rec.out.grad[0]
+    else:
+        raise RuntimeError("attention was not captured")
+    if rec.q is None:
         raise RuntimeError("attention was not captured")
     heads = rec.q.shape[0]
     rep = heads // rec.k.shape[0]
     k, v = rec.k.repeat_interleave(rep, 0).float(), rec.v.repeat_interleave(rep, 0).float()
     k_lin, v_lin = k, v
-    const = _constant_parts(handle, layer, rec)
+    const = _constant_parts(handle, layer, rec, run)
     if const is not None:
         if getattr(attention_module(layer), "q_norm", None) is not None:
             raise RuntimeError("q/k norms together with biases")
@@ -95,7 +124,7 @@ def _factors(handle: ModelHandle, layer: torch.nn.Module, rec: LayerRecord) -> A
     if rec.mask is not None:
         m = rec.mask[0, 0]
         allowed = m if m.dtype == torch.bool else m > torch.finfo(m.dtype).min / 2
-    u = rec.out.grad[0].permute(1, 0, 2).float()  # [T, H, hd] -> [H, T, hd]
+    u = grad.permute(1, 0, 2).float()  # [T, H, hd] -> [H, T, hd]
     return AttentionFactors(rec.q.float(), k, v, k_lin, v_lin, u, allowed, rec.scaling)
 
 
@@ -172,10 +201,18 @@ def build_graph(
     with handle.lock:
         recorder = Recorder(handle)
         ckpt = plan.recompute  # keep no per-layer attention tensors: rebuild them one layer at a time
+        pairs = list(zip(chosen[:-1], chosen[1:]))
+        stream = None
+        if ckpt and not split and method != "batch_packed":  # edges built inside the backward's own recompute
+            wanted = {layout[t].layer for s, t in pairs if _adjacent_kind(layout[s], layout[t], False) == "layer"}
+            stream = EdgeStream(handle, recorder.records, wanted, None, _neuron_top)
+            stream.build = functools.partial(_streamed_edges, handle, stream, max_edges)
+        capture = stream.attention if stream else (None if ckpt else recorder.attention)
         step("forward and backward", 0, 1)
-        with recorder.hooks(inner=not ckpt):
+        with recorder.hooks(inner=not ckpt, attn_calls=stream is None), \
+                stream.hooks() if stream else contextlib.nullcontext():
             trace, _, _ = run_trace(handle, ids, choice, name, k, capture_mid=split and not ckpt,
-                                    attention_capture=None if ckpt else recorder.attention, recompute=ckpt)
+                                    attention_capture=capture, recompute=ckpt)
         first = recorder.records[0]
         h0 = first.layer_args[0] if first.layer_args else first.layer_kwargs["hidden_states"]
         states, grads = [h0.detach()[0]], [h0.grad.detach()[0]]
@@ -184,7 +221,8 @@ def build_graph(
                          "the heatmap reads token embeddings only.")
         neurons: dict = {}
         if ckpt:
-            notes.append("Gradient checkpointing: each layer's attention is recomputed one layer at a time.")
+            notes.append("Gradient checkpointing: each layer's attention is recomputed one layer at a time"
+                         + (" (edges built during the backward)." if stream else "."))
         for layer in range(handle.n_layers):
             if split:
                 if ckpt:
@@ -200,11 +238,11 @@ def build_graph(
             grads.append(trace.post_grads[layer])
         node_rel = torch.stack([relevance(h, g) for h, g in zip(states, grads)])  # [S, T]
         check_finite("node relevance", node_rel, handle)
-        p = _Pass(states, grads, recorder.records, recorder, ckpt, trace.post_grads, trace.posts, neurons)
+        p = _Pass(states, grads, recorder.records, recorder, ckpt, trace.post_grads, trace.posts,
+                  stream.neurons if stream else neurons, stream.edges if stream else {})
         for i, r in enumerate(recorder.records):
             _keep_neurons(p, i, r)
         transitions = []
-        pairs = list(zip(chosen[:-1], chosen[1:]))
         for n, (s, t) in enumerate(pairs):
             step("edges", n, len(pairs))
             transitions.append(_transition(handle, layout, p, node_rel, s, t, method, node_threshold, max_edges,
@@ -243,6 +281,8 @@ def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold
     kind = _adjacent_kind(src, dst, split)
     if method != "batch_packed" and kind == "mlp":
         return _edge_set(s, t, diagonal_edges(node_rel[s], node_rel[t]), "closed_form")
+    if method != "batch_packed" and kind == "layer" and dst.layer in p.streamed:
+        return _edge_set(s, t, p.streamed.pop(dst.layer), "closed_form")
     if method != "batch_packed" and kind in ("attention", "layer"):
         layer = decoder_layers(handle.model)[dst.layer]
         rec = _layer_record(p, dst.layer)

@@ -35,10 +35,20 @@ class LayerRecord:
     attn_kwargs: dict = field(default_factory=dict)
     mlp_in: Optional[torch.Tensor] = None  # [1, T, F], grad retained
     mid: Optional[torch.Tensor] = None  # [1, T, d] residual between attention and MLP (recompute path)
+    u: Optional[torch.Tensor] = None  # [T, H, hd] gradient at the attention output, when `out` is not kept
 
     def release(self) -> None:
         """Drop the large per-layer tensors (the call arguments stay for later re-runs)."""
-        self.q = self.k = self.v = self.out = self.mlp_in = self.mid = None
+        self.q = self.k = self.v = self.out = self.mlp_in = self.mid = self.u = None
+
+
+def unsupported_reason(module: torch.nn.Module, kwargs: dict) -> Optional[str]:
+    """Why the closed form does not apply to this attention call (None: it applies)."""
+    if kwargs.get("softcap") or getattr(module, "attn_logit_softcapping", None):
+        return "attention logit soft-capping"
+    if kwargs.get("s_aux") is not None or getattr(module, "sinks", None) is not None:
+        return "attention sinks"
+    return None
 
 
 class Recorder:
@@ -62,17 +72,16 @@ class Recorder:
         rec.mask = mask
         scaling = kwargs.get("scaling")
         rec.scaling = float(scaling) if scaling is not None else q.shape[-1] ** -0.5
-        if kwargs.get("softcap") or getattr(module, "attn_logit_softcapping", None):
-            rec.unsupported = "attention logit soft-capping"
-        if kwargs.get("s_aux") is not None or getattr(module, "sinks", None) is not None:
-            rec.unsupported = "attention sinks"
+        rec.unsupported = unsupported_reason(module, kwargs) or rec.unsupported
         if out.requires_grad:
             out.retain_grad()
         rec.out = out
 
     @contextlib.contextmanager
-    def hooks(self, calls: bool = True, inner: bool = True, mid: bool = False) -> Iterator[None]:
-        """calls: keep each layer's call arguments; inner: keep MLP inner activations; mid: keep mid residuals."""
+    def hooks(self, calls: bool = True, inner: bool = True, mid: bool = False,
+              attn_calls: bool = True) -> Iterator[None]:
+        """calls: keep each layer's call arguments (and its attention module's, with attn_calls); inner: keep
+        MLP inner activations; mid: keep mid residuals."""
         from ..trace import mid_module
 
         handles = []
@@ -81,6 +90,7 @@ class Recorder:
             for i, layer in enumerate(self.layers):
                 if calls:
                     handles.append(layer.register_forward_pre_hook(self._keep_call(i, "layer"), with_kwargs=True))
+                if calls and attn_calls:
                     handles.append(attention_module(layer).register_forward_pre_hook(self._keep_call(i, "attn"),
                                                                                      with_kwargs=True))
                 if inner:

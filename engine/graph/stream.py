@@ -1,0 +1,146 @@
+"""The graph's recompute path in one pass: each layer's attention edges are built inside the traced backward.
+
+With per-layer checkpointing (engine.trace, recompute) the backward re-runs every decoder layer just before it
+needs that layer's activations. `EdgeStream` takes what the closed form needs from that re-run (q, k, v, mask,
+scaling, the MLP's inner activation) and, through gradient hooks on the first forward's tensors, the gradients
+(U at the attention output, the MLP input's gradient, the layer output's and input's gradients). When a layer's
+input gradient arrives, that layer's backward is complete: its edges are built at once and its tensors dropped,
+so one layer's attention tensors are alive at a time, and no layer runs a third time after the backward.
+
+The numbers are those of `Recorder.recompute` (the two-pass route it replaces): the same rules, the same
+tensors, only caught at another moment. Tested equal to the kept path on every architecture.
+Scope: the plain layout (no Attn/MLP split); layers the closed form does not cover are left to the caller.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from functools import partial
+from typing import Callable, Iterator, Optional
+
+import torch
+from torch.utils.checkpoint import set_checkpoint_early_stop
+
+from ..models import ModelHandle
+from ..trace import decoder_layers, relevance
+from .capture import MLP_DOWN, LayerRecord, attention_module, unsupported_reason
+from .closed_form import SparseEdges
+
+# build(layer index, its record with q/k/v/u filled, input row [T], output row [T]) -> the layer's edges
+Build = Callable[[int, LayerRecord, torch.Tensor, torch.Tensor], SparseEdges]
+Neurons = Callable[[torch.Tensor, torch.Tensor], tuple]  # (MLP inner activation [T, F], its gradient) -> top
+
+
+class EdgeStream:
+    """Hooks for one checkpointed attribution pass; `attention` is the capture handed to the rules."""
+
+    def __init__(self, handle: ModelHandle, records: list[LayerRecord], wanted: set[int], build: Build,
+                 neurons: Neurons):
+        self.handle, self.records, self.wanted, self.build, self.top_neurons = handle, records, wanted, build, neurons
+        self.layers = decoder_layers(handle.model)
+        self.index = {id(m): i for i, layer in enumerate(self.layers) for m in layer.modules()}
+        self.calls: Counter = Counter()  # attention calls per layer: 1 = the forward, 2 = the recompute
+        self.mlp_calls: Counter = Counter()
+        self.out_rel: dict[int, torch.Tensor] = {}  # layer -> relevance row of its output [T]
+        self.edges: dict[int, SparseEdges] = {}
+        self.failed: dict[int, str] = {}  # layer -> why its closed form did not run (the caller falls back)
+        self.neurons: dict[int, tuple] = {}
+        self.const: Optional[dict] = None  # set while the constant parts of q, k, v are being computed
+
+    # ------------------------------------------------------------------ capture (forward and recompute)
+    def attention(self, module, q, k, v, mask, kwargs, out) -> None:
+        if self.const is not None:
+            self.const.update(q=q.detach()[0], k=k.detach()[0], v=v.detach()[0])
+            return
+        if not torch.is_grad_enabled():
+            return
+        i = self.index[id(module)]
+        self.calls[i] += 1
+        rec = self.records[i]
+        if self.calls[i] == 1:  # the forward: nothing kept, a hook for U
+            rec.unsupported = unsupported_reason(module, kwargs)
+            if out.requires_grad:
+                out.register_hook(partial(self._keep_u, i))
+            return
+        rec.q, rec.k, rec.v, rec.mask = q.detach()[0], k.detach()[0], v.detach()[0], mask
+        scaling = kwargs.get("scaling")
+        rec.scaling = float(scaling) if scaling is not None else q.shape[-1] ** -0.5
+
+    def _attn_call(self, i: int, _module, args, kwargs) -> None:
+        """The attention module's call arguments, from the recompute (for the constant parts of q, k, v)."""
+        if torch.is_grad_enabled() and self.calls[i] == 1:
+            self.records[i].attn_args, self.records[i].attn_kwargs = args, dict(kwargs)
+
+    def _keep_u(self, i: int, g: torch.Tensor) -> None:
+        self.records[i].u = g.detach()[0]
+
+    def _mlp_in(self, i: int, _module, args) -> None:
+        x = args[0]
+        if not torch.is_grad_enabled() or not x.requires_grad:
+            return
+        self.mlp_calls[i] += 1
+        if self.mlp_calls[i] == 1:
+            x.register_hook(partial(self._keep_neurons, i))
+        else:
+            self.records[i].mlp_in = x.detach()
+
+    def _keep_neurons(self, i: int, g: torch.Tensor) -> None:
+        rec = self.records[i]
+        if rec.mlp_in is not None:
+            self.neurons[i] = self.top_neurons(rec.mlp_in[0], g.detach()[0])
+            rec.mlp_in = None
+
+    def _layer_in(self, i: int, _module, args, kwargs) -> None:
+        x = args[0] if args else kwargs.get("hidden_states")
+        if torch.is_grad_enabled() and x is not None and x.requires_grad:
+            x.register_hook(partial(self._finish, i, x.detach()))
+
+    def _layer_out(self, i: int, _module, _args, out) -> None:
+        h = out[0] if isinstance(out, tuple) else out
+        if torch.is_grad_enabled() and h.requires_grad:
+            h.register_hook(partial(self._keep_out_rel, i, h.detach()))
+
+    def _keep_out_rel(self, i: int, h: torch.Tensor, g: torch.Tensor) -> None:
+        self.out_rel[i] = relevance(h[0], g[0])
+
+    # ------------------------------------------------------------------ the layer's backward is complete
+    def _finish(self, i: int, x: torch.Tensor, g: torch.Tensor) -> None:
+        rec = self.records[i]
+        try:
+            if i in self.wanted and rec.unsupported is None:
+                if rec.q is None or rec.u is None:
+                    self.failed[i] = "attention was not captured"
+                else:
+                    self.edges[i] = self.build(i, rec, relevance(x[0], g[0]), self.out_rel[i])
+                    rec.attn_args, rec.attn_kwargs = (), {}
+        except RuntimeError as e:
+            self.failed[i] = str(e)
+        finally:
+            rec.release()
+
+    def constant_qkv(self, layer: torch.nn.Module, args: list, kwargs: dict) -> tuple:
+        """q, k, v of the attention module on the given call (rules already active: caught, not recorded)."""
+        self.const = {}
+        try:
+            with torch.no_grad():
+                attention_module(layer)(*args, **kwargs)
+            return self.const["q"], self.const["k"], self.const["v"]
+        finally:
+            self.const = None
+
+    @contextlib.contextmanager
+    def hooks(self) -> Iterator[None]:
+        handles = []
+        try:
+            for i, layer in enumerate(self.layers):
+                handles.append(layer.register_forward_pre_hook(partial(self._layer_in, i), with_kwargs=True))
+                handles.append(layer.register_forward_hook(partial(self._layer_out, i)))
+                handles.append(attention_module(layer).register_forward_pre_hook(partial(self._attn_call, i),
+                                                                                 with_kwargs=True))
+                down = getattr(layer.mlp, MLP_DOWN.get(self.handle.arch, "down_proj"))
+                handles.append(down.register_forward_pre_hook(partial(self._mlp_in, i)))
+            with set_checkpoint_early_stop(False):  # the recompute must reach the MLP's inner activation
+                yield
+        finally:
+            for h in handles:
+                h.remove()
