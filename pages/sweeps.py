@@ -1,7 +1,7 @@
 """Sweeps: run a sweep from a YAML config in the background, then browse, label and export its stored results."""
 import streamlit as st
 
-from engine.present import compare_charts
+from engine.present import compare_charts, glossary
 from engine.cases.categories import shares
 from engine.records import FailureLensError
 from ui import checks, layout, safe, state, widgets
@@ -55,7 +55,8 @@ with browse_tab:
     cols = st.columns(4)
     for col, status in zip(cols, ("ok", "no_failure", "filtered", "error")):
         col.metric(safe.plain(status.replace("_", " ")), int(counts.get(status, 0)))
-    layout.table(view[[c for c in sv.COLUMNS if c in view.columns]], f"results_{run}", key="sw:results", height=280)
+    layout.table(sv.in_words(view[[c for c in sv.COLUMNS if c in view.columns]]), f"results_{run}", key="sw:results",
+                 height=280)
 
     failures = view[view["status"] == "ok"]
     if failures.empty:
@@ -78,7 +79,7 @@ with browse_tab:
     st.subheader("One case")
     rows = {sv.case_key(r.model_label, r.case_id): r for r in failures.itertuples(index=False)}
     key = widgets.selectbox("Case", state.SW_CASE, list(rows), format_func=lambda k: (
-        f"{rows[k].model_label} · {rows[k].case_id} · Δℓ {rows[k].logit_diff:+.2f} · {rows[k].outcome}"))
+        f"{rows[k].model_label} · {rows[k].case_id} · Δℓ {rows[k].logit_diff:+.2f} · {glossary.name(rows[k].outcome)}"))
     pick = rows[key]
     row = failures[(failures["model_label"] == pick.model_label) & (failures["case_id"] == pick.case_id)].iloc[0]
     st.caption(f"Says {safe.quoted(row['target'])} instead of {safe.quoted(row['contrast'])}"

@@ -276,7 +276,9 @@ def test_sweep_runs_and_results_are_browsable(tmp_path):
     assert (mine["outcome"], mine["pattern"]) == ("NC-IA+AG", "OIT")
     shown = next(d.value for d in at.dataframe if "status" in d.value.columns)
     row = shown[(shown["model_label"] == model) & (shown["case_id"] == case_id)].iloc[0]
-    assert (row["outcome"], row["pattern"], row["labelled"]) == ("NC-IA+AG", "OIT", "person")
+    # shown in words, not codes (the run's CSV / Parquet exports keep the codes)
+    assert (row["outcome"], row["pattern"], row["labelled"]) == ("not explained yet", "irrelevant tokens overweighted",
+                                                                 "person")
     # a damaged database cannot make the page read outside the store folder
     with sqlite3.connect(store / "failure_lens.sqlite") as db:
         db.execute("UPDATE results SET arrays = '../../outside.npz' WHERE model_label = ? AND case_id = ?",

@@ -197,6 +197,13 @@ def with_categories(df: pd.DataFrame) -> pd.DataFrame:
                      labelled=human.map({True: "person", False: "suggested"}))
 
 
+def in_words(df: pd.DataFrame) -> pd.DataFrame:
+    """The table as shown: outcome and pattern codes as the glossary's plain names (the run's CSV and Parquet
+    exports keep the codes)."""
+    return df.assign(**{c: df[c].map(lambda v: glossary.name(v) if isinstance(v, str) else v)
+                        for c in ("outcome", "pattern") if c in df.columns})
+
+
 def case_key(model: str, case_id: str) -> str:
     return f"{model}::{case_id}"
 
