@@ -184,3 +184,25 @@ def test_headline_cards_say_what_the_rows_say():
     assert palette.colour("zoo:xs") in one
     many = verdict_cards([row("zoo:l", 2), row("zoo:l", 1), row("zoo:l", 0)], ["zoo:l"], single=False)
     assert 'data-value="fixed 1 of 3"' in many and "still wrong 1 · different 1" in many
+
+
+def test_category_shares_in_words_with_fixed_colours_free_of_red_and_blue():
+    from engine.cases.categories import shares
+    from engine.present import glossary
+
+    rows = [{"benchmark": "math", "model_label": "s", "outcome": "NC-IA+AG"},
+            {"benchmark": "math", "model_label": "s", "outcome": "M-IA"},
+            {"benchmark": "ifeval", "model_label": "s", "outcome": None}]
+    spec = compare_charts.share_chart(shares(rows), "outcome").to_dict()
+    scale = spec["encoding"]["color"]["scale"]
+    assert scale["domain"][:3] == [glossary.name(c) for c in ("M-IA", "NC-IA+M-AG", "NC-IA+AG")]
+    assert glossary.name("unlabelled") in scale["domain"]  # a value outside the codes still gets its own colour
+    from engine.present.render import BLUE, RED
+
+    assert not {"#%02x%02x%02x" % RED, "#%02x%02x%02x" % BLUE} & {c.lower() for c in scale["range"]}
+    shown = set(pd.DataFrame(next(iter(spec["datasets"].values())))["category"])
+    assert shown == {"explained by the heatmap", "not explained yet", glossary.name("unlabelled")}
+    # the same category keeps its colour whichever others are present
+    alone = compare_charts.share_chart(shares(rows[:1]), "outcome").to_dict()["encoding"]["color"]["scale"]
+    i, j = scale["domain"].index("not explained yet"), alone["domain"].index("not explained yet")
+    assert scale["range"][i] == alone["range"][j]

@@ -160,9 +160,22 @@ def delta_histogram(results: pd.DataFrame, scale: float = 1.0) -> alt.Chart:
 
 def share_chart(shares: pd.DataFrame, column: str, scale: float = 1.0) -> alt.Chart:
     """Stacked shares of a category column per (benchmark, model). shares: engine.cases.categories.shares."""
-    df = shares.assign(row=shares["benchmark"].astype(str) + " · " + shares["model_label"].astype(str))
+    from engine.cases.categories import Outcome, Pattern
+    from engine.present import glossary
+
+    words = shares[column].map(lambda v: glossary.name(v) if isinstance(v, str) else glossary.name("none"))
+    df = shares.assign(row=shares["benchmark"].astype(str) + " · " + shares["model_label"].astype(str),
+                       category=words)
+    codes = [c.value for c in (Outcome if column == "outcome" else Pattern)] + ["none"]
+    # a fixed order and colours without red or blue (those mean "supports the wrong / right answer")
+    domain = list(dict.fromkeys([glossary.name(c) for c in codes] + sorted(set(words) - {glossary.name(c) for c in codes})))
+    colours = [palette.CATEGORICAL[i % len(palette.CATEGORICAL)] for i in range(len(domain))]
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X("share:Q", stack="normalize", title="share of failures", axis=alt.Axis(format="%")),
-        y=alt.Y("row:N", title=None), color=alt.Color(f"{column}:N", title=column),
-        tooltip=["benchmark", "model_label", column, "count", alt.Tooltip("share:Q", format=".0%")],
+        x=alt.X("share:Q", stack="normalize", title="share of failures",
+                axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1])),
+        y=alt.Y("row:N", title=None),
+        color=alt.Color("category:N", title=glossary.title(column), scale=alt.Scale(domain=domain, range=colours),
+                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=0)),
+        tooltip=["benchmark", "model_label", alt.Tooltip("category:N", title=glossary.title(column)), "count",
+                 alt.Tooltip("share:Q", format=".0%")],
     ).properties(width=round(360 * scale), height=round((70 + 32 * df["row"].nunique()) * scale))  # axes included
