@@ -4,6 +4,7 @@ import streamlit as st
 
 from engine.compare import verdicts as V
 from engine.compare.deltas import ecdf, mean_by_model, scaling_table
+from engine.compare.robust import Y_SCALES, fences, outliers
 from engine.present import compare_charts
 from ui import case_views as hv
 from ui import compare_views as cv
@@ -62,7 +63,12 @@ st.caption(f"{len(cases)} failure cases of {safe.plain(labels[0])} (by construct
 hv.headline([r for r in rows if r.model != labels[0]], labels[1:], single=False)
 layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale()), "verdicts_set", V.table(rows),
              key="verdicts_set", figure=f"What became of {len(cases)} failures of {labels[0]} in the other models")
-o1, o2, o3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+o1, o2, o3, o4 = st.columns([2, 1, 1, 2], vertical_alignment="bottom")
+with o4:
+    y_scale = widgets.radio("Chart scale", state.Y_SCALE, list(Y_SCALES), format_func=Y_SCALES.get, horizontal=True,
+                            help="One far-out case can squeeze every other point into a corner: a symmetric log "
+                                 "keeps every point, clipping leaves out those beyond 3 × the interquartile range "
+                                 "and lists them below the charts.")
 with o1:
     overlay = widgets.toggle("Show the old threshold region on the scatter", state.OVERLAY,
                              help="Shade Δℓ(reference) > x and Δℓ(other) < y, as earlier versions counted "
@@ -81,7 +87,8 @@ if not overlay:
 left, right = st.columns(2, gap="large")
 with left:
     st.caption("Δℓ in the reference vs each other model; shape: verdict. Dashed: y = x.")
-    layout.chart(compare_charts.scaling_scatter(table, labels[0], corrected if overlay else None, layout.scale()),
+    layout.chart(compare_charts.scaling_scatter(table, labels[0], corrected if overlay else None, layout.scale(),
+                                                y_scale),
                  "scaling_scatter", table, key="scatter",
                  figure=f"Δℓ in {labels[0]} vs the other models ({len(cases)} failure cases; > 0: wrong answer)")
 with right:
@@ -96,6 +103,16 @@ with st.expander("Scaling table (one row per case and model; notes say which tok
 
 st.subheader("Relevance by segment")
 st.caption("Mean over cases of each segment's relevance ÷ the case's max |R| (± standard error).")
-layout.chart(compare_charts.segment_bars(mean_by_model(result.breakdown), "model", layout.scale()),
+means = mean_by_model(result.breakdown)
+layout.chart(compare_charts.segment_bars(means, "model", layout.scale(), y_scale),
              "segments_by_model", result.breakdown, key="segments",
              figure="Relevance by segment per model (> 0: toward the wrong answer)")
+if y_scale == "clip":
+    far = compare_charts.scatter_outliers(table)
+    far_seg = outliers(means, "mean", fences(means["mean"]), ["model", "segment", "n"])
+    st.markdown(f"**Outside the charts** (beyond 3 × the interquartile range): {len(far)} scatter point(s), "
+                f"{len(far_seg)} segment mean(s).")
+    if len(far):
+        layout.table(far, "scatter_outliers", key="scatter_outliers")
+    if len(far_seg):
+        layout.table(far_seg, "segment_outliers", key="segment_outliers")

@@ -94,6 +94,9 @@ def test_scaling_default_flow():
     clean(at.selectbox(key="w:strip_a").set_value("—").run())
     assert strips(at)[0].count("<tr>") == len(sizes) * strips(at)[0].count("<table")
     assert at.query_params["strip_scale"] == "shared"
+    # robust chart scales: clipping lists what it leaves out; the choice lives in the link
+    clean(at.radio(key="w:y_scale").set_value("clip").run())
+    assert any("Outside the charts" in m.value for m in at.markdown) and at.query_params["y_scale"] == "clip"
 
 
 def test_scaling_and_evolution_open_on_the_case_from_the_heatmap_page():

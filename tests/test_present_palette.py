@@ -132,6 +132,22 @@ def test_robust_fences_and_scales():
     assert sym["layer"][1]["encoding"]["y"]["scale"]["type"] == "symlog"
 
 
+def test_scaling_scatter_robust_scales_keep_one_case_from_flattening_it():
+    table = pd.DataFrame({"case_id": list("abcdef"), "family": "f", "model": "m", "delta_ref": [1.0, 2, 3, 2.5, 1.5, 2],
+                          "delta": [0.5, 1.0, -0.5, 0.2, 0.1, 90.0], "verdict": "fixed"})
+    linear = compare_charts.scaling_scatter(table, "ref").to_dict()
+    assert linear["layer"][-1]["encoding"]["x"]["scale"]["domain"][1] > 90  # the outlier sets the range
+    clip = compare_charts.scaling_scatter(table, "ref", y_scale="clip").to_dict()
+    x = clip["layer"][-1]["encoding"]["x"]
+    assert x["scale"]["domain"][1] < 10 and "(clipped)" in x["title"]
+    shown = pd.DataFrame(next(d for d in clip["datasets"].values() if len(d) and "case_id" in d[0]))
+    assert sorted(shown["case_id"]) == list("abcde")  # the far case is left out of the picture ...
+    assert compare_charts.scatter_outliers(table)["case_id"].tolist() == ["f"]  # ... and listed
+    sym = compare_charts.scaling_scatter(table, "ref", y_scale="symlog").to_dict()
+    assert sym["layer"][-1]["encoding"]["y"]["scale"]["type"] == "symlog"
+    assert len(pd.DataFrame(next(d for d in sym["datasets"].values() if len(d) and "case_id" in d[0]))) == 6
+
+
 def test_strip_renderers_escape_untrusted_text():
     text = "<b>x</b> & {y}"
     al = align_rows(text, [[(0, 0), (0, 8), (9, 14)]] * 2, [[1.0, 2.0, -1.0], [0.0, 1.0, 1.0]],

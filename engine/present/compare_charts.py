@@ -54,14 +54,26 @@ def _y(mode: str, values: Sequence[float], title: str, field: str = "delta:Q") -
 
 
 def scaling_scatter(table: pd.DataFrame, reference: str, corrected: Optional[tuple[float, float]] = None,
-                    scale: float = 1.0) -> alt.LayerChart:
+                    scale: float = 1.0, y_scale: str = "linear") -> alt.LayerChart:
     """Δℓ in the reference (x) vs each other model (y) and the y = x line; colour: model (palette), shape: the
     verdict when the table has one (engine.compare.verdicts). corrected=(x_min, y_max): also shade the old
-    threshold region (x > x_min, y < y_max), an optional overlay. table: engine.compare.deltas.scaling_table."""
+    threshold region (x > x_min, y < y_max), an optional overlay. table: engine.compare.deltas.scaling_table.
+    y_scale (both axes, engine.compare.robust): "linear"; "symlog" keeps every point; "clip" shows the fences'
+    range of both columns (points outside are left out: list them with `scatter_outliers`)."""
     df = table.dropna(subset=["delta_ref", "delta"])
     extra = corrected or ()
-    lo, hi = _span(list(df["delta_ref"]) + list(df["delta"]), *extra)
-    scale_xy = alt.Scale(domain=[lo, hi], nice=False)
+    both = list(df["delta_ref"]) + list(df["delta"])
+    suffix = ""
+    if y_scale == "clip" and math.isfinite(fences(both)[0]):
+        lo, hi = _span(list(fences(both)), 0.0)
+        df = df[df["delta_ref"].between(lo, hi) & df["delta"].between(lo, hi)]
+        suffix = " (clipped)"
+    else:
+        lo, hi = _span(both, *extra)
+    if y_scale == "symlog":
+        scale_xy, suffix = alt.Scale(type="symlog", domain=[lo, hi], nice=False), " (symmetric log)"
+    else:
+        scale_xy = alt.Scale(domain=[lo, hi], nice=False, clamp=y_scale == "clip")
     layers = []
     if corrected is not None:
         x_min, y_max = corrected
@@ -75,12 +87,24 @@ def scaling_scatter(table: pd.DataFrame, reference: str, corrected: Optional[tup
     shapes = alt.Shape(f"{shape}:N", title=shape, scale=alt.Scale(domain=list(VERDICTS)) if shape == "verdict"
                        else alt.Undefined)
     layers.append(alt.Chart(df).mark_point(size=round(70 * scale), opacity=0.9, filled=True).encode(
-        x=alt.X("delta_ref:Q", scale=scale_xy, title=f"Δℓ in {reference}"),
-        y=alt.Y("delta:Q", scale=scale_xy, title="Δℓ in the other model"),
+        x=alt.X("delta_ref:Q", scale=scale_xy, title=f"Δℓ in {reference}{suffix}"),
+        y=alt.Y("delta:Q", scale=scale_xy, title=f"Δℓ in the other model{suffix}"),
         color=alt.Color("model:N", title="model", scale=palette.scale(_models(df, "model"))), shape=shapes,
         tooltip=["case_id", "family", "model", alt.Tooltip("delta_ref:Q", format="+.3f"),
                  alt.Tooltip("delta:Q", format="+.3f"), shape]))
     return alt.layer(*layers).properties(width=round(420 * scale), height=round(420 * scale))
+
+
+def scatter_outliers(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows the "clip" scatter leaves out: Δℓ in the reference or in the other model beyond the fences."""
+    df = table.dropna(subset=["delta_ref", "delta"])
+    lo, hi = fences(list(df["delta_ref"]) + list(df["delta"]))
+    if not math.isfinite(lo):
+        return df.iloc[:0]
+    lo, hi = _span([lo, hi], 0.0)
+    far = ~(df["delta_ref"].between(lo, hi) & df["delta"].between(lo, hi))
+    keep = [c for c in ("case_id", "family", "model", "delta_ref", "delta", "verdict") if c in df.columns]
+    return df.loc[far, keep].reset_index(drop=True)
 
 
 def verdict_bars(counts: pd.DataFrame, scale: float = 1.0, series: bool = False, by: str = "model") -> alt.Chart:
