@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import torch
 
-from .checkpoint import WEIGHT_SUFFIXES, check_folder, check_loading_info
+from .checkpoint import WEIGHT_SUFFIXES, check_folder, check_hub_config, check_loading_info
 from .files import regular_file
 from .lrp.architectures import ARCHITECTURES, supported_names
 from .lrp.context import RULES
@@ -213,6 +213,8 @@ def load_model(
     dev = _pick_device(device)
     if folder is not None:
         check_folder(folder)
+    else:
+        check_hub_config(ref, revision)
     config = _load_config(ref, kind, revision, trust_remote_code)
     arch = _check_architecture(config, source)
     torch_dtype = _pick_dtype(dtype, dev, config)

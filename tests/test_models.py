@@ -60,6 +60,70 @@ def test_hub_id_offline_suggests_local_folder(monkeypatch):
         load_model("some-org/some-model-that-is-not-cached")
 
 
+def _hub(monkeypatch, meta=None, error=None, config=None, tmp_path=None):
+    """Stand-ins for the hub's metadata and download calls; returns the list of downloads asked for."""
+    import huggingface_hub
+    from huggingface_hub.file_download import HfFileMetadata
+
+    asked = []
+
+    def metadata(url, **kw):
+        if error is not None:
+            raise error.__new__(error) if isinstance(error, type) else error
+        return HfFileMetadata(commit_hash="0" * 40, etag="x", location=url, size=meta, xet_file_data=None)
+
+    def download(repo_id, filename, **kw):
+        asked.append((repo_id, filename, kw.get("local_files_only")))
+        if config is None:
+            raise OSError("not cached")
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(config))
+        return str(path)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", metadata)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    return asked
+
+
+def test_hub_config_is_checked_before_transformers_and_weights(monkeypatch, tmp_path):
+    """A hub id's config.json: its size from the metadata first, then the file alone through the same checks as a
+    local folder's; transformers never parses a hostile config and no weights are asked for."""
+    import transformers
+
+    def never(*a, **kw):
+        raise AssertionError("transformers was asked to read the config")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", never)
+    asked = _hub(monkeypatch, meta=50 << 20)
+    with pytest.raises(FailureLensError, match="52,428,800 bytes"):
+        load_model("org/huge-config")
+    assert asked == []  # refused from the metadata, nothing downloaded
+    asked = _hub(monkeypatch, meta=200, config={"num_hidden_layers": 10**9, "architectures": ["Qwen3ForCausalLM"]},
+                 tmp_path=tmp_path)
+    with pytest.raises(FailureLensError, match="num_hidden_layers is 1000000000"):
+        load_model("org/hostile")
+    assert asked == [("org/hostile", "config.json", False)]
+
+
+def test_hub_problems_are_named_at_once(monkeypatch, tmp_path):
+    from huggingface_hub import errors as hub
+
+    for error, words in ((hub.RepositoryNotFoundError, "was not found on the Hugging Face hub"),
+                         (hub.RevisionNotFoundError, "Revision 'v9' was not found"),
+                         (hub.GatedRepoError, "is gated"),
+                         (hub.RemoteEntryNotFoundError, "has no config.json")):
+        _hub(monkeypatch, error=error)
+        with pytest.raises(FailureLensError, match=words):
+            load_model("org/name", revision="v9")
+    # no connection and no cached copy: the offline message now, not after transformers' retries
+    asked = _hub(monkeypatch, error=OSError("Name or service not known"))
+    with pytest.raises(FailureLensError, match="seems offline.*local folder"):
+        load_model("org/name")
+    assert asked == [("org/name", "config.json", True)]  # only the cache was looked at
+
+
 def test_unknown_settings():
     with pytest.raises(FailureLensError, match="Unknown rule"):
         load_model("zoo:whatever", rule="lrp-epsilon")
