@@ -49,8 +49,9 @@ def test_recompute_graph_equals_kept(tiny_model_dir, arch, rule, split):
         np.testing.assert_allclose(lean.neurons_val, kept.neurons_val, atol=1e-6)
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_recompute_graph_runs_each_layer_twice(tiny_model_dir, arch):
+def test_recompute_graph_runs_each_layer_twice(tiny_model_dir, arch, split):
     """The single-pass stream: each layer runs in the forward and in the backward's recompute, never a third
     time after it; every transition is the closed form and every layer's neurons are kept."""
     handle = load_model(str(tiny_model_dir(arch)))
@@ -59,7 +60,7 @@ def test_recompute_graph_runs_each_layer_twice(tiny_model_dir, arch):
     hooks = [getattr(layer.mlp, MLP_DOWN.get(handle.arch, "down_proj")).register_forward_pre_hook(
         lambda *_: calls.__setitem__(0, calls[0] + 1)) for layer in layers]
     try:
-        g = build_graph(handle, PROMPT, recompute=True)
+        g = build_graph(handle, PROMPT, recompute=True, split=split)
     finally:
         for h in hooks:
             h.remove()

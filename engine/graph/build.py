@@ -203,9 +203,10 @@ def build_graph(
         ckpt = plan.recompute  # keep no per-layer attention tensors: rebuild them one layer at a time
         pairs = list(zip(chosen[:-1], chosen[1:]))
         stream = None
-        if ckpt and not split and method != "batch_packed":  # edges built inside the backward's own recompute
-            wanted = {layout[t].layer for s, t in pairs if _adjacent_kind(layout[s], layout[t], False) == "layer"}
-            stream = EdgeStream(handle, recorder.records, wanted, None, _neuron_top)
+        if ckpt and method != "batch_packed":  # edges built inside the backward's own recompute
+            wanted = {layout[t].layer for s, t in pairs
+                      if _adjacent_kind(layout[s], layout[t], split) == ("attention" if split else "layer")}
+            stream = EdgeStream(handle, recorder.records, wanted, None, _neuron_top, split)
             stream.build = functools.partial(_streamed_edges, handle, stream, max_edges)
         capture = stream.attention if stream else (None if ckpt else recorder.attention)
         step("forward and backward", 0, 1)
@@ -225,7 +226,11 @@ def build_graph(
                          + (" (edges built during the backward)." if stream else "."))
         for layer in range(handle.n_layers):
             if split:
-                if ckpt:
+                if stream is not None:
+                    h, g = stream.mids.pop(layer)
+                    states.append(h)
+                    grads.append(g)
+                elif ckpt:
                     rec = recorder.recompute(layer, states[-1], trace.post_grads[layer], mid=True)
                     states.append(rec.mid.detach()[0])
                     grads.append(rec.mid.grad.detach()[0])
@@ -281,7 +286,7 @@ def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold
     kind = _adjacent_kind(src, dst, split)
     if method != "batch_packed" and kind == "mlp":
         return _edge_set(s, t, diagonal_edges(node_rel[s], node_rel[t]), "closed_form")
-    if method != "batch_packed" and kind == "layer" and dst.layer in p.streamed:
+    if method != "batch_packed" and kind in ("attention", "layer") and dst.layer in p.streamed:
         return _edge_set(s, t, p.streamed.pop(dst.layer), "closed_form")
     if method != "batch_packed" and kind in ("attention", "layer"):
         layer = decoder_layers(handle.model)[dst.layer]

@@ -9,7 +9,8 @@ so one layer's attention tensors are alive at a time, and no layer runs a third 
 
 The numbers are those of `Recorder.recompute` (the two-pass route it replaces): the same rules, the same
 tensors, only caught at another moment. Tested equal to the kept path on every architecture.
-Scope: the plain layout (no Attn/MLP split); layers the closed form does not cover are left to the caller.
+With the Attn/MLP split the attention edges end at the mid residual, whose state and gradient are kept for the
+graph's rows. Layers the closed form does not cover are left to the caller.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch
 from torch.utils.checkpoint import set_checkpoint_early_stop
 
 from ..models import ModelHandle
-from ..trace import decoder_layers, relevance
+from ..trace import decoder_layers, mid_module, relevance
 from .capture import MLP_DOWN, LayerRecord, attention_module, unsupported_reason
 from .closed_form import SparseEdges
 
@@ -35,8 +36,11 @@ class EdgeStream:
     """Hooks for one checkpointed attribution pass; `attention` is the capture handed to the rules."""
 
     def __init__(self, handle: ModelHandle, records: list[LayerRecord], wanted: set[int], build: Build,
-                 neurons: Neurons):
+                 neurons: Neurons, split: bool = False):
         self.handle, self.records, self.wanted, self.build, self.top_neurons = handle, records, wanted, build, neurons
+        self.split = split  # attention edges end at the mid residual (Attn/MLP split), whose state is kept
+        self.mids: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # layer -> (mid residual [T, d], its gradient)
+        self.mid_calls: Counter = Counter()
         self.layers = decoder_layers(handle.model)
         self.index = {id(m): i for i, layer in enumerate(self.layers) for m in layer.modules()}
         self.calls: Counter = Counter()  # attention calls per layer: 1 = the forward, 2 = the recompute
@@ -90,6 +94,21 @@ class EdgeStream:
             self.neurons[i] = self.top_neurons(rec.mlp_in[0], g.detach()[0])
             rec.mlp_in = None
 
+    def _mid(self, i: int, _module, args, kwargs) -> None:
+        x = args[0] if args else next(iter(kwargs.values()))
+        if not torch.is_grad_enabled() or not x.requires_grad:
+            return
+        self.mid_calls[i] += 1
+        if self.mid_calls[i] == 1:
+            x.register_hook(partial(self._keep_mid, i))
+        else:
+            self.records[i].mid = x.detach()
+
+    def _keep_mid(self, i: int, g: torch.Tensor) -> None:
+        rec = self.records[i]
+        if rec.mid is not None:
+            self.mids[i] = (rec.mid[0], g.detach()[0])
+
     def _layer_in(self, i: int, _module, args, kwargs) -> None:
         x = args[0] if args else kwargs.get("hidden_states")
         if torch.is_grad_enabled() and x is not None and x.requires_grad:
@@ -111,7 +130,8 @@ class EdgeStream:
                 if rec.q is None or rec.u is None:
                     self.failed[i] = "attention was not captured"
                 else:
-                    self.edges[i] = self.build(i, rec, relevance(x[0], g[0]), self.out_rel[i])
+                    r_dst = relevance(*self.mids[i]) if self.split else self.out_rel[i]
+                    self.edges[i] = self.build(i, rec, relevance(x[0], g[0]), r_dst)
                     rec.attn_args, rec.attn_kwargs = (), {}
         except RuntimeError as e:
             self.failed[i] = str(e)
@@ -139,6 +159,9 @@ class EdgeStream:
                                                                                  with_kwargs=True))
                 down = getattr(layer.mlp, MLP_DOWN.get(self.handle.arch, "down_proj"))
                 handles.append(down.register_forward_pre_hook(partial(self._mlp_in, i)))
+                mid = mid_module(self.handle, layer) if self.split else None
+                if mid is not None:
+                    handles.append(mid.register_forward_pre_hook(partial(self._mid, i), with_kwargs=True))
             with set_checkpoint_early_stop(False):  # the recompute must reach the MLP's inner activation
                 yield
         finally:
