@@ -16,11 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", default="qwen3-0.6b,llama-3.2-1b", help="memory: model shapes")
     parser.add_argument("--lengths", default="512,2048", help="memory: prompt lengths (8192: run by hand, slow)")
     parser.add_argument("--kinds", default="floor,heatmap,graph", help="memory: what to measure")
+    parser.add_argument("--recompute", choices=["auto", "on", "off"], default="auto",
+                        help="memory: the path (auto: the memory guard picks kept activations or recompute)")
     args = parser.parse_args(argv)
     if args.which == "memory":
         from .memory import run as run_memory
 
-        return run_memory(args.shapes.split(","), [int(n) for n in args.lengths.split(",")], args.kinds.split(","))
+        return run_memory(args.shapes.split(","), [int(n) for n in args.lengths.split(",")], args.kinds.split(","),
+                          {"auto": None, "on": True, "off": False}[args.recompute])
     import torch
 
     torch.set_num_threads(args.threads)

@@ -11,7 +11,8 @@ itself (weights, libraries and the run). time = CPU seconds of that process, one
 
 floor   = a plain forward + backward to the input embeddings (no rules, nothing kept): what any gradient costs.
 heatmap = `engine.attribute` on the path the memory guard picks (kept activations, or per-layer recompute).
-graph   = `engine.build_graph` (all layers, closed form, 100k edges per transition) plus its JSON export (binary columns).
+graph   = `engine.build_graph` (all layers, closed form, 100k edges per transition) plus its JSON export (binary
+          columns, written to a file one transition at a time: `export.write_json`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 SHAPES = {  # name -> (config class, layer shape)
@@ -77,7 +79,7 @@ def _status(key: str) -> int:
 def _run(handle, kind: str, ids: list[int], recompute) -> str:
     from engine import attribute
     from engine.graph.build import build_graph
-    from engine.graph.export import to_json
+    from engine.graph.export import write_json
 
     if kind == "floor":
         floor_pass(handle, ids)
@@ -85,7 +87,8 @@ def _run(handle, kind: str, ids: list[int], recompute) -> str:
     if kind == "heatmap":
         return attribute(handle, "", token_ids=ids, recompute=recompute).path
     g = build_graph(handle, "", token_ids=ids, recompute=recompute)
-    json.dumps(to_json(g, binary=True))
+    with tempfile.TemporaryFile("w", encoding="utf-8") as f:
+        write_json(g, f, binary=True)
     return g.path
 
 

@@ -4,7 +4,8 @@ Estimates (bytes beyond the weights; k = kept floats per token and layer, see `_
 1.5x of measured peaks at real widths (bench/RESULTS.md) and a factor of 2 on the zoo (tests/test_memory.py):
   heatmap, kept       = layers * T * k * bytes   (+ eager attention: 3 H T^2 per layer)
   heatmap, recompute  = layers * T * d * bytes + 2 * T * k * bytes   (layer inputs + one layer at a time)
-  graph    = heatmap + min(H T^2, chunk) * 12 * 4 + kept edges + layers * T * (recompute: 12 d; kept: 2 d + ffn)
+  graph, kept       = heatmap + min(H T^2, chunk) * 12 * 4 + kept edges + layers * T * (2 d + ffn)
+  graph, recompute  = heatmap + layers * T * d * bytes (x3 with the split) + min(H T^2, chunk) * 6 * 4 + kept edges
   packed   = graph + B * (layers run) * T * k * bytes
 The guard runs kept activations when they fit, else per-layer recompute, else refuses naming what would fit.
 """
@@ -67,7 +68,7 @@ def _kept_floats(cfg, d: int, ffn: int) -> float:
 
 
 def estimate(handle: ModelHandle, tokens: int, kind: str = "heatmap", batch: int = 1, max_edges: int = 100_000,
-             layers_run: int = 1, recompute: bool = False) -> Estimate:
+             layers_run: int = 1, recompute: bool = False, split: bool = False) -> Estimate:
     cfg = handle.model.config
     d = cfg.hidden_size
     ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d
@@ -81,11 +82,17 @@ def estimate(handle: ModelHandle, tokens: int, kind: str = "heatmap", batch: int
         need = layers * t * d * elt + 2 * per_layer
     else:
         need = layers * per_layer
-    if kind in ("graph", "packed"):
-        need += min(heads * t * t, chunk_elements(handle)) * 12 * 4 + layers * max_edges * (24 + 4 * heads)
-        # recompute: float32 residuals, their gradients and attention inputs of every layer stay for the edges;
+    # kept edges per transition (at most every causal pair): ids, weight, per-head shares and paths
+    edges = layers * min(max_edges, t * (t + 1) // 2) * (36 + 4 * heads)
+    if kind in ("graph", "packed") and recompute:
+        # edges are built inside the backward (engine.graph.stream): the residuals' gradients (and the mid
+        # residuals with theirs, with the split) stay for the graph's rows; one layer's closed-form chunk is live
+        # (about six float32 arrays of it at once)
+        need += layers * t * d * elt * (3 if split else 1) + min(heads * t * t, chunk_elements(handle)) * 6 * 4 + edges
+    elif kind in ("graph", "packed"):
+        need += min(heads * t * t, chunk_elements(handle)) * 12 * 4 + edges
         # kept: retained gradients mostly replace activations the backward frees (measured +0.2x the floor)
-        need += layers * t * (3 * d * 4 if recompute else (2 * d + ffn))
+        need += layers * t * (2 * d + ffn)
     if kind == "packed":
         need += batch * layers_run * per_layer
     return Estimate(kind, tokens, int(need), available_bytes(handle.device), recompute)

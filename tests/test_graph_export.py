@@ -3,7 +3,7 @@ import json
 import networkx as nx
 import numpy as np
 
-from engine.graph.export import from_json, to_graphml, to_json, to_networkx
+from engine.graph.export import from_json, to_graphml, to_json, to_networkx, write_json
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
 from graph_fixtures import edge_set, make_graph, small_graph
@@ -43,6 +43,20 @@ def test_json_round_trip_is_exact():
         for binary in (False, True):
             text = json.dumps(to_json(g, binary=binary), allow_nan=False)
             assert_same(g, from_json(json.loads(text)))
+
+
+def test_streamed_json_is_the_same_document(tmp_path):
+    """write_json (one transition at a time, for long prompts) writes what to_json holds, pruned or not."""
+    for g in (rich_graph(), small_graph()):
+        for binary in (False, True):
+            for pruned in (None, prune(g, PruneSettings(mode="cum_mass", top_p=0.5))):
+                path = tmp_path / "g.json"
+                with open(path, "w", encoding="utf-8") as f:
+                    write_json(g, f, pruned, binary=binary)
+                got = json.loads(path.read_text(encoding="utf-8"))
+                assert got == json.loads(json.dumps(to_json(g, pruned, binary=binary)))
+                if pruned is None:
+                    assert_same(g, from_json(got))
 
 
 def test_json_content_is_columnar():

@@ -187,7 +187,7 @@ def build_graph(
         raise FailureLensError(f"max_edges = {max_edges} is out of range (1 .. 50,000,000).")
     enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
                                                        token_ids)
-    plan = check_memory(handle, len(ids), "graph", recompute=recompute, max_edges=max_edges)
+    plan = check_memory(handle, len(ids), "graph", recompute=recompute, max_edges=max_edges, split=split)
     notes = list(warnings) + ([plan.note] if plan.note else [])
     if split and handle.arch == "GPTNeoXForCausalLM" and handle.model.config.use_parallel_residual:
         split = False
