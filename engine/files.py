@@ -18,7 +18,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Union
+from typing import IO, Any, Callable, Iterable, Iterator, Union
 
 from engine.records import FailureLensError
 
@@ -173,15 +173,33 @@ def check_target(path: Union[str, Path], what: str = "file") -> Path:
 
 def write_atomic(path: Union[str, Path], data: Union[bytes, str], what: str = "file") -> Path:
     """Write `data` to `path` all or nothing: a temporary file beside it, fsynced, then renamed over it."""
-    path = check_target(path, what)
     payload = data.encode("utf-8") if isinstance(data, str) else data
+
+    def write(fd: int) -> None:
+        view = memoryview(payload)
+        while view:  # os.write may write less than asked (and raises ENOSPC when the disk is full)
+            view = view[os.write(fd, view):]
+
+    return _atomic(path, write, what)
+
+
+def write_atomic_text(path: Union[str, Path], writer: Callable[[IO[str]], None], what: str = "file") -> Path:
+    """Like `write_atomic`, for text produced piece by piece: `writer(f)` writes UTF-8 text into the temporary
+    file (a long graph export never exists as one string)."""
+    def write(fd: int) -> None:
+        with os.fdopen(os.dup(fd), "w", encoding="utf-8") as f:
+            writer(f)
+
+    return _atomic(path, write, what)
+
+
+def _atomic(path: Union[str, Path], write: Callable[[int], None], what: str) -> Path:
+    path = check_target(path, what)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            view = memoryview(payload)
-            while view:  # os.write may write less than asked (and raises ENOSPC when the disk is full)
-                view = view[os.write(fd, view):]
+            write(fd)
             os.fsync(fd)
         finally:
             os.close(fd)

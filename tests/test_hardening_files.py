@@ -234,6 +234,29 @@ def test_write_atomic_keeps_the_old_file_when_the_disk_is_full(tmp_path, monkeyp
         files.write_atomic(tmp_path / "missing" / "r.html", "x")
 
 
+def test_streamed_writes_are_all_or_nothing_too(tmp_path):
+    """write_atomic_text (the graph CLI's streamed JSON): a writer that fails half-way leaves the old file."""
+    target = tmp_path / "graph.json"
+    target.write_text("old graph")
+
+    def full(f):
+        f.write("{" + "x" * 100_000)
+        raise OSError(28, "No space left on device")
+
+    def broken(f):
+        f.write("{half")
+        raise ValueError("a bug half-way")
+
+    with pytest.raises(FailureLensError, match="the disk is full. Nothing was changed there"):
+        files.write_atomic_text(target, full, "graph")
+    with pytest.raises(ValueError, match="half-way"):
+        files.write_atomic_text(target, broken, "graph")
+    assert target.read_text() == "old graph"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.json"]  # no temporary file left behind
+    files.write_atomic_text(target, lambda f: f.write("é" * 3), "graph")
+    assert target.read_text(encoding="utf-8") == "ééé"
+
+
 # ---------------------------------------------------------------- 9. text that is not what it looks like
 def test_lone_surrogates_are_refused_when_the_benchmark_loads(tmp_path):
     (tmp_path / "s.jsonl").write_text('{"prompt": "a \\ud800 b", "reference": "c"}\n')

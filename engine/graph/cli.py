@@ -16,10 +16,10 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
     p.add_argument("--out", required=True, help="output file: .json or .graphml")
 
     def run(a) -> int:
-        from ..files import check_target, write_atomic
-        from ..records import FailureLensError, dumps
+        from ..files import check_target, write_atomic, write_atomic_text
+        from ..records import FailureLensError
         from .build import build_graph
-        from .export import to_graphml, to_json
+        from .export import to_graphml, write_json
         from .prune import prune
         from .types import PruneSettings
 
@@ -35,8 +35,10 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
                         split=a.split, stages=stages, method=a.method)
         pruned = None if a.no_prune else prune(g, PruneSettings(mode="cum_mass", top_p=a.top_p), stages)
         out = Path(a.out)
-        text = to_graphml(g, pruned) if out.suffix == ".graphml" else dumps(to_json(g, pruned))
-        write_atomic(out, text, "graph")
+        if out.suffix == ".graphml":
+            write_atomic(out, to_graphml(g, pruned), "graph")
+        else:  # streamed: an unpruned long-prompt graph never exists as one string
+            write_atomic_text(out, lambda f: write_json(g, f, pruned), "graph")
         print(f"wrote {out} ({g.n_tokens} tokens, {len(g.transitions)} transitions)")
         for note in g.notes:
             print("note:", note)

@@ -18,6 +18,7 @@ import networkx as nx
 import numpy as np
 
 from engine.graph.types import AttributionGraph, EdgeSet, PrunedGraph, Stage
+from engine.records import dumps
 
 SCHEMA_VERSION = 2  # 2: columnar nodes and edges; 1 (an object per node and edge) still loads
 PATH_ORDER = ["value", "key", "diagonal"]  # columns of EdgeSet.paths
@@ -80,11 +81,10 @@ def write_json(graph: AttributionGraph, fp: IO[str], pruned: Optional[PrunedGrap
     """`to_json` written to a text file one transition at a time: the same JSON (json.loads of it equals
     to_json's dict), but only one transition's columns are ever held as text, so a long prompt's millions of
     edges are not copied into one string (at 2.8M edges json.dumps(to_json(...)) grew the process by ~0.8 GiB)."""
-    shell = json.dumps(_shell(graph, pruned, binary), allow_nan=False, ensure_ascii=False)
+    shell = dumps(_shell(graph, pruned, binary), ensure_ascii=False)  # NaN / Inf written as null, as `dumps` does
     fp.write(shell[:-1] + ', "transitions": [')
     for i, (t, tr, m) in enumerate(_transitions(graph, pruned)):
-        fp.write((", " if i else "") + json.dumps({**t, "edges": _edges(tr, m, binary)}, allow_nan=False,
-                                                  ensure_ascii=False))
+        fp.write((", " if i else "") + dumps({**t, "edges": _edges(tr, m, binary)}, ensure_ascii=False))
     fp.write("]}")
 
 
