@@ -121,9 +121,4 @@ layout.chart(compare_charts.segment_bars(means, "checkpoint", layout.scale(), y_
 if y_scale == "clip":
     far = outliers(evolution, "delta", fences(evolution["delta"]), ["case_id", "family", "checkpoint"])
     far_seg = outliers(means, "mean", fences(means["mean"]), ["checkpoint", "segment", "n"])
-    st.markdown(f"**Outside the charts** (beyond 3 × the interquartile range): {len(far)} Δℓ value(s), "
-                f"{len(far_seg)} segment mean(s).")
-    if len(far):
-        layout.table(far, "delta_outliers", key="delta_outliers")
-    if len(far_seg):
-        layout.table(far_seg, "segment_outliers", key="segment_outliers")
+    cv.outside_the_charts([("Δℓ value(s)", far, "delta_outliers"), ("segment mean(s)", far_seg, "segment_outliers")])

@@ -110,9 +110,5 @@ layout.chart(compare_charts.segment_bars(means, "model", layout.scale(), y_scale
 if y_scale == "clip":
     far = compare_charts.scatter_outliers(table)
     far_seg = outliers(means, "mean", fences(means["mean"]), ["model", "segment", "n"])
-    st.markdown(f"**Outside the charts** (beyond 3 × the interquartile range): {len(far)} scatter point(s), "
-                f"{len(far_seg)} segment mean(s).")
-    if len(far):
-        layout.table(far, "scatter_outliers", key="scatter_outliers")
-    if len(far_seg):
-        layout.table(far_seg, "segment_outliers", key="segment_outliers")
+    cv.outside_the_charts([("scatter point(s)", far, "scatter_outliers"),
+                           ("segment mean(s)", far_seg, "segment_outliers")])

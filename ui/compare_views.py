@@ -144,3 +144,13 @@ def case_attribution(handle, case: CaseSpec) -> Optional[Attribution]:
             st.caption(f"ℹ {safe.plain(handle.label)}: {safe.plain(note)}")
     return loaders.attribution(handle, case.prompt, f"#{tgt.token_id}", f"#{con.token_id}", "logit_diff",
                                "by_ref_token", 10)
+
+
+def outside_the_charts(parts: Sequence[tuple[str, pd.DataFrame, str]]) -> None:
+    """What "clip" charts leave out: a count per part ("{n} {what}"), then each non-empty part's table.
+    parts: (what, rows, table name / widget key)."""
+    counts = ", ".join(f"{len(rows)} {safe.plain(what)}" for what, rows, _ in parts)
+    st.markdown(f"**Outside the charts** (beyond 3 × the interquartile range): {counts}.")  # md-safe: ints, plain
+    for _, rows, name in parts:
+        if len(rows):
+            layout.table(rows, name, key=name)

@@ -37,6 +37,12 @@ def _span(values: Sequence[float], *extra: float) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _clip_span(values: Sequence[float]) -> Optional[tuple[float, float]]:
+    """The range a "clip" chart shows: the fences' range and 0, with a margin; None without finite values."""
+    lo, hi = fences(values)
+    return _span([lo, hi], 0.0) if math.isfinite(lo) else None
+
+
 def _models(df: pd.DataFrame, column: str) -> list[str]:
     return [str(m) for m in dict.fromkeys(df[column])]
 
@@ -45,11 +51,9 @@ def _y(mode: str, values: Sequence[float], title: str, field: str = "delta:Q") -
     """(y encoding, clip marks?) for y_scale "linear" | "symlog" | "clip" (the fences' range and 0)."""
     if mode == "symlog":
         return alt.Y(field, title=f"{title} (symmetric log)", scale=alt.Scale(type="symlog")), False
-    if mode == "clip":
-        lo, hi = fences(values)
-        if math.isfinite(lo):
-            lo, hi = _span([lo, hi], 0.0)
-            return alt.Y(field, title=f"{title} (clipped)", scale=alt.Scale(domain=[lo, hi], nice=False)), True
+    span = _clip_span(values) if mode == "clip" else None
+    if span is not None:
+        return alt.Y(field, title=f"{title} (clipped)", scale=alt.Scale(domain=list(span), nice=False)), True
     return alt.Y(field, title=title), False
 
 
@@ -64,8 +68,9 @@ def scaling_scatter(table: pd.DataFrame, reference: str, corrected: Optional[tup
     extra = corrected or ()
     both = list(df["delta_ref"]) + list(df["delta"])
     suffix = ""
-    if y_scale == "clip" and math.isfinite(fences(both)[0]):
-        lo, hi = _span(list(fences(both)), 0.0)
+    span = _clip_span(both) if y_scale == "clip" else None
+    if span is not None:
+        lo, hi = span
         df = df[df["delta_ref"].between(lo, hi) & df["delta"].between(lo, hi)]
         suffix = " (clipped)"
     else:
@@ -98,10 +103,10 @@ def scaling_scatter(table: pd.DataFrame, reference: str, corrected: Optional[tup
 def scatter_outliers(table: pd.DataFrame) -> pd.DataFrame:
     """The rows the "clip" scatter leaves out: Δℓ in the reference or in the other model beyond the fences."""
     df = table.dropna(subset=["delta_ref", "delta"])
-    lo, hi = fences(list(df["delta_ref"]) + list(df["delta"]))
-    if not math.isfinite(lo):
+    span = _clip_span(list(df["delta_ref"]) + list(df["delta"]))
+    if span is None:
         return df.iloc[:0]
-    lo, hi = _span([lo, hi], 0.0)
+    lo, hi = span
     far = ~(df["delta_ref"].between(lo, hi) & df["delta"].between(lo, hi))
     keep = [c for c in ("case_id", "family", "model", "delta_ref", "delta", "verdict") if c in df.columns]
     return df.loc[far, keep].reset_index(drop=True)
