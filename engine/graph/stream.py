@@ -47,7 +47,6 @@ class EdgeStream:
         self.mlp_calls: Counter = Counter()
         self.out_rel: dict[int, torch.Tensor] = {}  # layer -> relevance row of its output [T]
         self.edges: dict[int, SparseEdges] = {}
-        self.failed: dict[int, str] = {}  # layer -> why its closed form did not run (the caller falls back)
         self.neurons: dict[int, tuple] = {}
         self.const: Optional[dict] = None  # set while the constant parts of q, k, v are being computed
 
@@ -78,15 +77,19 @@ class EdgeStream:
     def _keep_u(self, i: int, g: torch.Tensor) -> None:
         self.records[i].u = g.detach()[0]
 
-    def _mlp_in(self, i: int, _module, args) -> None:
-        x = args[0]
+    def _catch(self, calls: Counter, i: int, name: str, on_grad: Callable, x: torch.Tensor) -> None:
+        """A tensor seen twice per layer: in the forward, a hook for its gradient (`on_grad(i, g)`); in the
+        recompute, its value, kept as `records[i].<name>` until the gradient arrives."""
         if not torch.is_grad_enabled() or not x.requires_grad:
             return
-        self.mlp_calls[i] += 1
-        if self.mlp_calls[i] == 1:
-            x.register_hook(partial(self._keep_neurons, i))
+        calls[i] += 1
+        if calls[i] == 1:
+            x.register_hook(partial(on_grad, i))
         else:
-            self.records[i].mlp_in = x.detach()
+            setattr(self.records[i], name, x.detach())
+
+    def _mlp_in(self, i: int, _module, args) -> None:
+        self._catch(self.mlp_calls, i, "mlp_in", self._keep_neurons, args[0])
 
     def _keep_neurons(self, i: int, g: torch.Tensor) -> None:
         rec = self.records[i]
@@ -95,14 +98,7 @@ class EdgeStream:
             rec.mlp_in = None
 
     def _mid(self, i: int, _module, args, kwargs) -> None:
-        x = args[0] if args else next(iter(kwargs.values()))
-        if not torch.is_grad_enabled() or not x.requires_grad:
-            return
-        self.mid_calls[i] += 1
-        if self.mid_calls[i] == 1:
-            x.register_hook(partial(self._keep_mid, i))
-        else:
-            self.records[i].mid = x.detach()
+        self._catch(self.mid_calls, i, "mid", self._keep_mid, args[0] if args else next(iter(kwargs.values())))
 
     def _keep_mid(self, i: int, g: torch.Tensor) -> None:
         rec = self.records[i]
@@ -126,15 +122,12 @@ class EdgeStream:
     def _finish(self, i: int, x: torch.Tensor, g: torch.Tensor) -> None:
         rec = self.records[i]
         try:
-            if i in self.wanted and rec.unsupported is None:
-                if rec.q is None or rec.u is None:
-                    self.failed[i] = "attention was not captured"
-                else:
-                    r_dst = relevance(*self.mids[i]) if self.split else self.out_rel[i]
-                    self.edges[i] = self.build(i, rec, relevance(x[0], g[0]), r_dst)
-                    rec.attn_args, rec.attn_kwargs = (), {}
-        except RuntimeError as e:
-            self.failed[i] = str(e)
+            if i in self.wanted and rec.unsupported is None and rec.q is not None and rec.u is not None:
+                r_dst = relevance(*self.mids[i]) if self.split else self.out_rel[i]
+                self.edges[i] = self.build(i, rec, relevance(x[0], g[0]), r_dst)
+                rec.attn_args, rec.attn_kwargs = (), {}
+        except RuntimeError:
+            pass  # no edges for this layer: the caller re-runs it after the backward and notes why it failed
         finally:
             rec.release()
 
