@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test bench clean
+.PHONY: run test screenshots bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# Refresh the README's pictures (docs/screenshots/) from the browser test; `make test` never writes there.
+screenshots: $(VENV)/.installed
+	FAILURE_LENS_SHOTS=docs/screenshots FAILURE_LENS_SHOTS_1080=artifacts/screenshots/1080 \
+		$(PY) -m pytest -q -m browser tests/test_browser.py
 
 bench: $(VENV)/.installed
 	$(PY) -m bench heatmap

@@ -1,4 +1,5 @@
-"""Command line: `python -m engine attribute|graph|sweep|zoo ...`."""
+"""Command line: `python -m engine COMMAND ...`; `python -m engine --help` lists every command (the README's
+"Command line" section lists the same ones, a test compares them)."""
 from __future__ import annotations
 
 import argparse
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions():
-    """Sub-commands that live beside their modules (graph, sweep, check, explain, deck, cases)."""
+    """The `register` functions of the sub-commands that live beside their modules (each wing's cli.py)."""
     import importlib
 
     found = []

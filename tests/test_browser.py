@@ -1,6 +1,8 @@
 """A real headless Chromium drives `streamlit run app.py`: every page, its main interaction, screenshots, timings.
 
-Run: pytest -m browser tests/test_browser.py -s   (prints the timings; screenshots go to docs/screenshots/).
+Run: pytest -m browser tests/test_browser.py -s   (prints the timings). Screenshots go to the git-ignored
+artifacts/screenshots/ (1920x1080 ones to artifacts/screenshots/1080/); `make screenshots` refreshes the README's
+pictures in docs/screenshots/ by pointing FAILURE_LENS_SHOTS there.
 Skips without Chromium / chromedriver unless FAILURE_LENS_REQUIRE_BROWSER=1, which turns the skip into a failure.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("FAILURE_LENS_SHOTS") or ROOT / "artifacts" / "screenshots")  # never a tracked folder by default
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 PAYLOAD = 'Hi <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> there'
@@ -178,8 +180,8 @@ def _metric(drv, label: str) -> str:
     return ""
 
 
-PROJECTOR = (1280, 720)  # the screenshots in docs/screenshots/ and the presentation-mode checks
-BIG_SCREEN = (1920, 1080)  # checked too; its pictures go to $FAILURE_LENS_SHOTS_1080 when that is set
+PROJECTOR = (1280, 720)  # the README screenshots (make screenshots) and the presentation-mode checks
+BIG_SCREEN = (1920, 1080)  # checked too; its pictures go to $FAILURE_LENS_SHOTS_1080, else SHOTS/1080
 
 
 def _viewport(drv, size) -> None:
@@ -221,14 +223,14 @@ def _tall_shot(drv, name: str, height: int = 2200) -> None:
 
 def _shot(drv, name: str, ready) -> None:
     """Reopen the current view from its link in presentation mode on a 1280x720 projector (and 1920x1080): it
-    fits the screen (see _fits_the_screen); the 1280x720 picture goes to docs/screenshots/ (the README's)."""
+    fits the screen (see _fits_the_screen); the 1280x720 picture goes to SHOTS, the 1920x1080 one beside it."""
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(drv.current_url)
     link = urlunsplit(parts._replace(query=urlencode(parse_qsl(parts.query) + [("present", "1")])))
     big = os.environ.get("FAILURE_LENS_SHOTS_1080")
     try:
-        for size, folder in ((PROJECTOR, SHOTS), (BIG_SCREEN, Path(big) if big else None)):
+        for size, folder in ((PROJECTOR, SHOTS), (BIG_SCREEN, Path(big) if big else SHOTS / "1080")):
             _viewport(drv, size)
             drv.get(link)
             _wait(drv, f"the {name} page in presentation mode at {size[0]}x{size[1]} ({link})", ready)

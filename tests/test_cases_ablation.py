@@ -23,7 +23,8 @@ def test_bigram_only_the_last_token_matters(bigram):  # noqa: F811
     assert rep.base_logit_diff > 1
     for n in rep.nodes:
         if n.token != last:  # no path from an earlier token to the prediction: nothing changes, nothing predicted
-            assert n.measured_zero == 0 and n.measured_mean == 0 and n.predicted_zero == 0
+            scale = 1e-5 * max(1.0, abs(rep.base_logit_diff))  # batched rows vs a plain run: same maths, not same sums
+            assert abs(n.measured_zero) <= scale and abs(n.measured_mean) <= scale and abs(n.predicted_zero) <= scale
         else:  # a zero state at the last position: every logit 0, so Δℓ drops to 0
             assert n.measured_zero == pytest.approx(-rep.base_logit_diff, rel=1e-5)
             assert n.predicted_zero == pytest.approx(n.measured_zero, rel=1e-4)  # linear here: prediction exact
@@ -54,7 +55,10 @@ def test_zero_state_changes_nothing_and_matches_an_embedding_reference(tiny):
             emb.weight[ids[p]] = 0.0  # the token at p now has a zero embedding
         rep = ablate_nodes(h, ids, 5, 7, nodes=[(0, p), (0, q)])
         zero = rep.nodes[0]
-        assert zero.measured_zero == 0.0 and zero.predicted_zero == 0.0
+        # a zero state replaced by zero: nothing changes; the row runs batched on a cached prefix and the base on its
+        # own, so the two Δℓ agree to rounding (how far depends on the thread count), not bit for bit
+        scale = 1e-5 * max(1.0, abs(rep.base_logit_diff))
+        assert abs(zero.measured_zero) <= scale and abs(zero.predicted_zero) <= scale
         # independent path: the model run on embeddings with row q zeroed
         with torch.no_grad():
             e = emb(torch.tensor([ids]))

@@ -22,7 +22,8 @@ def test_closed_form_equals_batch_packed(tiny_model_dir, arch, rule):
     assert t > 40
     assert all(e.method == "closed_form" for e in fast.transitions)
     assert all(e.method == "batch_packed" for e in slow.transitions)
-    np.testing.assert_allclose(fast.node_relevance, slow.node_relevance, rtol=0, atol=0)
+    np.testing.assert_allclose(fast.node_relevance, slow.node_relevance, rtol=0,
+                               atol=1e-5 * max(1.0, float(np.abs(slow.node_relevance).max())))
     for a, b in zip(fast.transitions, slow.transitions):
         da, db = dense(a, t), dense(b, t)
         scale = np.abs(db).max()

@@ -1,5 +1,4 @@
 import math
-import time
 
 import numpy as np
 import pytest
@@ -104,7 +103,8 @@ def test_stage_layout_and_presets():
     assert layer_presets(3, False)["Evenly spaced (6)"] == [0, 1, 2, 3]  # duplicates collapse
 
 
-def test_prune_is_fast_on_large_graphs():
+def test_prune_handles_large_graphs():
+    """2 M edges prune to a non-empty graph (speed is measured by `python -m bench graph`, not asserted here)."""
     rng = np.random.default_rng(0)
     n_tr, n_e, n_tok = 10, 200_000, 2000
     rel = rng.normal(size=(n_tr + 1, n_tok)).astype(np.float32)
@@ -118,9 +118,7 @@ def test_prune_is_fast_on_large_graphs():
     prune(g, PruneSettings())  # warm-up
     for s in (PruneSettings(top_p=0.9, connected_to=(-1, -1), hide_first_token=True),
               PruneSettings(mode="global", edge_threshold=0.5, node_threshold=0.1)):
-        t0 = time.perf_counter()
         p = prune(g, s)
-        assert time.perf_counter() - t0 < 1.0
         assert sum(int(m.sum()) for m in p.edge_masks) > 0
 
 

@@ -107,3 +107,16 @@ def test_ray_block_is_not_part_of_the_run_identity():
         parse_sweep_config(base + "ray: {gpus: 1}\n")
     with pytest.raises(FailureLensError, match="ray.max_retries is -1, out of its range: it must be at least 0"):
         parse_sweep_config(base + "ray: {max_retries: -1}\n")
+
+
+def test_home_folder_in_paths_is_expanded_like_the_dashboard(tmp_path, monkeypatch):
+    """`~/x` is the home folder (as on the dashboard and for model folders), never a folder literally named '~'."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    text = ("models: [{source: zoo:xs}]\nbenchmarks:\n  - {kind: ifeval, path: ~/data/ifeval.jsonl, "
+            "references: ~/data/refs.jsonl}\nstore: ~/runs/store\n")
+    cfg = parse_sweep_config(text, base_dir=tmp_path / "configs")
+    home = tmp_path / "home"
+    assert cfg.store == str(home / "runs" / "store")
+    assert cfg.benchmarks[0].path == str(home / "data" / "ifeval.jsonl")
+    assert cfg.benchmarks[0].references == str(home / "data" / "refs.jsonl")
+    assert "~" not in cfg.store

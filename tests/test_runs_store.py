@@ -173,3 +173,27 @@ def test_kill_9_mid_write_then_resume(tmp_path):
         rows = s.result_rows("r")
         assert sorted(int(r["case_id"]) for r in rows) == list(range(300))
         assert all(r["logit_diff"] == float(r["case_id"]) for r in rows)
+
+
+@pytest.mark.parametrize("change, named", [
+    ("CREATE TABLE annotations (id INTEGER, body TEXT)", "tables this version does not know: annotations"),
+    ("ALTER TABLE results ADD COLUMN verdict_k INTEGER", "table results has columns"),
+])
+def test_store_of_another_layout_is_named_and_left_unchanged(tmp_path, change, named):
+    """A store written by another Failure Lens under the same schema number: the cause is named, nothing is written."""
+    Store(tmp_path).close()
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:
+        conn.execute(change)
+    before = (tmp_path / DB_NAME).read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(FailureLensError, match="another version of Failure Lens") as err:
+            Store(tmp_path, readonly=readonly)
+        assert named in str(err.value) and "writable" not in str(err.value)
+    assert (tmp_path / DB_NAME).read_bytes() == before
+
+
+def test_tables_without_a_schema_number_are_named(tmp_path):
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:
+        conn.execute("CREATE TABLE runs (run_id TEXT)")
+    with pytest.raises(FailureLensError, match="no schema number.*tables this version does not know: runs"):
+        Store(tmp_path)

@@ -34,6 +34,7 @@ import difflib
 import math
 import types
 import typing
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -310,7 +311,10 @@ def _finish(cfg: SweepConfig, b: _Builder, base_dir: Optional[Path]) -> SweepCon
         models.append(dataclasses.replace(m, label=label))
 
     def resolve(p: Optional[str]) -> Optional[str]:
-        if p is None or base_dir is None or Path(p).is_absolute():
+        if p is None:
+            return p
+        p = os.path.expanduser(p)  # `~/runs` means the home folder here, as on the dashboard and for model folders
+        if base_dir is None or Path(p).is_absolute():
             return p
         return str((base_dir / p).resolve())
 

@@ -408,10 +408,52 @@ def _check_version(version: int) -> None:
                                f"to {SCHEMA_VERSION}); upgrade Failure Lens or choose another store folder.")
 
 
+def _layout(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """Table name -> its column names, for every table of ours (SQLite's own tables left out)."""
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+    return {n: tuple(r[1] for r in conn.execute(f"PRAGMA table_info(\"{n.replace(chr(34), chr(34) * 2)}\")")) for n in names}
+
+
+def _expected_layout(version: int) -> dict[str, tuple[str, ...]]:
+    """The tables and columns a store of `version` has, built by replaying the migrations in memory."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        for v in range(version):
+            mem.executescript(MIGRATIONS[v])
+        return _layout(mem)
+    finally:
+        mem.close()
+
+
+def _other_layout(found: dict, expected: dict, version: int) -> FailureLensError:
+    unknown = sorted(set(found) - set(expected))
+    missing = sorted(set(expected) - set(found))
+    changed = sorted(t for t in set(found) & set(expected) if found[t] != expected[t])
+    parts = ([f"tables this version does not know: {', '.join(unknown)}"] if unknown else []) + \
+            ([f"missing tables: {', '.join(missing)}"] if missing else []) + \
+            [f"table {t} has columns ({', '.join(found[t])}) instead of ({', '.join(expected[t])})" for t in changed]
+    return FailureLensError(
+        f"this store was written by another version of Failure Lens: "
+        f"{f'it says schema {version}, but' if version else 'it has no schema number, and'} its layout differs from "
+        f"the one this version writes for schema {version} ({'; '.join(parts)}). The store does "
+        "not record which version wrote it. Nothing was changed: open it with the Failure Lens that wrote it, or "
+        "choose another store folder for this sweep.")
+
+
+def _check_layout(conn: sqlite3.Connection, version: int) -> None:
+    found, expected = _layout(conn), _expected_layout(version)
+    if found != expected:
+        raise _other_layout(found, expected, version)
+
+
 def migrate(conn: sqlite3.Connection, readonly: bool = False) -> int:
-    """Bring the database to SCHEMA_VERSION (the one place where old stores are upgraded); returns it."""
+    """Bring the database to SCHEMA_VERSION (the one place where old stores are upgraded); returns it.
+
+    A store whose tables or columns differ from what its schema number promises (another Failure Lens wrote it)
+    is refused by name before anything is written."""
     version = _version(conn)
     _check_version(version)
+    _check_layout(conn, version)
     if version == SCHEMA_VERSION:
         return version
     if readonly:
