@@ -18,18 +18,12 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from .lrp.architectures import architecture_of
 from .lrp.context import Capture, lrp_rules
 from .models import ModelHandle
 from .objectives import OBJECTIVES
 
 log = logging.getLogger(__name__)
-
-MID_INPUT = {  # the layer submodule whose input is the residual stream between attention and MLP
-    "Olmo2ForCausalLM": "mlp",
-    "Olmo3ForCausalLM": "mlp",
-    "Gemma3ForCausalLM": "pre_feedforward_layernorm",
-    "GPT2LMHeadModel": "ln_2",
-}
 
 
 @dataclass
@@ -58,9 +52,8 @@ def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
 
 def mid_module(handle: ModelHandle, layer: torch.nn.Module) -> Optional[torch.nn.Module]:
     """None where the architecture has no mid-block residual (GPT-NeoX parallel residual)."""
-    if handle.arch == "GPTNeoXForCausalLM":
-        return None if handle.model.config.use_parallel_residual else layer.post_attention_layernorm
-    return getattr(layer, MID_INPUT.get(handle.arch, "post_attention_layernorm"))
+    arch = architecture_of(handle)
+    return None if arch.parallel_residual(handle.model.config) else getattr(layer, arch.mid_input)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ import pytest
 
 from engine import attribute, load_model
 from engine.graph.build import build_graph
-from engine.graph.capture import MLP_DOWN
+from engine.lrp.architectures import architecture_of
 from engine.heatmap import Picker
 from engine.memory import check_memory, estimate
 from engine.records import FailureLensError
@@ -57,7 +57,7 @@ def test_recompute_graph_runs_each_layer_twice(tiny_model_dir, arch, split):
     handle = load_model(str(tiny_model_dir(arch)))
     calls = [0]
     layers = decoder_layers(handle.model)
-    hooks = [getattr(layer.mlp, MLP_DOWN.get(handle.arch, "down_proj")).register_forward_pre_hook(
+    hooks = [getattr(layer.mlp, architecture_of(handle).mlp_down).register_forward_pre_hook(
         lambda *_: calls.__setitem__(0, calls[0] + 1)) for layer in layers]
     try:
         g = build_graph(handle, PROMPT, recompute=True, split=split)

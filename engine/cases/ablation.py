@@ -34,10 +34,10 @@ import torch
 from engine.cases.checks import PrefixCache
 from engine.graph.capture import attention_module
 from engine.graph.prune import stage_layout
+from engine.lrp.architectures import architecture_of
 from engine.records import FailureLensError
 from engine.trace import decoder_layers, run_trace
 
-POST_NORM = ("Gemma3ForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")  # block output is normed before the add
 _ACTIVATION_BYTES = 256 << 20
 
 
@@ -271,7 +271,7 @@ def ablate_nodes(handle: Any, token_ids: Sequence[int], target_id: int, contrast
     ids = [int(i) for i in token_ids]
     if not ids:
         raise FailureLensError("The prompt is empty: there are no nodes to ablate.")
-    if split and handle.arch == "GPTNeoXForCausalLM" and handle.model.config.use_parallel_residual:
+    if split and architecture_of(handle).parallel_residual(handle.model.config):
         raise FailureLensError("This model adds attention and MLP in parallel: there are no mid-block nodes. "
                                "Ablate the nodes of the graph without the Attn/MLP split.")
     layout = stage_layout(handle.n_layers, split)
@@ -286,7 +286,7 @@ def ablate_nodes(handle: Any, token_ids: Sequence[int], target_id: int, contrast
         layers = decoder_layers(handle.model)
         rows: list[Optional[_Patch]] = [None]  # row 0: the unpatched case
         plan = []  # per node: row index (or None) of residual zero, residual mean, block zero, block mean
-        residual_mid = handle.arch not in POST_NORM
+        residual_mid = not architecture_of(handle).post_norm  # post-norm: the block output is normed before the add
         if split and not residual_mid:
             notes.append("Post-norm model: the residual state of a mid row cannot be set alone; mid rows show the "
                          "attention block's output only.")

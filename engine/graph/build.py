@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..heatmap import TokenSpec, check_finite, prepare
+from ..lrp.architectures import architecture_of
 from ..lrp.context import lrp_rules
 from ..memory import check_memory, chunk_elements
 from ..models import ModelHandle
@@ -189,7 +190,7 @@ def build_graph(
                                                        token_ids)
     plan = check_memory(handle, len(ids), "graph", recompute=recompute, max_edges=max_edges, split=split)
     notes = list(warnings) + ([plan.note] if plan.note else [])
-    if split and handle.arch == "GPTNeoXForCausalLM" and handle.model.config.use_parallel_residual:
+    if split and architecture_of(handle).parallel_residual(handle.model.config):
         split = False
         notes.append("Attn/MLP split is not available: this model adds attention and MLP in parallel.")
     layout = stage_layout(handle.n_layers, split)

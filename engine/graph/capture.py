@@ -13,11 +13,10 @@ from typing import Any, Iterator, Optional
 
 import torch
 
+from ..lrp.architectures import architecture_of
 from ..models import ModelHandle
 from ..trace import decoder_layers
 
-MLP_DOWN = {"GPT2LMHeadModel": "c_proj", "GPTNeoXForCausalLM": "dense_4h_to_h"}  # default: "down_proj"
-PRE_ATTN_NORM = {"GPT2LMHeadModel": "ln_1"}  # default: "input_layernorm" (absent in post-norm OLMo)
 
 
 @dataclass
@@ -94,7 +93,7 @@ class Recorder:
                     handles.append(attention_module(layer).register_forward_pre_hook(self._keep_call(i, "attn"),
                                                                                      with_kwargs=True))
                 if inner:
-                    down = getattr(layer.mlp, MLP_DOWN.get(self.handle.arch, "down_proj"))
+                    down = getattr(layer.mlp, architecture_of(self.handle).mlp_down)
                     handles.append(down.register_forward_pre_hook(self._keep_tensor(i, "mlp_in")))
                 m = mid_module(self.handle, layer) if mid else None
                 if m is not None:
@@ -153,7 +152,7 @@ def attention_module(layer: torch.nn.Module) -> torch.nn.Module:
 
 
 def pre_attention_norm(handle: ModelHandle, layer: torch.nn.Module) -> Any:
-    return getattr(layer, PRE_ATTN_NORM.get(handle.arch, "input_layernorm"), None)
+    return getattr(layer, architecture_of(handle).pre_attn_norm, None)  # absent in post-norm models
 
 
 def has_attention_bias(handle: ModelHandle, layer: torch.nn.Module) -> bool:

@@ -24,7 +24,8 @@ from torch.utils.checkpoint import set_checkpoint_early_stop
 
 from ..models import ModelHandle
 from ..trace import decoder_layers, mid_module, relevance
-from .capture import MLP_DOWN, LayerRecord, attention_module, unsupported_reason
+from ..lrp.architectures import architecture_of
+from .capture import LayerRecord, attention_module, unsupported_reason
 from .closed_form import SparseEdges
 
 # build(layer index, its record with q/k/v/u filled, input row [T], output row [T]) -> the layer's edges
@@ -150,7 +151,7 @@ class EdgeStream:
                 handles.append(layer.register_forward_hook(partial(self._layer_out, i)))
                 handles.append(attention_module(layer).register_forward_pre_hook(partial(self._attn_call, i),
                                                                                  with_kwargs=True))
-                down = getattr(layer.mlp, MLP_DOWN.get(self.handle.arch, "down_proj"))
+                down = getattr(layer.mlp, architecture_of(self.handle).mlp_down)
                 handles.append(down.register_forward_pre_hook(partial(self._mlp_in, i)))
                 mid = mid_module(self.handle, layer) if self.split else None
                 if mid is not None:

@@ -23,7 +23,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from ..records import FailureLensError
-from .architectures import ARCHITECTURES, supported_names
+from .architectures import ARCHITECTURES, arch_key
 from .rules import scale_grad
 
 RULES = ("attnlrp", "cp-lrp")
@@ -76,22 +76,12 @@ def _base_attention(module: torch.nn.Module, impl: str) -> Callable[..., Any]:
     return ALL_ATTENTION_FUNCTIONS[impl]
 
 
-def architecture_of(model: torch.nn.Module) -> str:
-    name = type(model).__name__
-    if name not in ARCHITECTURES:
-        raise FailureLensError(
-            f"Architecture {name} is not supported. Supported: {', '.join(supported_names())}. "
-            "Choose a model of a supported family."
-        )
-    return name
-
-
 @contextlib.contextmanager
 def lrp_rules(model: torch.nn.Module, rule: str = "attnlrp", capture: Optional[Capture] = None) -> Iterator[None]:
     """Apply the rules to `model` for the duration of the block. Not re-entrant; callers hold the model's lock."""
     if rule not in RULES:
         raise FailureLensError(f"Unknown rule {rule!r}. Use one of: {', '.join(RULES)}.")
-    arch = ARCHITECTURES[architecture_of(model)]
+    arch = ARCHITECTURES[arch_key(model)]
     config = model.config
     original_impl = config._attn_implementation
     impl = original_impl or "eager"

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from engine.cases.benchmarks import Case, apply_template, load_benchmark
+from engine.lrp.architectures import architecture_of
 from engine.records import FailureLensError
 from engine.cases.segments import SEGMENTS, Spans, add_span, assign_segments, phrase_mask, segment_relevance
 from engine.runs.store import ResultRow, Store
@@ -219,7 +220,7 @@ def graph_stages(spec: GraphSpec, handle: Any) -> tuple[bool, Optional[list[int]
     spaced layers), "all", or a list of decoder layer numbers (the embedding is always included)."""
     from engine.graph.prune import layer_presets, stage_layout
 
-    parallel = handle.arch == "GPTNeoXForCausalLM" and getattr(handle.model.config, "use_parallel_residual", False)
+    parallel = architecture_of(handle).parallel_residual(handle.model.config)
     split = spec.split_mid and not parallel  # build_graph turns the split off there (and notes it)
     if spec.layers == "all":
         return split, None
