@@ -141,7 +141,7 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     st.subheader("Node details")
     names = [""] + list(ids)
     widgets.selectbox("Node (largest |R| first)", state.NODE, names, format_func=lambda n: "choose a node …" if not n else
-                      f"{graph.stages[ids[n][0]].label} · {long_views.where(graph, ids[n][1])} {graph.tokens[ids[n][1]]!r} · "
+                      f"{graph.stages[ids[n][0]].label} · {graph.where(ids[n][1])} {graph.tokens[ids[n][1]]!r} · "
                       f"R = {graph.node_relevance[ids[n]]:+.4f}")
     if state.get(state.NODE) in ids:
         long_views.supernode(graph, *ids[state.get(state.NODE)])

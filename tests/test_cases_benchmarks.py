@@ -3,7 +3,7 @@ import gzip
 import json
 
 import pytest
-from tiny_lm import make_tokenizer
+from hand_set_lm import make_tokenizer
 
 from engine.cases.benchmarks import Case, apply_template, last_boxed, load_benchmark
 from engine.cases.failures import encode_pair

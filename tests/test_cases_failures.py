@@ -1,6 +1,6 @@
 import pytest
 import torch
-from tiny_lm import TOP_LOGIT, bigram_model, make_tokenizer, tid
+from hand_set_lm import TOP_LOGIT, bigram_model, make_tokenizer, tid
 
 from engine.cases.benchmarks import Case, apply_template
 from engine.cases.failures import encode_pair, failure_at, find_first_divergence, keep, read_failure_points

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tiny_lm import bigram_model, make_tokenizer, tid
+from hand_set_lm import bigram_model, make_tokenizer, tid
 
 from engine.cases.faithfulness import aggregate, flip_k, mask_flip_k, neutral_mask_id
 from engine.cases.failures import encode_pair

@@ -6,7 +6,6 @@ Graph page: the selected node's predicted and measured change of Δℓ, and the 
 """
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 import streamlit as st
@@ -33,11 +32,6 @@ ABLATION_HELP = ("Ablating a node replaces its state at that token with zero (or
                  "positions, first token left out) and runs the model again. Predicted change = −R for zero "
                  "ablation, (mean − state)·gradient for mean ablation: what the relevance promises; measured "
                  "change = the real change of Δℓ. Negative: removing the node lowers the wrong answer's lead.")
-
-
-def _md(text: str) -> str:
-    """Markdown-inert text (token strings may hold *, _, `, [, $ ...)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~$<])", r"\\\1", text)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -84,7 +78,7 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
         st.error(safe.plain(e))
         return None
     box = {"explains": st.success, "partly": st.info, "no_failure": st.info}.get(curves.verdict, st.warning)
-    box(f"**{VERDICT_NAMES[curves.verdict]}.** {_md(curves.sentence)}")
+    box(f"**{VERDICT_NAMES[curves.verdict]}.** {safe.plain(curves.sentence)}")
     m1, m2, m3 = st.columns([3, 2, 2])
     m1.metric("Verdict", VERDICT_NAMES[curves.verdict], help=HOW_TO_READ)
     m2.metric("Area between curves", f"{curves.area:+.2f}",

@@ -49,13 +49,13 @@ def page(title: str) -> None:
     """First call of every page: make sure the run went through app.py, then the title.
 
     Streamlit runs pages/<name>.py on its own (its legacy multipage mode, no sidebar, no state) when a fresh
-    server's first request is a page URL such as /graph (and AppTest does so on every rerun). Leaving that mode is
-    what st.navigation itself does (a class flag); the rerun then goes through app.py with the same URL.
+    server's first request is a page URL such as /graph. Such a run did not come through app.py: navigate (which
+    leaves that mode, through Streamlit's public st.navigation) and rerun, which goes through app.py with the same URL.
     """
-    from streamlit.runtime.pages_manager import PagesManager
+    from ui import navigation
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    if not navigation.via_app():
+        navigation.navigate(position="hidden")
         st.rerun()
     st.title(title)  # md-safe: a page's own constant title (layout.page is scanned)
 

@@ -183,14 +183,6 @@ def _close_all() -> None:
     state.put(state.OPEN, [])
 
 
-def where(graph: AttributionGraph, column: int) -> str:
-    """ "token 5", or "tokens 4–3684" for a supernode (a grouped graph's column is not a token index)."""
-    if graph.spans is None:
-        return f"token {column}"
-    a, b = graph.spans[column]
-    return f"tokens {a}–{b - 1}" if b - a > 1 else f"token {a}"
-
-
 def capped(graph: AttributionGraph, settings: PruneSettings, stages: list[int]) -> PruneSettings:
     """Grouped or long graphs draw at most MAX_NODES nodes (the strongest by |R|): the node floor is raised."""
     if graph.spans is None and graph.n_tokens <= SHORT_PROMPT:

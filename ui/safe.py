@@ -4,7 +4,7 @@ st.caption, st.info / warning / error / success, st.markdown, st.toast, widget l
 pills options all render Markdown. A model name from the URL such as `![x](http://127.0.0.1:8624/a.png)` would
 make every viewer's browser fetch that address; a benchmark label could draw links or headings. Every value that
 comes from a URL, a file, a model, a tokenizer or an error message that quotes them goes through `plain` before
-it is put into such a string (tests/test_hardening_markdown.py scans pages/ and ui/ for interpolations without it).
+it is put into such a string (tests/test_ui_markdown_safety.py scans pages/ and ui/ for interpolations without it).
 """
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from typing import Any, Optional
 
 import streamlit as st
 
+from engine.graph.types import DEFAULT_TOP_P
 from engine.records import FailureLensError
 
 
@@ -71,7 +72,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
     Field(MODE, "logit_diff"), Field(STRATEGY, "by_ref_token"), Field(K, 10),
     Field(NORM, "max"), Field(HIDE_FIRST, False), Field(HIDE_SPECIAL, False),
-    Field(LAYERS, "All"), Field(STAGES, []), Field(SPLIT, False), Field(PRUNE, "cum_mass"), Field(TOP_P, 0.8),
+    Field(LAYERS, "All"), Field(STAGES, []), Field(SPLIT, False), Field(PRUNE, "cum_mass"), Field(TOP_P, DEFAULT_TOP_P),
     Field(EDGE_THR, 0.02), Field(NODE_THR, 0.0), Field(CONNECTED, True), Field(HIDE_BOS, True), Field(NODE, ""),
     Field(PRESENT, False),
     Field(TRUSTED, frozenset(), url=False), Field(STOPPED, "", url=False), Field(URL_ISSUES, [], url=False),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .types import DEFAULT_TOP_P
+
 
 def register(sub, commands, model_args, objective_args, load, token) -> None:
     p = sub.add_parser("graph", help="cross-layer attribution graph (JSON or GraphML)")
@@ -11,7 +13,7 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
     p.add_argument("--split", action="store_true", help="add attention/MLP mid-block nodes")
     p.add_argument("--stages", help="comma-separated stage indices (default: all)")
     p.add_argument("--method", default="auto", choices=["auto", "closed_form", "batch_packed"])
-    p.add_argument("--top-p", type=float, default=0.85, help="cumulative-mass pruning applied to the export")
+    p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P, help="cumulative-mass pruning applied to the export")
     p.add_argument("--no-prune", action="store_true")
     p.add_argument("--out", required=True, help="output file: .json or .graphml")
 

@@ -80,11 +80,21 @@ class AttributionGraph:
     def n_tokens(self) -> int:
         return len(self.tokens)
 
+    def where(self, column: int) -> str:
+        """ "token 5", or for a supernode of a grouped graph "tokens 4–3684" (its column is not a token index)."""
+        if self.spans is None:
+            return f"token {column}"
+        a, b = self.spans[column]
+        return f"tokens {a}–{b - 1}" if b - a > 1 else f"token {a}"
+
+
+DEFAULT_TOP_P = 0.8  # the one default cumulative mass: Graph page, deck, CLI export and sweeps
+
 
 @dataclass(frozen=True)
 class PruneSettings:
     mode: str = "cum_mass"  # "cum_mass" | "global"
-    top_p: float = 0.85  # per-transition cumulative |w| mass kept (cum_mass mode)
+    top_p: float = DEFAULT_TOP_P  # per-transition cumulative |w| mass kept (cum_mass mode)
     edge_threshold: float = 0.01  # |w| floor (global mode)
     node_threshold: float = 0.0  # |R| floor for nodes
     connected_to: Optional[tuple[int, int]] = None  # (stage, token): keep only ancestors of this node
@@ -96,7 +106,7 @@ class PruneSettings:
         if self.mode not in ("cum_mass", "global"):
             raise FailureLensError(f"Unknown pruning mode {self.mode!r}: use 'cum_mass' or 'global'.")
         if not 0.0 < self.top_p <= 1.0:
-            raise FailureLensError(f"Cumulative mass {self.top_p} is out of range: use a value in (0, 1], e.g. 0.85.")
+            raise FailureLensError(f"Cumulative mass {self.top_p} is out of range: use a value in (0, 1], e.g. 0.8.")
         for name in ("edge_threshold", "node_threshold"):
             value = getattr(self, name)
             if not (value >= 0.0 and value != float("inf")):

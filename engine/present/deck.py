@@ -29,8 +29,8 @@ from engine.records import Attribution
 
 
 def dashboard_prune() -> PruneSettings:
-    """The Graph page's default pruning (ui.state defaults: top_p 0.8, only what reaches the prediction, no BOS)."""
-    return PruneSettings(mode="cum_mass", top_p=0.8, connected_to=(-1, -1), hide_first_token=True)
+    """The Graph page's default view: default mass, only what reaches the prediction, no BOS (ui.state's defaults)."""
+    return PruneSettings(connected_to=(-1, -1), hide_first_token=True)
 
 
 @dataclass(frozen=True)

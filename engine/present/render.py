@@ -227,7 +227,7 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
             fixed=True,
             size=6 + 22 * a ** 0.5, shape="dot", color=_hex(colour(r / rmax if a > 0.02 else 0.02 * np.sign(r))),
             borderWidth=3 if selected == (s, int(t)) else 1,
-            title=f"{graph.stages[s].label} · {_where(graph, int(t))} {tok!r}\nR = {r:+.4f}"
+            title=f"{graph.stages[s].label} · {graph.where(int(t))} {tok!r}\nR = {r:+.4f}"
                   + (f"\nthe model says {graph.target!r}" if (s, int(t)) == said else ""),
             full=full, **({"font": _LABEL_FONT} | extra),
         )
@@ -240,14 +240,6 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
                          smooth=False, physics=False)
     net.toggle_physics(False)
     return net
-
-
-def _where(graph: AttributionGraph, column: int) -> str:
-    """ "token 5", or for a supernode of a grouped graph "tokens 5–9"."""
-    if graph.spans is None:
-        return f"token {column}"
-    a, b = graph.spans[column]
-    return f"tokens {a}–{b - 1}" if b - a > 1 else f"token {a}"
 
 
 def graph_data(graph: AttributionGraph, pruned: PrunedGraph, *, selected: Optional[tuple[int, int]] = None) -> dict:

@@ -17,7 +17,7 @@ start at the config file's folder. Example:
     rule: attnlrp
     compute:
       heatmap: true
-      graph: {enabled: true, layers: recommended, pruning: {mode: cum_mass, top_p: 0.85}}
+      graph: {enabled: true, layers: recommended, pruning: {mode: cum_mass, top_p: 0.8}}
       faithfulness: {enabled: true, seeds: [0, 1, 2], max_k: 64}
       checks: {enabled: true, k: 10, seeds: [0, 1, 2, 3, 4], replacement: neutral, nodes: 20}
     store: runs/store
@@ -43,6 +43,7 @@ import yaml
 
 from engine import files
 from engine.cases.benchmarks import BENCHMARK_KINDS
+from engine.graph.types import DEFAULT_TOP_P
 from engine.records import FailureLensError
 
 
@@ -85,7 +86,7 @@ class Objective:
 @dataclass(frozen=True)
 class Pruning:
     mode: Literal["cum_mass", "global"] = "cum_mass"
-    top_p: float = 0.85
+    top_p: float = DEFAULT_TOP_P
     edge_threshold: float = 0.01
     node_threshold: float = 0.0
 

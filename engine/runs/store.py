@@ -441,7 +441,7 @@ def _other_layout(found: dict, expected: dict, version: int) -> FailureLensError
 
 
 def _check_layout(conn: sqlite3.Connection, version: int) -> None:
-    found, expected = _layout(conn), _expected_layout(version)
+    found, expected = _layout(conn), EXPECTED_LAYOUT[version]
     if found != expected:
         raise _other_layout(found, expected, version)
 
@@ -474,3 +474,7 @@ def migrate(conn: sqlite3.Connection, readonly: bool = False) -> int:
         _rollback(conn)
         raise
     return SCHEMA_VERSION
+
+
+# Tables and columns of each schema version, replayed once at import (an in-memory database, nothing on disk).
+EXPECTED_LAYOUT: dict[int, dict[str, tuple[str, ...]]] = {v: _expected_layout(v) for v in range(SCHEMA_VERSION + 1)}

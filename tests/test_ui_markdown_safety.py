@@ -1,4 +1,4 @@
-"""Class 1 of the hardening issue: untrusted text never reaches Streamlit's Markdown unescaped.
+"""Untrusted text never reaches Streamlit's Markdown unescaped (pages/ and ui/ scanned, plus rendered checks).
 
 1. A scan of pages/ and ui/ (AST): every argument of a Markdown-rendering call (st.caption / info / warning /
    error / markdown / toast / labels / help= / radio and pills options ...) is a constant, a module constant

@@ -1,4 +1,4 @@
-"""Hardening, round two (issue 15), classes 5-8 and 10: model folders that would hang or load half-random
+"""Bad input by domain: model folders that would hang or load half-random
 weights, numbers out of their domain, store failures, CLI edges. Each test fails on the code before the fix."""
 from __future__ import annotations
 

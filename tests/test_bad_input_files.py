@@ -1,4 +1,4 @@
-"""Hardening, round two (issue 15), classes 2-5 and 9: CSV injection, paths named by data, the graph
+"""Bad input in files and text: CSV injection, paths named by data, the graph
 component's folder, resource bombs, and text that is not what it looks like. Each test fails on the code
 before the fix (noted per test)."""
 from __future__ import annotations
