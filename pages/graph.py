@@ -9,8 +9,7 @@ from engine.present import charts, glossary, render, summary
 from engine.graph.drilldown import node_drilldown
 from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
-from engine.graph.prune import layer_presets, prune, stage_layout
-from engine.graph.types import PruneSettings
+from engine.graph.prune import layer_presets, prune, relative_settings, stage_layout
 from ui import checks, inputs, layout, loaders, long_views, safe, state, story, views, widgets
 from ui.graph_component import live_graph
 from ui.state import ModelSpec
@@ -106,14 +105,12 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
             widgets.slider("Edge threshold (share of the strongest edge)", state.EDGE_THR, 0.0, 1.0, 0.01)
         widgets.slider("Node threshold (share of the largest |R|)", state.NODE_THR, 0.0, 1.0, 0.01)
 
-    w_max = max((float(abs(tr.weight).max()) for tr in graph.transitions if tr.n_edges), default=0.0)
-    r_max = float(abs(graph.node_relevance[stages]).max())
-    settings = PruneSettings(mode=mode, top_p=state.get(state.TOP_P), edge_threshold=state.get(state.EDGE_THR) * w_max,
-                             node_threshold=state.get(state.NODE_THR) * r_max * (1 - 1e-6),
-                             connected_to=(-1, -1) if connected else None, hide_first_token=hide_bos)
+    settings = relative_settings(graph, stages, mode=mode, top_p=state.get(state.TOP_P),
+                                 edge_share=state.get(state.EDGE_THR), node_share=state.get(state.NODE_THR),
+                                 connected=connected, hide_first_token=hide_bos)
     settings = long_views.capped(graph, settings, stages)
     pruned = prune(graph, settings, stages)
-    visible = [(s, int(t)) for s in stages for t in pruned.node_mask[s].nonzero()[0]]
+    visible = pruned.visible()
     if not visible:
         st.warning("Every node is pruned away. Lower the node threshold or keep more edge mass.")
         return

@@ -129,3 +129,19 @@ def test_cum_mass_counts_mass_dropped_while_computing():
     assert cum_mass_threshold(w, 0.5) == 3.0  # 4 + 3 >= 0.5 * 10
     # 10 more units were too small to store: 0.5 of 20 needs every stored edge
     assert cum_mass_threshold(w, 0.5, dropped=10.0) == 1.0
+
+
+def test_relative_settings_turn_slider_shares_into_thresholds():
+    """The Graph page's sliders are shares: of the strongest edge, and of the largest |R| of the shown stages."""
+    from engine.graph.prune import relative_settings
+
+    rel = np.array([[0.5, -4.0, 1.0], [2.0, 0.0, -1.0], [0.0, 8.0, 0.0]], np.float32)
+    tr = EdgeSet(0, 1, np.array([0, 1], np.int32), np.array([1, 2], np.int32), np.array([0.5, -2.0], np.float32),
+                 np.zeros(3, np.float32), "closed_form")
+    g = AttributionGraph("m", ["a", "b", "c"], [0, 1, 2], [None] * 3, rel, [tr], 0.0, "r")
+    assert relative_settings(g, [0, 1], connected=True).connected_to == (-1, -1)
+    s = relative_settings(g, [0, 1], mode="global", edge_share=0.25, node_share=1.0)
+    assert s.edge_threshold == pytest.approx(0.5) and s.connected_to is None and s.mode == "global"
+    assert s.node_threshold == pytest.approx(4.0, rel=1e-5) and s.node_threshold < 4.0  # stage 2's 8.0 not shown
+    p = prune(g, s, [0, 1])
+    assert p.visible() == [(0, 1)] and p.shown_stages() == [0, 1]  # a share of 1 keeps the strongest node

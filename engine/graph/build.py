@@ -156,6 +156,94 @@ def _top(x: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx.numpy().astype(np.int32), x.gather(-1, idx).numpy().astype(np.float32)
 
 
+def _check_settings(method: str, max_edges: int) -> None:
+    if method not in METHODS:
+        raise FailureLensError(f"Unknown edge method {method!r}. Use one of: {', '.join(METHODS)}.")
+    if not 1 <= max_edges <= 50_000_000:
+        raise FailureLensError(f"max_edges = {max_edges} is out of range (1 .. 50,000,000).")
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """What one graph computes, decided before any model run: stages, transitions and the memory path."""
+
+    layout: list[Stage]  # every stage of the model (stage_layout)
+    pairs: list[tuple[int, int]]  # transitions (src stage, dst stage) between the chosen stages
+    split: bool  # Attn/MLP mid-block stages
+    recompute: bool  # per-layer recompute (gradient checkpointing) instead of kept activations
+    path: str  # "kept" | "recompute", as the memory guard named it
+    streamed: bool  # recompute path with closed-form edges built inside the traced backward
+    notes: tuple[str, ...]
+
+
+def plan_graph(handle: ModelHandle, n_tokens: int, split: bool, stages: Optional[list[int]], method: str,
+               max_edges: int, recompute: Optional[bool]) -> GraphPlan:
+    """Check the settings and choose stages and the memory path (nothing runs the model)."""
+    _check_settings(method, max_edges)
+    memory = check_memory(handle, n_tokens, "graph", recompute=recompute, max_edges=max_edges, split=split)
+    notes = [memory.note] if memory.note else []
+    if split and architecture_of(handle).parallel_residual(handle.model.config):
+        split = False
+        notes.append("Attn/MLP split is not available: this model adds attention and MLP in parallel.")
+    layout = stage_layout(handle.n_layers, split)
+    chosen = sorted(set(range(len(layout)) if stages is None else stages))
+    if not chosen or chosen[0] < 0 or chosen[-1] >= len(layout) or len(chosen) < 2:
+        raise FailureLensError(f"Choose at least two stages among 0..{len(layout) - 1} (got {stages}).")
+    if memory.recompute:
+        notes.append("Gradient checkpointing: each layer's attention is recomputed one layer at a time"
+                     + (" (edges built during the backward)." if method != "batch_packed" else "."))
+    return GraphPlan(layout, list(zip(chosen[:-1], chosen[1:])), split, memory.recompute, memory.path,
+                     memory.recompute and method != "batch_packed", tuple(notes))
+
+
+def _stage_states(handle: ModelHandle, plan: GraphPlan, ids: list[int], choice, name: str, k: int,
+                  max_edges: int, notes: list[str]) -> tuple[_Pass, float]:
+    """One traced forward + backward: every stage's state and gradient ([T, d] each), the captured attention
+    (or, on the streamed path, the edges built in the backward); returns the pass and the objective."""
+    recorder = Recorder(handle)
+    layout, split, recompute = plan.layout, plan.split, plan.recompute
+    stream = None
+    if plan.streamed:  # edges built inside the backward's own recompute
+        wanted = {layout[t].layer for s, t in plan.pairs
+                  if _adjacent_kind(layout[s], layout[t], split) == ("attention" if split else "layer")}
+        stream = EdgeStream(handle, recorder.records, wanted, None, _neuron_top, split)
+        stream.build = functools.partial(_streamed_edges, handle, stream, max_edges)
+    capture = stream.attention if stream else (None if recompute else recorder.attention)
+    with recorder.hooks(inner=not recompute, attn_calls=stream is None), \
+            stream.hooks() if stream else contextlib.nullcontext():
+        trace, _, _ = run_trace(handle, ids, choice, name, k, capture_mid=split and not recompute,
+                                attention_capture=capture, recompute=recompute)
+    first = recorder.records[0]
+    h0 = first.layer_args[0] if first.layer_args else first.layer_kwargs["hidden_states"]
+    states, grads = [h0.detach()[0]], [h0.grad.detach()[0]]
+    if not torch.equal(states[0], trace.emb):
+        notes.append("The embedding row is the residual entering layer 0 (token + position embeddings); "
+                     "the heatmap reads token embeddings only.")
+    neurons: dict = {}
+    for layer in range(handle.n_layers):
+        if split:
+            if stream is not None:
+                h, g = stream.mids.pop(layer)
+                states.append(h)
+                grads.append(g)
+            elif recompute:
+                rec = recorder.recompute(layer, states[-1], trace.post_grads[layer], mid=True)
+                states.append(rec.mid.detach()[0])
+                grads.append(rec.mid.grad.detach()[0])
+                neurons[layer] = _top(rec.mlp_in.detach()[0].float() * rec.mlp_in.grad[0].float(), TOP)
+                rec.release()
+            else:
+                states.append(trace.mids[layer])
+                grads.append(trace.mid_grads[layer])
+        states.append(trace.posts[layer])
+        grads.append(trace.post_grads[layer])
+    p = _Pass(states, grads, recorder.records, recorder, recompute, trace.post_grads, trace.posts,
+              stream.neurons if stream else neurons, stream.edges if stream else {})
+    for i, r in enumerate(recorder.records):
+        _keep_neurons(p, i, r)
+    return p, trace.objective
+
+
 def build_graph(
     handle: ModelHandle,
     prompt: str,
@@ -181,85 +269,32 @@ def build_graph(
     blocks or where the closed form does not apply (noted in `notes`); "batch_packed" forces the reference.
     `recompute`: None lets the memory guard choose between kept activations and per-layer recompute (same
     edges); True / False force a path. `AttributionGraph.path` says which one ran.
+    Three steps: plan_graph (settings, stages, memory path), _stage_states (one traced pass), _transition per pair.
     """
-    if method not in METHODS:
-        raise FailureLensError(f"Unknown edge method {method!r}. Use one of: {', '.join(METHODS)}.")
-    if not 1 <= max_edges <= 50_000_000:
-        raise FailureLensError(f"max_edges = {max_edges} is out of range (1 .. 50,000,000).")
+    _check_settings(method, max_edges)  # named before the prompt is even tokenized
     enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
                                                        token_ids)
-    plan = check_memory(handle, len(ids), "graph", recompute=recompute, max_edges=max_edges, split=split)
-    notes = list(warnings) + ([plan.note] if plan.note else [])
-    if split and architecture_of(handle).parallel_residual(handle.model.config):
-        split = False
-        notes.append("Attn/MLP split is not available: this model adds attention and MLP in parallel.")
-    layout = stage_layout(handle.n_layers, split)
-    chosen = sorted(set(range(len(layout)) if stages is None else stages))
-    if not chosen or chosen[0] < 0 or chosen[-1] >= len(layout) or len(chosen) < 2:
-        raise FailureLensError(f"Choose at least two stages among 0..{len(layout) - 1} (got {stages}).")
+    plan = plan_graph(handle, len(ids), split, stages, method, max_edges, recompute)
+    notes = list(warnings) + list(plan.notes)
     step = progress or (lambda *a: None)
     t0 = time.perf_counter()
     with handle.lock:
-        recorder = Recorder(handle)
-        ckpt = plan.recompute  # keep no per-layer attention tensors: rebuild them one layer at a time
-        pairs = list(zip(chosen[:-1], chosen[1:]))
-        stream = None
-        if ckpt and method != "batch_packed":  # edges built inside the backward's own recompute
-            wanted = {layout[t].layer for s, t in pairs
-                      if _adjacent_kind(layout[s], layout[t], split) == ("attention" if split else "layer")}
-            stream = EdgeStream(handle, recorder.records, wanted, None, _neuron_top, split)
-            stream.build = functools.partial(_streamed_edges, handle, stream, max_edges)
-        capture = stream.attention if stream else (None if ckpt else recorder.attention)
         step("forward and backward", 0, 1)
-        with recorder.hooks(inner=not ckpt, attn_calls=stream is None), \
-                stream.hooks() if stream else contextlib.nullcontext():
-            trace, _, _ = run_trace(handle, ids, choice, name, k, capture_mid=split and not ckpt,
-                                    attention_capture=capture, recompute=ckpt)
-        first = recorder.records[0]
-        h0 = first.layer_args[0] if first.layer_args else first.layer_kwargs["hidden_states"]
-        states, grads = [h0.detach()[0]], [h0.grad.detach()[0]]
-        if not torch.equal(states[0], trace.emb):
-            notes.append("The embedding row is the residual entering layer 0 (token + position embeddings); "
-                         "the heatmap reads token embeddings only.")
-        neurons: dict = {}
-        if ckpt:
-            notes.append("Gradient checkpointing: each layer's attention is recomputed one layer at a time"
-                         + (" (edges built during the backward)." if stream else "."))
-        for layer in range(handle.n_layers):
-            if split:
-                if stream is not None:
-                    h, g = stream.mids.pop(layer)
-                    states.append(h)
-                    grads.append(g)
-                elif ckpt:
-                    rec = recorder.recompute(layer, states[-1], trace.post_grads[layer], mid=True)
-                    states.append(rec.mid.detach()[0])
-                    grads.append(rec.mid.grad.detach()[0])
-                    neurons[layer] = _top(rec.mlp_in.detach()[0].float() * rec.mlp_in.grad[0].float(), TOP)
-                    rec.release()
-                else:
-                    states.append(trace.mids[layer])
-                    grads.append(trace.mid_grads[layer])
-            states.append(trace.posts[layer])
-            grads.append(trace.post_grads[layer])
-        node_rel = torch.stack([relevance(h, g) for h, g in zip(states, grads)])  # [S, T]
+        p, objective = _stage_states(handle, plan, ids, choice, name, k, max_edges, notes)
+        node_rel = torch.stack([relevance(h, g) for h, g in zip(p.states, p.grads)])  # [S, T]
         check_finite("node relevance", node_rel, handle)
-        p = _Pass(states, grads, recorder.records, recorder, ckpt, trace.post_grads, trace.posts,
-                  stream.neurons if stream else neurons, stream.edges if stream else {})
-        for i, r in enumerate(recorder.records):
-            _keep_neurons(p, i, r)
         transitions = []
-        for n, (s, t) in enumerate(pairs):
-            step("edges", n, len(pairs))
-            transitions.append(_transition(handle, layout, p, node_rel, s, t, method, node_threshold, max_edges,
-                                           batch, notes, progress))
-        dims = [_top((h.float() * g.float()), TOP) for h, g in zip(states, grads)]
+        for n, (s, t) in enumerate(plan.pairs):
+            step("edges", n, len(plan.pairs))
+            transitions.append(_transition(handle, plan.layout, p, node_rel, s, t, method, node_threshold,
+                                           max_edges, batch, notes, progress))
+        dims = [_top((h.float() * g.float()), TOP) for h, g in zip(p.states, p.grads)]
         neurons = [p.neurons[i] for i in sorted(p.neurons)]
     log.info("graph: %d tokens, %d transitions in %.2fs", len(ids), len(transitions), time.perf_counter() - t0)
     step("done", 1, 1)
     return AttributionGraph(
-        model=handle.key, tokens=enc.tokens[: pos + 1], token_ids=ids, stages=layout,
-        node_relevance=node_rel.numpy().astype(np.float32), transitions=transitions, objective=trace.objective,
+        model=handle.key, tokens=enc.tokens[: pos + 1], token_ids=ids, stages=plan.layout,
+        node_relevance=node_rel.numpy().astype(np.float32), transitions=transitions, objective=objective,
         rule=handle.rule, notes=notes, target=choice.target.text,
         contrast=choice.contrast.text if choice.contrast else "",
         dims_idx=np.stack([d[0] for d in dims]), dims_val=np.stack([d[1] for d in dims]),

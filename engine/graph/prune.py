@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from engine.graph.types import AttributionGraph, EdgeSet, PrunedGraph, PruneSettings, Stage
+from engine.graph.types import DEFAULT_TOP_P, AttributionGraph, EdgeSet, PrunedGraph, PruneSettings, Stage
 
 EPS_EDGE = 1e-9  # |w| at or below this is not an edge (for counts and as the floor of the cum-mass cut)
 EPS_MASS = 1e-12  # total |w| at or below this counts as no mass
@@ -160,3 +160,16 @@ def _details(tr: EdgeSet, keep: np.ndarray, threshold: float, selected: bool) ->
         "kept_fraction": kept / total if total else 0.0,
         "kept_mass_fraction": float(aw[keep].sum()) / mass if mass > EPS_MASS else 0.0,
     }
+
+
+def relative_settings(graph: AttributionGraph, stages: list[int], *, mode: str = "cum_mass",
+                      top_p: float = DEFAULT_TOP_P, edge_share: float = 0.0, node_share: float = 0.0,
+                      connected: bool = False, hide_first_token: bool = False) -> PruneSettings:
+    """Pruning settings from shares, as the Graph page's sliders give them: the edge threshold as a share of the
+    strongest edge, the node threshold as a share of the largest |R| among `stages` (a hair under it, so a share of
+    1 keeps the strongest node)."""
+    w_max = max((float(np.abs(tr.weight).max()) for tr in graph.transitions if tr.n_edges), default=0.0)
+    r_max = float(np.abs(graph.node_relevance[stages]).max()) if len(stages) else 0.0
+    return PruneSettings(mode=mode, top_p=top_p, edge_threshold=edge_share * w_max,
+                         node_threshold=node_share * r_max * (1 - 1e-6),
+                         connected_to=(-1, -1) if connected else None, hide_first_token=hide_first_token)

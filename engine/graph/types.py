@@ -121,3 +121,11 @@ class PrunedGraph:
     edge_masks: list[np.ndarray]  # one bool [E] per transition
     details: list[dict]  # per transition: threshold, kept_edges, total_edges, kept_fraction
     stages: tuple[int, ...] = ()  # the stage indices that were selected (empty: all)
+
+    def shown_stages(self) -> list[int]:
+        """The selected stage indices, or every stage when none were selected."""
+        return list(self.stages) or list(range(self.node_mask.shape[0]))
+
+    def visible(self) -> list[tuple[int, int]]:
+        """(stage, token) of every node that survives, stage by stage, tokens in order."""
+        return [(s, int(t)) for s in self.shown_stages() for t in np.flatnonzero(self.node_mask[s])]

@@ -112,11 +112,11 @@ def segment_chart(segments: Mapping[str, float], scale: float = 1.0) -> alt.Char
 
 def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0) -> alt.LayerChart:
     """A static version of the attribution graph (for PNG export): same layout and colours as the pyvis view."""
-    stages = list(pruned.stages) or list(range(len(graph.stages)))
+    stages = pruned.shown_stages()
     row = {s: i for i, s in enumerate(stages)}
     rel = graph.node_relevance
-    nodes = pd.DataFrame([dict(x=int(t), y=row[s], stage=graph.stages[s].label, token=visible(graph.tokens[t]),
-                               R=float(rel[s, t])) for s in stages for t in np.flatnonzero(pruned.node_mask[s])],
+    nodes = pd.DataFrame([dict(x=t, y=row[s], stage=graph.stages[s].label, token=visible(graph.tokens[t]),
+                               R=float(rel[s, t])) for s, t in pruned.visible()],
                          columns=["x", "y", "stage", "token", "R"])
     rmax = float(nodes["R"].abs().max()) if len(nodes) else 1.0
     nodes["value"] = nodes["R"] / (rmax or 1.0)

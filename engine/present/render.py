@@ -200,10 +200,10 @@ def graph_network(graph: AttributionGraph, pruned: PrunedGraph, *, dx: int = 90,
     from pyvis.network import Network
 
     net = Network(directed=True)
-    stages = list(pruned.stages) or list(range(len(graph.stages)))
+    stages = pruned.shown_stages()
     row = {s: i for i, s in enumerate(stages)}
     rel = graph.node_relevance
-    vis_nodes = [(s, t) for s in stages for t in np.flatnonzero(pruned.node_mask[s])]
+    vis_nodes = pruned.visible()
     rmax = max((abs(float(rel[s, t])) for s, t in vis_nodes), default=0.0) or 1.0
     top = len(stages) - 1
     cols = {int(t): i for i, t in enumerate(sorted({int(t) for _, t in vis_nodes}))}
