@@ -18,6 +18,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from .hooks import scoped_hooks
 from .lrp.architectures import architecture_of
 from .lrp.context import Capture, lrp_rules
 from .models import ModelHandle
@@ -141,14 +142,13 @@ def run_trace(
             h.retain_grad()
             mids.append(h)
 
-    hooks = [layer.register_forward_hook(keep_post) for layer in layers]
-    if capture_mid and not recompute:
-        for layer in layers:
-            m = mid_module(handle, layer)
-            if m is not None:
-                hooks.append(m.register_forward_pre_hook(keep_mid, with_kwargs=True))
     ctx = lrp_rules(model, handle.rule, attention_capture) if rules else contextlib.nullcontext()
-    try:
+    with scoped_hooks() as hooks:
+        for layer in layers:
+            hooks.add(layer.register_forward_hook(keep_post))
+            m = mid_module(handle, layer) if capture_mid and not recompute else None
+            if m is not None:
+                hooks.add(m.register_forward_pre_hook(keep_mid, with_kwargs=True))
         with ctx, recomputed_layers(layers) if recompute else contextlib.nullcontext(), torch.enable_grad():
             model.eval()
             emb = embed(handle, ids)
@@ -158,9 +158,6 @@ def run_trace(
             target, contrast = pick(logits.detach())
             value = OBJECTIVES[objective](logits, target, contrast, k)
             value.backward()
-    finally:
-        for h in hooks:
-            h.remove()
     if keep_grads:
         post_grads = [p.grad.detach()[0] for p in posts]
         posts = [p.detach()[0] for p in posts]

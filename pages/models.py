@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from ui import layout, loaders, prompt_links, safe, state, views
+from ui import layout, loaders, safe, saved_prompts, state, views
 from ui.state import ModelSpec
 
 layout.page("Models")
@@ -64,7 +64,7 @@ with left:
             load(hub_id, revision)
 
 with st.expander("Saved long prompts"):  # links carry their hash (ui.prompt_links)
-    prompt_links.saved_prompts()
+    saved_prompts.saved_prompts()
 
 st.divider()
 st.subheader("Loaded")

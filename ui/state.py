@@ -35,6 +35,7 @@ import streamlit as st
 
 from engine.graph.types import DEFAULT_TOP_P
 from engine.records import FailureLensError
+from ui import prompt_links
 
 
 @dataclass(frozen=True)
@@ -214,8 +215,6 @@ def init() -> None:
                     ss[f.key] = _parse(f, values)
                 except ValueError:
                     issues.append(f"{f.key}={values[-1]!r} in the link is not valid; using the default.")
-        from ui import prompt_links
-
         ss[PROMPT] = prompt_links.read(ss[PROMPT], issues)
         ss[URL_ISSUES] = issues
         _fill_defaults(issues)
@@ -252,8 +251,6 @@ def url_params() -> dict[str, Any]:
         v = ss.get(f.key, f.default)
         if f.url and v != f.default and not (f.key == PROMPT and ss.get(CASE)):
             out[f.key] = _encode(v)
-    from ui import prompt_links
-
     return prompt_links.shorten(out)
 
 

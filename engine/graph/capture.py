@@ -13,6 +13,7 @@ from typing import Any, Iterator, Optional
 
 import torch
 
+from ..hooks import scoped_hooks
 from ..lrp.architectures import architecture_of
 from ..models import ModelHandle
 from ..trace import decoder_layers
@@ -83,26 +84,24 @@ class Recorder:
         MLP inner activations; mid: keep mid residuals."""
         from ..trace import mid_module
 
-        handles = []
         self.active = True
         try:
-            for i, layer in enumerate(self.layers):
-                if calls:
-                    handles.append(layer.register_forward_pre_hook(self._keep_call(i, "layer"), with_kwargs=True))
-                if calls and attn_calls:
-                    handles.append(attention_module(layer).register_forward_pre_hook(self._keep_call(i, "attn"),
-                                                                                     with_kwargs=True))
-                if inner:
-                    down = getattr(layer.mlp, architecture_of(self.handle).mlp_down)
-                    handles.append(down.register_forward_pre_hook(self._keep_tensor(i, "mlp_in")))
-                m = mid_module(self.handle, layer) if mid else None
-                if m is not None:
-                    handles.append(m.register_forward_pre_hook(self._keep_tensor(i, "mid")))
-            yield
+            with scoped_hooks() as hooks:
+                for i, layer in enumerate(self.layers):
+                    if calls:
+                        hooks.add(layer.register_forward_pre_hook(self._keep_call(i, "layer"), with_kwargs=True))
+                    if calls and attn_calls:
+                        hooks.add(attention_module(layer).register_forward_pre_hook(self._keep_call(i, "attn"),
+                                                                                    with_kwargs=True))
+                    if inner:
+                        down = getattr(layer.mlp, architecture_of(self.handle).mlp_down)
+                        hooks.add(down.register_forward_pre_hook(self._keep_tensor(i, "mlp_in")))
+                    m = mid_module(self.handle, layer) if mid else None
+                    if m is not None:
+                        hooks.add(m.register_forward_pre_hook(self._keep_tensor(i, "mid")))
+                yield
         finally:
             self.active = False
-            for h in handles:
-                h.remove()
 
     def _keep_call(self, i: int, what: str):
         def hook(_m, args, kwargs):

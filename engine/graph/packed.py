@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..hooks import scoped_hooks
 from ..lrp.context import lrp_rules
 from ..models import ModelHandle
 from ..trace import decoder_layers, mid_module
@@ -72,12 +73,11 @@ def packed_rows(
                 grabbed.setdefault(name, h)
             return hook
 
-        hooks = []
-        if src.kind == "mid":
-            hooks.append(mid_module(handle, layers[src.layer]).register_forward_pre_hook(grab("src"), with_kwargs=True))
-        if dst.kind == "mid":
-            hooks.append(mid_module(handle, layers[dst.layer]).register_forward_pre_hook(grab("dst"), with_kwargs=True))
-        try:
+        with scoped_hooks() as hooks:
+            for name, stage in (("src", src), ("dst", dst)):
+                if stage.kind == "mid":
+                    mid = mid_module(handle, layers[stage.layer])
+                    hooks.add(mid.register_forward_pre_hook(grab(name), with_kwargs=True))
             with lrp_rules(handle.model, handle.rule), torch.enable_grad():
                 h = x
                 for li in range(first, last + 1):
@@ -92,9 +92,6 @@ def packed_rows(
                 seed = torch.zeros_like(target)
                 seed[torch.arange(b), torch.tensor(chunk)] = dst_grad[chunk].to(seed.dtype)
                 (grad,) = torch.autograd.grad(target, source, seed)
-        finally:
-            for hk in hooks:
-                hk.remove()
         out[c0:c0 + b] = (source.detach().float() * grad.float()).sum(-1).numpy()
         if progress:
             progress("batch-packed rows", c0 + b, len(rows))

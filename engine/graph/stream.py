@@ -24,6 +24,7 @@ from torch.utils.checkpoint import set_checkpoint_early_stop
 
 from ..models import ModelHandle
 from ..trace import decoder_layers, mid_module, relevance
+from ..hooks import scoped_hooks
 from ..lrp.architectures import architecture_of
 from .capture import LayerRecord, attention_module, unsupported_reason
 from .closed_form import SparseEdges
@@ -144,20 +145,16 @@ class EdgeStream:
 
     @contextlib.contextmanager
     def hooks(self) -> Iterator[None]:
-        handles = []
-        try:
+        with scoped_hooks() as hooks:
             for i, layer in enumerate(self.layers):
-                handles.append(layer.register_forward_pre_hook(partial(self._layer_in, i), with_kwargs=True))
-                handles.append(layer.register_forward_hook(partial(self._layer_out, i)))
-                handles.append(attention_module(layer).register_forward_pre_hook(partial(self._attn_call, i),
-                                                                                 with_kwargs=True))
+                hooks.add(layer.register_forward_pre_hook(partial(self._layer_in, i), with_kwargs=True))
+                hooks.add(layer.register_forward_hook(partial(self._layer_out, i)))
+                hooks.add(attention_module(layer).register_forward_pre_hook(partial(self._attn_call, i),
+                                                                            with_kwargs=True))
                 down = getattr(layer.mlp, architecture_of(self.handle).mlp_down)
-                handles.append(down.register_forward_pre_hook(partial(self._mlp_in, i)))
+                hooks.add(down.register_forward_pre_hook(partial(self._mlp_in, i)))
                 mid = mid_module(self.handle, layer) if self.split else None
                 if mid is not None:
-                    handles.append(mid.register_forward_pre_hook(partial(self._mid, i), with_kwargs=True))
+                    hooks.add(mid.register_forward_pre_hook(partial(self._mid, i), with_kwargs=True))
             with set_checkpoint_early_stop(False):  # the recompute must reach the MLP's inner activation
                 yield
-        finally:
-            for h in handles:
-                h.remove()
