@@ -13,10 +13,10 @@ from dataclasses import replace
 
 from engine.cases.segments import assign_segments
 from engine.graph.build import build_graph
-from engine.graph.group import group_graph, node_cap_threshold
+from engine.graph.supernodes import group_graph, node_cap_threshold
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
-from engine.groups import group_tokens, pieces, snippet
+from engine.token_groups import group_tokens, pieces, snippet
 from engine.present.render import graph_data
 from engine.tokens import encode_prompt
 

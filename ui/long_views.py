@@ -1,6 +1,6 @@
 """Long prompts stay legible: token groups on the Heatmap page (granularity, minimap, strongest groups, a window
 around the selection, a group opened into its tokens) and supernodes on the Graph page (open / close, a cap on
-the number of nodes drawn). The maths are in engine.groups, engine.graph.group and engine.present.groups.
+the number of nodes drawn). The maths are in engine.token_groups, engine.graph.supernodes and engine.present.group_views.
 """
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Optional
 import streamlit as st
 
 from engine.cases.segments import assign_segments
-from engine.graph.group import group_graph, node_cap_threshold
+from engine.graph.supernodes import group_graph, node_cap_threshold
 from engine.graph.types import AttributionGraph, PruneSettings
-from engine.groups import (KINDS, SHORT_PROMPT, Grouping, auto_window, default_kind, group_tokens, pieces, snippet,
+from engine.token_groups import (KINDS, SHORT_PROMPT, Grouping, auto_window, default_kind, group_tokens, pieces, snippet,
                            top_groups, window_around, with_open)
 from engine.present import render
-from engine.present.groups import group_heatmap_fragment, group_view, minimap_chart, ranked_rows
+from engine.present.group_views import group_heatmap_fragment, group_view, minimap_chart, ranked_rows
 from engine.records import Attribution
 from ui import layout, safe, state, views, widgets
 

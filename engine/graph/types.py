@@ -73,7 +73,7 @@ class AttributionGraph:
     dims_val: Optional[np.ndarray] = None  # float32 [stages, tokens, K] their signed relevance
     neurons_idx: Optional[np.ndarray] = None  # int32 [layers, tokens, K] top MLP neurons (act * grad)
     neurons_val: Optional[np.ndarray] = None  # float32 [layers, tokens, K]
-    spans: Optional[tuple[tuple[int, int], ...]] = None  # grouped graphs (graph.group): token range [start, end) of each column
+    spans: Optional[tuple[tuple[int, int], ...]] = None  # grouped graphs (graph.supernodes): token range [start, end) of each column
     path: str = "kept"  # memory path that ran: "kept" activations or per-layer "recompute" (same edges)
 
     @property

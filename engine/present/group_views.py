@@ -14,7 +14,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from engine.groups import Grouping, group_sum, snippet
+from engine.token_groups import Grouping, group_sum, snippet
 from engine.present.render import _text_colour, colour, normalise
 from engine.present.text import visible
 

@@ -1,8 +1,8 @@
-"""Token groups (engine.groups): boundaries of each kind on hand-written text, exact sums, expand round trips."""
+"""Token groups (engine.token_groups): boundaries of each kind on hand-written text, exact sums, expand round trips."""
 import numpy as np
 import pytest
 
-from engine.groups import (Grouping, auto_window, default_kind, expand, group_sum, group_tokens, pieces, snippet,
+from engine.token_groups import (Grouping, auto_window, default_kind, expand, group_sum, group_tokens, pieces, snippet,
                            top_groups, window_around, with_open)
 
 TEXT = "<s>The cat sat. It ran!\nNew line here\nend"

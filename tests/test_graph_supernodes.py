@@ -1,4 +1,4 @@
-"""Supernodes (engine.graph.group) on hand-built graphs: exact sums, the in-edges + absorbed identity per group,
+"""Supernodes (engine.graph.supernodes) on hand-built graphs: exact sums, the in-edges + absorbed identity per group,
 identity for single-token groups, expand, exports that follow the grouping."""
 import json
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from engine.graph.export import from_json, node_id, to_graphml, to_json
-from engine.graph.group import group_graph, node_cap_threshold
+from engine.graph.supernodes import group_graph, node_cap_threshold
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
-from engine.groups import Grouping, expand, group_tokens
+from engine.token_groups import Grouping, expand, group_tokens
 
 from graph_fixtures import edge_set, make_graph, small_graph
 

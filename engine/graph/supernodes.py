@@ -1,4 +1,4 @@
-"""Supernodes: an AttributionGraph whose columns are token groups (engine.groups) instead of tokens.
+"""Supernodes: an AttributionGraph whose columns are token groups (engine.token_groups) instead of tokens.
 
 Per stage s and group G: R[s, G] = Σ_{t in G} R[s, t]. Per transition, the edge G -> H is the sum of every
 edge t -> u with t in G and u in H (weights, per-head splits and per-path splits alike), and absorbed[H] =
@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from engine.graph.types import AttributionGraph, EdgeSet
-from engine.groups import Grouping, group_sum
+from engine.token_groups import Grouping, group_sum
 
 
 def group_graph(graph: AttributionGraph, grouping: Grouping) -> AttributionGraph:
