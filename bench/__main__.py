@@ -1,5 +1,5 @@
 """`python -m bench heatmap` / `python -m bench graph [--quick]` / `python -m bench check` / `python -m bench long` /
-`python -m bench memory [--lengths ...]`."""
+`python -m bench memory [--lengths ...]` / `python -m bench dashboard`."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", choices=["heatmap", "graph", "check", "long", "memory"])
+    parser.add_argument("which", choices=["heatmap", "graph", "check", "long", "memory", "dashboard"])
     parser.add_argument("--quick", action="store_true", help="shorter prompts, fewer repeats (smoke run)")
     parser.add_argument("--model", default=None, help="model source (default: the largest zoo model)")
     parser.add_argument("--threads", type=int, default=1,
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         from .check import run
     elif args.which == "graph":
         from .graph import run
+    elif args.which == "dashboard":
+        from .dashboard import run
     else:
         from .long import run
     return run(args.model, args.quick)

@@ -16,7 +16,7 @@ import engine
 from engine.graph.cache import GraphCache, graph_key
 from engine.models import ModelHandle, describe
 from engine.records import Attribution, FailureLensError
-from ui import safe, state
+from ui import safe, state, timings
 from ui.state import ModelSpec
 
 MAX_MODELS = 4
@@ -38,10 +38,11 @@ def model(param: str, quiet: bool = False) -> Optional[ModelHandle]:
     """The loaded model for a spec (loading it on first use); None (after an st.error) when it cannot load."""
     try:
         spec = ModelSpec.parse(param)
-        if quiet:
-            return _load(param, _trusted(param))
-        with st.spinner(f"Loading {safe.plain(spec.label)} …", show_time=True):
-            return _load(param, _trusted(param))
+        with timings.phase("model from cache"):
+            if quiet:
+                return _load(param, _trusted(param))
+            with st.spinner(f"Loading {safe.plain(spec.label)} …", show_time=True):
+                return _load(param, _trusted(param))
     except FailureLensError as e:
         st.error(f"Model {safe.quoted(param)}: {safe.plain(e)}")
         return None
@@ -94,7 +95,8 @@ def _try_attribution(handle: ModelHandle, prompt: str, target: str, contrast: st
 def attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mode: str, strategy: str,
                 k: int) -> Optional[Attribution]:
     """Token relevance for the view (cached); None after an st.error when the input is not usable."""
-    att, error = _try_attribution(handle, prompt, target, contrast, mode, strategy, k)
+    with timings.phase("attribution"):
+        att, error = _try_attribution(handle, prompt, target, contrast, mode, strategy, k)
     if error:
         st.error(safe.plain(error))
     return att
@@ -112,7 +114,8 @@ def view_attribution(handle: ModelHandle, prompt: str) -> Attribution:
         st.stop()
     target, contrast = state.get(state.TARGET), state.get(state.CONTRAST)
     objective = (state.get(state.MODE), state.get(state.STRATEGY), state.get(state.K))
-    att, error = _try_attribution(handle, prompt, target, contrast, *objective)
+    with timings.phase("attribution"):
+        att, error = _try_attribution(handle, prompt, target, contrast, *objective)
     if error:
         for t, c in dict.fromkeys([(target, ""), ("", "")]):
             if (t, c) != (target, contrast):
@@ -156,7 +159,8 @@ def graph(handle: ModelHandle, prompt: str, att: Attribution, stages: Optional[l
             contrast=f"#{con}" if con is not None else None, mode=att.mode, strategy=att.strategy, k=att.k,
             position=att.position, split=split, stages=stages, progress=progress)
 
-    g = run(key, f"Building the attribution graph ({len(att.token_ids)} tokens)", work)
+    with timings.phase("graph"):
+        g = run(key, f"Building the attribution graph ({len(att.token_ids)} tokens)", work)
     if g is not None:
         cache.put(key, g)
     return g, key
