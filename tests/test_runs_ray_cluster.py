@@ -189,3 +189,19 @@ def test_wrong_token_and_wrong_address_get_their_own_messages(cluster, tmp_path)
         assert all(way in errs[name] for way in ("~/.ray/auth_token", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN"))
     assert "nothing answers there" in errs["wrong address"] and "token" not in errs["wrong address"]
     assert not (tmp_path / "store").exists()  # each failed before the sweep opened its store
+
+
+def test_a_port_where_something_else_answers_is_not_taken_for_a_cluster(tmp_path):
+    """A listening socket that never speaks gRPC: the address is refused after GCS_PROBE_S, without the minutes
+    Ray would retry. In a subprocess, as the probe leaves a blocked Ray call behind."""
+    script = ("import socket, time, engine.runs.ray as r\n"
+              "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(5)\n"
+              "r.GCS_PROBE_S = 2\n"
+              "t = time.monotonic()\n"
+              "try:\n    r.connect(f'127.0.0.1:{srv.getsockname()[1]}')\n"
+              "except r.ClusterUnreachable as e:\n    print(f'{time.monotonic() - t:.1f}', e)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seconds, message = done.stdout.split(" ", 1)
+    assert "answers, but not as the head of a Ray cluster" in message and float(seconds) < 30

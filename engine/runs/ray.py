@@ -85,7 +85,7 @@ class ClusterAuthFailed(ClusterError):
 
 
 ADDRESS_HELP = ("check the address: HOST:PORT with the port of `ray start --head --port=PORT` (6379 unless set; "
-                "`ray status` on the head prints it), or ray://HOST:10001 for Ray Client")
+                "`ray status` on the head prints it), or ray://HOST:10001 for Ray Client (needs ray[client])")
 TOKEN_HELP = ("Give this machine the cluster's token (`ray get-auth-token` on the head prints it) in one of the ways "
               "Ray reads it: the file ~/.ray/auth_token, a file named by RAY_AUTH_TOKEN_PATH, or the token itself "
               "in RAY_AUTH_TOKEN. See docs/ray.md.")
