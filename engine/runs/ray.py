@@ -11,13 +11,19 @@
 - Resume, run ids and progress work as in `engine.runs.sweep.run_sweep`; time left comes from the throughput of
   all actors together.
 
+`connect(address)` joins the cluster (also for other commands that run on Ray): the token of a cluster with
+token authentication is found where Ray looks for it, and a refused token, an address where nobody answers and
+one where something else answers each fail at once with their own error (ClusterAuthFailed, ClusterUnreachable).
+
 The engine package is shipped to the workers (runtime_env py_modules); models are loaded on the workers, so
 a model folder must exist there under the same path (hub ids are downloaded there).
 """
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -66,30 +72,147 @@ class ModelWorker:
         return analyse_case(self._handle(), case, bench, self.config)
 
 
+class ClusterError(FailureLensError):
+    """`--ray ADDRESS` could not be joined. The subclass says why; the message names a way out."""
+
+
+class ClusterUnreachable(ClusterError):
+    """Nobody answers at the address, or what answers is not a Ray cluster."""
+
+
+class ClusterAuthFailed(ClusterError):
+    """The cluster uses token authentication and refused this client: no token here, or not its token."""
+
+
+ADDRESS_HELP = ("check the address: HOST:PORT with the port of `ray start --head --port=PORT` (6379 unless set; "
+                "`ray status` on the head prints it), or ray://HOST:10001 for Ray Client (needs ray[client])")
+TOKEN_HELP = ("Give this machine the cluster's token (`ray get-auth-token` on the head prints it) in one of the ways "
+              "Ray reads it: the file ~/.ray/auth_token, a file named by RAY_AUTH_TOKEN_PATH, or the token itself "
+              "in RAY_AUTH_TOKEN. See docs/ray.md.")
+GCS_PROBE_S = 10.0  # a Ray head answers in milliseconds; another service on the port never does
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise FailureLensError(f"--ray {address!r} is not a Ray address; use auto, HOST:PORT or ray://HOST:PORT.")
+    return host.strip("[]"), int(port)
+
+
 def probe(address: Optional[str], timeout: float = 5.0) -> None:
     """Fail fast on an address nobody answers at (ray.init itself retries for minutes)."""
     if address in (None, "auto"):
         return
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    if not host or not port.isdigit():
-        raise FailureLensError(f"--ray {address!r} is not a Ray address; use auto, HOST:PORT or ray://HOST:PORT.")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        socket.create_connection(_split(address), timeout=timeout).close()
     except OSError as e:
-        raise FailureLensError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); check the address "
-                               "and that the cluster is up (`ray status` on its head node).") from None
+        raise ClusterUnreachable(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): nothing answers "
+                                 f"there. Is the cluster up (`ray status` on its head)? Else {ADDRESS_HELP}.") from None
 
 
-def _connect(ray: Any, address: Optional[str]) -> bool:
-    """Join the cluster at `address` ("auto": this machine's cluster, else a new local one). True if started here."""
+def token_source() -> Optional[str]:
+    """Where Ray reads this process's token from (its order: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH,
+    ~/.ray/auth_token), or None when there is none. An unreadable RAY_AUTH_TOKEN_PATH is ClusterAuthFailed."""
+    from ray._raylet import AuthenticationTokenLoader
+    from ray.exceptions import AuthenticationError
+
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    try:
+        if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+            return None
+    except AuthenticationError:  # Ray's own check of RAY_AUTH_TOKEN_PATH
+        raise ClusterAuthFailed(f"RAY_AUTH_TOKEN_PATH is {path!r}, which is not a readable, non-empty token file. "
+                                + TOKEN_HELP) from None
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return "RAY_AUTH_TOKEN"
+    return f"RAY_AUTH_TOKEN_PATH ({path})" if path else "~/.ray/auth_token"
+
+
+def _token_mode() -> Optional[str]:
+    """Put this process in Ray's token mode when RAY_AUTH_MODE is unset and a token exists (what `ray start` and
+    ray.init("auto") do; ray.init with an explicit address does not). A token-mode client also joins a cluster
+    without authentication. Returns where the token comes from, None when this process sends none."""
+    from ray._raylet import AuthenticationMode, Config, get_authentication_mode
+
+    mode = os.environ.get("RAY_AUTH_MODE")
+    source = token_source()
+    if mode is None and source is not None:
+        os.environ["RAY_AUTH_MODE"] = "token"  # inherited by what this process starts, as Ray does itself
+        Config.initialize("")  # Ray caches its config: re-read the mode
+    return source if get_authentication_mode() == AuthenticationMode.TOKEN else None
+
+
+def _refused(address: str, source: Optional[str]) -> ClusterAuthFailed:
+    if source is not None:
+        why = f"refused the token from {source}: it is not this cluster's token."
+    elif os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        why = "uses token authentication, and RAY_AUTH_MODE=disabled here sends none; unset it."
+    else:
+        why = "uses token authentication, and this machine has no token."
+    return ClusterAuthFailed(f"the Ray cluster at {address} {why} {TOKEN_HELP}")
+
+
+def _check_gcs(address: str, source: Optional[str]) -> None:
+    """Ask the head's GCS for the cluster id with this process's token: a refusal is known at once (ray.init
+    would retry it for 20 s and report a connection failure). Runs in a thread, as the call blocks for 40 s on a
+    port where something else answers."""
+    from ray._raylet import GcsClient
+    from ray.exceptions import AuthenticationError
+
+    outcome: list[Optional[BaseException]] = []
+
+    def ask() -> None:
+        try:
+            GcsClient(address=address)  # asks the GCS for the cluster id
+            outcome.append(None)
+        except Exception as e:  # noqa: BLE001 - judged below
+            outcome.append(e)
+
+    thread = threading.Thread(target=ask, daemon=True, name="ray-gcs-probe")
+    thread.start()
+    thread.join(GCS_PROBE_S)
+    if not outcome:
+        raise ClusterUnreachable(f"{address} answers, but not as the head of a Ray cluster (no reply within "
+                                 f"{GCS_PROBE_S:.0f} s); {ADDRESS_HELP}.")
+    if isinstance(outcome[0], AuthenticationError):
+        raise _refused(address, source)
+    if outcome[0] is not None:
+        raise ClusterUnreachable(f"cannot join the Ray cluster at {address} ({outcome[0]}); {ADDRESS_HELP}.")
+
+
+def _auth_failure(e: BaseException) -> bool:
+    from ray.exceptions import AuthenticationError
+
+    while e is not None:
+        if isinstance(e, AuthenticationError) or "InvalidAuthToken" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def connect(address: Optional[str]) -> bool:
+    """Join Ray in this process. `address`: None or "auto" (this machine's cluster, else a new local one),
+    HOST:PORT (the head's GCS port, `ray start --head --port`) or ray://HOST:PORT (Ray Client). Token
+    authentication (on by default for clusters started where a token exists) needs no step when the token is
+    where Ray looks for it. True if this call initialised Ray (the caller shuts it down); False if it already was.
+    Raises ClusterUnreachable, ClusterAuthFailed, or FailureLensError for a malformed address or Ray missing."""
+    ray = require_ray()
     if ray.is_initialized():
         return False
+    explicit = address not in (None, "auto")
+    if explicit:
+        probe(address)
+    source = _token_mode()
+    if explicit and "://" not in address:
+        _check_gcs(address, source)
     try:
-        ray.init(address=None if address in (None, "auto") else address, runtime_env=RUNTIME_ENV,
-                 include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise FailureLensError(f"cannot reach the Ray cluster at {address!r} ({e}); check the address "
-                               "(e.g. ray://head:10001 or head:6379) and that `ray status` works there.") from None
+        ray.init(address=address if explicit else None, runtime_env=RUNTIME_ENV, include_dashboard=False,
+                 log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
+        if _auth_failure(e):
+            raise _refused(address or "auto", source) from None
+        raise ClusterUnreachable(f"cannot join the Ray cluster at {address or 'auto'} ({e}); {ADDRESS_HELP}, "
+                                 "and that `ray status` works there.") from None
     return True
 
 
@@ -105,9 +228,7 @@ def run_sweep_ray(config: SweepConfig, address: Optional[str] = None, resume: bo
     ray = require_ray()
     run_id = run_id or default_run_id(config)
     emit = progress or (lambda p: None)
-    if not ray.is_initialized():
-        probe(address)
-    started = _connect(ray, address)
+    started = connect(address)
     actors: dict[str, Any] = {}
     try:
         with Store(config.store) as store:
