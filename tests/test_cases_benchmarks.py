@@ -122,7 +122,8 @@ def test_loader_errors_name_the_problem(tmp_path):
         load_benchmark("ifeval", bad)
     with pytest.raises(FailureLensError, match="'canonical_solution'"):
         load_benchmark("humaneval", _jsonl(tmp_path / "h.jsonl", [{"task_id": "t", "prompt": "p"}]))
-    dup = _jsonl(tmp_path / "d.jsonl", [{"problem": "a", "solution": "b", "id": 1}, {"problem": "c", "solution": "d", "id": 1}])
+    dup = _jsonl(tmp_path / "d.jsonl", [{"problem": "a", "solution": "b", "id": 1},
+                                        {"problem": "c", "solution": "d", "id": 1}])
     with pytest.raises(FailureLensError, match="duplicate id '1'"):
         load_benchmark("math", dup)
     with pytest.raises(FailureLensError, match="does not apply"):
@@ -131,7 +132,8 @@ def test_loader_errors_name_the_problem(tmp_path):
         load_benchmark("mmlu", dup)
     with pytest.raises(FailureLensError, match="not found"):
         load_benchmark("math", tmp_path / "missing.jsonl")
-    assert len(load_benchmark("math", _jsonl(tmp_path / "m.jsonl", [{"problem": "a", "solution": "b"}] * 3), limit=2)) == 2
+    assert len(load_benchmark("math", _jsonl(tmp_path / "m.jsonl", [{"problem": "a", "solution": "b"}] * 3),
+                              limit=2)) == 2
 
 
 def _case(prompt="  Say hi. Be brief.  "):

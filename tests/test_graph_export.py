@@ -29,7 +29,8 @@ def assert_same(a, b):
     assert a.node_relevance.dtype == b.node_relevance.dtype
     assert len(a.transitions) == len(b.transitions)
     for x, y in zip(a.transitions, b.transitions):
-        assert (x.src_stage, x.dst_stage, x.method, x.dropped_mass) == (y.src_stage, y.dst_stage, y.method, y.dropped_mass)
+        assert ((x.src_stage, x.dst_stage, x.method, x.dropped_mass)
+                == (y.src_stage, y.dst_stage, y.method, y.dropped_mass))
         for name in ("src_tok", "dst_tok", "weight", "absorbed", "heads", "paths"):
             u, v = getattr(x, name), getattr(y, name)
             assert (u is None) == (v is None), name

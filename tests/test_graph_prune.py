@@ -36,7 +36,8 @@ def test_global_threshold_and_details():
     assert masks(p) == [[T, T, F, F, F, T, F], [F, F, T, T, T], [T, F]]
     assert p.node_mask.tolist() == [[T, T, T, F], [T, T, T, T], [T, F, T, T]]  # |R| > 0
     d = p.details[0]
-    assert (d["selected"], d["threshold"], d["kept_edges"], d["total_edges"]) == (True, 0.15, 3, 6)  # zero edge not counted
+    # zero edge not counted
+    assert (d["selected"], d["threshold"], d["kept_edges"], d["total_edges"]) == (True, 0.15, 3, 6)
     assert d["kept_fraction"] == pytest.approx(0.5)
     assert d["kept_mass_fraction"] == pytest.approx(0.8 / 1.0)
     assert p.stages == (0, 1, 2)

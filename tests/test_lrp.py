@@ -50,7 +50,8 @@ def test_attnlrp_reports_conservation_and_finite_relevance(tiny_model_dir, arch)
 
 
 def _instance_state(model):
-    return {name: sorted(k for k in m.__dict__ if k in ("forward", "_failure_lens")) for name, m in model.named_modules()}
+    return {name: sorted(k for k in m.__dict__ if k in ("forward", "_failure_lens"))
+            for name, m in model.named_modules()}
 
 
 def test_rules_are_scoped_and_two_architectures_coexist(tiny_model_dir):

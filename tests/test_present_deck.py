@@ -45,7 +45,8 @@ def test_exports_have_title_legend_in_words_and_16x9():
     title = slide.to_dict()["title"]
     assert title["text"] == "zoo:l · l/eval-math-00014 · 'CHERRY' vs 'cherry'"
     words = " ".join(title["subtitle"])  # wrapped to the chart's width
-    assert "red: supports 'CHERRY' (the wrong answer)" in words and "blue: supports 'cherry' (the right answer)" in words
+    assert ("red: supports 'CHERRY' (the wrong answer)" in words
+            and "blue: supports 'cherry' (the right answer)" in words)
     assert "The model says 'CHERRY'." in words
     png = Image.open(io.BytesIO(figures.png_16x9(slide)))
     assert abs(png.width / png.height - 16 / 9) < 0.01

@@ -50,7 +50,8 @@ def test_sweep_stores_every_case(reference):
             # the heatmap explains the failure found by teacher forcing, on the same ids
             assert row.extra["objective"] == pytest.approx(row.logit_diff, abs=1e-4)
             assert {"instruction", "query", "answer", "total", "instruction_target"} <= row.segment_rel.keys()
-            assert row.suggestion["category"]["outcome"] and row.faith["base_logit_diff"] == pytest.approx(row.logit_diff, abs=1e-4)
+            assert (row.suggestion["category"]["outcome"]
+                    and row.faith["base_logit_diff"] == pytest.approx(row.logit_diff, abs=1e-4))
             case = load_case(s, "t", "tiny", f"main/c{i}")
             assert len(case.token_ids) == len(case.relevance) == len(case.tokens) == row.position
             assert "instruction" in case.segments and case.layer_relevance.shape == (3, row.position)

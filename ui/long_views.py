@@ -63,7 +63,8 @@ def _ranked(view, groups: list[int], title: str, key: str) -> None:
     if not groups:
         st.caption("none")
     for row in ranked_rows(view, groups, limit=48):
-        st.button(f"{row['R']:+.3f} · tokens {safe.plain(row['tokens'])} · {safe.plain(row['text'])}", key=f"{key}:{row['group']}",
+        st.button(f"{row['R']:+.3f} · tokens {safe.plain(row['tokens'])} · {safe.plain(row['text'])}",
+                  key=f"{key}:{row['group']}",
                   on_click=_select, args=(view.grouping.starts[row["group"]],), width="stretch",
                   help="Jump to this group in the heatmap and open it into its tokens.")
 
@@ -91,7 +92,8 @@ def heatmap(att: Attribution, prompt: str, mask: list[bool], values: list[float]
     first, last = groups.starts[lo], groups.ends[hi - 1]
     if n > SHORT_PROMPT:
         _minimap(att, mask, (first, last))
-    st.caption(f"{safe.plain(_label(groups.kind))}: {groups.n_groups:d} groups over {n:d} tokens (colour: Σ R of each group). "
+    st.caption(f"{safe.plain(_label(groups.kind))}: {groups.n_groups:d} groups over {n:d} tokens "
+               f"(colour: Σ R of each group). "
                f"Showing tokens {first:d}–{last - 1:d}" + ("" if (first, last) == (0, n) else " around the selection")
                + ". Pick a group below (or click the strip) to jump to it and open it.")
     st.html(group_heatmap_fragment(view, lo, hi, selected=opened, font_scale=layout.scale()))
@@ -127,8 +129,9 @@ def _opened(att: Attribution, groups: Grouping, g: int, mask: list[bool]) -> Non
         s = min(max(s, peak - OPEN_TOKENS // 2), e - OPEN_TOKENS)
         e = s + OPEN_TOKENS
     head, close = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"**Opened: group {g:d}**, tokens {s:d}–{e - 1:d}" + (f" (of {groups.spans[g][0]:d}–{groups.spans[g][1] - 1:d})"
-                  if (s, e) != groups.spans[g] else "") + " · colour scale: max |R| inside the group")
+    head.markdown(f"**Opened: group {g:d}**, tokens {s:d}–{e - 1:d}"
+                  + (f" (of {groups.spans[g][0]:d}–{groups.spans[g][1] - 1:d})" if (s, e) != groups.spans[g] else "")
+                  + " · colour scale: max |R| inside the group")
     close.button("Close", key="grp:close", on_click=_select, args=(-1,))
     sub_mask = [mask[t] for t in range(s, e)]
     sub_values = render.normalise(att.relevance[s:e], sub_mask, state.get(state.NORM))
@@ -145,7 +148,8 @@ def _grouped(graph_key: str, kind: str, starts: tuple[int, ...], _graph: Attribu
 
 def _short_labels(groups: Grouping) -> Grouping:
     """Node labels and tooltips: a group's first words, not its whole text (a segment can be 4k tokens)."""
-    return replace(groups, texts=tuple(t if groups.size(i) == 1 else snippet(t, 40) for i, t in enumerate(groups.texts)))
+    return replace(groups, texts=tuple(t if groups.size(i) == 1 else snippet(t, 40)
+                                       for i, t in enumerate(groups.texts)))
 
 
 def grouped_graph(graph: AttributionGraph, key: str, att: Attribution, prompt: str) -> AttributionGraph:
@@ -198,7 +202,8 @@ def supernode(graph: AttributionGraph, stage: int, column: int) -> None:
     s, e = graph.spans[column]
     base: Optional[Grouping] = st.session_state.get(_BASE)
     if e - s > 1:
-        st.caption(f"A supernode of {e - s:d} tokens ({s:d}–{e - 1:d}): “{safe.plain(snippet(graph.tokens[column], 80))}”. "
+        st.caption(f"A supernode of {e - s:d} tokens ({s:d}–{e - 1:d}): "
+                   f"“{safe.plain(snippet(graph.tokens[column], 80))}”. "
                    "Hidden dimensions and neurons are per token: open it to see them.")
         st.button("Open this group into its tokens", key="sn:open", type="primary", on_click=_set_open,
                   args=(sorted(set(state.get(state.OPEN)) | {s}),))

@@ -309,7 +309,8 @@ def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold
     r_dst = node_rel[t].numpy()
     rows = [int(i) for i in np.nonzero(np.abs(r_dst) > node_threshold)[0]]
     if len(rows) < len(r_dst):
-        notes.append(f"{src.name} -> {dst.name}: expanded {len(rows)} of {len(r_dst)} targets (|R| > {node_threshold}).")
+        notes.append(f"{src.name} -> {dst.name}: expanded {len(rows)} of {len(r_dst)} targets "
+                     f"(|R| > {node_threshold}).")
     n_run = dst.layer - max(src.layer, 0) + 1
     b = batch or choose_batch(handle, len(r_dst), n_run)
     emb, posts = p.states[0], p.posts

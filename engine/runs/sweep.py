@@ -310,7 +310,8 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
                                             node_threshold=p.node_threshold), stages)
             graph = to_json(g, pruned)
         arrays["graph_json"] = text_array(json.dumps(graph))
-        extra["graph"] = {"nodes": len(graph["nodes"]["token"]), "edges": sum(t["n_edges"] for t in graph["transitions"]),
+        extra["graph"] = {"nodes": len(graph["nodes"]["token"]),
+                          "edges": sum(t["n_edges"] for t in graph["transitions"]),
                           "notes": list(g.notes)}
     if cfg.compute.faithfulness.enabled and cfg.compute.heatmap:
         from engine.cases.faithfulness import mask_flip_k, neutral_mask_id
