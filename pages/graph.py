@@ -5,12 +5,12 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from engine.present import charts, glossary, render, summary
 from engine.graph.drilldown import node_drilldown
 from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, stage_layout
 from engine.graph.types import PruneSettings
+from engine.present import charts, glossary, render, summary
 from ui import checks, inputs, layout, loaders, long_views, safe, state, story, views, widgets
 from ui.graph_component import live_graph
 from ui.state import ModelSpec

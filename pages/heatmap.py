@@ -2,8 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from engine.present import charts, render
 from engine.cases.segments import assign_segments, segment_relevance
+from engine.present import charts, render
 from ui import checks, inputs, layout, loaders, long_views, state, story, views, widgets
 from ui.state import ModelSpec
 

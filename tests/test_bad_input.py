@@ -18,8 +18,8 @@ from engine.cases.benchmarks import load_benchmark
 from engine.graph.build import build_graph
 from engine.graph.types import PruneSettings
 from engine.records import FailureLensError
-from engine.runs.store import Store
 from engine.runs.config import load_sweep_config, parse_sweep_config
+from engine.runs.store import Store
 
 PROMPT = "the of and to in is was for on that"
 

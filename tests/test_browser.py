@@ -396,8 +396,8 @@ def test_evolution_film_strip_and_exports(server, driver, tmp_path):
 
 def test_sweeps_page_browses_a_store(server, driver, tmp_path):
     """A store written by a real (small) sweep on the zoo opens from a link, with its results table."""
-    from engine.runs.sweep import run_sweep
     from engine.runs.config import load_sweep_config
+    from engine.runs.sweep import run_sweep
     from engine.zoo import zoo_sizes
 
     cfg = tmp_path / "sweep.yaml"
@@ -469,8 +469,9 @@ def test_graph_slider_redraw_and_node_click(server, driver):
     name, case, n = _case_near(512)
     # token nodes, as the issue measured (over 300 tokens the page would open on segment supernodes)
     driver.get(f"{url}/graph?model={quote('zoo:' + name)}&case={quote(name + '/' + case.case_id)}&ggran=tokens")
-    caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
-                            if "edges shown" in e.text), "")  # noqa: E731
+    def caption():
+        return next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
+                     if "edges shown" in e.text), "")
     _wait(driver, "the graph", caption)
     _idle(driver)
     first = _wait(driver, "the first drawing", lambda: _drawn(driver))
@@ -611,8 +612,9 @@ def test_long_case_groups_and_supernodes(server, driver):
     _tall_shot(driver, "long-heatmap", 2600)
     # the graph: segment supernodes, a slider move, a click on a supernode, open it
     driver.get(f"{url}/graph?{link}")
-    caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
-                            if "edges shown" in e.text), "")  # noqa: E731
+    def caption():
+        return next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
+                     if "edges shown" in e.text), "")
     _wait(driver, "the supernode graph", lambda: caption() and "as supernodes" in _text(driver), 3 * TIMEOUT)
     _idle(driver)
     assert int(_wait(driver, "the caption", caption).split(" nodes")[0]) <= 80

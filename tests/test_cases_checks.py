@@ -2,8 +2,8 @@
 import random
 
 import pytest
-from test_cases_faithfulness import CONTRIB, CONTRAST, IDS, MASK, REL, SPECIAL, TARGET, BagOfWords
 from hand_set_lm import TOP_LOGIT, bigram_model, make_tokenizer, tid
+from test_cases_faithfulness import CONTRAST, CONTRIB, IDS, MASK, REL, SPECIAL, TARGET, BagOfWords
 
 from engine.cases.checks import PARTLY_SHARE, _verdict, deletion_curves, replacement_id
 from engine.records import FailureLensError

@@ -2,11 +2,11 @@ import json
 
 import networkx as nx
 import numpy as np
+from graph_fixtures import edge_set, make_graph, small_graph
 
 from engine.graph.export import from_json, to_graphml, to_json, to_networkx, write_json
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
-from graph_fixtures import edge_set, make_graph, small_graph
 
 NASTY = ["<s>", "<script>alert(1)</script>", "a&b\"'", "\x00\x0b\r\n"]
 

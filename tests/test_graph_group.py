@@ -4,14 +4,13 @@ import json
 
 import numpy as np
 import pytest
+from graph_fixtures import edge_set, make_graph, small_graph
 
 from engine.graph.export import from_json, node_id, to_graphml, to_json
 from engine.graph.group import group_graph, node_cap_threshold
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
 from engine.groups import Grouping, expand, group_tokens
-
-from graph_fixtures import edge_set, make_graph, small_graph
 
 
 def _grouping(spans: list[tuple[int, int]], n: int) -> Grouping:

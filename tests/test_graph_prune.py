@@ -2,10 +2,10 @@ import math
 
 import numpy as np
 import pytest
+from graph_fixtures import small_graph
 
 from engine.graph.prune import cum_mass_threshold, layer_presets, prune, stage_layout
 from engine.graph.types import AttributionGraph, EdgeSet, PruneSettings
-from graph_fixtures import small_graph
 
 T, F = True, False
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_models import ARCHS
 
 from engine import attribute, load_model
 from engine.lrp.context import lrp_rules
-from tiny_models import ARCHS
 
 PROMPT = "the of and to in is was for on that with as by at from it his her their its an"
 BIAS_FREE = ("qwen3", "llama", "mistral", "gemma3", "olmo2", "olmo3", "phi3")

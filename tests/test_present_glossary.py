@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 import numpy as np
 import pandas as pd
+import pytest
+from graph_fixtures import edge_set, make_graph, small_graph
 
 from engine.present import glossary
-
-from graph_fixtures import edge_set, make_graph, small_graph
 
 
 def _missing(codes) -> list[str]:
@@ -92,9 +90,9 @@ def test_every_check_and_verdict_code_has_an_entry():
 
 
 def test_every_comparison_and_topk_column_has_an_entry():
+    from engine.cases.segments import SEGMENTS
     from engine.compare import deltas
     from engine.present.summary import SEGMENT_WORDS
-    from engine.cases.segments import SEGMENTS
     from engine.records import Attribution, TokenChoice, TopToken
     from ui import inputs
 

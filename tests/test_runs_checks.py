@@ -6,12 +6,12 @@ import sqlite3
 
 import pandas as pd
 import pytest
+from sweep_fixtures import write_bench, write_config
 
 from engine.cases.checks import VERDICTS, causal_outcome, verdict_table
 from engine.runs.config import load_sweep_config, parse_sweep_config
 from engine.runs.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, ResultRow, Store
 from engine.runs.sweep import run_sweep
-from sweep_fixtures import write_bench, write_config
 
 
 def test_a_schema_1_store_is_migrated_and_keeps_its_results(tmp_path):

@@ -117,7 +117,7 @@ def test_labels_history_and_exports(store, tmp_path):
     sug = suggest_category({"total": 0.5, "instruction": -0.2}, 2.0)
     store.add_label("r1", Label.now("ifeval/1", "a", sug, Category(Outcome.M_IA, Pattern.OIT)))
     store.add_label("r1", Label.now("ifeval/1", "a", sug, Category(Outcome.M_IA, Pattern.URT), author="bo"))
-    assert [l["pattern"] for l in store.labels("r1", latest=False)] == ["OIT", "URT"]
+    assert [label["pattern"] for label in store.labels("r1", latest=False)] == ["OIT", "URT"]
     [latest] = store.labels("r1")
     assert latest["author"] == "bo" and latest["suggested_json"] and latest["created"] > 0
     for name in ("res.csv", "res.parquet"):

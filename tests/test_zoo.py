@@ -15,6 +15,7 @@ from engine.zoo import (
     FAMILIES,
     MODELS_DIR,
     ZooFailure,
+    bench_gen,
     load_benchmark,
     load_failures,
     zoo_checkpoints,
@@ -22,7 +23,6 @@ from engine.zoo import (
     zoo_path,
     zoo_sizes,
 )
-from engine.zoo import bench_gen
 from engine.zoo.evaluate import load, logit_diffs, next_logits, score
 
 SHORT = 256  # prompt tokens; the fixed subsets stay short so the file runs in seconds

@@ -12,8 +12,15 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from engine.compare.deltas import (CaseDelta, CaseSpec, Checkpoint, cases_from_failures, first_token, logit_diffs,
-                            segment_breakdown)
+from engine.compare.deltas import (
+    CaseDelta,
+    CaseSpec,
+    Checkpoint,
+    cases_from_failures,
+    first_token,
+    logit_diffs,
+    segment_breakdown,
+)
 from engine.records import Attribution, FailureLensError
 from ui import layout, loaders, safe, state, widgets
 from ui.state import ModelSpec

@@ -12,8 +12,19 @@ import streamlit as st
 from engine.cases.segments import assign_segments
 from engine.graph.group import group_graph, node_cap_threshold
 from engine.graph.types import AttributionGraph, PruneSettings
-from engine.groups import (KINDS, SHORT_PROMPT, Grouping, auto_window, default_kind, group_tokens, pieces, snippet,
-                           top_groups, window_around, with_open)
+from engine.groups import (
+    KINDS,
+    SHORT_PROMPT,
+    Grouping,
+    auto_window,
+    default_kind,
+    group_tokens,
+    pieces,
+    snippet,
+    top_groups,
+    window_around,
+    with_open,
+)
 from engine.present import render
 from engine.present.groups import group_heatmap_fragment, group_view, minimap_chart, ranked_rows
 from engine.records import Attribution

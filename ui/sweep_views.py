@@ -13,12 +13,12 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from engine.present import glossary, render
 from engine.cases.categories import Category, Label, Outcome, Pattern, Suggestion
+from engine.present import glossary, render
 from engine.records import FailureLensError
+from engine.runs.config import SweepConfig, parse_sweep_config
 from engine.runs.store import Store
 from engine.runs.sweep import RunSummary, SweepProgress, default_run_id, load_case, run_sweep
-from engine.runs.config import SweepConfig, parse_sweep_config
 from ui import layout, safe, state, widgets
 
 log = logging.getLogger(__name__)

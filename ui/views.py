@@ -56,7 +56,8 @@ def shipped_logit_diff(att: Attribution, case: Any, zoo_name: Optional[str], pro
 
 def unknown_words(tokenizer: Any, prompt: str, model_label: str) -> None:
     """Before the heatmap: which words of the prompt the model cannot read (shown as its unknown token)."""
-    from engine.tokens import unknown_words as find, vocabulary
+    from engine.tokens import unknown_words as find
+    from engine.tokens import vocabulary
 
     got = find(tokenizer, prompt)
     if not got.count:

@@ -37,8 +37,8 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 from engine import files
 from engine.cases.ifeval_phrases import instruction_spans
-from engine.records import FailureLensError
 from engine.cases.segments import Spans, complement, empty_spans, shift_spans
+from engine.records import FailureLensError
 
 ZOO_EVAL = Path(__file__).parents[1] / "zoo" / "data" / "eval.jsonl"
 

@@ -20,9 +20,9 @@ from ..records import FailureLensError
 from ..trace import decoder_layers, relevance, run_trace
 from .capture import LayerRecord, Recorder, attention_module, has_attention_bias, pre_attention_norm
 from .closed_form import AttentionFactors, SparseEdges, TopK, attention_edges, diagonal_edges
-from .stream import EdgeStream
 from .packed import Progress, choose_batch, packed_rows
 from .prune import stage_layout
+from .stream import EdgeStream
 from .types import AttributionGraph, EdgeSet, Stage
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch.utils.checkpoint import set_checkpoint_early_stop
 
+from ..lrp.architectures import architecture_of
 from ..models import ModelHandle
 from ..trace import decoder_layers, mid_module, relevance
-from ..lrp.architectures import architecture_of
 from .capture import LayerRecord, attention_module, unsupported_reason
 from .closed_form import SparseEdges
 

@@ -17,9 +17,8 @@ import pandas as pd
 
 from engine.compare.align import RowAlignment
 from engine.present import palette
+from engine.present.render import _comment, _text_colour, colour, frame_csv, latex_escape, legend_html
 from engine.present.text import visible
-from engine.present.render import (_comment, _text_colour, colour, frame_csv, latex_escape,
-                                   legend_html)
 
 PER_BLOCK = 16  # columns per block in the PNG / SVG chart
 BLOCK_CHARS = 90  # about this many characters of text per block in HTML and LaTeX

@@ -84,11 +84,11 @@ def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]
     lr = np.asarray(layer_relevance, dtype=np.float64)  # [layers + 1, tokens]
     labels, sub, spans = _binned(tokens, lr, shown, limit)  # sub: [layers + 1, columns]
     m = float(np.abs(sub).max(initial=0.0)) or 1.0
-    df = pd.DataFrame([dict(layer=l, token=labels[c], R=float(sub[l, c]), value=float(sub[l, c]) / m)
-                       for l in range(lr.shape[0]) for c in range(len(labels))],
+    df = pd.DataFrame([dict(layer=layer, token=labels[c], R=float(sub[layer, c]), value=float(sub[layer, c]) / m)
+                       for layer in range(lr.shape[0]) for c in range(len(labels))],
                       columns=["layer", "token", "R", "value"])
-    df["stage"] = df["layer"].map(lambda l: "embedding" if l == 0 else f"layer {l - 1}")
-    order = [f"layer {l - 1}" for l in range(lr.shape[0] - 1, 0, -1)] + ["embedding"]
+    df["stage"] = df["layer"].map(lambda layer: "embedding" if layer == 0 else f"layer {layer - 1}")
+    order = [f"layer {layer - 1}" for layer in range(lr.shape[0] - 1, 0, -1)] + ["embedding"]
     binned = any(a != b for a, b in spans)
     return alt.Chart(df).mark_rect().encode(
         x=alt.X("token:O", sort=labels, title="tokens (runs summed)" if binned else None,

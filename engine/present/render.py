@@ -18,7 +18,6 @@ import numpy as np
 from engine.graph.types import AttributionGraph, PrunedGraph
 from engine.present.text import csv_text, frame_csv, visible  # noqa: F401 (frame_csv: pages export through render)
 
-
 RED = (214, 39, 40)  # supports the target
 BLUE = (31, 119, 180)  # supports the contrast
 NORMS = {"max": "max |R| over shown tokens", "sign": "per sign (max of each sign)",

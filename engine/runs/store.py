@@ -339,7 +339,7 @@ class Store:
         df = pd.DataFrame(rows)
         if df.empty:
             return df
-        labels = pd.DataFrame([l for rid in df["run_id"].unique() for l in self.labels(rid)],
+        labels = pd.DataFrame([label for rid in df["run_id"].unique() for label in self.labels(rid)],
                               columns=["run_id", "model_label", "case_id", "outcome", "pattern", "author", "note"])
         labels = labels.rename(columns={"outcome": "human_outcome", "pattern": "human_pattern",
                                         "author": "human_author", "note": "human_note"})

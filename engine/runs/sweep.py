@@ -32,11 +32,11 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from engine.cases.benchmarks import Case, apply_template, load_benchmark
+from engine.cases.segments import SEGMENTS, Spans, add_span, assign_segments, phrase_mask, segment_relevance
 from engine.lrp.architectures import architecture_of
 from engine.records import FailureLensError
-from engine.cases.segments import SEGMENTS, Spans, add_span, assign_segments, phrase_mask, segment_relevance
-from engine.runs.store import ResultRow, Store
 from engine.runs.config import BenchmarkSpec, GraphSpec, SweepConfig
+from engine.runs.store import ResultRow, Store
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import json
 from collections import Counter
 from typing import Sequence
 
-from engine.zoo import FAMILIES, CaseScore, MODELS_DIR, ZOO_DIR, ZooCase, load_benchmark, zoo_checkpoints, zoo_sizes
+from engine.zoo import FAMILIES, MODELS_DIR, ZOO_DIR, CaseScore, ZooCase, load_benchmark, zoo_checkpoints, zoo_sizes
 
 RETRIEVAL_BUCKETS = ((0, 128), (128, 512), (512, 2048), (2048, 1 << 20))  # prompt tokens
 
@@ -99,7 +99,7 @@ def write_card(cases: Sequence[ZooCase], results: dict[str, list[CaseScore]],
         "",
         "## Checkpoint Δℓ trend",
         "",
-        f"Δℓ = logit(wrong token) − logit(reference token) at the failure position, "
+        "Δℓ = logit(wrong token) − logit(reference token) at the failure position, "
         "averaged over the failures shipped for",
         f"the first checkpoint ({zoo_checkpoints()[0]}), "
         f"evaluated with every checkpoint (same prompts, same token pair).",

@@ -15,8 +15,17 @@ from typing import Iterable, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from engine.zoo import (FAILURES_PATH, FAMILIES, CaseScore, ZooCase, ZooFailure, load_benchmark, zoo_checkpoints,
-                        zoo_names, zoo_path)
+from engine.zoo import (
+    FAILURES_PATH,
+    FAMILIES,
+    CaseScore,
+    ZooCase,
+    ZooFailure,
+    load_benchmark,
+    zoo_checkpoints,
+    zoo_names,
+    zoo_path,
+)
 from engine.zoo.card import write_card
 
 log = logging.getLogger(__name__)

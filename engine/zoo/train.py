@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from engine.zoo import MODELS_DIR, ZOO_DIR, load_benchmark
-from engine.zoo import bench_gen
+from engine.zoo import MODELS_DIR, bench_gen, load_benchmark
 from engine.zoo.tokenizer_build import build_tokenizer
 
 log = logging.getLogger(__name__)
