@@ -6,10 +6,10 @@ minute. Peak memory: resident-set high-water mark of a fresh child process per p
 from __future__ import annotations
 
 import multiprocessing as mp
-
-import torch
 import resource
 import time
+
+import torch
 
 from engine import attribute
 from engine.graph.build import build_graph

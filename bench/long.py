@@ -13,11 +13,11 @@ from dataclasses import replace
 
 from engine.cases.segments import assign_segments
 from engine.graph.build import build_graph
-from engine.graph.supernodes import group_graph, node_cap_threshold
 from engine.graph.prune import prune
+from engine.graph.supernodes import group_graph, node_cap_threshold
 from engine.graph.types import PruneSettings
-from engine.token_groups import group_tokens, pieces, snippet
 from engine.present.render import graph_data
+from engine.token_groups import group_tokens, pieces, snippet
 from engine.tokens import encode_prompt
 
 from .common import default_model, machine, timed

@@ -155,7 +155,8 @@ def shape_handle(shape: str, dtype: str = "float32"):
     cls, dims = SHAPES[shape]
     config = getattr(transformers, cls)(vocab_size=303, **dims)
     config._attn_implementation = "sdpa"
-    return SimpleNamespace(model=SimpleNamespace(config=config), dtype=DTYPES[dtype], n_layers=dims["num_hidden_layers"],
+    return SimpleNamespace(model=SimpleNamespace(config=config), dtype=DTYPES[dtype],
+                           n_layers=dims["num_hidden_layers"],
                            device=torch.device("cpu"))
 
 
@@ -188,7 +189,8 @@ def gpu_estimates(shapes: list[str], gpus=(("H100 80 GB", 80), ("H200 141 GB", 1
                 free = int((gb - 2) * 1e9 - params[shape] * bytes_per)
                 fits = [longest_fit(shape, k, r, free) for k in ("heatmap", "graph") for r in (False, True)]
                 cells = [f"{f:,}" if f < context[shape] else f"all {context[shape]:,}" for f in fits]
-                print(f"{shape:>13} {gpu:>12} {wname:>8} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, (13, 18, 11, 16))))
+                print(f"{shape:>13} {gpu:>12} {wname:>8} "
+                      + " ".join(f"{c:>{w}}" for c, w in zip(cells, (13, 18, 11, 16))))
 
 
 def run(shapes: list[str], lengths: list[int], kinds: list[str], recompute=None) -> int:

@@ -1,6 +1,7 @@
 """A model folder checked before transformers reads it, and the weights checked against the model after.
 
-Before (`check_folder`, local folders and the zoo; `check_hub_config` for hub ids, on config.json alone): every file in the folder is a regular file (a FIFO named
+Before (`check_folder`, local folders and the zoo; `check_hub_config` for hub ids, on config.json alone):
+every file in the folder is a regular file (a FIFO named
 model.safetensors would block forever, a link to /dev/zero would never end); config.json is small, shallow and
 its sizes are plausible integers; the number of layers it claims is the number the safetensors headers hold
 (a config claiming 10⁹ layers otherwise hangs inside transformers' config parsing).

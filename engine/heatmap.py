@@ -38,7 +38,8 @@ def _position(position: int, n: int) -> int:
 def check_finite(name: str, values: torch.Tensor, handle: ModelHandle) -> None:
     if not torch.isfinite(values).all():
         raise FailureLensError(
-            f"The {name} contains NaN or infinite values (numeric overflow in {str(handle.dtype).replace('torch.', '')}). "
+            f"The {name} contains NaN or infinite values "
+            f"(numeric overflow in {str(handle.dtype).replace('torch.', '')}). "
             "Reload the model in float32 or bfloat16 and try again."
         )
 

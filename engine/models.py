@@ -77,7 +77,8 @@ def weights_hash(folder: Path) -> str:
     h = hashlib.sha256()
     files = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
     if not files:
-        raise FailureLensError(f"{str(folder)!r} holds no weight files (*.safetensors / *.bin). Is the download complete?")
+        raise FailureLensError(
+            f"{str(folder)!r} holds no weight files (*.safetensors / *.bin). Is the download complete?")
     for p in files:
         size = regular_file(p, "weight file").st_size  # never read a FIFO or a device named like weights
         h.update(f"{p.name}:{size}".encode())

@@ -51,7 +51,8 @@ def encode_prompt(tokenizer: Any, prompt: str, add_special_tokens: bool = True) 
 def token_id_of(value: Any, bare: bool = False) -> Optional[int]:
     """The id written as "#123" (or "123" when `bare`), else None. ASCII digits only: "#²" passes
     str.isdigit but int() refuses it."""
-    m = re.fullmatch(r"#?([0-9]{1,12})" if bare else r"#([0-9]{1,12})", value.strip()) if isinstance(value, str) else None
+    m = (re.fullmatch(r"#?([0-9]{1,12})" if bare else r"#([0-9]{1,12})", value.strip())
+         if isinstance(value, str) else None)
     return int(m.group(1)) if m else None
 
 

@@ -73,7 +73,8 @@ if cases_here:
 # ---- 2. the set view
 st.subheader("What training fixed and what it broke")
 zoo_names = cv.zoo.zoo_names()
-pick_from = [hv.LAST] + zoo_names + [p for p in state.model_params() if cv.label(p).removeprefix("zoo:") not in zoo_names]
+pick_from = [hv.LAST] + zoo_names + [p for p in state.model_params()
+                                     if cv.label(p).removeprefix("zoo:") not in zoo_names]
 
 
 def whose_label(n: str) -> str:
@@ -85,7 +86,9 @@ def whose_label(n: str) -> str:
 
 c1, c2, c3 = st.columns([2, 1, 2], gap="large")
 with c1:
-    whose = widgets.selectbox("Cases", state.EV_CASES, pick_from, format_func=whose_label, help="Failing at the last checkpoint asks what training fixed and broke without building improvement in.")
+    whose = widgets.selectbox("Cases", state.EV_CASES, pick_from, format_func=whose_label,
+                              help="Failing at the last checkpoint asks what training fixed and broke "
+                                   "without building improvement in.")
 with c2:
     cv.number("Cases", state.NCASES, 1, 1000, help="How many failure cases (families in turn, shortest first).")
 with c3:

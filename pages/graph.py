@@ -5,11 +5,11 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from engine.present import charts, glossary, render, summary
 from engine.graph.drilldown import node_drilldown
 from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, relative_settings, stage_layout
+from engine.present import charts, glossary, render, summary
 from ui import checks, inputs, layout, loaders, long_views, safe, state, story, views, widgets
 from ui.graph_component import live_graph
 from ui.state import ModelSpec
@@ -94,7 +94,8 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     with c4:
         hide_bos = widgets.toggle("Hide the first token (BOS)", state.HIDE_BOS)
         connected = widgets.toggle("Only what reaches the prediction", state.CONNECTED,
-                                   help="Keep the last token's top node and the nodes with a path of kept edges into it.")
+                                   help="Keep the last token's top node and the nodes with a path of kept edges "
+                                        "into it.")
     with c3:
         mode = widgets.radio("Pruning", state.PRUNE, ["cum_mass", "global"], horizontal=True,
                              format_func={"cum_mass": "Cumulative mass", "global": "Global threshold"}.get)
@@ -137,7 +138,8 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
 
     st.subheader("Node details")
     names = [""] + list(ids)
-    widgets.selectbox("Node (largest |R| first)", state.NODE, names, format_func=lambda n: "choose a node …" if not n else
+    widgets.selectbox("Node (largest |R| first)", state.NODE, names,
+                      format_func=lambda n: "choose a node …" if not n else
                       f"{graph.stages[ids[n][0]].label} · {graph.where(ids[n][1])} {graph.tokens[ids[n][1]]!r} · "
                       f"R = {graph.node_relevance[ids[n]]:+.4f}")
     if state.get(state.NODE) in ids:
@@ -165,8 +167,10 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     st.subheader("Per-layer metrics")
     metrics = graph_metrics(graph, pruned, skip_first_token=hide_bos)
     m1, m2 = st.columns(2)
-    m1.metric("Input entropy", f"{metrics.input_entropy:.3f}", help="0: one token holds all relevance; 1: evenly spread.")
-    m2.metric("Early / late relevance", f"{metrics.early_late:.3f}", help="Relevance in the first half of the prompt ÷ the second half.")
+    m1.metric("Input entropy", f"{metrics.input_entropy:.3f}",
+              help="0: one token holds all relevance; 1: evenly spread.")
+    m2.metric("Early / late relevance", f"{metrics.early_late:.3f}",
+              help="Relevance in the first half of the prompt ÷ the second half.")
     rows = {s.name: s.label for s in graph.stages}
     per_stage = metrics.per_stage.assign(stage=metrics.per_stage["stage"].map(lambda n: rows.get(n, n)))
     layout.table(per_stage, "graph_metrics", key="metrics")

@@ -2,8 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from engine.present import charts, render
 from engine.cases.segments import assign_segments, segment_relevance
+from engine.present import charts, render
 from ui import checks, inputs, layout, loaders, long_views, state, story, views, widgets
 from ui.state import ModelSpec
 
@@ -55,9 +55,11 @@ with main:
     token_chart, crop_notes = story.token_export(att, values, mask)
     notes = list(story_.sentences) + [f"Prompt: {prompt}", f"Conservation = {att.conservation:.3f}"] + \
         ([f"Δℓ = {att.logit_diff:+.3f}"] if att.logit_diff is not None else [])
-    layout.downloads("heatmap", chart=token_chart, key="heatmap", figure=(figctx, "Token relevance", crop_notes), extra={
+    layout.downloads("heatmap", chart=token_chart, key="heatmap", figure=(figctx, "Token relevance", crop_notes),
+                     extra={
         "HTML": (lambda: render.heatmap_html(att.tokens, values, att.relevance, mask, title=title,
-                                             target=att.target.text, contrast=att.contrast.text if att.contrast else None,
+                                             target=att.target.text,
+                                             contrast=att.contrast.text if att.contrast else None,
                                              norm=state.get(state.NORM), notes=notes), "text/html", "html"),
         "LaTeX": (lambda: story.latex_notes(story_) + render.heatmap_latex(att.tokens, values, mask, title=title),
                   "application/x-tex", "tex"),

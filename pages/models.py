@@ -47,7 +47,8 @@ with left:
         if names:
             default = (state.default_model() or f"zoo:{names[-1]}")[4:]
             name = st.selectbox("Zoo model", names, index=names.index(default) if default in names else 0,
-                                key="load:zoo", help="Tiny Qwen3 models trained on a toy benchmark, with known failures.")
+                                key="load:zoo",
+                                help="Tiny Qwen3 models trained on a toy benchmark, with known failures.")
             if st.button("Load zoo model", type="primary", key="load:zoo:go"):
                 load(f"zoo:{name}")
         else:

@@ -1,8 +1,8 @@
 """Sweeps: run a sweep from a YAML config in the background, then browse, label and export its stored results."""
 import streamlit as st
 
-from engine.present import compare_charts, glossary
 from engine.cases.categories import shares
+from engine.present import compare_charts, glossary
 from engine.records import FailureLensError
 from ui import checks, layout, safe, state, widgets
 from ui import sweep_views as sv

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_models import build_tiny
 
 SIZES = {"xs": dict(num_hidden_layers=1), "s": dict(num_hidden_layers=2)}

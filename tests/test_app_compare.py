@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from compare_fixtures import no_legacy_pages_mode, stand_in, zoo_or_stand_in  # noqa: F401 (fixtures)
+from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180
@@ -271,11 +270,11 @@ def test_sweep_runs_and_results_are_browsable(tmp_path):
     at.text_input(key=f"sw:author:{key}").input("tester")
     clean(at.button(key=f"FormSubmitter:sw:label:{key}-Save label").click().run())
     with Store(store, readonly=True) as s:
-        history = [l for l in s.labels("zoo-demo", latest=False) if l["case_id"] == case_id]
+        history = [label for label in s.labels("zoo-demo", latest=False) if label["case_id"] == case_id]
         latest = s.labels("zoo-demo")
     assert len(history) == 2 and history[0]["author"] == "" and history[1]["author"] == "tester"
-    assert all(l["created"] > 0 for l in history)
-    mine = next(l for l in latest if l["case_id"] == case_id and l["model_label"] == model)
+    assert all(label["created"] > 0 for label in history)
+    mine = next(label for label in latest if label["case_id"] == case_id and label["model_label"] == model)
     assert (mine["outcome"], mine["pattern"]) == ("NC-IA+AG", "OIT")
     shown = next(d.value for d in at.dataframe if "status" in d.value.columns)
     row = shown[(shown["model_label"] == model) & (shown["case_id"] == case_id)].iloc[0]

@@ -10,10 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-
-from streamlit.testing.v1 import AppTest
-
 from compare_fixtures import no_legacy_pages_mode, stand_in, zoo_or_stand_in  # noqa: F401 (fixtures)
+from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120

@@ -4,7 +4,6 @@ node, presentation mode. Run on the shipped zoo (the stand-in of compare_fixture
 from __future__ import annotations
 
 import pytest
-
 from compare_fixtures import no_legacy_pages_mode, stand_in, zoo_or_stand_in  # noqa: F401 (fixtures)
 from test_app_pages import app, clean, metric, texts
 
@@ -67,7 +66,6 @@ def test_a_new_prompt_resets_target_and_contrast():
 
 def test_back_to_failure_case_reopens_the_open_case():
     from engine import zoo
-
     from ui.state import default_case
 
     name = zoo.zoo_sizes()[-1]

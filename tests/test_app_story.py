@@ -1,8 +1,8 @@
 """AppTests: the plain-language summary at the top of the Heatmap and Graph pages, slide downloads, glossary titles."""
 from __future__ import annotations
 
-from test_app_pages import app, clean, texts
 from compare_fixtures import no_legacy_pages_mode, stand_in, zoo_or_stand_in  # noqa: F401 (fixtures)
+from test_app_pages import app, clean, texts
 
 
 def _summary(at) -> str:

@@ -18,8 +18,8 @@ from engine.cases.benchmarks import load_benchmark
 from engine.graph.build import build_graph
 from engine.graph.types import PruneSettings
 from engine.records import FailureLensError
-from engine.runs.store import Store
 from engine.runs.config import load_sweep_config, parse_sweep_config
+from engine.runs.store import Store
 
 PROMPT = "the of and to in is was for on that"
 
@@ -143,5 +143,6 @@ def test_cli_bad_input_exit_code_and_message(tmp_path):
     assert out.returncode == 2 and "error:" in out.stderr and "Traceback" not in out.stderr
     cfg = tmp_path / "s.yaml"
     cfg.write_text("name: x\nmodels:\n  - sorce: zoo:xs\n")
-    out = subprocess.run([sys.executable, "-m", "engine", "sweep", str(cfg)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "engine", "sweep", str(cfg)], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 2 and "sorce" in out.stderr and "line 3" in out.stderr and "Traceback" not in out.stderr

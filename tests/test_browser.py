@@ -24,7 +24,8 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = Path(os.environ.get("FAILURE_LENS_SHOTS") or ROOT / "artifacts" / "screenshots")  # never a tracked folder by default
+# never a tracked folder by default
+SHOTS = Path(os.environ.get("FAILURE_LENS_SHOTS") or ROOT / "artifacts" / "screenshots")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 PAYLOAD = 'Hi <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> there'
@@ -50,7 +51,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-# `make run`'s launcher (ui.launch) in a process whose engine.zoo points at a stand-in zoo folder (argv[1]; "" = built zoo)
+# `make run`'s launcher (ui.launch) in a process whose engine.zoo points at a stand-in zoo folder
+# (argv[1]; "" = built zoo)
 LAUNCH = ("import pathlib, sys\n"
           "root = sys.argv.pop(1)\n"
           "if root:\n"
@@ -257,7 +259,8 @@ def test_heatmap_first_view_and_contrast_click(server, driver):
     before = _wait(driver, "the contrast", lambda: _metric(driver, "Contrast"))
     group = _wait(driver, "the contrast pills", lambda: [g for g in driver.find_elements(
         "css selector", '[data-testid="stButtonGroup"]') if "contrast" in g.find_element("xpath", "./..").text.lower()])
-    pills = [b for b in group[0].find_elements("css selector", "button") if b.text and b.text.rsplit(" ", 1)[0] != before]
+    pills = [b for b in group[0].find_elements("css selector", "button")
+             if b.text and b.text.rsplit(" ", 1)[0] != before]
     choice = pills[0].text.rsplit(" ", 1)[0]  # "'tok' 12%" -> "'tok'"
     link = driver.current_url
     pills[0].click()
@@ -393,8 +396,8 @@ def test_evolution_film_strip_and_exports(server, driver, tmp_path):
 
 def test_sweeps_page_browses_a_store(server, driver, tmp_path):
     """A store written by a real (small) sweep on the zoo opens from a link, with its results table."""
-    from engine.runs.sweep import run_sweep
     from engine.runs.config import load_sweep_config
+    from engine.runs.sweep import run_sweep
     from engine.zoo import zoo_sizes
 
     cfg = tmp_path / "sweep.yaml"
@@ -466,8 +469,9 @@ def test_graph_slider_redraw_and_node_click(server, driver):
     name, case, n = _case_near(512)
     # token nodes, as the issue measured (over 300 tokens the page would open on segment supernodes)
     driver.get(f"{url}/graph?model={quote('zoo:' + name)}&case={quote(name + '/' + case.case_id)}&ggran=tokens")
-    caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
-                            if "edges shown" in e.text), "")  # noqa: E731
+    def caption():
+        return next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
+                     if "edges shown" in e.text), "")
     _wait(driver, "the graph", caption)
     _idle(driver)
     first = _wait(driver, "the first drawing", lambda: _drawn(driver))
@@ -591,7 +595,8 @@ def test_long_case_groups_and_supernodes(server, driver):
     name, case, n = _case_near(4096)
     if n < 4000:
         pytest.skip(f"no zoo case of 4k tokens (closest: {n}); the stand-in zoo has short cases only")
-    link = f"model={quote('zoo:' + name)}&case={quote(name + '/' + case.case_id)}&check=0&check_nodes=0"  # causal checks: not what is timed here
+    # causal checks: not what is timed here
+    link = f"model={quote('zoo:' + name)}&case={quote(name + '/' + case.case_id)}&check=0&check_nodes=0"
     driver.get_log("browser")
     driver.get(f"{url}/?{link}")
     _wait(driver, "the grouped heatmap", lambda: driver.find_elements("css selector", ".fl-groups span"), 3 * TIMEOUT)
@@ -607,8 +612,9 @@ def test_long_case_groups_and_supernodes(server, driver):
     _tall_shot(driver, "long-heatmap", 2600)
     # the graph: segment supernodes, a slider move, a click on a supernode, open it
     driver.get(f"{url}/graph?{link}")
-    caption = lambda: next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
-                            if "edges shown" in e.text), "")  # noqa: E731
+    def caption():
+        return next((e.text for e in driver.find_elements("css selector", '[data-testid="stCaptionContainer"]')
+                     if "edges shown" in e.text), "")
     _wait(driver, "the supernode graph", lambda: caption() and "as supernodes" in _text(driver), 3 * TIMEOUT)
     _idle(driver)
     assert int(_wait(driver, "the caption", caption).split(" nodes")[0]) <= 80
@@ -631,7 +637,8 @@ def test_long_case_groups_and_supernodes(server, driver):
     button = _wait(driver, "the Open button of the clicked supernode", lambda: [
         b for b in driver.find_elements("css selector", "button") if "Open this group into its tokens" in b.text])
     button[0].click()
-    _wait(driver, "the opened supernode", lambda: "opened into tokens" in _text(driver) and "open=" in driver.current_url)
+    _wait(driver, "the opened supernode",
+          lambda: "opened into tokens" in _text(driver) and "open=" in driver.current_url)
     assert not _console_errors(driver)
 
 

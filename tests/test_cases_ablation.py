@@ -2,10 +2,10 @@
 import pytest
 import torch
 from test_cases_checks import bigram  # noqa: F401 (fixture)
+from tiny_models import ARCHS
 
 from engine.cases.ablation import AblationReport, ablate_nodes, top_nodes
 from engine.models import load_model
-from tiny_models import ARCHS
 from engine.records import FailureLensError
 
 

@@ -7,8 +7,8 @@ from hand_set_lm import make_tokenizer
 
 from engine.cases.benchmarks import Case, apply_template, last_boxed, load_benchmark
 from engine.cases.failures import encode_pair
-from engine.records import FailureLensError
 from engine.cases.segments import assign_segments
+from engine.records import FailureLensError
 
 IFEVAL_PROMPT = ("Write a 300+ word summary of the wikipedia page about Raymond III. Do not use any commas "
                  "and highlight at least 3 sections with markdown. Tell me about his family too.")
@@ -122,7 +122,8 @@ def test_loader_errors_name_the_problem(tmp_path):
         load_benchmark("ifeval", bad)
     with pytest.raises(FailureLensError, match="'canonical_solution'"):
         load_benchmark("humaneval", _jsonl(tmp_path / "h.jsonl", [{"task_id": "t", "prompt": "p"}]))
-    dup = _jsonl(tmp_path / "d.jsonl", [{"problem": "a", "solution": "b", "id": 1}, {"problem": "c", "solution": "d", "id": 1}])
+    dup = _jsonl(tmp_path / "d.jsonl", [{"problem": "a", "solution": "b", "id": 1},
+                                        {"problem": "c", "solution": "d", "id": 1}])
     with pytest.raises(FailureLensError, match="duplicate id '1'"):
         load_benchmark("math", dup)
     with pytest.raises(FailureLensError, match="does not apply"):
@@ -131,7 +132,8 @@ def test_loader_errors_name_the_problem(tmp_path):
         load_benchmark("mmlu", dup)
     with pytest.raises(FailureLensError, match="not found"):
         load_benchmark("math", tmp_path / "missing.jsonl")
-    assert len(load_benchmark("math", _jsonl(tmp_path / "m.jsonl", [{"problem": "a", "solution": "b"}] * 3), limit=2)) == 2
+    assert len(load_benchmark("math", _jsonl(tmp_path / "m.jsonl", [{"problem": "a", "solution": "b"}] * 3),
+                              limit=2)) == 2
 
 
 def _case(prompt="  Say hi. Be brief.  "):
@@ -148,7 +150,8 @@ def test_apply_template_moves_spans_and_marks_template_special(tmp_path):
     assert [text[s:e] for s, e in spans["special"]] == ["<|im_start|>user\n", text[text.index("<|im_end|>"):]]
     enc = encode_pair(tok, text)
     labels = assign_segments(enc.offsets, spans, enc.special_mask)
-    by_label = {lab: "".join(text[s:e] for (s, e), l in zip(enc.offsets, labels) if l == lab) for lab in set(labels)}
+    by_label = {lab: "".join(text[s:e] for (s, e), seg in zip(enc.offsets, labels) if seg == lab)
+                for lab in set(labels)}
     assert by_label["instruction"] == "Be brief." and by_label["query"] == "  Say hi.   "
     assert by_label["special"].startswith("<|im_start|>user\n<|im_end|>")
     text_on, _ = apply_template(tok, case, thinking=True)

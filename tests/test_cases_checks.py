@@ -2,8 +2,8 @@
 import random
 
 import pytest
-from test_cases_faithfulness import CONTRIB, CONTRAST, IDS, MASK, REL, SPECIAL, TARGET, BagOfWords
 from hand_set_lm import TOP_LOGIT, bigram_model, make_tokenizer, tid
+from test_cases_faithfulness import CONTRAST, CONTRIB, IDS, MASK, REL, SPECIAL, TARGET, BagOfWords
 
 from engine.cases.checks import PARTLY_SHARE, _verdict, deletion_curves, replacement_id
 from engine.records import FailureLensError
@@ -99,7 +99,8 @@ def test_verdicts_and_their_thresholds():
     v, s = _verdict(-0.5, [-0.5], [-0.5], [0.0], None, None, "x", "y")
     assert v == "no_failure" and "already prefers 'y'" in s
     v, s = _verdict(4.0, [4.0, 1.0, -1.0], [4.0, 3.9, 3.8], zeros, 2, "y", "x", "y")
-    assert v == "explains" and s == "The heatmap's top 2 tokens account for the failure: removing them flips the answer to 'y'."
+    assert v == "explains" and s == ("The heatmap's top 2 tokens account for the failure: "
+                                     "removing them flips the answer to 'y'.")
     _, s = _verdict(4.0, [4.0, -1.0], [4.0, 3.9], zeros, 1, "y", "x", "y")
     assert s == "The heatmap's top token accounts for the failure: removing it flips the answer to 'y'."
     v, s = _verdict(4.0, [4.0, -1.0], [4.0, -0.5], zeros, 1, "z", "x", "y")

@@ -4,8 +4,8 @@ from hand_set_lm import TOP_LOGIT, bigram_model, make_tokenizer, tid
 
 from engine.cases.benchmarks import Case, apply_template
 from engine.cases.failures import encode_pair, failure_at, find_first_divergence, keep, read_failure_points
-from engine.records import FailureLensError
 from engine.cases.segments import add_span, assign_segments
+from engine.records import FailureLensError
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_divergence_after_chat_template_and_segments(lm):
     labels = assign_segments(div.offsets, add_span(spans, "answer", len(text), len(text) + len(div.prefix)),
                              div.special_mask)
     joined = text + div.prefix
-    got = {lab: "".join(joined[s:e] for (s, e), l in zip(div.offsets, labels) if l == lab) for lab in set(labels)}
+    got = {lab: "".join(joined[s:e] for (s, e), seg in zip(div.offsets, labels) if seg == lab) for lab in set(labels)}
     assert got["instruction"] == "Go on." and got["query"] == " Say a" and got["answer"] == "ab"
     assert got["special"] == "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n"
     assert div.special_mask.count(True) == 3

@@ -5,8 +5,8 @@ import pytest
 import torch
 from hand_set_lm import bigram_model, make_tokenizer, tid
 
-from engine.cases.faithfulness import aggregate, flip_k, mask_flip_k, neutral_mask_id
 from engine.cases.failures import encode_pair
+from engine.cases.faithfulness import aggregate, flip_k, mask_flip_k, neutral_mask_id
 from engine.records import FailureLensError
 
 MASK, TARGET, CONTRAST = 9, 1, 2

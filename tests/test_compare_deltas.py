@@ -6,8 +6,21 @@ import pytest
 import torch
 
 from engine.compare.deltas import (
-    CaseDelta, CaseSpec, Checkpoint, _batches, checkpoint_deltas, checkpoint_labels, ecdf, evolution_table,
-    first_token, logit_diffs, mean_by_model, mean_line, model_label, scaling_table, segment_breakdown,
+    CaseDelta,
+    CaseSpec,
+    Checkpoint,
+    _batches,
+    checkpoint_deltas,
+    checkpoint_labels,
+    ecdf,
+    evolution_table,
+    first_token,
+    logit_diffs,
+    mean_by_model,
+    mean_line,
+    model_label,
+    scaling_table,
+    segment_breakdown,
 )
 from engine.models import load_model
 from engine.records import FailureLensError

@@ -91,9 +91,10 @@ def test_real_model_verdict_matches_its_own_forward(llama):
         case = CaseSpec("c", prompt, target, contrast)
         got = V.case_across_models([llama], case, labels=["tiny"]).rows[0]
         assert got.verdict == want and got.model == "tiny" and got.top1.token_id == top
-        assert got.delta == pytest.approx(float(row[llama.tokenizer(target, add_special_tokens=False).input_ids[0]]
-                                                - row[llama.tokenizer(contrast, add_special_tokens=False).input_ids[0]]),
-                                          abs=1e-4)
+        assert got.delta == pytest.approx(
+            float(row[llama.tokenizer(target, add_special_tokens=False).input_ids[0]]
+                  - row[llama.tokenizer(contrast, add_special_tokens=False).input_ids[0]]),
+            abs=1e-4)
     # the view's empty target / contrast are the top-1 and runner-up
     spec = V.spec_from_view(llama, prompt)
     assert (spec.target, spec.contrast) == tuple(text)

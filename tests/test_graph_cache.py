@@ -1,10 +1,10 @@
 import threading
 
 import numpy as np
+from graph_fixtures import edge_set, make_graph, small_graph
 
 from engine.graph.cache import GraphCache, graph_key, nbytes
 from engine.graph.types import Stage
-from graph_fixtures import edge_set, make_graph, small_graph
 
 
 def key(fp="model-a|fp16", ids=(1, 2, 3), objective="logit_diff:5:7", rule="attn_lrp", stages=(0, 1, 2), split=False):

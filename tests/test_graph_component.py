@@ -6,10 +6,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from engine.present import render
+from graph_fixtures import small_graph
+
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
-from graph_fixtures import small_graph
+from engine.present import render
 from ui.graph_component import build_folder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graph_fixtures import LONG_PROMPT as PROMPT
+from graph_fixtures import dense
+from tiny_models import ARCHS
 
 from engine import load_model
 from engine.graph.build import build_graph
 from engine.graph.cache import GraphCache, graph_key
 from engine.records import FailureLensError
-from graph_fixtures import LONG_PROMPT as PROMPT, dense
-from tiny_models import ARCHS
 
 
 @pytest.mark.parametrize("rule", ["attnlrp", "cp-lrp"])

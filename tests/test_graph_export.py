@@ -2,11 +2,11 @@ import json
 
 import networkx as nx
 import numpy as np
+from graph_fixtures import edge_set, make_graph, small_graph
 
 from engine.graph.export import from_json, to_graphml, to_json, to_networkx, write_json
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
-from graph_fixtures import edge_set, make_graph, small_graph
 
 NASTY = ["<s>", "<script>alert(1)</script>", "a&b\"'", "\x00\x0b\r\n"]
 
@@ -29,7 +29,8 @@ def assert_same(a, b):
     assert a.node_relevance.dtype == b.node_relevance.dtype
     assert len(a.transitions) == len(b.transitions)
     for x, y in zip(a.transitions, b.transitions):
-        assert (x.src_stage, x.dst_stage, x.method, x.dropped_mass) == (y.src_stage, y.dst_stage, y.method, y.dropped_mass)
+        assert ((x.src_stage, x.dst_stage, x.method, x.dropped_mass)
+                == (y.src_stage, y.dst_stage, y.method, y.dropped_mass))
         for name in ("src_tok", "dst_tok", "weight", "absorbed", "heads", "paths"):
             u, v = getattr(x, name), getattr(y, name)
             assert (u is None) == (v is None), name

@@ -2,12 +2,11 @@ import math
 
 import numpy as np
 import pytest
+from graph_fixtures import edge_set, make_graph, small_graph
 
-from engine.graph.metrics import (early_late_ratio, gini, graph_metrics, group_gini, n_for_mass,
-                                  normalized_entropy)
+from engine.graph.metrics import early_late_ratio, gini, graph_metrics, group_gini, n_for_mass, normalized_entropy
 from engine.graph.prune import prune
 from engine.graph.types import PrunedGraph, PruneSettings
-from graph_fixtures import edge_set, make_graph, small_graph
 
 
 def hand_graph():

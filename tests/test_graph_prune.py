@@ -2,10 +2,10 @@ import math
 
 import numpy as np
 import pytest
+from graph_fixtures import small_graph
 
 from engine.graph.prune import cum_mass_threshold, layer_presets, prune, stage_layout
 from engine.graph.types import AttributionGraph, EdgeSet, PruneSettings
-from graph_fixtures import small_graph
 
 T, F = True, False
 
@@ -36,7 +36,8 @@ def test_global_threshold_and_details():
     assert masks(p) == [[T, T, F, F, F, T, F], [F, F, T, T, T], [T, F]]
     assert p.node_mask.tolist() == [[T, T, T, F], [T, T, T, T], [T, F, T, T]]  # |R| > 0
     d = p.details[0]
-    assert (d["selected"], d["threshold"], d["kept_edges"], d["total_edges"]) == (True, 0.15, 3, 6)  # zero edge not counted
+    # zero edge not counted
+    assert (d["selected"], d["threshold"], d["kept_edges"], d["total_edges"]) == (True, 0.15, 3, 6)
     assert d["kept_fraction"] == pytest.approx(0.5)
     assert d["kept_mass_fraction"] == pytest.approx(0.8 / 1.0)
     assert p.stages == (0, 1, 2)

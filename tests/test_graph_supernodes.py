@@ -4,14 +4,13 @@ import json
 
 import numpy as np
 import pytest
+from graph_fixtures import edge_set, make_graph, small_graph
 
 from engine.graph.export import from_json, node_id, to_graphml, to_json
-from engine.graph.supernodes import group_graph, node_cap_threshold
 from engine.graph.prune import prune
+from engine.graph.supernodes import group_graph, node_cap_threshold
 from engine.graph.types import PruneSettings
 from engine.token_groups import Grouping, expand, group_tokens
-
-from graph_fixtures import edge_set, make_graph, small_graph
 
 
 def _grouping(spans: list[tuple[int, int]], n: int) -> Grouping:
@@ -46,7 +45,8 @@ def test_group_relevance_and_edges_are_exact_sums():
     assert gg.spans == tuple(SPANS) and gg.tokens == ["g0", "g1", "g3"] and gg.token_ids == [0, 1, 3]
     np.testing.assert_array_equal(gg.node_relevance[1], [0.75, -0.25, 2.5])
     np.testing.assert_array_equal(gg.node_relevance.sum(1), g.node_relevance.sum(1))
-    tr = gg.transitions[0]  # emb -> L0 by group pair: (0,0) .5; (0,1) .125; (0,2) 1.0; (1,1) -.25+.25; (1,2) .25; (2,2) 1.0
+    # emb -> L0 by group pair: (0,0) .5; (0,1) .125; (0,2) 1.0; (1,1) -.25+.25; (1,2) .25; (2,2) 1.0
+    tr = gg.transitions[0]
     got = {(int(a), int(b)): float(w) for a, b, w in zip(tr.src_tok, tr.dst_tok, tr.weight)}
     assert got == {(0, 0): 0.5, (0, 1): 0.125, (0, 2): 1.0, (1, 1): 0.0, (1, 2): 0.25, (2, 2): 1.0}
     np.testing.assert_array_equal(tr.heads.sum(1), tr.weight)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_models import ARCHS
 
 from engine import attribute, load_model
 from engine.lrp.context import lrp_rules
-from tiny_models import ARCHS
 
 PROMPT = "the of and to in is was for on that with as by at from it his her their its an"
 BIAS_FREE = ("qwen3", "llama", "mistral", "gemma3", "olmo2", "olmo3", "phi3")
@@ -50,7 +50,8 @@ def test_attnlrp_reports_conservation_and_finite_relevance(tiny_model_dir, arch)
 
 
 def _instance_state(model):
-    return {name: sorted(k for k in m.__dict__ if k in ("forward", "_failure_lens")) for name, m in model.named_modules()}
+    return {name: sorted(k for k in m.__dict__ if k in ("forward", "_failure_lens"))
+            for name, m in model.named_modules()}
 
 
 def test_rules_are_scoped_and_two_architectures_coexist(tiny_model_dir):

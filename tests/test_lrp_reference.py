@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference_lrp import reference_relevance
 
 from engine import attribute, load_model
-from reference_lrp import reference_relevance
 
 PROMPT = "the of and to in is was for on that with as by at from it his her their its an"
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graph_fixtures import LONG_PROMPT as PROMPT
+from graph_fixtures import dense
+from tiny_models import ARCHS, build_tiny
 
 from engine import attribute, load_model
 from engine.graph.build import build_graph
-from engine.lrp.architectures import architecture_of
 from engine.heatmap import Picker
+from engine.lrp.architectures import architecture_of
 from engine.memory import check_memory, estimate
 from engine.records import FailureLensError
 from engine.trace import decoder_layers, relevance, run_trace
-from graph_fixtures import LONG_PROMPT as PROMPT, dense
-from tiny_models import ARCHS, build_tiny
 
 
 @pytest.mark.parametrize("rule", ["attnlrp", "cp-lrp"])

@@ -194,8 +194,9 @@ def test_objectives(tiny_model_dir):
 
 
 def test_attribution_round_trips_json(tiny_model_dir):
-    from engine.records import Attribution
     import pickle
+
+    from engine.records import Attribution
 
     res = attribute(load_model(str(tiny_model_dir("qwen3"))), PROMPT)
     assert Attribution.from_json(res.to_json()) == res

@@ -7,14 +7,12 @@ from __future__ import annotations
 import io
 import re
 
-import pytest
+from graph_fixtures import small_graph
 from PIL import Image
 
 from engine.present import charts, deck, figures
 from engine.present.figures import FigureContext
 from engine.records import Attribution, TokenChoice, TopToken
-
-from graph_fixtures import small_graph
 
 HOSTILE = ["<script>alert(1)</script>", "=1+1", "{\\rtf1 evil}", "@SUM(A1)", "CHERRY"]
 REL = [0.2, 0.9, -0.4, 0.3, -0.6]
@@ -45,7 +43,8 @@ def test_exports_have_title_legend_in_words_and_16x9():
     title = slide.to_dict()["title"]
     assert title["text"] == "zoo:l · l/eval-math-00014 · 'CHERRY' vs 'cherry'"
     words = " ".join(title["subtitle"])  # wrapped to the chart's width
-    assert "red: supports 'CHERRY' (the wrong answer)" in words and "blue: supports 'cherry' (the right answer)" in words
+    assert ("red: supports 'CHERRY' (the wrong answer)" in words
+            and "blue: supports 'cherry' (the right answer)" in words)
     assert "The model says 'CHERRY'." in words
     png = Image.open(io.BytesIO(figures.png_16x9(slide)))
     assert abs(png.width / png.height - 16 / 9) < 0.01
@@ -118,8 +117,9 @@ def test_html_report_is_inert():
 
 
 def test_charts_of_several_models_get_a_title_and_16x9():
-    from engine.present import compare_charts
     import pandas as pd
+
+    from engine.present import compare_charts
 
     ecdf = pd.DataFrame({"model": ["zoo:s", "zoo:s", "zoo:l"], "value": [0.5, 1.0, -0.2], "fraction": [0.5, 1.0, 1.0]})
     chart = figures.titled(compare_charts.ecdf_chart(ecdf), "How far each model prefers the wrong answer",

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 import numpy as np
 import pandas as pd
+import pytest
+from graph_fixtures import edge_set, make_graph, small_graph
 
 from engine.present import glossary
-
-from graph_fixtures import edge_set, make_graph, small_graph
 
 
 def _missing(codes) -> list[str]:
@@ -92,14 +90,15 @@ def test_every_check_and_verdict_code_has_an_entry():
 
 
 def test_every_comparison_and_topk_column_has_an_entry():
+    from engine.cases.segments import SEGMENTS
     from engine.compare import deltas
     from engine.present.summary import SEGMENT_WORDS
-    from engine.cases.segments import SEGMENTS
     from engine.records import Attribution, TokenChoice, TopToken
     from ui import inputs
 
     tables = [deltas.scaling_table("ref", {"ref": []}), deltas.ecdf([1.0, 2.0]),
-              deltas.evolution_table({"a": []}), deltas.mean_line(pd.DataFrame(columns=["order", "checkpoint", "delta"])),
+              deltas.evolution_table({"a": []}),
+              deltas.mean_line(pd.DataFrame(columns=["order", "checkpoint", "delta"])),
               deltas.mean_by_model(pd.DataFrame(columns=["model", *deltas.SEGMENT_COLUMNS]))]
     cols = [c for t in tables for c in t.columns] + list(deltas.SEGMENT_COLUMNS) + list(SEGMENTS) + list(SEGMENT_WORDS)
     att = Attribution("m", ["a"], [0], [1.0], [[1.0]], 1.0, "logit_diff", "by_ref_token", 10, 0, TokenChoice(0, "a"),
@@ -144,8 +143,10 @@ def test_every_causal_check_code_and_column_has_an_entry():
                             None, 0.3, "partly", "…", "neutral", 0, (0,), 1, 5)
     node = NodeAblation(1, "L0.mid", 3, "a", 0.5, -0.5, -0.4, -0.3, -0.2, "attention", -0.1, -0.1, 0.0, 0.0)
     report = AblationReport(1.0, (node,), None, None, None, None, True, 2)
-    frame = pd.DataFrame({"model_label": ["m"], "benchmark": ["b"], "category": ["M-IA"], **{k: [v] for k, v in check_columns(
-        {"curves": {"verdict": "explains", "area": 1.0, "flip_k": 1}, "ablation": {"r_zero": 0.5}}).items()}})
+    frame = pd.DataFrame({"model_label": ["m"], "benchmark": ["b"], "category": ["M-IA"],
+                          **{k: [v] for k, v in check_columns(
+                              {"curves": {"verdict": "explains", "area": 1.0, "flip_k": 1},
+                               "ablation": {"r_zero": 0.5}}).items()}})
     cols = (list(curves_table(curves).columns) + list(ablation_frame(report).columns) + list(check_columns(None))
             + list(verdict_table(frame, ("model_label", "benchmark", "category")).columns) + list(VERDICTS))
     assert not _missing(cols)

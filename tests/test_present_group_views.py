@@ -3,9 +3,9 @@ import json
 
 import numpy as np
 
-from engine.token_groups import group_tokens
 from engine.present import charts
 from engine.present.group_views import group_heatmap_fragment, group_view, minimap_chart, minimap_frame, ranked_rows
+from engine.token_groups import group_tokens
 
 
 def test_group_view_sums_shown_tokens_and_escapes_text():

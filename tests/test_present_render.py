@@ -10,12 +10,12 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 import pytest
+from graph_fixtures import small_graph
 
-from engine.present import render
-from engine.present.text import csv_cell
 from engine.graph.prune import prune
 from engine.graph.types import PruneSettings
-from graph_fixtures import small_graph
+from engine.present import render
+from engine.present.text import csv_cell
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=2">'

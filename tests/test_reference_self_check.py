@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
-
 from reference_lrp import reference_logits, reference_relevance
 from tiny_models import build_tiny
+from transformers import AutoModelForCausalLM
 
 
 @pytest.fixture(scope="module")

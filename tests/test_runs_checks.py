@@ -6,12 +6,12 @@ import sqlite3
 
 import pandas as pd
 import pytest
+from sweep_fixtures import write_bench, write_config
 
 from engine.cases.checks import VERDICTS, causal_outcome, verdict_table
 from engine.runs.config import load_sweep_config, parse_sweep_config
 from engine.runs.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, ResultRow, Store
 from engine.runs.sweep import run_sweep
-from sweep_fixtures import write_bench, write_config
 
 
 def test_a_schema_1_store_is_migrated_and_keeps_its_results(tmp_path):
@@ -28,7 +28,8 @@ def test_a_schema_1_store_is_migrated_and_keeps_its_results(tmp_path):
         assert s.schema_version == SCHEMA_VERSION == 2
         old = s.get_result("r", "m", "c1")
         assert old.logit_diff == 2.5 and old.check is None
-        check = {"curves": {"verdict": "explains", "area": 1.5, "flip_k": 2}, "ablation": {"r_zero": 0.8, "r_mean": 0.4}}
+        check = {"curves": {"verdict": "explains", "area": 1.5, "flip_k": 2},
+                 "ablation": {"r_zero": 0.8, "r_mean": 0.4}}
         assert s.put_result("r", "m", "c2", ResultRow("ok", logit_diff=1.0, check=check))
         assert s.get_result("r", "m", "c2").check == check
         frame = s.results_frame("r").set_index("case_id")
@@ -70,7 +71,8 @@ def test_sweep_stores_checks_and_the_report_shows_them(tmp_path, tiny_model_dir)
 
     bench = write_bench(tmp_path / "b.jsonl", 4)
     path = write_config(tmp_path, {"tiny": tiny_model_dir("qwen3")}, bench)
-    text = path.read_text().replace("compute:\n", "compute:\n  checks: {enabled: true, k: 3, seeds: [0, 1], nodes: 4}\n")
+    text = path.read_text().replace("compute:\n",
+                                    "compute:\n  checks: {enabled: true, k: 3, seeds: [0, 1], nodes: 4}\n")
     path.write_text(text)
     summary = run_sweep(load_sweep_config(path))
     assert summary.statuses.get("ok", 0) >= 1

@@ -40,7 +40,8 @@ def test_full_config(tmp_path):
     assert cfg.models[0] == ModelSpec("Qwen/Qwen3-0.6B", "Qwen3-0.6B", "main", "bfloat16", "4bit")
     assert cfg.models[1].label == "zoo" and cfg.models[1].dtype == "auto"
     ifeval, table = cfg.benchmarks
-    assert ifeval.path == str(tmp_path / "data/ifeval.jsonl") and ifeval.references == str(tmp_path / "data/responses.jsonl")
+    assert (ifeval.path == str(tmp_path / "data/ifeval.jsonl")
+            and ifeval.references == str(tmp_path / "data/responses.jsonl"))
     assert ifeval.filters.min_logit_diff == 1.0 and isinstance(ifeval.filters.min_logit_diff, float)
     assert ifeval.thinking is False and ifeval.chat_template is True
     assert table.path == "/abs/my.csv" and table.columns == {"prompt": "question", "reference": "gold"}
@@ -58,16 +59,20 @@ def test_minimal_config_defaults():
 
 
 @pytest.mark.parametrize("old, new, message", [
-    ("    dtype: bfloat16", "    dtyp: bfloat16", r"sweep.yaml line 5: unknown key 'dtyp' in models\[0\] \(did you mean 'dtype'\?\)"),
+    ("    dtype: bfloat16", "    dtyp: bfloat16",
+     r"sweep.yaml line 5: unknown key 'dtyp' in models\[0\] \(did you mean 'dtype'\?\)"),
     ("rule: cp-lrp", "rules: cp-lrp", r"line 18: unknown key 'rules' in the top level"),
-    ("pruning: {mode: cum_mass, top_p: 0.9}", "pruning: {mode: cum_mass, top: 0.9}", r"line 21: unknown key 'top' in compute.graph.pruning"),
+    ("pruning: {mode: cum_mass, top_p: 0.9}", "pruning: {mode: cum_mass, top: 0.9}",
+     r"line 21: unknown key 'top' in compute.graph.pruning"),
     ("limit: 50", "limit: fifty", r"line 13: benchmarks\[0\].filters.limit must be an integer or null, not 'fifty'"),
     ("dtype: bfloat16", "dtype: float17", r"line 5: models\[0\].dtype must be one of auto, float32"),
     ("kind: ifeval", "kind: mmlu", r"line 9: benchmarks\[0\].kind must be one of ifeval, math"),
     ("store: runs/store\n", "", r"line 1: missing required key 'store' in the top level"),
-    ("  - {source: zoo:s, label: zoo}", "  - {source: zoo:s, label: Qwen3-0.6B}", r"line 7: model label 'Qwen3-0.6B' is used twice"),
+    ("  - {source: zoo:s, label: zoo}", "  - {source: zoo:s, label: Qwen3-0.6B}",
+     r"line 7: model label 'Qwen3-0.6B' is used twice"),
     ("heatmap: true", "heatmap: true\n  heatmap: false", r"line 21: duplicate key 'heatmap' in compute"),
-    ("top_p: 0.9", "top_p: 1.5", r"line 21: compute.graph.pruning.top_p is 1.5, out of its range: it must be above 0 and at most 1"),
+    ("top_p: 0.9", "top_p: 1.5",
+     r"line 21: compute.graph.pruning.top_p is 1.5, out of its range: it must be above 0 and at most 1"),
     ("models:", "models: [", r"line \d+: not valid YAML"),
 ])
 def test_bad_config_names_key_and_line(tmp_path, old, new, message):

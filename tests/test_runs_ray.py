@@ -10,11 +10,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from sweep_fixtures import assert_same_runs, stored, write_bench, write_config
 
+from engine.runs.config import load_sweep_config
 from engine.runs.store import Store
 from engine.runs.sweep import run_sweep
-from engine.runs.config import load_sweep_config
-from sweep_fixtures import assert_same_runs, stored, write_bench, write_config
 
 try:
     import ray

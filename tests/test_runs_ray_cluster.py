@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from sweep_fixtures import stored
 
 try:

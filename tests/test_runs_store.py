@@ -117,14 +117,15 @@ def test_labels_history_and_exports(store, tmp_path):
     sug = suggest_category({"total": 0.5, "instruction": -0.2}, 2.0)
     store.add_label("r1", Label.now("ifeval/1", "a", sug, Category(Outcome.M_IA, Pattern.OIT)))
     store.add_label("r1", Label.now("ifeval/1", "a", sug, Category(Outcome.M_IA, Pattern.URT), author="bo"))
-    assert [l["pattern"] for l in store.labels("r1", latest=False)] == ["OIT", "URT"]
+    assert [label["pattern"] for label in store.labels("r1", latest=False)] == ["OIT", "URT"]
     [latest] = store.labels("r1")
     assert latest["author"] == "bo" and latest["suggested_json"] and latest["created"] > 0
     for name in ("res.csv", "res.parquet"):
         path = store.export(tmp_path / name, "r1")
         df = pd.read_csv(path) if name.endswith(".csv") else pd.read_parquet(path)
         row = df.iloc[0]
-        assert (row.benchmark, row.seg_instruction, row.suggested_pattern, row.human_pattern) == ("ifeval", -0.2, "URT", "URT")
+        assert ((row.benchmark, row.seg_instruction, row.suggested_pattern, row.human_pattern)
+                == ("ifeval", -0.2, "URT", "URT"))
         assert row.faith_k_relevance == 2
     with pytest.raises(FailureLensError, match=".csv or .parquet"):
         store.export(tmp_path / "res.xlsx")
@@ -140,7 +141,8 @@ WRITER = textwrap.dedent("""
     s.create_run("r", {{"n": 1}})
     for i in range(300):
         if not s.has_result("r", "m", str(i)):
-            s.put_result("r", "m", str(i), ResultRow("ok", logit_diff=float(i)), {{"rel": np.full(2000, i, np.float32)}})
+            s.put_result("r", "m", str(i), ResultRow("ok", logit_diff=float(i)),
+                         {{"rel": np.full(2000, i, np.float32)}})
     print("done")
 """)
 

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sweep_fixtures import XSS, assert_same_runs, stored, write_bench, write_config
 
 from engine.__main__ import main
 from engine.graph.export import from_json
 from engine.records import FailureLensError
+from engine.runs.config import load_sweep_config
 from engine.runs.report import run_report
 from engine.runs.store import DB_NAME, ResultRow, Store
 from engine.runs.sweep import load_case, run_sweep
-from engine.runs.config import load_sweep_config
-from sweep_fixtures import XSS, assert_same_runs, stored, write_bench, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 N_MAIN, N_STRICT = 12, 2  # main: 11 failures + 1 case without reference (error); strict: all filtered
@@ -50,7 +50,8 @@ def test_sweep_stores_every_case(reference):
             # the heatmap explains the failure found by teacher forcing, on the same ids
             assert row.extra["objective"] == pytest.approx(row.logit_diff, abs=1e-4)
             assert {"instruction", "query", "answer", "total", "instruction_target"} <= row.segment_rel.keys()
-            assert row.suggestion["category"]["outcome"] and row.faith["base_logit_diff"] == pytest.approx(row.logit_diff, abs=1e-4)
+            assert (row.suggestion["category"]["outcome"]
+                    and row.faith["base_logit_diff"] == pytest.approx(row.logit_diff, abs=1e-4))
             case = load_case(s, "t", "tiny", f"main/c{i}")
             assert len(case.token_ids) == len(case.relevance) == len(case.tokens) == row.position
             assert "instruction" in case.segments and case.layer_relevance.shape == (3, row.position)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from tiny_models import ARCHS
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 PROMPT = "The capital of France is Paris and the capital of Japan is Tokyo, said the old teacher"
 

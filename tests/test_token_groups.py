@@ -2,8 +2,19 @@
 import numpy as np
 import pytest
 
-from engine.token_groups import (Grouping, auto_window, default_kind, expand, group_sum, group_tokens, pieces, snippet,
-                           top_groups, window_around, with_open)
+from engine.token_groups import (
+    Grouping,
+    auto_window,
+    default_kind,
+    expand,
+    group_sum,
+    group_tokens,
+    pieces,
+    snippet,
+    top_groups,
+    window_around,
+    with_open,
+)
 
 TEXT = "<s>The cat sat. It ran!\nNew line here\nend"
 

@@ -31,10 +31,12 @@ LABEL_SINKS = {"button", "download_button", "form_submit_button", "link_button",
                "text_area", "number_input", "selectbox", "multiselect", "radio", "toggle", "checkbox", "slider",
                "select_slider", "pills", "segmented_control", "file_uploader", "metric", "date_input", "color_picker"}
 OPTION_SINKS = {"radio", "pills", "segmented_control"}  # their option labels are Markdown too
-WRAPPERS = {"number": 0, "page": 0, "run_task": 1, "controls": 0, "_ranked": 2}  # ui functions that pass this argument on to a sink
+# ui functions that pass this argument on to a sink
+WRAPPERS = {"number": 0, "page": 0, "run_task": 1, "controls": 0, "_ranked": 2}
 NOT_SINKS = {("views", "header"), ("glossary", "title")}  # project functions that share a sink's name
 TEXT_KEYWORDS = {"body", "label", "text", "help"}
-SAFE_CALLS = {"plain", "quoted", "md", "len", "int", "round", "define"}  # md: ui.views.md = safe.plain; define: glossary
+# md: ui.views.md = safe.plain; define: glossary
+SAFE_CALLS = {"plain", "quoted", "md", "len", "int", "round", "define"}
 NUMBER_SPEC = re.compile(r"[-+ ]?[#0]?\d*(?:[,_](?:\.\d+)?[dfeEgG%n]?|(?:\.\d+)?[dfeEgG%n])$")  # fails on str
 
 
@@ -54,7 +56,8 @@ def _is_safe(node: ast.AST) -> bool:
         return all(_is_safe(v) for v in node.values)
     if isinstance(node, ast.FormattedValue):
         spec = node.format_spec
-        numeric = (isinstance(spec, ast.JoinedStr) and len(spec.values) == 1 and isinstance(spec.values[0], ast.Constant)
+        numeric = (isinstance(spec, ast.JoinedStr) and len(spec.values) == 1
+                   and isinstance(spec.values[0], ast.Constant)
                    and NUMBER_SPEC.match(str(spec.values[0].value)) is not None)
         return numeric or (node.conversion == -1 and _is_safe(node.value))
     if isinstance(node, ast.BinOp):

@@ -15,6 +15,7 @@ from engine.zoo import (
     FAMILIES,
     MODELS_DIR,
     ZooFailure,
+    bench_gen,
     load_benchmark,
     load_failures,
     zoo_checkpoints,
@@ -22,7 +23,6 @@ from engine.zoo import (
     zoo_path,
     zoo_sizes,
 )
-from engine.zoo import bench_gen
 from engine.zoo.evaluate import load, logit_diffs, next_logits, score
 
 SHORT = 256  # prompt tokens; the fixed subsets stay short so the file runs in seconds
@@ -106,7 +106,8 @@ def test_tokenizer_offsets_and_specials():
         assert all(case.prompt[s:e] == t for t, (s, e) in zip(toks[1:], enc.offset_mapping[1:]))
         ref = tok(case.reference, add_special_tokens=False).input_ids
         assert tok(f"{case.prompt} {case.reference}").input_ids == enc.input_ids + ref
-    assert tok.convert_ids_to_tokens(tok("compute 407 + 15 =").input_ids)[1:] == ["compute", "4", "0", "7", "+", "1", "5", "="]
+    assert tok.convert_ids_to_tokens(tok("compute 407 + 15 =").input_ids)[1:] == [
+        "compute", "4", "0", "7", "+", "1", "5", "="]
 
 
 # -- benchmark -------------------------------------------------------------------------------------------------
@@ -145,7 +146,8 @@ def test_benchmark_sizes_and_segments():
 
 
 def test_benchmark_is_deterministic_and_long_enough():
-    assert bench_gen.generate("eval", bench_gen.N_EVAL) == [json.loads(x) for x in (bench_gen.DATA_DIR / "eval.jsonl").open()]
+    assert bench_gen.generate("eval", bench_gen.N_EVAL) == [
+        json.loads(x) for x in (bench_gen.DATA_DIR / "eval.jsonl").open()]
     lengths = [n_tokens(c.prompt) for c in load_benchmark("eval", "retrieval")]
     assert max(lengths) > 3000 and min(lengths) < 64
 
@@ -215,7 +217,8 @@ def test_long_context_prompt_runs():
 # -- heatmaps (needs the lead's engine.heatmap) ----------------------------------------------------------------
 
 
-@pytest.mark.skipif(not (Path(__file__).parents[1] / "engine" / "heatmap.py").exists(), reason="engine/heatmap.py not written yet")
+@pytest.mark.skipif(not (Path(__file__).parents[1] / "engine" / "heatmap.py").exists(),
+                    reason="engine/heatmap.py not written yet")
 def test_instruction_failure_heatmaps_are_not_uniform():
     from engine import attribute, load_model
 

@@ -91,7 +91,8 @@ system program language model token input output layer attention value key query
 # Qwen2's pre-tokenizer regex: with it (and NFC + byte-level BPE) the tokenizer.json is one that the Qwen2Tokenizer
 # class, which AutoTokenizer forces for model_type "qwen2", rebuilds identically from vocab + merges.
 _PRETOKENIZE = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 VOCAB_SIZE = 500
 

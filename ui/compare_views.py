@@ -12,8 +12,15 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from engine.compare.deltas import (CaseDelta, CaseSpec, Checkpoint, cases_from_failures, first_token, logit_diffs,
-                            segment_breakdown)
+from engine.compare.deltas import (
+    CaseDelta,
+    CaseSpec,
+    Checkpoint,
+    cases_from_failures,
+    first_token,
+    logit_diffs,
+    segment_breakdown,
+)
 from engine.records import Attribution, FailureLensError
 from ui import layout, loaders, safe, state, widgets
 from ui.state import ModelSpec
@@ -51,7 +58,8 @@ def label(param: str) -> str:
 def number(label_: str, key: str, lo: float, hi: float, **kw) -> float:
     """A number input bound to `key`; a value from a link outside [lo, hi] is clamped first."""
     state.put(key, type(lo)(min(max(state.get(key), lo), hi)))
-    return st.number_input(label_, lo, hi, **widgets.bind(key), **kw)  # md-safe: the caller's label (cv.number is scanned)
+    return st.number_input(label_, lo, hi,  # md-safe: the caller's label (cv.number is scanned)
+                           **widgets.bind(key), **kw)
 
 
 def model_options(extra: Sequence[str] = ()) -> list[str]:
@@ -132,12 +140,14 @@ def compare(params: Sequence[str], labels: Sequence[str], cases: Sequence[CaseSp
 
 # ---------------------------------------------------------------- one case
 def case_attribution(handle, case: CaseSpec) -> Optional[Attribution]:
-    """The case's heatmap in one model, scoring the first token of target and contrast (engine.compare.deltas's rule)."""
+    """The case's heatmap in one model, scoring the first token of target and contrast
+    (engine.compare.deltas's rule)."""
     tgt, t_note = first_token(handle.tokenizer, case.target, "target")
     con, c_note = first_token(handle.tokenizer, case.contrast, "contrast")
     if tgt is None or con is None or tgt.token_id == con.token_id:
-        st.info(f"{safe.plain(handle.label)}: no heatmap for this case — "
-                f"{safe.plain(t_note if tgt is None else c_note if con is None else 'target and contrast start alike')}.")
+        st.info(
+            f"{safe.plain(handle.label)}: no heatmap for this case — "
+            f"{safe.plain(t_note if tgt is None else c_note if con is None else 'target and contrast start alike')}.")
         return None
     for note in (t_note, c_note):
         if note:

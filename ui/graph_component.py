@@ -58,7 +58,8 @@ def _holds(folder: Path, content: dict[str, bytes]) -> bool:
         _check_private(folder)
         names = {p.name for p in folder.iterdir()}
         return names == set(content) and all(
-            stat.S_ISREG(os.lstat(folder / n).st_mode) and (folder / n).read_bytes() == data for n, data in content.items())
+            stat.S_ISREG(os.lstat(folder / n).st_mode) and (folder / n).read_bytes() == data
+            for n, data in content.items())
     except OSError:
         return False
 

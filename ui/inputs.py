@@ -112,7 +112,8 @@ def token_inputs(handle) -> None:
                   **widgets.bind(state.TARGET, _readable(handle.tokenizer, state.TARGET)))
     c2.text_input("Contrast (the right token)", placeholder="empty: the runner-up",
                   help="One token as text, or #<id>. Blue tokens push towards it.",
-                  **widgets.bind(state.CONTRAST, _readable(handle.tokenizer, state.CONTRAST)), disabled=not contrastive())
+                  **widgets.bind(state.CONTRAST, _readable(handle.tokenizer, state.CONTRAST)),
+                  disabled=not contrastive())
     c3.button("⇄", on_click=_swap_tokens, help="Swap target and contrast.", key="tok:swap")
     c3.button("Reset", on_click=_reset_tokens, help="Top-1 token vs the runner-up.", key="tok:reset")
     with st.expander("Objective"):

@@ -34,7 +34,8 @@ PRESENTATION_CSS = """<style>
 [data-testid="stMain"] { overflow-x: hidden; }
 [data-testid="stMainBlockContainer"] :is(p, li, label, input, textarea, button, code, summary, td, th) {
   font-size: clamp(1rem, .55rem + .6vw, 1.35rem) !important; }
-[data-testid="stMainBlockContainer"] h1 { font-size: clamp(1.7rem, 1rem + 1.2vw, 2.6rem) !important; padding: 0 0 .3rem; }
+[data-testid="stMainBlockContainer"] h1 { font-size: clamp(1.7rem, 1rem + 1.2vw, 2.6rem) !important; \
+padding: 0 0 .3rem; }
 [data-testid="stMainBlockContainer"] :is(h2, h3) { font-size: clamp(1.25rem, .8rem + .75vw, 1.9rem) !important;
   padding: .4rem 0 .2rem; }
 [data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] :is(p, div) {
@@ -72,7 +73,8 @@ def sidebar() -> None:
         if models:
             labels = [ModelSpec.parse(p).label for p in models]
             if len(models) > 1:
-                widgets.radio("Active model", state.ACTIVE, list(range(len(models))), format_func=lambda i: safe.plain(labels[i]),
+                widgets.radio("Active model", state.ACTIVE, list(range(len(models))),
+                              format_func=lambda i: safe.plain(labels[i]),
                               help="The model the Heatmap and Graph pages show.")
             else:
                 st.caption(f"Model: **{safe.plain(labels[0])}**")

@@ -126,7 +126,8 @@ def view_attribution(handle: ModelHandle, prompt: str) -> Attribution:
             st.error(safe.plain(error))
             st.stop()
         shown = f"{att.target.text!r}" + (f" vs {att.contrast.text!r}" if att.contrast else "")
-        st.error(f"{safe.plain(error)}\n\nMeanwhile the page shows {safe.plain(shown)}: click a candidate under *Next-token "
+        st.error(f"{safe.plain(error)}\n\nMeanwhile the page shows {safe.plain(shown)}: "
+                 "click a candidate under *Next-token "
                  "candidates* to choose, or correct the box.")
     return att
 

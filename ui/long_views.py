@@ -1,6 +1,7 @@
 """Long prompts stay legible: token groups on the Heatmap page (granularity, minimap, strongest groups, a window
 around the selection, a group opened into its tokens) and supernodes on the Graph page (open / close, a cap on
-the number of nodes drawn). The maths are in engine.token_groups, engine.graph.supernodes and engine.present.group_views.
+the number of nodes drawn). The maths are in engine.token_groups, engine.graph.supernodes and
+engine.present.group_views.
 """
 from __future__ import annotations
 
@@ -12,11 +13,22 @@ import streamlit as st
 from engine.cases.segments import assign_segments
 from engine.graph.supernodes import group_graph, node_cap_threshold
 from engine.graph.types import AttributionGraph, PruneSettings
-from engine.token_groups import (KINDS, SHORT_PROMPT, Grouping, auto_window, default_kind, group_tokens, pieces, snippet,
-                           top_groups, window_around, with_open)
 from engine.present import render
 from engine.present.group_views import group_heatmap_fragment, group_view, minimap_chart, ranked_rows
 from engine.records import Attribution
+from engine.token_groups import (
+    KINDS,
+    SHORT_PROMPT,
+    Grouping,
+    auto_window,
+    default_kind,
+    group_tokens,
+    pieces,
+    snippet,
+    top_groups,
+    window_around,
+    with_open,
+)
 from ui import layout, safe, state, views, widgets
 
 VIEW_TOKENS = 600  # the heatmap of a long prompt shows about this many tokens around the selection
@@ -63,7 +75,8 @@ def _ranked(view, groups: list[int], title: str, key: str) -> None:
     if not groups:
         st.caption("none")
     for row in ranked_rows(view, groups, limit=48):
-        st.button(f"{row['R']:+.3f} · tokens {safe.plain(row['tokens'])} · {safe.plain(row['text'])}", key=f"{key}:{row['group']}",
+        st.button(f"{row['R']:+.3f} · tokens {safe.plain(row['tokens'])} · {safe.plain(row['text'])}",
+                  key=f"{key}:{row['group']}",
                   on_click=_select, args=(view.grouping.starts[row["group"]],), width="stretch",
                   help="Jump to this group in the heatmap and open it into its tokens.")
 
@@ -91,7 +104,8 @@ def heatmap(att: Attribution, prompt: str, mask: list[bool], values: list[float]
     first, last = groups.starts[lo], groups.ends[hi - 1]
     if n > SHORT_PROMPT:
         _minimap(att, mask, (first, last))
-    st.caption(f"{safe.plain(_label(groups.kind))}: {groups.n_groups:d} groups over {n:d} tokens (colour: Σ R of each group). "
+    st.caption(f"{safe.plain(_label(groups.kind))}: {groups.n_groups:d} groups over {n:d} tokens "
+               f"(colour: Σ R of each group). "
                f"Showing tokens {first:d}–{last - 1:d}" + ("" if (first, last) == (0, n) else " around the selection")
                + ". Pick a group below (or click the strip) to jump to it and open it.")
     st.html(group_heatmap_fragment(view, lo, hi, selected=opened, font_scale=layout.scale()))
@@ -127,8 +141,9 @@ def _opened(att: Attribution, groups: Grouping, g: int, mask: list[bool]) -> Non
         s = min(max(s, peak - OPEN_TOKENS // 2), e - OPEN_TOKENS)
         e = s + OPEN_TOKENS
     head, close = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"**Opened: group {g:d}**, tokens {s:d}–{e - 1:d}" + (f" (of {groups.spans[g][0]:d}–{groups.spans[g][1] - 1:d})"
-                  if (s, e) != groups.spans[g] else "") + " · colour scale: max |R| inside the group")
+    head.markdown(f"**Opened: group {g:d}**, tokens {s:d}–{e - 1:d}"
+                  + (f" (of {groups.spans[g][0]:d}–{groups.spans[g][1] - 1:d})" if (s, e) != groups.spans[g] else "")
+                  + " · colour scale: max |R| inside the group")
     close.button("Close", key="grp:close", on_click=_select, args=(-1,))
     sub_mask = [mask[t] for t in range(s, e)]
     sub_values = render.normalise(att.relevance[s:e], sub_mask, state.get(state.NORM))
@@ -145,7 +160,8 @@ def _grouped(graph_key: str, kind: str, starts: tuple[int, ...], _graph: Attribu
 
 def _short_labels(groups: Grouping) -> Grouping:
     """Node labels and tooltips: a group's first words, not its whole text (a segment can be 4k tokens)."""
-    return replace(groups, texts=tuple(t if groups.size(i) == 1 else snippet(t, 40) for i, t in enumerate(groups.texts)))
+    return replace(groups, texts=tuple(t if groups.size(i) == 1 else snippet(t, 40)
+                                       for i, t in enumerate(groups.texts)))
 
 
 def grouped_graph(graph: AttributionGraph, key: str, att: Attribution, prompt: str) -> AttributionGraph:
@@ -198,7 +214,8 @@ def supernode(graph: AttributionGraph, stage: int, column: int) -> None:
     s, e = graph.spans[column]
     base: Optional[Grouping] = st.session_state.get(_BASE)
     if e - s > 1:
-        st.caption(f"A supernode of {e - s:d} tokens ({s:d}–{e - 1:d}): “{safe.plain(snippet(graph.tokens[column], 80))}”. "
+        st.caption(f"A supernode of {e - s:d} tokens ({s:d}–{e - 1:d}): "
+                   f"“{safe.plain(snippet(graph.tokens[column], 80))}”. "
                    "Hidden dimensions and neurons are per token: open it to see them.")
         st.button("Open this group into its tokens", key="sn:open", type="primary", on_click=_set_open,
                   args=(sorted(set(state.get(state.OPEN)) | {s}),))

@@ -6,7 +6,8 @@ link reopens the exact view. Widgets never own these keys: `ui.widgets` binds a 
 has its own key "w:<key>"), so values survive page switches.
 
 URL scheme (all optional; defaults are left out):
-  model=<spec> (repeatable)   loaded models, see ModelSpec: zoo:l | /path/to/folder | org/name;rev=main;dtype=bfloat16;q=4bit;rule=cp-lrp
+  model=<spec> (repeatable)   loaded models, see ModelSpec: zoo:l | /path/to/folder |
+                              org/name;rev=main;dtype=bfloat16;q=4bit;rule=cp-lrp
   active=<i>                  index of the model the pages show (0 = first)
   case=<zoo model>/<case id>  a zoo failure case (sets prompt, target, contrast); else prompt=<text>, or
                               ph=<hash> for a prompt over 500 characters (saved in engine.runs.prompts' store)
@@ -48,7 +49,8 @@ class Field:
 MODELS, ACTIVE, CASE, PROMPT, TARGET, CONTRAST = "model", "active", "case", "prompt", "target", "contrast"
 MODE, STRATEGY, K = "mode", "strategy", "k"
 NORM, HIDE_FIRST, HIDE_SPECIAL = "norm", "hide_first", "hide_special"
-LAYERS, STAGES, SPLIT, PRUNE, TOP_P, EDGE_THR, NODE_THR = "layers", "stages", "split", "prune", "top_p", "edge_thr", "node_thr"
+LAYERS, STAGES, SPLIT, PRUNE, TOP_P, EDGE_THR, NODE_THR = ("layers", "stages", "split", "prune", "top_p", "edge_thr",
+                                                           "node_thr")
 CONNECTED, HIDE_BOS, NODE, PRESENT = "connected", "hide_bos", "node", "present"
 TRUSTED = "trusted"  # session only: model specs the user allowed to run remote code
 STOPPED = "stopped"  # session only: key of the long task the user stopped

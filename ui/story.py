@@ -2,8 +2,6 @@
 exports, and "Download slides" (a .pptx deck) with the same content as a one-file HTML case report."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
-
 import streamlit as st
 
 from engine.cases.segments import assign_segments

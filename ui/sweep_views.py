@@ -13,12 +13,12 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from engine.present import glossary, render
 from engine.cases.categories import Category, Label, Outcome, Pattern, Suggestion
+from engine.present import glossary, render
 from engine.records import FailureLensError
+from engine.runs.config import SweepConfig, parse_sweep_config
 from engine.runs.store import Store
 from engine.runs.sweep import RunSummary, SweepProgress, default_run_id, load_case, run_sweep
-from engine.runs.config import SweepConfig, parse_sweep_config
 from ui import layout, safe, state, widgets
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ def take_upload() -> None:
     if up is None:
         return
     if up.size > MAX_CONFIG_BYTES:
-        st.error(f"{safe.plain(up.name)} is {up.size // 1024:d} KiB; a sweep config may be at most {MAX_CONFIG_BYTES >> 10} KiB.")
+        st.error(f"{safe.plain(up.name)} is {up.size // 1024:d} KiB; "
+                 f"a sweep config may be at most {MAX_CONFIG_BYTES >> 10} KiB.")
         return
     try:
         state.put(state.SW_CONFIG, up.getvalue().decode("utf-8"))
@@ -106,7 +107,8 @@ def start(text: str, resume: bool) -> None:
         return
     job = SweepJob(config, default_run_id(config))
     if not resume and _has_results(config.store, job.run_id):
-        st.error(f"Run {safe.quoted(job.run_id)} already has results in {safe.plain(config.store)}. Turn on Resume to continue it, or "
+        st.error(f"Run {safe.quoted(job.run_id)} already has results in {safe.plain(config.store)}. "
+                 "Turn on Resume to continue it, or "
                  "change `name:` in the config to start a new run.")
         return
     job.thread = threading.Thread(target=job.work, args=(resume,), name=f"sweep-{job.run_id}", daemon=True)
@@ -146,7 +148,8 @@ def _live(key: tuple[str, str]) -> None:
         st.progress(p.done / p.total if p.total else 0.0,
                     text=f"Sweep {job.run_id}: {what} · {p.done} of {p.total} in all · {_duration(p.elapsed_s)} "
                          f"elapsed · about {_duration(p.eta_s)} left")
-    st.button("Stop", icon=":material/stop_circle:", key="sw:stop", on_click=job.cancel.set, disabled=job.cancel.is_set(),
+    st.button("Stop", icon=":material/stop_circle:", key="sw:stop", on_click=job.cancel.set,
+              disabled=job.cancel.is_set(),
               help="Stops after the case being computed; everything stored so far stays. Resume continues it.")
 
 
@@ -164,10 +167,12 @@ def watch() -> None:
         s = job.summary
         counts = ", ".join(f"{n} {k}" for k, n in s.statuses.items()) or "nothing new"
         if s.cancelled:
-            st.info(f"Sweep {safe.plain(s.run_id)} stopped: {s.computed:d} computed ({safe.plain(counts)}), {s.skipped:d} stored before; "
+            st.info(f"Sweep {safe.plain(s.run_id)} stopped: {s.computed:d} computed ({safe.plain(counts)}), "
+                    f"{s.skipped:d} stored before; "
                     f"{s.skipped + s.computed:d} of {s.total:d} stored. Turn on Resume and start it again to continue.")
         else:
-            st.success(f"Sweep {safe.plain(s.run_id)} finished in {safe.plain(_duration(s.elapsed_s))}: {s.computed:d} computed ({safe.plain(counts)}); "
+            st.success(f"Sweep {safe.plain(s.run_id)} finished in {safe.plain(_duration(s.elapsed_s))}: "
+                       f"{s.computed:d} computed ({safe.plain(counts)}); "
                        f"{s.skipped:d} were already stored.")
 
 
@@ -290,7 +295,8 @@ def filters(df: pd.DataFrame) -> pd.DataFrame:
                                                          ("Benchmarks", state.SW_BENCH, "benchmark"),
                                                          ("Outcome", state.SW_CAT, "outcome"))):
         with col:
-            widgets.multiselect(label, key, sorted(df[column].dropna().astype(str).unique()), placeholder="all",  # md-safe: label from the tuple above
+            widgets.multiselect(label, key,  # md-safe: label from the tuple above
+                                sorted(df[column].dropna().astype(str).unique()), placeholder="all",
                                 format_func=glossary.label if column == "outcome" else str)
     keep = pd.Series(True, index=df.index)
     for key, column in ((state.SW_MODELS, "model_label"), (state.SW_BENCH, "benchmark"), (state.SW_CAT, "outcome")):

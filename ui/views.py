@@ -31,7 +31,8 @@ FOUR_BIT_HELP = ("4-bit (NF4) needs bitsandbytes. On a GPU it cuts the weights' 
 
 
 def shown(att: Attribution) -> list[bool]:
-    return render.shown_mask(len(att.tokens), att.special_mask, state.get(state.HIDE_FIRST), state.get(state.HIDE_SPECIAL))
+    return render.shown_mask(len(att.tokens), att.special_mask, state.get(state.HIDE_FIRST),
+                             state.get(state.HIDE_SPECIAL))
 
 
 def colour_values(att: Attribution, mask: list[bool]) -> list[float]:
@@ -55,14 +56,16 @@ def shipped_logit_diff(att: Attribution, case: Any, zoo_name: Optional[str], pro
 
 def unknown_words(tokenizer: Any, prompt: str, model_label: str) -> None:
     """Before the heatmap: which words of the prompt the model cannot read (shown as its unknown token)."""
-    from engine.tokens import unknown_words as find, vocabulary
+    from engine.tokens import unknown_words as find
+    from engine.tokens import vocabulary
 
     got = find(tokenizer, prompt)
     if not got.count:
         return
     n = len(got.words) or got.count
     which = f": {', '.join(md(w) for w in got.words)}" if got.words else ""
-    st.warning(f"{n:d} word{'s are' if n != 1 else ' is'} unknown to {md(model_label)} and shown as "  # md-safe: which uses md
+    st.warning(f"{n:d} word{'s are' if n != 1 else ' is'} unknown to {md(model_label)} "  # md-safe: which uses md
+               "and shown as "
                f"{md(got.unk_token)}{which}. They carry no meaning for the model; use words from its vocabulary.",
                icon=":material/spellcheck:")
     vocab = vocabulary(tokenizer)
@@ -115,7 +118,8 @@ def compare(att: Attribution, prompt: str) -> None:
                                                state.get(state.STRATEGY), state.get(state.K))
         if other:
             mask = shown(other)
-            what = f"Δℓ {other.logit_diff:+.3f}" if other.logit_diff is not None else f"objective {other.objective:+.3f}"
+            what = (f"Δℓ {other.logit_diff:+.3f}" if other.logit_diff is not None
+                    else f"objective {other.objective:+.3f}")
             st.caption(f"{safe.plain(what)} · conservation {other.conservation:.2f}")
             st.html(render.heatmap_fragment(other.tokens, colour_values(other, mask), other.relevance, mask,
                                             font_scale=layout.scale()))

@@ -32,7 +32,8 @@ def choice(key: str, options: Sequence[Any], on_change: Optional[Callable[[], No
     """`bind` for a widget with fixed options: a value outside them (e.g. from an old link) falls back."""
     value = state.get(key)
     if value not in options:
-        value = state.FIELDS[key].default if key in state.FIELDS and state.FIELDS[key].default in options else options[0]
+        value = (state.FIELDS[key].default if key in state.FIELDS and state.FIELDS[key].default in options
+                 else options[0])
         state.put(key, value)
     return bind(key, on_change=on_change)
 

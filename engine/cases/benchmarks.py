@@ -37,8 +37,8 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 from engine import files
 from engine.cases.ifeval_phrases import instruction_spans
-from engine.records import FailureLensError
 from engine.cases.segments import Spans, complement, empty_spans, shift_spans
+from engine.records import FailureLensError
 
 ZOO_EVAL = Path(__file__).parents[1] / "zoo" / "data" / "eval.jsonl"
 
@@ -127,7 +127,8 @@ def _csv_rows(f: Any, path: Path) -> Iterator[tuple[str, dict]]:
             if "NUL" in str(e):
                 raise  # a binary file: load_benchmark says so
             limit = f" (the limit is {files.MAX_LINE_CHARS:,} characters)" if "field limit" in str(e) else ""
-            raise FailureLensError(f"{path} row {n + 1}: not valid CSV ({e}){limit}; fix or shorten that row.") from None
+            raise FailureLensError(
+                f"{path} row {n + 1}: not valid CSV ({e}){limit}; fix or shorten that row.") from None
         n += 1
         yield f"{path} row {n}", rec
 
@@ -187,7 +188,8 @@ def load_ifeval(path: Path, references: Optional[Path] = None, **_) -> list[Case
     refs: dict[str, str] = {}
     if references is not None:
         for where, rec in _read_records(Path(references)):
-            refs[_field(rec, ("prompt",), where, "IFEval response")] = _field(rec, ("response",), where, "IFEval response")
+            refs[_field(rec, ("prompt",), where, "IFEval response")] = _field(
+                rec, ("response",), where, "IFEval response")
     cases = []
     for where, rec in _read_records(path):
         prompt = _field(rec, ("prompt",), where, "IFEval")
@@ -206,13 +208,15 @@ def load_ifeval(path: Path, references: Optional[Path] = None, **_) -> list[Case
 def load_math(path: Path, instruction: Optional[str] = None, **_) -> list[Case]:
     files = sorted(path.rglob("*.json")) if path.is_dir() else [path]
     if not files:
-        raise FailureLensError(f"{path} holds no .json MATH problem files; point the path at the MATH folder or a .jsonl.")
+        raise FailureLensError(
+            f"{path} holds no .json MATH problem files; point the path at the MATH folder or a .jsonl.")
     cases = []
     for file in files:
         for where, rec in _read_records(file):
             problem = _field(rec, ("problem",), where, "MATH")
             solution = _field(rec, ("solution",), where, "MATH")
-            cid = rec.get("unique_id") or rec.get("id") or (str(file.relative_to(path)) if path.is_dir() else len(cases))
+            cid = (rec.get("unique_id") or rec.get("id")
+                   or (str(file.relative_to(path)) if path.is_dir() else len(cases)))
             text, spans = _compose([("query", problem)])
             cases.append(_case(cid, "math", text, spans, solution, instruction,
                                answer=rec.get("answer") or last_boxed(solution),
@@ -243,7 +247,8 @@ def load_gaia(path: Path, instruction: Optional[str] = None, **_) -> list[Case]:
         answer = _field(rec, ("Final answer", "final_answer", "answer"), where, "GAIA")
         context = rec.get("context") or ""
         attached = rec.get("file_name") or ""
-        if not context and attached and Path(str(attached)).suffix.lower() in {".txt", ".md", ".csv", ".json", ".jsonl", ".py"}:
+        if not context and attached and Path(str(attached)).suffix.lower() in {
+                ".txt", ".md", ".csv", ".json", ".jsonl", ".py"}:
             file = files.inside(path.parent, str(attached), f"{where}: attachment")
             context = files.read_bytes(file, files.MAX_ATTACHMENT_BYTES, "GAIA attachment").decode("utf-8", "replace")
         text, spans = _compose([("query", context), ("query", question)])
@@ -322,7 +327,8 @@ LOADERS: dict[str, Callable[..., list[Case]]] = {
     "zoo": load_zoo,
 }
 BENCHMARK_KINDS = tuple(LOADERS)
-_OPTIONS = {"columns": {"table"}, "references": {"ifeval"}, "instruction": {"math", "humaneval", "evalplus", "gaia", "table"}}
+_OPTIONS = {"columns": {"table"}, "references": {"ifeval"},
+            "instruction": {"math", "humaneval", "evalplus", "gaia", "table"}}
 
 
 def load_benchmark(kind: str, path: Optional[str | Path] = None, *, name: Optional[str] = None,
@@ -353,7 +359,8 @@ def load_benchmark(kind: str, path: Optional[str | Path] = None, *, name: Option
     seen: set[str] = set()
     for c in cases:
         if c.id in seen:
-            raise FailureLensError(f"{kind} benchmark {path}: duplicate id {c.id!r}; ids must be unique (choose an id column).")
+            raise FailureLensError(
+                f"{kind} benchmark {path}: duplicate id {c.id!r}; ids must be unique (choose an id column).")
         seen.add(c.id)
     return cases[:limit] if limit is not None else cases
 

@@ -129,7 +129,8 @@ def suggest_category(segment_rel: Mapping[str, float], logit_diff: float, *, gra
         other = segment_rel.get("instruction_other", inst - tgt if tgt is not None else None)
         if tgt is not None and tgt > eps and (other is None or other <= eps):
             pattern = Pattern.URT_OIT
-            reasons.append(f"P3: phrases naming the target {tgt:+.3f} pull towards it, the rest {other or 0:+.3f}: URT+OIT")
+            reasons.append(f"P3: phrases naming the target {tgt:+.3f} pull towards it, "
+                           f"the rest {other or 0:+.3f}: URT+OIT")
         else:
             pattern = Pattern.URT
             reasons.append(f"P4: instruction {inst:+.3f} supports the wrong token: URT")

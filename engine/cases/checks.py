@@ -100,7 +100,8 @@ def replacement_id(tokenizer: Any, replacement: Union[str, int] = "neutral") -> 
     if replacement in ("pad", "unk"):
         value = getattr(tokenizer, f"{replacement}_token_id", None)
         if value is None:
-            raise FailureLensError(f"This tokenizer has no {replacement} token; use replacement 'neutral' or a token id.")
+            raise FailureLensError(
+                f"This tokenizer has no {replacement} token; use replacement 'neutral' or a token id.")
         return int(value)
     raise FailureLensError(f"Unknown replacement {replacement!r}: use one of {', '.join(REPLACEMENTS)} or a token id.")
 
@@ -277,7 +278,8 @@ def deletion_curves(model: Any, tokenizer: Any, input_ids: Sequence[int], releva
         flip_top = _text(tokenizer, int(logits[rows_target[flip_k - 1]].argmax()))
     upto = len(target) - 1
     area = sum(rmean[j] - target[j] for j in range(1, upto + 1)) / upto if upto else 0.0
-    verdict, sentence = _verdict(base, target, rmean[:upto + 1], rstd[:upto + 1], flip_k, flip_top, _text(tokenizer, target_id),
+    verdict, sentence = _verdict(base, target, rmean[:upto + 1], rstd[:upto + 1], flip_k, flip_top,
+                                 _text(tokenizer, target_id),
                                  _text(tokenizer, contrast_id))
     return DeletionCurves(
         base_logit_diff=base, target=tuple(target), contrast=tuple(contrast), random_mean=tuple(rmean),

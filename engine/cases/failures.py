@@ -144,7 +144,8 @@ def find_first_divergence(model: Any, tokenizer: Any, prompt: str, reference: st
         raise FailureLensError(f"the prompt has {enc.n_prompt} tokens, and the model's context holds {context}: no "
                                "room for an answer. Shorten the case, or pick a model with a longer context.")
     n_ref = len(enc.ids) - enc.n_prompt if context is None else min(len(enc.ids), context) - enc.n_prompt
-    logits = _logits(model, enc.ids[:enc.n_prompt + n_ref], n_ref + 1)[:-1]  # [reference tokens, vocab]: row i predicts token i
+    # [reference tokens, vocab]: row i predicts token i
+    logits = _logits(model, enc.ids[:enc.n_prompt + n_ref], n_ref + 1)[:-1]
     ref = torch.tensor(enc.ids[enc.n_prompt:enc.n_prompt + n_ref], device=logits.device)
     wrong = (logits.gather(1, ref[:, None])[:, 0] < logits.max(-1).values).nonzero()
     if len(wrong) == 0:
@@ -204,7 +205,8 @@ class FailurePoint:
 
 def read_failure_points(path: str | Path) -> list[FailurePoint]:
     """JSONL, one object per line: {id, prompt, completion, contrast, char | token[, model]}.
-    Feed each to `failure_at(model, tokenizer, p.prompt, p.completion, char=p.char, token=p.token, contrast=p.contrast)`."""
+    Feed each to
+    `failure_at(model, tokenizer, p.prompt, p.completion, char=p.char, token=p.token, contrast=p.contrast)`."""
     from engine.cases.benchmarks import read_jsonl
 
     points = []

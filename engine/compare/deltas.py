@@ -30,10 +30,10 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import pandas as pd
 import torch
 
+from ..cases.segments import assign_segments, segment_relevance
 from ..heatmap import attribute
 from ..models import ModelHandle, load_model
 from ..records import FailureLensError, TokenChoice
-from ..cases.segments import assign_segments, segment_relevance
 from ..tokens import display, encode_prompt
 
 log = logging.getLogger(__name__)

@@ -86,7 +86,8 @@ def from_logits(logits: torch.Tensor, tokenizer, case: CaseSpec, model: str, tar
     top = int(row.argmax())
     top1 = TokenChoice(top, display(tokenizer, top))
     delta = float(row[target.token_id] - row[contrast.token_id])
-    return ModelVerdict(case.case_id, case.family, model, verdict(top1, target, contrast, case.reference or case.contrast),
+    return ModelVerdict(case.case_id, case.family, model,
+                        verdict(top1, target, contrast, case.reference or case.contrast),
                         top1, float(probs[top]), target, float(probs[target.token_id]), contrast,
                         float(probs[contrast.token_id]), delta, notes)
 

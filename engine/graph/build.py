@@ -20,9 +20,9 @@ from ..records import FailureLensError
 from ..trace import decoder_layers, relevance, run_trace
 from .capture import LayerRecord, Recorder, attention_module, has_attention_bias, pre_attention_norm
 from .closed_form import AttentionFactors, SparseEdges, TopK, attention_edges, diagonal_edges
-from .stream import EdgeStream
 from .packed import Progress, choose_batch, packed_rows
 from .prune import stage_layout
+from .stream import EdgeStream
 from .types import AttributionGraph, EdgeSet, Stage
 
 log = logging.getLogger(__name__)
@@ -344,7 +344,8 @@ def _transition(handle, layout, p: _Pass, node_rel, s, t, method, node_threshold
     r_dst = node_rel[t].numpy()
     rows = [int(i) for i in np.nonzero(np.abs(r_dst) > node_threshold)[0]]
     if len(rows) < len(r_dst):
-        notes.append(f"{src.name} -> {dst.name}: expanded {len(rows)} of {len(r_dst)} targets (|R| > {node_threshold}).")
+        notes.append(f"{src.name} -> {dst.name}: expanded {len(rows)} of {len(r_dst)} targets "
+                     f"(|R| > {node_threshold}).")
     n_run = dst.layer - max(src.layer, 0) + 1
     b = batch or choose_batch(handle, len(r_dst), n_run)
     emb, posts = p.states[0], p.posts

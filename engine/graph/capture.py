@@ -19,7 +19,6 @@ from ..models import ModelHandle
 from ..trace import decoder_layers
 
 
-
 @dataclass
 class LayerRecord:
     q: Optional[torch.Tensor] = None  # [H, T, hd]

@@ -76,7 +76,8 @@ class TopK:
     def result(self, n_heads: int):
         if not self.parts:
             e = np.zeros(0, np.int32)
-            return e, e, np.zeros(0, np.float32), np.zeros((0, n_heads), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32)
+            return (e, e, np.zeros(0, np.float32), np.zeros((0, n_heads), np.float32), np.zeros(0, np.float32),
+                    np.zeros(0, np.float32))
         self._shrink()
         return self.parts[0]
 

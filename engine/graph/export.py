@@ -58,7 +58,8 @@ def _column(a: np.ndarray, binary: bool):
 
 def _read_column(c, dtype, shape=None) -> np.ndarray:
     if isinstance(c, dict):
-        return np.frombuffer(base64.b64decode(c["base64"]), dtype=np.dtype(c["dtype"])).astype(dtype).reshape(c["shape"])
+        return np.frombuffer(base64.b64decode(c["base64"]),
+                             dtype=np.dtype(c["dtype"])).astype(dtype).reshape(c["shape"])
     a = np.array(c, dtype=dtype)
     return a.reshape(shape) if shape is not None else a
 

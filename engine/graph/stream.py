@@ -22,10 +22,10 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch.utils.checkpoint import set_checkpoint_early_stop
 
-from ..models import ModelHandle
-from ..trace import decoder_layers, mid_module, relevance
 from ..hooks import scoped_hooks
 from ..lrp.architectures import architecture_of
+from ..models import ModelHandle
+from ..trace import decoder_layers, mid_module, relevance
 from .capture import LayerRecord, attention_module, unsupported_reason
 from .closed_form import SparseEdges
 

@@ -73,7 +73,8 @@ class AttributionGraph:
     dims_val: Optional[np.ndarray] = None  # float32 [stages, tokens, K] their signed relevance
     neurons_idx: Optional[np.ndarray] = None  # int32 [layers, tokens, K] top MLP neurons (act * grad)
     neurons_val: Optional[np.ndarray] = None  # float32 [layers, tokens, K]
-    spans: Optional[tuple[tuple[int, int], ...]] = None  # grouped graphs (graph.supernodes): token range [start, end) of each column
+    # grouped graphs (graph.supernodes): token range [start, end) of each column
+    spans: Optional[tuple[tuple[int, int], ...]] = None
     path: str = "kept"  # memory path that ran: "kept" activations or per-layer "recompute" (same edges)
 
     @property
@@ -110,7 +111,8 @@ class PruneSettings:
         for name in ("edge_threshold", "node_threshold"):
             value = getattr(self, name)
             if not (value >= 0.0 and value != float("inf")):
-                raise FailureLensError(f"{name.replace('_', ' ').capitalize()} {value} is out of range: use a finite value >= 0.")
+                raise FailureLensError(f"{name.replace('_', ' ').capitalize()} {value} is out of range: "
+                                       "use a finite value >= 0.")
 
 
 @dataclass(frozen=True)

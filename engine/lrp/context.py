@@ -105,7 +105,8 @@ def lrp_rules(model: torch.nn.Module, rule: str = "attnlrp", capture: Optional[C
             had_own = "forward" in module.__dict__
             original = module.forward
             patched.append((module, had_own, module.__dict__.get("forward")))
-            module.forward = types.MethodType(lambda self, *a, _f=make(module, original, rule), **k: _f(*a, **k), module)
+            module.forward = types.MethodType(
+                lambda self, *a, _f=make(module, original, rule), **k: _f(*a, **k), module)
         config._attn_implementation = _register(impl)
         yield
     finally:

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from torch.autograd import Function
 
+
 def _ratio(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """f(x)/x, computed in float32 and stored in x's dtype. An exact zero x gives 0 (0/0 -> 0) instead of
     the limit f'(0): such entries carry no relevance (x * grad = 0) and are vanishingly rare in floats."""

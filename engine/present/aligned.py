@@ -17,9 +17,8 @@ import pandas as pd
 
 from engine.compare.align import RowAlignment
 from engine.present import palette
+from engine.present.render import _comment, _text_colour, colour, frame_csv, latex_escape, legend_html
 from engine.present.text import visible
-from engine.present.render import (_comment, _text_colour, colour, frame_csv, latex_escape,
-                                   legend_html)
 
 PER_BLOCK = 16  # columns per block in the PNG / SVG chart
 BLOCK_CHARS = 90  # about this many characters of text per block in HTML and LaTeX
@@ -79,7 +78,8 @@ def _blocks(columns: Sequence[str], chars: int) -> list[range]:
 def _swatch(c: str) -> str:
     if not c:
         return '<span style="display:inline-block;width:.8em"></span>'
-    return f'<span style="display:inline-block;width:.8em;height:.8em;border-radius:2px;background:{html.escape(c)}"></span>'
+    return (f'<span style="display:inline-block;width:.8em;height:.8em;border-radius:2px;'
+            f'background:{html.escape(c)}"></span>')
 
 
 def strip_fragment(strip: Strip, font_scale: float = 1.0, chars: int = BLOCK_CHARS) -> str:
@@ -173,7 +173,8 @@ def strip_chart(strip: Strip, scale: float = 1.0, per_block: int = PER_BLOCK) ->
             y=y, color=alt.Color("row:N", scale=swatch_scale, legend=None))
         n_cols = min(per_block, len(strip.columns) - start) if strip.columns else 1
         grid = (cells + text).properties(width=round(n_cols * 62 * scale), height=round(len(strip.names) * 26 * scale))
-        blocks.append(alt.hconcat(swatches.properties(width=round(12 * scale), height=round(len(strip.names) * 26 * scale)),
+        blocks.append(alt.hconcat(swatches.properties(width=round(12 * scale),
+                                                      height=round(len(strip.names) * 26 * scale)),
                                   grid, spacing=2))
     return alt.vconcat(*blocks, spacing=round(14 * scale), title=strip.title or "").resolve_scale(
         color="independent").configure_view(stroke=None)

@@ -47,10 +47,12 @@ def token_chart(tokens: Sequence[str], values: Sequence[float], relevance: Seque
     base = alt.Chart(df).encode(
         x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
         tooltip=["pos", "token", alt.Tooltip("R:Q", format="+.4f")])
-    cells = base.mark_rect(stroke="#ffffff", strokeWidth=2).encode(color=alt.Color("value:Q", scale=SCHEME, legend=alt.Legend(**WORDS_LEGEND)))
+    cells = base.mark_rect(stroke="#ffffff", strokeWidth=2).encode(
+        color=alt.Color("value:Q", scale=SCHEME, legend=alt.Legend(**WORDS_LEGEND)))
     text = base.mark_text(font="monospace", fontSize=round(12 * scale)).encode(
         text="token:N", color=alt.condition("abs(datum.value) > 0.6", alt.value("white"), alt.value("#111")))
-    return (cells + text).properties(width=round(min(max(len(df), 1), per_row) * 62 * scale), height=round(n_rows * 26 * scale))
+    return (cells + text).properties(width=round(min(max(len(df), 1), per_row) * 62 * scale),
+                                     height=round(n_rows * 26 * scale))
 
 
 LAYER_COLUMNS = 120  # above this many shown tokens the layers chart sums runs of tokens into this many columns
@@ -82,10 +84,11 @@ def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]
     lr = np.asarray(layer_relevance, dtype=np.float64)  # [layers + 1, tokens]
     labels, sub, spans = _binned(tokens, lr, shown, limit)  # sub: [layers + 1, columns]
     m = float(np.abs(sub).max(initial=0.0)) or 1.0
-    df = pd.DataFrame([dict(layer=l, token=labels[c], R=float(sub[l, c]), value=float(sub[l, c]) / m)
-                       for l in range(lr.shape[0]) for c in range(len(labels))], columns=["layer", "token", "R", "value"])
-    df["stage"] = df["layer"].map(lambda l: "embedding" if l == 0 else f"layer {l - 1}")
-    order = [f"layer {l - 1}" for l in range(lr.shape[0] - 1, 0, -1)] + ["embedding"]
+    df = pd.DataFrame([dict(layer=layer, token=labels[c], R=float(sub[layer, c]), value=float(sub[layer, c]) / m)
+                       for layer in range(lr.shape[0]) for c in range(len(labels))],
+                      columns=["layer", "token", "R", "value"])
+    df["stage"] = df["layer"].map(lambda layer: "embedding" if layer == 0 else f"layer {layer - 1}")
+    order = [f"layer {layer - 1}" for layer in range(lr.shape[0] - 1, 0, -1)] + ["embedding"]
     binned = any(a != b for a, b in spans)
     return alt.Chart(df).mark_rect().encode(
         x=alt.X("token:O", sort=labels, title="tokens (runs summed)" if binned else None,
@@ -100,7 +103,8 @@ def layer_chart(tokens: Sequence[str], layer_relevance: Sequence[Sequence[float]
 def segment_chart(segments: Mapping[str, float], scale: float = 1.0) -> alt.Chart:
     """Bars of normalised relevance per segment (Instruction / Query / Answer / Special)."""
     df = pd.DataFrame([dict(segment=s.capitalize(), R=float(segments.get(s, 0.0)),
-                            supports="wrong answer" if segments.get(s, 0.0) > 0 else "right answer") for s in SEGMENT_ORDER])
+                            supports="wrong answer" if segments.get(s, 0.0) > 0 else "right answer")
+                       for s in SEGMENT_ORDER])
     return alt.Chart(df).mark_bar().encode(
         y=alt.Y("segment:N", sort=[s.capitalize() for s in SEGMENT_ORDER], title=None,
                 axis=alt.Axis(labelOverlap=False, labelLimit=0)),  # every bar keeps its name
@@ -137,7 +141,8 @@ def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0
         color=alt.Color("sign:N", scale=SIDES, title="supports"))
     dots = alt.Chart(nodes).mark_circle(opacity=1, stroke="#555", strokeWidth=0.5).encode(
         x=xs, y=ys, size=alt.Size("size:Q", scale=None, legend=None),
-        color=alt.Color("value:Q", scale=SCHEME, legend=None), tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")])
+        color=alt.Color("value:Q", scale=SCHEME, legend=None),
+        tooltip=["stage", "token", alt.Tooltip("R:Q", format="+.4f")])
     width = max(640, 40 * graph.n_tokens)
     height = max(200, min(90 * len(stages), round(0.55 * width)))  # wider than tall: fits a 16:9 slide
     chart = alt.layer(lines, dots).properties(width=round(width * scale), height=round(height * scale))
@@ -146,7 +151,8 @@ def graph_chart(graph: AttributionGraph, pruned: PrunedGraph, scale: float = 1.0
         alt.param(name="stageLabels", value=[glossary.stage_label(graph.stages[s].name) for s in stages]))
 
 
-def metrics_chart(per_stage: pd.DataFrame, columns: Sequence[str] = ("nodes", "edges"), scale: float = 1.0) -> alt.Chart:
+def metrics_chart(per_stage: pd.DataFrame, columns: Sequence[str] = ("nodes", "edges"),
+                  scale: float = 1.0) -> alt.Chart:
     """One line per metric column over the selected stages."""
     df = per_stage.melt(id_vars=["stage", "stage_index"], value_vars=list(columns), var_name="metric")
     df["metric"] = df["metric"].map(glossary.title)  # plain names in the legend and tooltips

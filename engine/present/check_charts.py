@@ -94,7 +94,8 @@ def ablation_scatter(r: AblationReport, which: str = "zero", scale: float = 1.0)
         color=alt.Color("supports:N", scale=alt.Scale(domain=["target", "contrast"],
                                                       range=["rgb(%d,%d,%d)" % RED, "rgb(%d,%d,%d)" % BLUE]),
                         legend=alt.Legend(title="R supports", orient="bottom")),
-        tooltip=["node", "token", alt.Tooltip("R:Q", format="+.3f"), alt.Tooltip("x:Q", format="+.3f", title="predicted"),
+        tooltip=["node", "token", alt.Tooltip("R:Q", format="+.3f"),
+                 alt.Tooltip("x:Q", format="+.3f", title="predicted"),
                  alt.Tooltip("y:Q", format="+.3f", title="measured")])
     title = f"{which.capitalize()} ablation · top {len(df)} nodes"
     return (diagonal + points).properties(width=round(440 * scale), height=round(340 * scale), title=title)

@@ -67,7 +67,8 @@ def _explain(a, load, token) -> int:
 
     _, _, att, labels, case = _request(a, load, token)
     s = case_summary(att, labels, model=a.model, case=case)
-    print(json.dumps(s.to_dict(), ensure_ascii=False, indent=1) if a.json else to_text(s), end="" if not a.json else "\n")
+    print(json.dumps(s.to_dict(), ensure_ascii=False, indent=1) if a.json else to_text(s),
+          end="" if not a.json else "\n")
     return 0
 
 

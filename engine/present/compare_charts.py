@@ -197,7 +197,8 @@ def share_chart(shares: pd.DataFrame, column: str, scale: float = 1.0) -> alt.Ch
                        category=words)
     codes = [c.value for c in (Outcome if column == "outcome" else Pattern)] + ["none"]
     # a fixed order and colours without red or blue (those mean "supports the wrong / right answer")
-    domain = list(dict.fromkeys([glossary.name(c) for c in codes] + sorted(set(words) - {glossary.name(c) for c in codes})))
+    domain = list(dict.fromkeys([glossary.name(c) for c in codes]
+                                + sorted(set(words) - {glossary.name(c) for c in codes})))
     colours = [palette.CATEGORICAL[i % len(palette.CATEGORICAL)] for i in range(len(domain))]
     return alt.Chart(df).mark_bar().encode(
         x=alt.X("share:Q", stack="normalize", title="share of failures",

@@ -38,7 +38,8 @@ TERMS: dict[str, Term] = _terms(
     ("logit_diff", "logit gap (Δℓ)",
      "ℓ(target) − ℓ(contrast): how many logits the wrong answer leads by; above 0 the model makes the mistake."),
     ("objective", "explained score", "The number the heatmap explains: Δℓ, or the target's logit alone."),
-    ("relevance", "relevance (R)", "How much a token pushes toward the wrong answer (> 0, red) or the right one (< 0, blue)."),
+    ("relevance", "relevance (R)",
+     "How much a token pushes toward the wrong answer (> 0, red) or the right one (< 0, blue)."),
     ("R", "relevance (R)", "How much a token pushes toward the wrong answer (> 0, red) or the right one (< 0, blue)."),
     ("conservation", "how much the heatmap accounts for",
      "Sum of token relevance ÷ Δℓ: near 1 the colours account for the whole gap; far from 1 biases absorbed part."),
@@ -63,7 +64,8 @@ TERMS: dict[str, Term] = _terms(
      "The instruction loses weight while words naming the wrong answer gain it."),
     ("none", "no category", "No rule fired, or nobody has labelled the case."),
     ("unlabelled", "not labelled by a person", "Only the engine's suggestion exists for this case."),
-    ("outcome", "outcome", "Whether the heatmap, the graph or neither explains the failure (M-IA, NC-IA+M-AG, NC-IA+AG)."),
+    ("outcome", "outcome",
+     "Whether the heatmap, the graph or neither explains the failure (M-IA, NC-IA+M-AG, NC-IA+AG)."),
     ("pattern", "pattern", "What goes wrong in the input: URT, OIT or both."),
     ("suggested_outcome", "suggested outcome", "The outcome the engine's rules suggest (a person may change it)."),
     ("suggested_pattern", "suggested pattern", "The pattern the engine's rules suggest (a person may change it)."),
@@ -101,7 +103,8 @@ TERMS: dict[str, Term] = _terms(
     ("fan_out", "mean outgoing edges", "Average number of kept edges leaving a node of this row."),
     ("sparsity", "share of tokens hidden", "1 − nodes ÷ tokens: how much of the prompt pruning removed from this row."),
     ("rel_mean", "mean |relevance|", "Average size of the relevance of the nodes shown."),
-    ("rel_gini", "relevance concentration", "Gini of |R| over the nodes: 0 = spread evenly, 1 = one node holds it all."),
+    ("rel_gini", "relevance concentration",
+     "Gini of |R| over the nodes: 0 = spread evenly, 1 = one node holds it all."),
     ("w_in_mean", "mean incoming edge weight", "Average |w| of the kept edges arriving at this row."),
     ("w_in_gini", "incoming weight concentration", "Gini of |w| over the kept incoming edges (0 even, 1 one edge)."),
     ("gini_in_by_node", "incoming concentration per node",
@@ -161,23 +164,30 @@ TERMS: dict[str, Term] = _terms(
     ("faith_k_random_mean", "tokens to flip (random)", "Mean number of random tokens whose removal flips the answer."),
     ("faith. flip rate", "flip rate", "Share of failures where removing top-relevance tokens flips the answer."),
     # ---- causal checks (engine.cases.checks, engine.cases.ablation)
-    ("check_verdict", "does the heatmap hold?", "What removing the red tokens did: explains, partly, fragile, not explained."),
+    ("check_verdict", "does the heatmap hold?",
+     "What removing the red tokens did: explains, partly, fragile, not explained."),
     ("verdict", "verdict", "The outcome of a check or a comparison in words; across models it is decided by the "
                            "model's own next token, not by a Δℓ threshold."),
-    ("explains", "explains", "Removing the top red tokens flips the answer while removing as many random tokens does not."),
+    ("explains", "explains",
+     "Removing the top red tokens flips the answer while removing as many random tokens does not."),
     ("fragile", "fragile", "Removing the top red tokens flips the answer, but so does removing random ones."),
     ("partly", "partly explains", "No flip, but removing the top red tokens cuts Δℓ clearly more than random removal."),
     ("not_explained", "not explained", "Removing the top red tokens does no more than removing random ones."),
-    ("check_area", "gain over random removal", "Mean of (random − target curve) in logits: > 0 when the red tokens matter more."),
+    ("check_area", "gain over random removal",
+     "Mean of (random − target curve) in logits: > 0 when the red tokens matter more."),
     ("mean area", "gain over random removal", "Mean of (random − target curve) in logits over the checked cases."),
     ("check_flip_k", "tokens to flip", "How many top red tokens must go before the model gives the right answer."),
-    ("check_r_zero", "graph agrees with removal", "Correlation of the graph's predicted and the measured change when its "
-                                                  "top nodes are zeroed."),
-    ("median r (nodes)", "graph agrees with removal", "Median correlation of predicted and measured node-removal change."),
-    ("check_r_mean", "graph agrees (mean removal)", "The same correlation when nodes are replaced by their mean instead."),
+    ("check_r_zero", "graph agrees with removal",
+     "Correlation of the graph's predicted and the measured change when its "
+     "top nodes are zeroed."),
+    ("median r (nodes)", "graph agrees with removal",
+     "Median correlation of predicted and measured node-removal change."),
+    ("check_r_mean", "graph agrees (mean removal)",
+     "The same correlation when nodes are replaced by their mean instead."),
     ("checked", "cases checked", "Failures whose heatmap was tested by removing tokens."),
     ("by input", "explained by the heatmap", "Share of checked failures the heatmap explains (M-IA)."),
-    ("by graph", "explained by the graph", "Share the heatmap does not explain but the graph's top nodes do (NC-IA+M-AG)."),
+    ("by graph", "explained by the graph",
+     "Share the heatmap does not explain but the graph's top nodes do (NC-IA+M-AG)."),
     ("no clue", "not explained yet", "Share neither explains (NC-IA+AG)."),
     # ---- comparison tables (engine.compare.deltas)
     ("family", "task family", "Kind of benchmark task: instruction, math, code or retrieval."),
@@ -220,7 +230,8 @@ TERMS: dict[str, Term] = _terms(
     ("random std", "spread of the random removals", "Standard deviation of that Δℓ over the seeds."),
     ("blue removed", "Δℓ, blue tokens removed", "Δℓ after removing the k most contrast-supporting tokens."),
     ("only red kept", "Δℓ, only red tokens kept", "Δℓ when every ordinary token is replaced except the k red ones."),
-    ("predicted (zero)", "predicted change (zero)", "Change of Δℓ the relevance predicts when the node is set to zero: −R."),
+    ("predicted (zero)", "predicted change (zero)",
+     "Change of Δℓ the relevance predicts when the node is set to zero: −R."),
     ("measured (zero)", "measured change (zero)", "Change of Δℓ when the model runs with the node set to zero."),
     ("predicted (mean)", "predicted change (mean)",
      "Change of Δℓ the relevance predicts when the node is set to its mean: (mean − state)·gradient."),
@@ -228,7 +239,8 @@ TERMS: dict[str, Term] = _terms(
     ("block", "block", "The attention or MLP block whose output at the token is removed (split graphs)."),
     ("block predicted (zero)", "block: predicted change (zero)", "Predicted change when the block's output is zero."),
     ("block measured (zero)", "block: measured change (zero)", "Measured change when the block's output is zero."),
-    ("block predicted (mean)", "block: predicted change (mean)", "Predicted change when the block's output is its mean."),
+    ("block predicted (mean)", "block: predicted change (mean)",
+     "Predicted change when the block's output is its mean."),
     ("block measured (mean)", "block: measured change (mean)", "Measured change when the block's output is its mean."),
 )
 
@@ -258,7 +270,8 @@ def define(code: str) -> str:
 
 
 def label(code: Optional[str]) -> str:
-    """Plain name with the code, for dropdowns: "relevant tokens underweighted (URT)"; the name alone when they match."""
+    """Plain name with the code, for dropdowns: "relevant tokens underweighted (URT)"; the name alone when they
+    match."""
     if code is None:
         return name("none")
     t = term(code)

@@ -14,9 +14,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from engine.token_groups import Grouping, group_sum, snippet
 from engine.present.render import _text_colour, colour, normalise
 from engine.present.text import visible
+from engine.token_groups import Grouping, group_sum, snippet
 
 MINIMAP_BINS = 200  # the minimap draws at most this many cells, whatever the prompt length
 
@@ -41,7 +41,8 @@ def group_view(grouping: Grouping, relevance: Sequence[float], shown: Sequence[b
     r = group_sum(np.where(on, np.asarray(relevance, dtype=np.float64), 0.0), grouping)
     vis = group_sum(on.astype(np.float64), grouping) > 0
     plain = group_sum(~np.asarray(special, dtype=bool), grouping) > 0 if len(special) else vis
-    return GroupView(grouping, r.tolist(), vis.tolist(), normalise(r, vis, norm, scale_by=plain if plain.any() else None))
+    return GroupView(grouping, r.tolist(), vis.tolist(),
+                     normalise(r, vis, norm, scale_by=plain if plain.any() else None))
 
 
 def group_heatmap_fragment(view: GroupView, lo: int, hi: int, selected: Optional[int] = None,
@@ -59,7 +60,8 @@ def group_heatmap_fragment(view: GroupView, lo: int, hi: int, selected: Optional
         tip = html.escape(f"#{i} · {what} · R = {r:+.4f}", quote=True)
         ring = "outline:2px solid #222;outline-offset:1px;" if i == selected else ""
         text = html.escape(visible(g.texts[i]) if e - s == 1 else g.texts[i])
-        out.append(f'<span title="{tip}" style="background:rgb({",".join(map(str, colour(v)))});color:{_text_colour(v)};'
+        out.append(f'<span title="{tip}" style="background:rgb({",".join(map(str, colour(v)))});'
+                   f'color:{_text_colour(v)};'
                    f'white-space:pre-wrap;padding:.1em .1em;margin:0 1px 2px 0;border-radius:3px;line-height:1.9;'
                    f'{ring}">{text}</span>')
     size = f"{1.0 * font_scale:.2f}em"

@@ -30,7 +30,8 @@ def verdict_cards(rows: Sequence[V.ModelVerdict], models: Sequence[str], single:
             detail = f"still wrong {n[V.STILL_WRONG]} · different {n[V.DIFFERENT]}" + \
                 (f" · not scored {n[V.NOT_SCORED]}" if n[V.NOT_SCORED] else "")
         cards.append(
-            f'<div class="fl-card" data-model="{html.escape(m, quote=True)}" data-value="{html.escape(value, quote=True)}"'
+            f'<div class="fl-card" data-model="{html.escape(m, quote=True)}"'
+            f' data-value="{html.escape(value, quote=True)}"'
             f' style="border:1px solid #ddd;border-left:.45em solid {colours[m]};border-radius:6px;padding:.35em .7em;'
             f'min-width:11em">'
             f'<div style="font-size:.85em;color:#555">{html.escape(m)}</div>'

@@ -18,10 +18,10 @@ import numpy as np
 from engine.graph.types import AttributionGraph, PrunedGraph
 from engine.present.text import csv_text, frame_csv, visible  # noqa: F401 (frame_csv: pages export through render)
 
-
 RED = (214, 39, 40)  # supports the target
 BLUE = (31, 119, 180)  # supports the contrast
-NORMS = {"max": "max |R| over shown tokens", "sign": "per sign (max of each sign)", "none": "none (raw R, clipped to ±1)"}
+NORMS = {"max": "max |R| over shown tokens", "sign": "per sign (max of each sign)",
+         "none": "none (raw R, clipped to ±1)"}
 
 
 # ---------------------------------------------------------------- heatmap values and colours
@@ -93,7 +93,8 @@ def heatmap_fragment(tokens: Sequence[str], values: Sequence[float], relevance: 
         text = html.escape(visible(tok))
         spans.append(
             f'<span title="{tip}" style="background:{rgb};color:{_text_colour(v)};white-space:pre;'
-            f'padding:.1em .05em;margin:0 1px 2px 0;border-radius:3px;display:inline-block;line-height:1.5">{text}</span>'
+            f'padding:.1em .05em;margin:0 1px 2px 0;border-radius:3px;display:inline-block;'
+            f'line-height:1.5">{text}</span>'
         )
         if "\n" in tok:
             spans.append("<br>")
@@ -284,7 +285,8 @@ def graph_html(graph: AttributionGraph, pruned: PrunedGraph, *, title: str = "",
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
         f"{html.escape(title or 'Attribution graph')}</title><style>{TOOLTIP_CSS}"
-        "body{margin:0;" + ("" if title else "overflow:hidden;") + "font-family:system-ui,sans-serif}#fl-graph{width:100%;height:"
+        "body{margin:0;" + ("" if title else "overflow:hidden;")
+        + "font-family:system-ui,sans-serif}#fl-graph{width:100%;height:"
         + str(int(height)) + "px;box-sizing:border-box;border:1px solid #e5e5e5}</style>"
         f"<script>{_vis_js()}</script></head><body>{head}<div id=\"fl-graph\"></div>"
         f"<script>const D = {data};\n"

@@ -163,7 +163,8 @@ def case_summary(att: Attribution, labels: Optional[Sequence[str]] = None, *, mo
                        segs, outcome, pattern, float(att.conservation), b, head, tuple(lines))
 
 
-def _headline(target: str, contrast: Optional[str], dl: Optional[float], pair: Optional[float], objective: float) -> str:
+def _headline(target: str, contrast: Optional[str], dl: Optional[float], pair: Optional[float],
+              objective: float) -> str:
     if contrast is None or dl is None:
         return f"The model's next token is {_q(target)}; the heatmap explains its score of {objective:+.2f}."
     if dl >= 0:

@@ -50,7 +50,8 @@ def markdown_plain(value: Any) -> str:
 
     Backslash-escapes (CommonMark allows it for every ASCII punctuation character) the characters that open
     inline constructs anywhere: images, links, autolinks, HTML, entities, emphasis, code, tables, `$` formulas,
-    Streamlit's `:colour[...]` directives, `:emoji:` and `:material/icon:` codes (a colon only there). Block markers (#, >, -, +, =, "1.") only act at the start of a line:
+    Streamlit's `:colour[...]` directives, `:emoji:` and `:material/icon:` codes (a colon only there). Block markers
+    (#, >, -, +, =, "1.") only act at the start of a line:
     they are escaped there, and newlines become a visible `\n`, so untrusted text never starts a block.
     GFM also links bare URLs and e-mail addresses in the text left after parsing, where escapes no longer
     count; an invisible word joiner after the scheme, `www` and `@` stops that. Other punctuation stays as it

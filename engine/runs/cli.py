@@ -89,8 +89,8 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
 
     def run(a) -> int:
         from engine.records import FailureLensError
-        from engine.runs.sweep import run_sweep
         from engine.runs.config import load_sweep_config
+        from engine.runs.sweep import run_sweep
 
         config = load_sweep_config(a.config)
         if a.report:

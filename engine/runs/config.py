@@ -32,9 +32,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 import typing
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -287,9 +287,11 @@ def parse_sweep_config(text: str, source: str = "<config>", base_dir: Optional[P
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise FailureLensError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax.") from None
+        raise FailureLensError(
+            f"{source}{where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax.") from None
     except RecursionError:  # deeper than PyYAML's recursive composer can go
-        raise FailureLensError(f"{source}: nested more than {files.MAX_DEPTH} levels deep; flatten the config.") from None
+        raise FailureLensError(
+            f"{source}: nested more than {files.MAX_DEPTH} levels deep; flatten the config.") from None
     if not isinstance(data, dict) or node is None:
         raise FailureLensError(f"{source}: a sweep config must be a YAML mapping with models, benchmarks and store.")
     builder = _Builder(source, _key_lines(node, source))
@@ -335,7 +337,8 @@ def _finish(cfg: SweepConfig, b: _Builder, base_dir: Optional[Path]) -> SweepCon
         raise b.error(("compute", "checks"), "checks need k in 1..1000, at least one seed and nodes in 0..500.")
     if c.enabled and not cfg.compute.heatmap:
         raise b.error(("compute", "checks"), "checks remove the heatmap's top tokens: turn on compute.heatmap too.")
-    return dataclasses.replace(cfg, models=tuple(models), benchmarks=tuple(benches), store=resolve(cfg.store) or cfg.store)
+    return dataclasses.replace(cfg, models=tuple(models), benchmarks=tuple(benches),
+                               store=resolve(cfg.store) or cfg.store)
 
 
 MAX_K = 1000  # objective.k and top_k: candidates averaged / recorded per case

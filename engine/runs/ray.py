@@ -28,10 +28,20 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.records import FailureLensError
-from engine.runs.store import Store
-from engine.runs.sweep import (Cancel, CaseResult, Clock, Progress, RunSummary, SweepProgress, analyse_case,
-                          default_run_id, load_spec, plan_run)
 from engine.runs.config import SweepConfig
+from engine.runs.store import Store
+from engine.runs.sweep import (
+    Cancel,
+    CaseResult,
+    Clock,
+    Progress,
+    RunSummary,
+    SweepProgress,
+    analyse_case,
+    default_run_id,
+    load_spec,
+    plan_run,
+)
 
 log = logging.getLogger(__name__)
 

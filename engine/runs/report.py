@@ -118,7 +118,8 @@ def _checks(ok: pd.DataFrame) -> str:
     rows = [[r["model_label"], r["benchmark"], r["category"], r["checked"], *[pct(r[c]) for c in shares],
              r["mean area"], r["median r (nodes)"]] for _, r in t.iterrows()]
     note = ('<p class="muted">Removing the heatmap’s top tokens (deletion curves) and ablating the top graph nodes, '
-            f"per case. <b>explains</b>: the answer flips while removing as many random tokens does not; <b>fragile</b>: "
+            f"per case. <b>explains</b>: the answer flips while removing as many random tokens does not; "
+            f"<b>fragile</b>: "
             f"random removals flip it too; <b>partly</b>: no flip, but Δℓ falls by ≥ {PARTLY_SHARE:.0%} and more than "
             f"{RANDOM_MARGIN_STD:g} random spreads below the random mean. Causal outcome: <b>by input</b> (M-IA) = "
             f"explains or partly; <b>by graph</b> (NC-IA+M-AG) = otherwise, when the top nodes' predicted and "
@@ -170,7 +171,8 @@ def run_report(store: Store, run_id: str, heatmaps: int = 6, max_rows: int = 300
         f"<h1>Failure Lens run {esc(run_id)}</h1>",
         table([["name", run["name"]], ["created", created], ["models", models], ["benchmarks", benches],
                ["objective", f"{obj.get('mode')} / {obj.get('strategy')} (k = {obj.get('k')}), rule {cfg.get('rule')}"],
-               ["computed", ", ".join(k for k in ("heatmap", "graph", "faithfulness", "checks") if _on(compute.get(k)))],
+               ["computed", ", ".join(k for k in ("heatmap", "graph", "faithfulness", "checks")
+                                      if _on(compute.get(k)))],
                ["cases × models", f"{len(df)} stored of {len(cases) * len(cfg.get('models', []))}"]]),
     ]
     if df.empty:
@@ -193,7 +195,8 @@ def run_report(store: Store, run_id: str, heatmaps: int = 6, max_rows: int = 300
               _excerpt(prompts.get(r["case_id"], "")), r["prefix"] or ""]
              for _, r in top.iterrows()),
             ["model", "case", "Δℓ", "ref. rank", "target", "contrast", "R total", "suggested", "pattern", "human",
-             "human pattern", "labelled by", "note", "prompt", "answer before the failure"], [False, False, True, True])]
+             "human pattern", "labelled by", "note", "prompt", "answer before the failure"],
+            [False, False, True, True])]
     parts += ["<h2>What the codes mean</h2>", glossary_legend()]
     errors = df[df["status"] == "error"]
     if len(errors):

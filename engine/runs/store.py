@@ -84,7 +84,8 @@ class ResultRow:
     error: Optional[str] = None
 
 
-_JSON = {"segment_rel": "segment_rel_json", "suggestion": "suggestion_json", "faith": "faith_json", "extra": "extra_json",
+_JSON = {"segment_rel": "segment_rel_json", "suggestion": "suggestion_json", "faith": "faith_json",
+         "extra": "extra_json",
          "check": "check_json"}
 _COLS = [f.name for f in dataclasses.fields(ResultRow)]
 
@@ -198,7 +199,8 @@ class Store:
         return True
 
     def runs(self) -> list[dict[str, Any]]:
-        return [dict(r) | {"config": json.loads(r["config_json"])} for r in self._query("SELECT * FROM runs ORDER BY created")]
+        return [dict(r) | {"config": json.loads(r["config_json"])}
+                for r in self._query("SELECT * FROM runs ORDER BY created")]
 
     def put_cases(self, run_id: str, cases: Iterable[Any]) -> None:
         """Store benchmark cases (engine.cases.benchmarks.Case) once; existing ones are kept as they are."""
@@ -240,12 +242,14 @@ class Store:
         if not rows:
             return None
         r = rows[0]
-        return ResultRow(**{c: (json.loads(r[_JSON[c]]) if r[_JSON[c]] else None) if c in _JSON else r[c] for c in _COLS})
+        return ResultRow(**{c: (json.loads(r[_JSON[c]]) if r[_JSON[c]] else None) if c in _JSON else r[c]
+                            for c in _COLS})
 
     def result_rows(self, run_id: Optional[str] = None) -> list[dict[str, Any]]:
         where, args = ("WHERE r.run_id = ?", [run_id]) if run_id else ("", [])
         return [dict(r) for r in self._query(
-            f"SELECT r.*, c.benchmark FROM results r LEFT JOIN cases c ON c.run_id = r.run_id AND c.case_id = r.case_id "
+            f"SELECT r.*, c.benchmark FROM results r LEFT JOIN cases c "
+            f"ON c.run_id = r.run_id AND c.case_id = r.case_id "
             f"{where} ORDER BY r.run_id, r.model_label, r.case_id", args)]
 
     # ---- arrays ----
@@ -335,7 +339,7 @@ class Store:
         df = pd.DataFrame(rows)
         if df.empty:
             return df
-        labels = pd.DataFrame([l for rid in df["run_id"].unique() for l in self.labels(rid)],
+        labels = pd.DataFrame([label for rid in df["run_id"].unique() for label in self.labels(rid)],
                               columns=["run_id", "model_label", "case_id", "outcome", "pattern", "author", "note"])
         labels = labels.rename(columns={"outcome": "human_outcome", "pattern": "human_pattern",
                                         "author": "human_author", "note": "human_note"})
@@ -365,7 +369,8 @@ def check_columns(check: Optional[dict[str, Any]]) -> dict[str, Any]:
     """The flat columns of a result's causal checks (None where it has none)."""
     curves = (check or {}).get("curves") or {}
     ablation = (check or {}).get("ablation") or {}
-    return {"check_verdict": curves.get("verdict"), "check_area": curves.get("area"), "check_flip_k": curves.get("flip_k"),
+    return {"check_verdict": curves.get("verdict"), "check_area": curves.get("area"),
+            "check_flip_k": curves.get("flip_k"),
             "check_r_zero": ablation.get("r_zero"), "check_r_mean": ablation.get("r_mean")}
 
 
@@ -410,8 +415,10 @@ def _check_version(version: int) -> None:
 
 def _layout(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
     """Table name -> its column names, for every table of ours (SQLite's own tables left out)."""
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
-    return {n: tuple(r[1] for r in conn.execute(f"PRAGMA table_info(\"{n.replace(chr(34), chr(34) * 2)}\")")) for n in names}
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+    return {n: tuple(r[1] for r in conn.execute(f"PRAGMA table_info(\"{n.replace(chr(34), chr(34) * 2)}\")"))
+            for n in names}
 
 
 def _expected_layout(version: int) -> dict[str, tuple[str, ...]]:

@@ -32,11 +32,11 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from engine.cases.benchmarks import Case, apply_template, load_benchmark
+from engine.cases.segments import SEGMENTS, Spans, add_span, assign_segments, phrase_mask, segment_relevance
 from engine.lrp.architectures import architecture_of
 from engine.records import FailureLensError
-from engine.cases.segments import SEGMENTS, Spans, add_span, assign_segments, phrase_mask, segment_relevance
-from engine.runs.store import ResultRow, Store
 from engine.runs.config import BenchmarkSpec, GraphSpec, SweepConfig
+from engine.runs.store import ResultRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,8 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
                                             node_threshold=p.node_threshold), stages)
             graph = to_json(g, pruned)
         arrays["graph_json"] = text_array(json.dumps(graph))
-        extra["graph"] = {"nodes": len(graph["nodes"]["token"]), "edges": sum(t["n_edges"] for t in graph["transitions"]),
+        extra["graph"] = {"nodes": len(graph["nodes"]["token"]),
+                          "edges": sum(t["n_edges"] for t in graph["transitions"]),
                           "notes": list(g.notes)}
     if cfg.compute.faithfulness.enabled and cfg.compute.heatmap:
         from engine.cases.faithfulness import mask_flip_k, neutral_mask_id

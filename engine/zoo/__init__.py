@@ -102,7 +102,8 @@ def zoo_path(name: str) -> Path:
     """Folder of a zoo model (config, safetensors and tokenizer; loads alone with from_pretrained)."""
     names = zoo_names()
     if name not in names or not (MODELS_DIR / name / "config.json").exists():
-        raise FailureLensError(f"Unknown zoo model {name!r}. Available: {', '.join(names) or 'none (run python -m engine.zoo.train)'}.")
+        raise FailureLensError(f"Unknown zoo model {name!r}. "
+                               f"Available: {', '.join(names) or 'none (run python -m engine.zoo.train)'}.")
     return MODELS_DIR / name
 
 

@@ -83,13 +83,16 @@ def gen_instruction(rng: random.Random, long: bool) -> dict:
     chosen = items[::-1] if order else items
     chosen = chosen[:first] if first else chosen
     reference = f" {sep} ".join(CASES[case_name](w) for w in chosen)
-    style = (f"separated by {sep_name} " if len(chosen) > 1 else "") + f"in {case_name}" + (" in reverse order" if order else "")
-    head = f"list only the first {first} of the words" if first else ("write the word" if len(items) == 1 else "list the words")
+    style = ((f"separated by {sep_name} " if len(chosen) > 1 else "") + f"in {case_name}"
+             + (" in reverse order" if order else ""))
+    head = (f"list only the first {first} of the words" if first
+            else ("write the word" if len(items) == 1 else "list the words"))
     p = _Prompt()
     if rng.random() < 0.5:
         p.add(head, "instruction").add(" ".join(shown), "query").add(f"{style} :", "instruction")
     else:
-        p.add(f"{style} ,", "instruction").add(head, "instruction").add(" ".join(shown), "query").add(":", "instruction")
+        p.add(f"{style} ,", "instruction").add(head, "instruction").add(" ".join(shown), "query").add(
+            ":", "instruction")
     return p.case(reference)
 
 

@@ -15,7 +15,17 @@ from typing import Iterable, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from engine.zoo import FAILURES_PATH, FAMILIES, CaseScore, ZooCase, ZooFailure, load_benchmark, zoo_checkpoints, zoo_names, zoo_path
+from engine.zoo import (
+    FAILURES_PATH,
+    FAMILIES,
+    CaseScore,
+    ZooCase,
+    ZooFailure,
+    load_benchmark,
+    zoo_checkpoints,
+    zoo_names,
+    zoo_path,
+)
 from engine.zoo.card import write_card
 
 log = logging.getLogger(__name__)
@@ -69,7 +79,8 @@ def score(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cases: Seq
     return scores
 
 
-def logit_diffs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, failures: Sequence[ZooFailure]) -> list[float]:
+def logit_diffs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                failures: Sequence[ZooFailure]) -> list[float]:
     """logit(target) - logit(contrast) at the end of each failure prompt (the Δℓ of that failure under `model`)."""
     seqs = tokenizer([f.prompt for f in failures]).input_ids
     logits = next_logits(model, seqs, [len(s) for s in seqs])
@@ -99,7 +110,8 @@ def pick_spread(items: list, n: int) -> list:
 def select_failures(model: str, cases: dict[str, ZooCase], scores: Iterable[CaseScore], tokenizer) -> list[ZooFailure]:
     out = []
     for family in FAMILIES:
-        failed = sorted((s for s in scores if s.family == family and not s.correct), key=lambda s: (s.n_tokens, s.case_id))
+        failed = sorted((s for s in scores if s.family == family and not s.correct),
+                        key=lambda s: (s.n_tokens, s.case_id))
         out += [failure_record(model, cases[s.case_id], s, tokenizer) for s in pick_spread(failed, FAILURES_PER_FAMILY)]
     return out
 
@@ -115,7 +127,8 @@ def evaluate_zoo() -> dict:
         model, tokenizer = load(name)
         results[name] = score(model, tokenizer, cases)
         failures += select_failures(name, by_id, results[name], tokenizer)
-        log.info("evaluated %s: accuracy %.3f (%.0fs)", name, sum(s.correct for s in results[name]) / len(cases), time.time() - t0)
+        log.info("evaluated %s: accuracy %.3f (%.0fs)", name, sum(s.correct for s in results[name]) / len(cases),
+                 time.time() - t0)
     trend = checkpoint_trend([f for f in failures if f.model == zoo_checkpoints()[0]])
     with FAILURES_PATH.open("w") as f:
         for rec in failures:

@@ -41,7 +41,8 @@ def build_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     tok = Tokenizer(WordLevel(vocab, unk_token=UNK))
     tok.pre_tokenizer = pre
     tok.add_special_tokens(_BASE)  # matched before pre-tokenization, so "<q>" stays one token
-    tok.post_processor = TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, vocab[BOS])])
+    tok.post_processor = TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
+                                            special_tokens=[(BOS, vocab[BOS])])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BOS,

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from engine.zoo import MODELS_DIR, ZOO_DIR, load_benchmark
-from engine.zoo import bench_gen
+from engine.zoo import MODELS_DIR, bench_gen, load_benchmark
 from engine.zoo.tokenizer_build import build_tokenizer
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,8 @@ def encode_train(tokenizer: PreTrainedTokenizerFast) -> list[tuple[list[int], in
     return [(p + a + [tokenizer.eos_token_id], len(p)) for p, a in zip(prompts, answers)]
 
 
-def batches(examples: list[tuple[list[int], int]], pad_id: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(examples: list[tuple[list[int], int]], pad_id: int,
+            seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless length-bucketed batches of (ids [B, T], role [B, T]: 0 pad, 1 prompt, 2 answer).
 
     Shuffle, sort chunks of 50 batches by length, shuffle the batches. Right padding needs no attention mask:
@@ -154,7 +154,8 @@ def train_one(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, examples: lis
     model.eval()
     save(model, tokenizer, out / spec.name)
     params = sum(p.numel() for p in model.parameters())
-    return {**asdict(spec), "params": params, "final_loss": round(running, 4), "train_seconds": round(time.time() - t0, 1)}
+    return {**asdict(spec), "params": params, "final_loss": round(running, 4),
+            "train_seconds": round(time.time() - t0, 1)}
 
 
 def main(out: Path = MODELS_DIR, only: tuple[str, ...] = ()) -> None:
