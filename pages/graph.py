@@ -30,7 +30,8 @@ st.caption(f"Explaining target {views.md(repr(att.target.text))}{views.md(versus
            f"after {len(att.tokens)} tokens. "
            "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge. "
            "The top node of the last token is where the model says its word.")
-story_, figctx = story.show(att, prompt, full=False)  # the case in plain words (the headline; the rest one click away)
+check = checks.page_curves(handle, att)  # the causal checks decide the category, as on the Heatmap page
+story_, figctx = story.show(att, prompt, full=False, check=check, r_zero=checks.known_r_zero(handle, att))
 
 controls = layout.controls("Rows")
 c1, c2 = controls.columns(2, gap="large")
@@ -136,7 +137,8 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
                  "application/json", "json"),
         "GraphML": (lambda: to_graphml(graph, pruned), "application/xml", "graphml"),
     })
-    story.slides(handle, att, prompt, story_, figctx, graph=graph, pruned=pruned, graph_note=shown_as, key="graph")
+    story.slides(handle, att, prompt, story_, figctx, graph=graph, pruned=pruned, graph_note=shown_as, key="graph",
+                 check=check)
 
     st.subheader("Node details")
     names = [""] + list(ids)

@@ -66,6 +66,8 @@ CHK_ON, CHK_K, CHK_SEEDS, CHK_REPL, CHK_NODES = "check", "check_k", "check_seeds
 GRAN, GROUP, GGRAN, OPEN = "gran", "grp", "ggran", "open"  # long prompts (ui.long_views): heatmap granularity, selected
 # group (by a token in it), graph supernodes, supernodes opened into tokens (by their first token)
 LAST_CASE = "last_case"  # session only: the case open before "Own prompt" (going back reopens it)
+CHK_DONE = "check_done"  # session only: {content key: result} of the checks run on request (ui.checks); replaced,
+# never mutated in place (the default is shared)
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
@@ -86,6 +88,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(GRAPH_CLICK, "", url=False), Field(LAST_CASE, "", url=False),
     # ---- causal checks beside the heatmap and the graph (ui.checks) ----
     Field(CHK_ON, True), Field(CHK_K, 10), Field(CHK_SEEDS, 5), Field(CHK_REPL, "neutral"), Field(CHK_NODES, 20),
+    Field(CHK_DONE, {}, url=False),
     Field(GRAN, "auto"), Field(GROUP, -1), Field(GGRAN, "auto"), Field(OPEN, []),
 ]}
 _LOADED = "_url_loaded"

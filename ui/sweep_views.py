@@ -190,11 +190,12 @@ def open_store(folder: str) -> Optional[Store]:
 
 
 def with_categories(df: pd.DataFrame) -> pd.DataFrame:
-    """Adds outcome / pattern (the person's label where there is one, else the suggestion) and `labelled`."""
-    human = df["human_outcome"].notna() | df["human_pattern"].notna()
-    return df.assign(outcome=df["human_outcome"].where(human, df["suggested_outcome"]).fillna(NONE),
-                     pattern=df["human_pattern"].where(human, df["suggested_pattern"]).fillna(NONE),
-                     labelled=human.map({True: "person", False: "suggested"}))
+    """Adds outcome / pattern and `labelled` (what decided them) by engine.cases.outcome: the person's label,
+    else the causal checks, else the heuristic ("guessed from the heatmap alone")."""
+    from engine.cases.outcome import frame_outcomes
+
+    out = frame_outcomes(df, NONE)
+    return out.rename(columns={"decided_by": "labelled"})
 
 
 def in_words(df: pd.DataFrame) -> pd.DataFrame:
