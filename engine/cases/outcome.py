@@ -16,10 +16,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from engine.cases.categories import Category
+from engine.cases.categories import Category, Outcome, Pattern
 from engine.cases.checks import R_GRAPH, causal_outcome
 
 PERSON, CHECK, HEURISTIC = "person", "check", "heuristic"
+OUTCOMES, PATTERNS = {o.value for o in Outcome}, {p.value for p in Pattern}
 GUESSED = "guessed from the heatmap alone"
 VERDICT_WORDS = {"explains": "explains", "fragile": "fragile", "partly": "partly", "not_explained": "does not explain",
                  "no_failure": "no failure"}
@@ -99,13 +100,19 @@ def decide(heuristic: Optional[Category] = None, *, human: Optional[Category] = 
     return CaseOutcome(h_out, h_pat, HEURISTIC)
 
 
+def _category(outcome: Any, pattern: Any) -> Category:
+    """Stored codes as a Category; text that is no known code (a damaged or foreign store) counts as none."""
+    o, p = _text(outcome), _text(pattern)
+    return Category(Outcome(o) if o in OUTCOMES else None, Pattern(p) if p in PATTERNS else None)
+
+
 def decide_row(row: Any) -> CaseOutcome:
     """`decide` for one results-frame row (engine.runs.store.Store.results_frame): suggested_* (the heuristic),
     human_* (the latest label) and check_verdict / check_r_zero."""
     get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
-    cat = Category.from_dict({"outcome": _text(get("suggested_outcome")), "pattern": _text(get("suggested_pattern"))})
-    human = Category.from_dict({"outcome": _text(get("human_outcome")), "pattern": _text(get("human_pattern"))})
-    return decide(cat, human=human, verdict=get("check_verdict"), r_zero=get("check_r_zero"))
+    return decide(_category(get("suggested_outcome"), get("suggested_pattern")),
+                  human=_category(get("human_outcome"), get("human_pattern")),
+                  verdict=get("check_verdict"), r_zero=get("check_r_zero"))
 
 
 SOURCE_WORDS = {PERSON: "person", CHECK: "causal check", HEURISTIC: GUESSED}
