@@ -63,7 +63,8 @@ with browse_tab:
         st.info("No failures among the results shown (status ok); change the filters.")
         st.stop()
     st.subheader("Δℓ and categories")
-    st.caption("Category: the person's label where there is one, else the suggestion.")
+    st.caption("Category: a person's label where there is one, else the causal check's outcome (when the sweep ran "
+               "checks), else a guess from the heatmap alone; the table's \"decided by\" column says which.")
     left, right = st.columns(2, gap="large")
     with left:
         layout.chart(compare_charts.delta_histogram(failures, layout.scale()), f"delta_hist_{run}",

@@ -236,11 +236,17 @@ def _index(options: list[str], value: str) -> int:
     return options.index(value) if value in options else 0
 
 
+def label_key(folder: str, run_id: str, model: str, case_id: str) -> str:
+    """The labelling form's key: store, run and case, so that a form filled in for one run can never be saved
+    into another (its widgets, values and callback all belong to that one run and case)."""
+    return f"{folder}::{run_id}::{case_key(model, case_id)}"
+
+
 def label_form(folder: str, run_id: str, row: pd.Series, suggestion: Optional[dict]) -> None:
-    """Confirm the suggested category or set another; stored with its time (Store.add_label keeps the history)."""
+    """Confirm the category shown or set another; stored with its time (Store.add_label keeps the history)."""
     sug = Suggestion.from_dict(suggestion) if suggestion else None
     outcomes, patterns = [NONE] + [o.value for o in Outcome], [NONE] + [p.value for p in Pattern]
-    key = case_key(row["model_label"], row["case_id"])
+    key = label_key(folder, run_id, row["model_label"], row["case_id"])
 
     def save(outcome: str, pattern: str, author: str = "", note: str = "") -> None:
         human = Category(Outcome(outcome) if outcome != NONE else None, Pattern(pattern) if pattern != NONE else None)
@@ -250,13 +256,14 @@ def label_form(folder: str, run_id: str, row: pd.Series, suggestion: Optional[di
         except FailureLensError as e:
             st.error(safe.plain(e))
             return
-        st.toast(f"Label saved: {safe.plain(outcome)} / {safe.plain(pattern)}")
+        st.toast(f"Label saved in run {safe.quoted(run_id)}: {safe.plain(glossary.label(outcome))} / "
+                 f"{safe.plain(glossary.label(pattern))}")
 
-    if sug is not None:
-        c = sug.category.to_dict()
-        st.button(f"✓ Confirm the suggestion ({safe.plain(c['outcome'] or NONE)} / {safe.plain(c['pattern'] or NONE)})",
-                  key=f"sw:confirm:{key}",
-                  on_click=save, args=(c["outcome"] or NONE, c["pattern"] or NONE))
+    if row.get("labelled") != "person":
+        st.button(f"✓ Confirm: {safe.plain(glossary.name(row['outcome']))} / {safe.plain(glossary.name(row['pattern']))}",
+                  key=f"sw:confirm:{key}", help=f"The category shown ({safe.plain(row.get('labelled', ''))}), "
+                                                "confirmed by you.",
+                  on_click=save, args=(row["outcome"], row["pattern"]))
     with st.form(f"sw:label:{key}", border=True):
         c1, c2 = st.columns(2)
         c1.selectbox("Outcome", outcomes, index=_index(outcomes, row["outcome"]), key=f"sw:outcome:{key}",

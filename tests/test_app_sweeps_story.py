@@ -1,0 +1,79 @@
+"""AppTests of the Sweeps page's story: labels go to the run on screen, overview charts have real bars, and the
+category shown is the one the causal checks decide (engine.cases.outcome)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from engine.cases.benchmarks import Case
+from engine.runs.store import ResultRow, Store
+from engine.runs.sweep import text_array
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+MODEL, CASE = "tiny", "bench/1"
+
+
+def _clean(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _store(folder: Path) -> Path:
+    """Two runs with the same model and case; run "b" ran the checks (verdict: does not explain)."""
+    arrays = {"token_ids": np.arange(3), "special_mask": np.zeros(3, bool), "offsets": np.zeros((3, 2), int),
+              "segments": np.zeros(3, np.int8), "relevance": np.array([0.5, 1.0, 0.2], np.float32),
+              "layer_relevance": np.zeros((2, 3), np.float32),
+              "tokens_json": text_array('["a", "b", "c"]')}
+    heuristic = {"category": {"outcome": "M-IA", "pattern": None}, "reasons": ["O2"], "version": "1"}
+    with Store(folder) as s:
+        for run in ("a", "b"):
+            s.create_run(run, {"models": [{"label": MODEL, "source": "x"}]}, name=run)
+            s.put_cases(run, [Case("1", "bench", "a b c", "ref", {"query": [(0, 5)]})])
+            check = {"curves": {"verdict": "not_explained", "area": -0.5}, "ablation": {"r_zero": 0.1}} \
+                if run == "b" else None
+            s.put_result(run, MODEL, CASE, ResultRow("ok", 2.0, 3, 1, "x", 2, "y", 3, "", {"total": 1.7},
+                                                     heuristic, check=check), arrays)
+    return folder
+
+
+def _page(folder: Path, run: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"store": str(folder), "run": run})
+    at.switch_page("pages/sweeps.py")
+    return _clean(at.run())
+
+
+def test_switching_runs_cannot_save_a_stale_label(tmp_path):
+    from ui.sweep_views import label_key
+
+    folder = _store(tmp_path / "store")
+    at = _page(folder, "a")
+    key_a, key_b = (label_key(str(folder), run, MODEL, CASE) for run in ("a", "b"))
+    # fill in run a's form without saving it
+    at.selectbox(key=f"sw:outcome:{key_a}").set_value("NC-IA+M-AG")
+    at.text_input(key=f"sw:author:{key_a}").input("Ada")
+    at.text_input(key=f"sw:note:{key_a}").input("meant for run a")
+    _clean(at.run())
+    # switch to run b: its form is its own, pre-filled from run b's category, not from what was typed for a
+    _clean(at.selectbox(key="w:run").set_value("b").run())
+    assert not [w for w in at.selectbox if w.key == f"sw:outcome:{key_a}"]
+    assert at.selectbox(key=f"sw:outcome:{key_b}").value == "NC-IA+AG"  # decided by run b's check
+    assert at.text_input(key=f"sw:author:{key_b}").value == ""
+    _clean(at.button(key=f"FormSubmitter:sw:label:{key_b}-Save label").click().run())
+    with Store(folder, readonly=True) as s:
+        assert s.labels("a") == []  # nothing went to the run that is no longer on screen
+        (label,) = s.labels("b")
+    assert (label["outcome"], label["author"], label["note"]) == ("NC-IA+AG", "", "")
+
+
+def test_the_category_shown_is_the_checks(tmp_path):
+    folder = _store(tmp_path / "store")
+    at = _page(folder, "b")
+    shown = next(d.value for d in at.dataframe if "status" in d.value.columns).iloc[0]
+    assert (shown["outcome"], shown["labelled"]) == ("not explained yet", "causal check")
+    at = _page(folder, "a")  # no checks: the heuristic, said to be a guess
+    shown = next(d.value for d in at.dataframe if "status" in d.value.columns).iloc[0]
+    assert (shown["outcome"], shown["labelled"]) == ("explained by the heatmap", "guessed from the heatmap alone")
