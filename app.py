@@ -17,7 +17,8 @@ PAGES = [
 ]
 
 state.init()
-st.set_page_config(page_title="Failure Lens", page_icon=":material/search_insights:", layout="wide",
+# the icon is a local file: a material or emoji icon makes the browser fetch it from the internet on every page
+st.set_page_config(page_title="Failure Lens", page_icon=str(ROOT / "ui" / "icon.png"), layout="wide",
                    initial_sidebar_state="collapsed" if state.get(state.PRESENT) else "expanded")
 pages = [st.Page(f"pages/{name}.py", title=title, icon=icon, default=default, url_path=name)
          for name, title, icon, default in PAGES if (ROOT / "pages" / f"{name}.py").exists()]

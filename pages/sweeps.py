@@ -8,7 +8,7 @@ from ui import checks, layout, safe, state, widgets
 from ui import sweep_views as sv
 from ui.compare_views import defaults_once
 
-layout.page("Sweeps")
+layout.page("Sweeps", subject=False)
 defaults_once("sweeps", {state.SW_CONFIG: sv.example_config()})
 # a link to a store opens on its results
 run_tab, browse_tab = st.tabs(["Run a sweep", "Browse results"],

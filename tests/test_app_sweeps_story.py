@@ -77,3 +77,17 @@ def test_the_category_shown_is_the_checks(tmp_path):
     at = _page(folder, "a")  # no checks: the heuristic, said to be a guess
     shown = next(d.value for d in at.dataframe if "status" in d.value.columns).iloc[0]
     assert (shown["outcome"], shown["labelled"]) == ("explained by the heatmap", "guessed from the heatmap alone")
+
+
+def test_overview_share_charts_have_a_height_per_row(tmp_path):
+    """The outcome and pattern bars drew as a flat line in the browser: a fixed height with the legend below
+    let Streamlit's renderer squeeze the rows to nothing. Each row now gets its own step of height."""
+    import json
+
+    at = _page(_store(tmp_path / "store"), "b")
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    shares = [s for s in specs if s.get("encoding", {}).get("y", {}).get("field") == "row"]
+    assert len(shares) == 2  # outcome and pattern
+    for spec in shares:
+        assert spec["height"] == {"step": 32}, spec["height"]
+        assert spec["encoding"]["color"]["legend"]["orient"] == "bottom"

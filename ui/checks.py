@@ -251,7 +251,8 @@ def sweep_section(failures) -> None:
     st.caption("Per case: the heatmap's top tokens removed (verdict shares) and the top graph nodes ablated. "
                "Causal outcome: **by input** (M-IA) = explains or partly; **by graph** (NC-IA+M-AG) = otherwise, "
                f"when the top nodes' predicted and measured changes correlate with r ≥ {R_GRAPH}; **no clue** "
-               "(NC-IA+AG) = neither. Category: the person's label, else the suggestion.")
+               "(NC-IA+AG) = neither. Category: the person's label, else this causal outcome (a guess from the heatmap "
+               "alone for a case the sweep did not check).")
     shares = ["by input", "by graph", "no clue", "explains", "fragile", "partly", "not_explained"]
     table = table.rename(columns={"model_label": "model", "outcome": "category"})
     layout.table(table.round(3), "causal_checks", key="sw:checks", column_config={

@@ -117,17 +117,18 @@ def _readable(tokenizer, key: str) -> str:
 
 def token_inputs(handle) -> None:
     """Target / contrast boxes (text of one token, or #id) and the objective."""
-    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns(2, vertical_alignment="bottom")
     c1.text_input("Target (the wrong token)", placeholder="empty: the top-1 token",
                   help="One token as text, or #<id>. Red tokens push towards it.",
                   **widgets.bind(state.TARGET, _readable(handle.tokenizer, state.TARGET)))
     c2.text_input("Contrast (the right token)", placeholder="empty: the runner-up",
                   help="One token as text, or #<id>. Blue tokens push towards it.",
                   **widgets.bind(state.CONTRAST, _readable(handle.tokenizer, state.CONTRAST)), disabled=not contrastive())
-    c3.button("⇄", on_click=_swap_tokens, help="Swap target and contrast.", key="tok:swap")
-    c3.button("Reset", on_click=_reset_pair, key="tok:reset",
-              help="Back to the case's own pair: its wrong answer vs its right answer. For an own prompt: the top-1 "
-                   "token vs the runner-up.")
+    with st.container(horizontal=True, gap="small"):  # full labels: a narrow column cut "Reset" to "R…"
+        st.button("⇄ Swap", on_click=_swap_tokens, help="Swap target and contrast.", key="tok:swap")
+        st.button("Reset", icon=":material/restart_alt:", on_click=_reset_pair, key="tok:reset",
+                  help="Back to the case's own pair: its wrong answer vs its right answer. For an own prompt: the "
+                       "top-1 token vs the runner-up.")
     with st.expander("Objective"):
         widgets.radio("What to explain", state.MODE, list(MODES), format_func=MODES.get, horizontal=True)
         if state.get(state.MODE) == "logit_diff":

@@ -45,8 +45,10 @@ PRESENTATION_CSS = """<style>
 </style>"""
 
 
-def page(title: str) -> None:
-    """First call of every page: make sure the run went through app.py, then the title.
+def page(title: str, subject: bool = True) -> None:
+    """First call of every page: make sure the run went through app.py, then the title. In presentation mode
+    (sidebar folded away) the title row also names the active model and the case on screen (subject=False: a
+    page about neither, e.g. Sweeps).
 
     Streamlit runs pages/<name>.py on its own (its legacy multipage mode, no sidebar, no state) when a fresh
     server's first request is a page URL such as /graph (and AppTest does so on every rerun). Leaving that mode is
@@ -57,7 +59,19 @@ def page(title: str) -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
-    st.title(title)  # md-safe: a page's own constant title (layout.page is scanned)
+    if not (state.get(state.PRESENT) and subject and state.active_param()):
+        st.title(title)  # md-safe: a page's own constant title (layout.page is scanned)
+        return
+    with st.container(horizontal=True, vertical_alignment="bottom", gap="large", key="fl-subject"):
+        st.title(title, width="content")  # md-safe: a page's own constant title (layout.page is scanned)
+        st.markdown(f"Model **{safe.plain(ModelSpec.parse(state.active_param()).label)}** · "
+                    f"{safe.plain(case_name())}", width="content")
+
+
+def case_name() -> str:
+    """The case on screen in words: "case l/eval-math-00014", or "own prompt"."""
+    case = state.get(state.CASE)
+    return f"case {case}" if case else "own prompt"
 
 
 def scale() -> float:
