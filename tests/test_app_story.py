@@ -94,3 +94,27 @@ def test_own_prompts_never_say_should_say():
     assert not at.error, texts(at.error)
     text = _plain(_summary(at))
     assert "should say" not in text and "prefers" in text
+
+
+def test_presentation_mode_names_model_and_case_in_the_page_header():
+    from ui.state import ModelSpec
+
+    at = clean(app(present="1"))
+    case = at.session_state["case"]
+    model = ModelSpec.parse(at.session_state["model"][at.session_state["active"]]).label
+    for page in ("heatmap", "graph", "scaling", "evolution", "models"):
+        if page != "heatmap":
+            at.switch_page(f"pages/{page}.py")
+            clean(at.run())
+        header = [m.value for m in at.markdown if m.value.startswith("Model **")]
+        assert header, page
+        words = texts_of(header[0])
+        assert f"Model {model} · case {case}" == words.replace("**", ""), (page, words)
+    at = clean(app())  # not in presentation mode: the sidebar names the model, the title stays alone
+    assert not [m for m in at.markdown if m.value.startswith("Model **")]
+
+
+def texts_of(markdown: str) -> str:
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
