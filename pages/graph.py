@@ -147,24 +147,27 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
                       f"R = {graph.node_relevance[ids[n]]:+.4f}")
     if state.get(state.NODE) in ids:
         long_views.supernode(graph, *ids[state.get(state.NODE)])
+        checks.node_numbers(handle, att, graph, *ids[state.get(state.NODE)])  # the node in words, then numbers
         detail = node_drilldown(graph, *ids[state.get(state.NODE)])
-        d1, d2, d3 = st.columns([1, 1, 2], gap="medium")
-        with d1:
-            st.markdown("**Top hidden dimensions**")
-            layout.table(detail.top_dims, "node_dims", key="dims")
-        with d2:
-            st.markdown("**Top MLP neurons**")
-            if len(detail.top_neurons):
-                layout.table(detail.top_neurons, "node_neurons", key="neurons")
-            else:
-                st.caption("Only the rows after a whole layer have MLP neurons.")
-        with d3:
-            st.markdown("**Incoming edges** (per-head split where available)")
-            rows = {s.name: s.label for s in graph.stages}
-            edges = detail.in_edges.assign(source=detail.in_edges["source"].map(rows)) if len(detail.in_edges) else \
-                detail.in_edges
-            layout.table(edges, "node_in_edges", key="in_edges")
-        checks.node_numbers(handle, att, graph, *ids[state.get(state.NODE)])
+        with st.expander("Details: hidden dimensions, MLP neurons, incoming edges"):
+            d1, d2, d3 = st.columns([1, 1, 2], gap="medium")
+            with d1:
+                st.markdown("**Top hidden dimensions**")
+                layout.table(detail.top_dims, "node_dims", key="dims")
+            with d2:
+                st.markdown("**Top MLP neurons**")
+                if len(detail.top_neurons):
+                    layout.table(detail.top_neurons, "node_neurons", key="neurons")
+                else:
+                    st.caption("Only the rows after a whole layer have MLP neurons.")
+            with d3:
+                st.markdown("**Incoming edges** (per-head split where available)")
+                rows = {s.name: s.label for s in graph.stages}
+                if len(detail.in_edges):
+                    layout.table(detail.in_edges.assign(source=detail.in_edges["source"].map(rows)), "node_in_edges",
+                                 key="in_edges")
+                else:
+                    st.caption("No incoming edges: this is a row of the embeddings, or every edge into it is pruned.")
 
     checks.top_nodes_section(handle, att, graph, hide_bos)
     st.subheader("Per-layer metrics")

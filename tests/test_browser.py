@@ -486,7 +486,7 @@ def test_graph_slider_redraw_and_node_click(server, driver):
     assert caption() and "Edge mass kept per layer" in _text(driver)
     # a real mouse click on the node with the largest |R| that is not the first token
     target = _click_largest_node(driver, "!String(i).startsWith('row:') && !String(i).endsWith(':0')")
-    _wait(driver, "the clicked node's details", lambda: "node=" in driver.current_url and "Top hidden dimensions"
+    _wait(driver, "the clicked node's details", lambda: "node=" in driver.current_url and "Details: hidden dimensions"
           in _text(driver))
     _idle(driver)
     stage, token = target[0].split(":")

@@ -181,8 +181,9 @@ def node_numbers(handle, att: Attribution, graph, stage: int, token: int) -> Non
         st.error(safe.plain(e))
         return
     n = rep.nodes[0]
-    st.markdown("**Remove this node: does Δℓ change as the relevance predicts?** Change of Δℓ when the node's state "
-                "is set to zero, or to the prompt's mean state.")
+    st.info(safe.plain(check_charts.node_sentence(n, rep.base_logit_diff)), icon=":material/science:")
+    st.caption("The numbers: change of Δℓ when the node's state is set to zero, or to the prompt's mean state; "
+               "predicted by the relevance, measured by running the model.")
     cols = st.columns(5)
     cols[0].metric("Relevance R", f"{n.relevance:+.3f}")
     num = lambda v: "–" if v is None else f"{v:+.3f}"  # noqa: E731
