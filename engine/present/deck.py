@@ -115,7 +115,7 @@ def case_story(att: Attribution, labels: Optional[Sequence[str]], *, model: str,
         check_lines = (f"{VERDICT_WORDS.get(check.verdict, check.verdict).capitalize()}. {check.sentence}",
                        s.category.sentence if s.category is not None else "")
         check_fig = _figure(deletion_chart(check, scale=1.3), ctx, "Remove the red tokens: does the answer flip?",
-                            [check_lines[0]], colours=False, scale=1.3)
+                            colours=False, scale=1.3)  # the verdict is the slide's text, below the curves
     return CaseStory(ctx, s, prompt, render.heatmap_fragment(att.tokens, values, att.relevance, shown), heat, g,
                      scaling, _numbers(s, check), check_fig, tuple(x for x in check_lines if x))
 
