@@ -19,13 +19,15 @@ Figure = tuple[FigureContext, str, Sequence[str]] | str  # (what a case chart sh
 HELP = ("Pick a model and a failure case; red tokens push the model towards its wrong answer (target), blue ones "
         "towards the right one (contrast). Click a token in the top-k table to compare against it.")
 # Always on. Red and blue mean target and contrast only: the selected contrast pill is blue, the target pill red
-# (the theme's accent is a neutral slate). The prompt box keeps room for its copy button.
+# (the theme's accent is a neutral slate). The prompt box keeps room for its copy button. The page starts just
+# below the toolbar (Streamlit's default leaves ~100 px empty above the title, pushing the heatmap below the fold).
 BASE_CSS = """<style>
 .st-key-w-pick-contrast button[data-selected="true"] { background: rgba(31,119,180,.14) !important;
   border-color: rgb(31,119,180) !important; color: rgb(20,80,125) !important; }
 .st-key-w-pick-target button[data-selected="true"] { background: rgba(214,39,40,.12) !important;
   border-color: rgb(214,39,40) !important; color: rgb(160,25,25) !important; }
 [data-testid="stCode"] pre { padding-right: 3rem !important; }
+[data-testid="stMainBlockContainer"] { padding-top: 3.4rem; }
 </style>"""
 # Presentation mode: sizes follow the screen (clamp between a 1280x720 and a 1920x1080 projector), the page never
 # scrolls sideways, and the first screen of the Heatmap page holds the numbers, the summary and the heatmap.
