@@ -19,21 +19,27 @@ layout.page("Graph")
 handle = loaders.active_model()
 if handle is None:
     st.stop()
-with st.expander("Prompt and tokens", expanded=not state.get(state.PROMPT)):
+# presentation mode: the folded controls share one row and the caption is left out (the summary says it), so the
+# drawing, which ends on the first screen, gets more of its height (it was squeezed to ~290 px at 1280x720)
+present = bool(state.get(state.PRESENT))
+top = st.columns(2) if present else (st, st)
+with top[0].expander("Prompt and tokens", expanded=not state.get(state.PROMPT)):
     prompt = inputs.prompt_picker()
     inputs.token_inputs(handle)
 spec = ModelSpec.parse(state.active_param())
 views.unknown_words(handle.tokenizer, prompt, spec.label)
 att = loaders.view_attribution(handle, prompt)
 versus = f" vs contrast {att.contrast.text!r}" if att.contrast else ""
-st.caption(f"Explaining target {views.md(repr(att.target.text))}{views.md(versus)} "
-           f"after {len(att.tokens)} tokens. "
-           "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge. "
-           "The top node of the last token is where the model says its word.")
+if not present:
+    st.caption(f"Explaining target {views.md(repr(att.target.text))}{views.md(versus)} "
+               f"after {len(att.tokens)} tokens. "
+               "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge. "
+               "The top node of the last token is where the model says its word.")
 check = checks.page_curves(handle, att)  # the causal checks decide the category, as on the Heatmap page
 story_, figctx = story.show(att, prompt, full=False, check=check, r_zero=checks.known_r_zero(handle, att))
 
-controls = layout.controls("Rows")
+with top[1] if present else st.container():  # st.container(): `with st` is no context
+    controls = layout.controls("Rows")
 c1, c2 = controls.columns(2, gap="large")
 with c2:
     split = widgets.toggle("Split Attention / MLP", state.SPLIT, help="Adds a row after each attention block.")
