@@ -135,3 +135,23 @@ def test_graph_page_in_presentation_mode_gives_the_drawing_more_height():
     at.session_state["present"] = False
     clean(at.run())
     assert any(c.value.startswith("Explaining target") for c in at.caption)
+
+
+def test_evolution_says_whose_training_it_shows():
+    from engine import zoo
+
+    series = zoo.checkpoint_series()
+    at = app(ncases="2")
+    case_model = at.session_state["case"].partition("/")[0]
+    at.switch_page("pages/evolution.py")
+    clean(at.run())
+    assert not at.error, texts(at.error)
+    shown = at.session_state["ev_series"]
+    notes = texts(list(at.info) + list(at.warning)).replace("**", "")
+    if case_model == shown:
+        assert f"zoo:{case_model}, the model" not in notes
+    elif case_model in series:
+        assert f"comes from zoo:{case_model}" in notes and f"training of zoo:{shown}" in notes
+    else:  # the default zoo: only zoo:m has saved checkpoints, the default case is zoo:l's
+        assert f"zoo:{case_model}, the model the case at hand comes from, has no saved training checkpoints" in notes
+        assert f"the training of zoo:{shown}" in notes
