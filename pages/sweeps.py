@@ -17,9 +17,13 @@ run_tab, browse_tab = st.tabs(["Run a sweep", "Browse results"],
 with run_tab:
     st.caption("Every case of every benchmark under every model: first wrong token, heatmap, segments and a "
                "suggested category, stored as it goes. Keys are checked; an error names the key and its line.")
-    st.file_uploader("Load a YAML config", type=["yaml", "yml"], key=sv.UPLOAD, on_change=sv.take_upload,
-                     help=f"At most {sv.MAX_CONFIG_BYTES >> 10} KiB; it replaces the text below.")
-    widgets.text_area("Sweep config (YAML)", state.SW_CONFIG, height=320)
+    form_col, yaml_col = st.columns(2, gap="large")
+    with form_col:
+        sv.sweep_form()  # writes the YAML on the right
+    with yaml_col:
+        st.file_uploader("Load a YAML config", type=["yaml", "yml"], key=sv.UPLOAD, on_change=sv.take_upload,
+                         help=f"At most {sv.MAX_CONFIG_BYTES >> 10} KiB; it replaces the text below.")
+        widgets.text_area("Sweep config (YAML)", state.SW_CONFIG, height=420)
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     with c2:
         widgets.toggle("Resume (skip the cases this run has stored)", state.SW_RESUME,

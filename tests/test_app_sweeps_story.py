@@ -91,3 +91,28 @@ def test_overview_share_charts_have_a_height_per_row(tmp_path):
     for spec in shares:
         assert spec["height"] == {"step": 32}, spec["height"]
         assert spec["encoding"]["color"]["legend"]["orient"] == "bottom"
+
+
+def test_the_sweep_form_writes_the_yaml_beside_it(tmp_path):
+    from engine.runs.config import parse_sweep_config
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/sweeps.py")
+    _clean(at.run())
+    at.text_input(key="sw:form:name").input("my-run")
+    at.multiselect(key="sw:form:models").set_value(["zoo:s"])
+    at.number_input(key="sw:form:limit").set_value(3)
+    at.text_input(key="sw:form:store").input(str(tmp_path / "out"))
+    _clean(at.button(key="FormSubmitter:sw:form-Write the config →").click().run())
+    text = at.session_state["sw_config"]
+    assert at.text_area(key="w:sw_config").value == text  # shown beside the form, editable
+    cfg = parse_sweep_config(text, "page", tmp_path)
+    assert cfg.name == "my-run" and [m.source for m in cfg.models] == ["zoo:s"]
+    assert cfg.benchmarks[0].filters.limit == 3 and cfg.compute.checks.enabled
+    assert cfg.store == str(tmp_path / "out")
+    assert any(str(tmp_path / "out") in c.value.replace("\\", "") for c in at.caption)  # where results land
+    # an impossible choice is named, and the YAML stays as it was
+    at.multiselect(key="sw:form:models").set_value([])
+    at.button(key="FormSubmitter:sw:form-Write the config →").click().run()
+    assert "Pick at least one model" in " ".join(e.value for e in at.error)
+    assert at.session_state["sw_config"] == text

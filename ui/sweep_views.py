@@ -40,6 +40,55 @@ def example_config() -> str:
             "store: runs/zoo-demo  # relative paths start at the folder the dashboard runs in\n")
 
 
+def _use_form() -> None:
+    """The form's Write button: its choices become the YAML beside it (an error names the missing choice)."""
+    from engine.runs.form import SweepForm, sweep_yaml
+
+    ss = st.session_state
+    limit = ss.get("sw:form:limit")
+    form = SweepForm(str(ss.get("sw:form:name") or ""), tuple(ss.get("sw:form:models") or ()),
+                     str(ss.get("sw:form:bench") or "zoo"), str(ss.get("sw:form:path") or ""),
+                     None if limit in (None, 0) else int(limit), tuple(ss.get("sw:form:compute") or ()),
+                     str(ss.get("sw:form:store") or ""))
+    try:
+        state.put(state.SW_CONFIG, sweep_yaml(form, Path.cwd()))
+        state.put(state.SW_FORM_ERROR, "")
+    except FailureLensError as e:
+        state.put(state.SW_FORM_ERROR, str(e))  # shown under the form on this run
+
+
+def sweep_form() -> None:
+    """Models, benchmark, how many cases, what to compute and where to store, as a form that writes the YAML
+    (shown beside it, where power users edit everything else)."""
+    from engine.cases.benchmarks import BENCHMARK_KINDS
+    from engine.runs.form import COMPUTE, SweepForm, store_path
+
+    loaded = state.model_params()
+    models = list(dict.fromkeys([f"zoo:{s}" for s in zoo.zoo_sizes()] + loaded))
+    words = {"graph": "attribution graph", "checks": "causal checks (decide the category)",
+             "faithfulness": "faithfulness (masking)"}
+    with st.form("sw:form", border=True):
+        st.text_input("Run name", value="zoo-demo", key="sw:form:name", help="Names the run in its store.")
+        st.multiselect("Models", models, default=models[:1] + models[-1:] if len(models) > 1 else models,
+                       key="sw:form:models", help="Zoo models and the models loaded on the Models page.")
+        c1, c2 = st.columns([1, 2])
+        kinds = ["zoo"] + [k for k in BENCHMARK_KINDS if k != "zoo"]
+        c1.selectbox("Benchmark", kinds, key="sw:form:bench",
+                     help="zoo: the built-in benchmark; the others read a file.")
+        c2.text_input("Benchmark file (not for zoo)", key="sw:form:path", placeholder="data/math.jsonl")
+        st.number_input("Cases per benchmark (0: all)", 0, 100000, 12, key="sw:form:limit")
+        st.pills("Also compute (the heatmap always)", list(COMPUTE), selection_mode="multi", default=["checks"],
+                 format_func=words.get, key="sw:form:compute")
+        st.text_input("Store folder", key="sw:form:store", placeholder="runs/<run name>",
+                      help="Where the results land; a relative folder starts where the dashboard runs.")
+        where = store_path(SweepForm(str(st.session_state.get("sw:form:name") or "zoo-demo"), (),
+                                     store=str(st.session_state.get("sw:form:store") or "")), Path.cwd())
+        st.caption(f"Results land in `{safe.plain(where)}`")  # md-safe: plain() escapes the path
+        st.form_submit_button("Write the config →", on_click=_use_form, type="primary")
+    if state.get(state.SW_FORM_ERROR):
+        st.error(safe.plain(state.get(state.SW_FORM_ERROR)))
+
+
 def take_upload() -> None:
     """Callback of the file uploader: the file's text replaces the config (size-limited, UTF-8 only)."""
     up = st.session_state.get(UPLOAD)
