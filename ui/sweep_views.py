@@ -78,7 +78,7 @@ def sweep_form() -> None:
         c2.text_input("Benchmark file (not for zoo)", key="sw:form:path", placeholder="data/math.jsonl")
         st.number_input("Cases per benchmark (0: all)", 0, 100000, 12, key="sw:form:limit")
         st.pills("Also compute (the heatmap always)", list(COMPUTE), selection_mode="multi", default=["checks"],
-                 format_func=words.get, key="sw:form:compute")
+                 format_func=words.get, key="sw:form:compute")  # md-safe: constant words
         st.text_input("Store folder", key="sw:form:store", placeholder="runs/<run name>",
                       help="Where the results land; a relative folder starts where the dashboard runs.")
         where = store_path(SweepForm(str(st.session_state.get("sw:form:name") or "zoo-demo"), (),
