@@ -155,3 +155,13 @@ def test_evolution_says_whose_training_it_shows():
     else:  # the default zoo: only zoo:m has saved checkpoints, the default case is zoo:l's
         assert f"zoo:{case_model}, the model the case at hand comes from, has no saved training checkpoints" in notes
         assert f"the training of zoo:{shown}" in notes
+
+
+def test_scaling_and_evolution_offer_slides_of_the_case():
+    at = app(ncases="2")
+    for page, key in (("scaling", "slides:scaling"), ("evolution", "slides:evolution")):
+        at.switch_page(f"pages/{page}.py")
+        clean(at.run())
+        assert not at.error, texts(at.error)
+        buttons = {b.key: b.proto.label for b in at.get("download_button")}
+        assert buttons.get(key) == "⬇ Download slides", (page, sorted(buttons))

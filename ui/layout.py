@@ -107,7 +107,7 @@ def controls(label: str):
     return st.expander(label, expanded=False) if state.get(state.PRESENT) else st.container()  # md-safe: caller's
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:80] or "failure_lens"
 
 
@@ -139,7 +139,7 @@ def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Op
     with st.container(horizontal=True, gap="small"):
         for fmt, (make, mime, ext) in items.items():
             case_figure = figure is not None and not isinstance(figure, str)
-            file_name = figure[0].file_name(name, ext) if case_figure else f"{_slug(name)}.{ext}"
+            file_name = figure[0].file_name(name, ext) if case_figure else f"{slug(name)}.{ext}"
             st.download_button(f"⬇ {safe.plain(fmt)}", make, file_name=file_name, mime=mime, on_click="ignore",
                                key=f"dl:{key or name}:{fmt}")
 
