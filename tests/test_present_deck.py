@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import re
 
-import pytest
 from PIL import Image
 
 from engine.present import charts, deck, figures
@@ -134,10 +133,11 @@ def _curves(verdict="not_explained"):
 
     return DeletionCurves(
         base_logit_diff=2.0, target=(2.0, 2.4, 3.1), contrast=(2.0, 2.5, 2.9), random_mean=(2.0, 1.9, 1.8),
-        random_std=(0.0, 0.1, 0.2), insertion=(0.5, 0.9, 1.2), target_positions=(1, 3), target_tokens=("=1+1", "@SUM(A1)"),
+        random_std=(0.0, 0.1, 0.2), insertion=(0.5, 0.9, 1.2), target_positions=(1, 3),
+        target_tokens=("=1+1", "@SUM(A1)"),
         contrast_positions=(4, 2), flip_k=None, flip_top=None, area=-0.9, verdict=verdict,
-        sentence="Removing the highlighted tokens does not lower Δℓ (Δℓ +2.00 → +3.10 after 2; random tokens: +1.80): "
-                 "the heatmap does not explain this failure.", replacement="neutral", mask_id=0, seeds=(0, 1),
+        sentence="Removing the highlighted tokens does not lower Δℓ (Δℓ +2.00 → +3.10 after 2; random tokens: "
+                 "+1.80): the heatmap does not explain this failure.", replacement="neutral", mask_id=0, seeds=(0, 1),
         k_max=2, forward_rows=9)
 
 

@@ -2,7 +2,7 @@
 exports, and "Download slides" (a .pptx deck) with the same content as a one-file HTML case report."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import streamlit as st
 

@@ -309,7 +309,8 @@ def label_form(folder: str, run_id: str, row: pd.Series, suggestion: Optional[di
                  f"{safe.plain(glossary.label(pattern))}")
 
     if row.get("labelled") != "person":
-        st.button(f"✓ Confirm: {safe.plain(glossary.name(row['outcome']))} / {safe.plain(glossary.name(row['pattern']))}",
+        shown = f"{glossary.name(row['outcome'])} / {glossary.name(row['pattern'])}"
+        st.button(f"✓ Confirm: {safe.plain(shown)}",
                   key=f"sw:confirm:{key}", help=f"The category shown ({safe.plain(row.get('labelled', ''))}), "
                                                 "confirmed by you.",
                   on_click=save, args=(row["outcome"], row["pattern"]))

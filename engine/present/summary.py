@@ -2,9 +2,10 @@
 
 Templates over the numbers, no language model. What it says:
 - the headline: which of the two tokens the model prefers, with Δℓ and the two probabilities; "should say" only
-  when the contrast is the case's recorded right answer (`recorded=True`), never for a pair someone picked. "95 % vs 5 %" is
-  the share between the two tokens only, softmax over (ℓ(target), ℓ(contrast)) = sigmoid(Δℓ); the model's own
-  probabilities over the whole vocabulary are given too when both tokens are among its top candidates;
+  when the contrast is the case's recorded right answer (`recorded=True`), never for a pair someone picked.
+  "95 % vs 5 %" is the share between the two tokens only, softmax over (ℓ(target), ℓ(contrast)) = sigmoid(Δℓ);
+  the model's own probabilities over the whole vocabulary are given too when both tokens are among its top
+  candidates;
 - the three tokens that push most toward the wrong answer and toward the right one, with their segment
   (special tokens such as <bos>, <q> are left out of these lists but keep their share below);
 - each segment's share of |R| and the side it leans to;

@@ -192,8 +192,8 @@ def run_report(store: Store, run_id: str, heatmaps: int = 6, max_rows: int = 300
               r.get("human_pattern"), r.get("human_author"), r.get("human_note"),
               _excerpt(prompts.get(r["case_id"], "")), r["prefix"] or ""]
              for _, r in top.iterrows()),
-            ["model", "case", "Δℓ", "ref. rank", "target", "contrast", "R total", "category", "pattern", "decided by",
-             "human",
+            ["model", "case", "Δℓ", "ref. rank", "target", "contrast", "R total", "category", "pattern",
+             "decided by", "human",
              "human pattern", "labelled by", "note", "prompt", "answer before the failure"], [False, False, True, True])]
     parts += ["<h2>What the codes mean</h2>", glossary_legend()]
     errors = df[df["status"] == "error"]
