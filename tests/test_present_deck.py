@@ -169,3 +169,17 @@ def test_deck_and_report_get_a_check_slide_and_the_check_decides_the_category():
     assert "The check: does removing the red tokens flip" in out and "Does not explain. Removing" in out
     assert out.count('src="data:image/svg+xml;base64,') == 2  # graph and curves
     assert "explained by the heatmap (M-IA)" not in out and "not explained yet (NC-IA+AG)" in out
+
+
+def test_across_models_slide_in_size_order_with_palette_colours_and_verdicts():
+    from engine.present import palette
+    from engine.zoo import zoo_sizes
+
+    sizes = [f"zoo:{s}" for s in zoo_sizes()]
+    rows = [(m, 1.0 + i, "still wrong") for i, m in enumerate(reversed(sizes))] + [("my-model", -0.5, "fixed")]
+    spec = deck.scaling_chart(rows).to_dict()
+    bars = spec["hconcat"][0]["layer"][0]
+    assert bars["encoding"]["y"]["sort"] == sizes + ["my-model"]  # sizes first, smallest on top
+    scale = bars["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"])) == palette.colours(sizes + ["my-model"])
+    assert spec["hconcat"][1]["encoding"]["text"]["field"] == "verdict"

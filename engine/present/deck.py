@@ -66,14 +66,38 @@ def _figure(chart: alt.TopLevelMixin, ctx: FigureContext, view: str, notes: Sequ
     return Figure(figures.png_16x9(slide), figures.svg_16x9(slide), " ".join(notes))
 
 
-def scaling_chart(rows: Sequence[tuple[str, float]]) -> alt.Chart:
-    """Δℓ of the same case per model (neutral grey: red and blue mean wrong and right answer only)."""
-    df = pd.DataFrame([{"model": m, "Δℓ": d} for m, d in rows])
-    bars = alt.Chart(df).mark_bar(color="#6b6b6b").encode(
-        y=alt.Y("model:N", sort=None, title=None), x=alt.X("Δℓ:Q", title=glossary.name("Δℓ") + ", > 0: wrong answer"),
-        tooltip=["model", alt.Tooltip("Δℓ:Q", format="+.3f")])
+def scaling_chart(rows: Sequence[tuple[str, float, str]]) -> alt.Chart:
+    """Δℓ of the same case per model (model, Δℓ, verdict), zoo models in size order, each bar in the model's
+    palette colour (engine.present.palette; red and blue mean wrong and right answer only), its verdict beside it."""
+    from engine.present import palette
+    from engine.zoo import zoo_sizes
+
+    order = {f"zoo:{s}": i for i, s in enumerate(zoo_sizes())}
+    df = pd.DataFrame([{"model": m, "Δℓ": d, "verdict": v} for m, d, v in rows])
+    df = df.assign(rank=[order.get(m, len(order) + i) for i, m in enumerate(df["model"])]).sort_values("rank")
+    colours = palette.colours(list(df["model"]))
+    y = alt.Y("model:N", sort=list(df["model"]), title=None)
+    bars = alt.Chart(df).mark_bar().encode(
+        y=y, x=alt.X("Δℓ:Q", title=glossary.name("Δℓ") + ", > 0: wrong answer"),
+        color=alt.Color("model:N", scale=alt.Scale(domain=list(colours), range=list(colours.values())), legend=None),
+        tooltip=["model", "verdict", alt.Tooltip("Δℓ:Q", format="+.3f")])
+    words = alt.Chart(df).mark_text(align="left", dx=6, fontSize=13).encode(
+        y=y, x=alt.value(0), text="verdict:N")
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#111").encode(x="x:Q")
-    return alt.layer(bars, zero).properties(width=520, height=max(120, 34 * len(df)))
+    return alt.hconcat(alt.layer(bars, zero).properties(width=440, height=max(120, 34 * len(df))),
+                       words.properties(width=200, height=max(120, 34 * len(df))).encode(
+                           y=alt.Y("model:N", sort=list(df["model"]), axis=None)))
+
+
+def _verdict(att: Attribution, other: Attribution) -> str:
+    """The other model's verdict on the case: its own top-1 token against the target and the contrast."""
+    from engine.compare.verdicts import verdict
+    from engine.records import TokenChoice
+
+    if not other.topk or att.contrast is None:
+        return ""
+    top = other.topk[0]
+    return verdict(TokenChoice(top.token_id, top.token), other.target, other.contrast or att.contrast)
 
 
 def case_story(att: Attribution, labels: Optional[Sequence[str]], *, model: str, case: str, prompt: str,
@@ -106,8 +130,10 @@ def case_story(att: Attribution, labels: Optional[Sequence[str]], *, model: str,
                     [graph_note] if graph_note else [], scale=1.3)
     scaling = None
     if others and att.logit_diff is not None:
-        rows = [(model, att.logit_diff)] + [(m, o.logit_diff) for m, o in others if o.logit_diff is not None]
-        scaling = _figure(scaling_chart(rows), ctx, "The same case on every loaded model", colours=False)
+        rows = [(model, att.logit_diff, _verdict(att, att))] + \
+            [(m, o.logit_diff, _verdict(att, o)) for m, o in others if o.logit_diff is not None]
+        scaling = _figure(scaling_chart(rows), ctx, "The same case on every loaded model (verdict: its own next "
+                          "token)", colours=False)
     check_fig, check_lines = None, ()
     if check is not None:
         from engine.present.check_charts import deletion_chart
