@@ -97,6 +97,6 @@ with browse_tab:
         st.error(safe.plain(e))
         st.stop()
     suggestion = result.suggestion if result else None
-    for reason in (suggestion or {}).get("reasons", []):
-        st.caption(f"· {safe.plain(reason)}")
+    for reason in (suggestion or {}).get("reasons", []):  # the words, without the rule's code ("O2: ")
+        st.caption(f"· {safe.plain(sv.without_rule_code(reason))}")
     sv.label_form(state.get(state.STORE), run, row, suggestion)

@@ -27,7 +27,8 @@ def _store(folder: Path) -> Path:
               "segments": np.zeros(3, np.int8), "relevance": np.array([0.5, 1.0, 0.2], np.float32),
               "layer_relevance": np.zeros((2, 3), np.float32),
               "tokens_json": text_array('["a", "b", "c"]')}
-    heuristic = {"category": {"outcome": "M-IA", "pattern": None}, "reasons": ["O2"], "version": "1"}
+    heuristic = {"category": {"outcome": "M-IA", "pattern": None}, "version": "1",
+                 "reasons": ["O2: total relevance +1.700 with Δℓ = 2.00: input attribution explains it"]}
     with Store(folder) as s:
         for run in ("a", "b"):
             s.create_run(run, {"models": [{"label": MODEL, "source": "x"}]}, name=run)
@@ -116,3 +117,10 @@ def test_the_sweep_form_writes_the_yaml_beside_it(tmp_path):
     at.button(key="FormSubmitter:sw:form-Write the config →").click().run()
     assert "Pick at least one model" in " ".join(e.value for e in at.error)
     assert at.session_state["sw_config"] == text
+
+
+def test_reasons_are_shown_in_words_without_rule_codes(tmp_path):
+    at = _page(_store(tmp_path / "store"), "a")
+    reasons = [c.value for c in at.caption if c.value.startswith("·")]
+    assert reasons and not any(r.startswith("· O2") for r in reasons), reasons
+    assert any(r.startswith("· Total relevance") for r in reasons), reasons

@@ -254,6 +254,14 @@ def in_words(df: pd.DataFrame) -> pd.DataFrame:
                         for c in ("outcome", "pattern") if c in df.columns})
 
 
+def without_rule_code(reason: str) -> str:
+    """A suggestion's reason in words: "O2: total relevance …" -> "Total relevance …" (engine.cases.categories)."""
+    import re
+
+    text = re.sub(r"^[OP]\d+: ", "", reason)
+    return text[:1].upper() + text[1:]
+
+
 def case_key(model: str, case_id: str) -> str:
     return f"{model}::{case_id}"
 
