@@ -22,6 +22,17 @@ st.caption("The same cases at several points of one training run. Each checkpoin
            "checkpoint prefers the wrong token.")
 
 source = widgets.radio("Checkpoints", state.EV_SOURCE, list(SOURCES), format_func=SOURCES.get, horizontal=True)
+case_model = state.get(state.CASE).partition("/")[0] if state.get(state.CASE) else ""
+shown = state.get(state.EV_SERIES) if source == "zoo" else ""
+if source == "zoo" and shown and case_model and case_model != shown:  # whose training this is, said first
+    if case_model in series:
+        st.warning(f"The case at hand comes from **zoo:{safe.plain(case_model)}**, but the series shown is the "
+                   f"training of **zoo:{safe.plain(shown)}**: pick zoo:{safe.plain(case_model)} under Series to "
+                   "follow the case's own model.")
+    else:
+        st.info(f"**zoo:{safe.plain(case_model)}**, the model the case at hand comes from, has no saved training "
+                f"checkpoints. Shown instead: the training of **zoo:{safe.plain(shown)}**, another model of the "
+                "same zoo, on the same cases.")
 try:
     if source == "zoo":
         if not series:
@@ -55,6 +66,7 @@ if len(set(labels)) < len(labels):
     st.error(f"Two checkpoints share a name ({safe.plain(', '.join(labels))}); give each folder its own name.")
     st.stop()
 params = [cv.checkpoint_param(cp) for cp in checkpoints]
+whose_run = f" of zoo:{size}" if source == "zoo" else ""  # exports name the series (local / hub labels name it)
 
 # ---- 1. the case at hand across the checkpoints: verdicts and a film strip
 st.subheader("The case at hand")
@@ -105,7 +117,7 @@ rows = V.verdicts([d for name in labels for d in result.deltas[name]], cases)
 hv.training_summary(rows, labels[0], labels[-1])
 layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale(), series=True, by="checkpoint"),
              "verdicts_by_checkpoint", V.table(rows), key="verdicts_set",
-             figure=f"What became of the failures over training ({labels[0]} → {labels[-1]})")
+             figure=f"What became of the failures over training{whose_run} ({labels[0]} → {labels[-1]})")
 with st.expander("Verdict table (one row per case and checkpoint)"):
     layout.table(V.table(rows), "verdicts_by_checkpoint_table", key="verdicts_set_table")
 
@@ -114,13 +126,13 @@ st.caption("Δℓ per case (thin lines, colour: family) and the mean (bold; dots
            "dashed line the right token beats the wrong one.")
 layout.chart(compare_charts.evolution_chart(evolution, mean_line(evolution), layout.scale(), y_scale),
              "delta_evolution", evolution, key="evolution",
-             figure=f"Δℓ over training, {labels[0]} → {labels[-1]} (> 0: wrong answer)")
+             figure=f"Δℓ over training{whose_run}, {labels[0]} → {labels[-1]} (> 0: wrong answer)")
 st.subheader("Relevance by segment per checkpoint")
 st.caption("Mean over cases of each segment's relevance ÷ the case's max |R| (± standard error).")
 means = mean_by_model(result.breakdown).rename(columns={"model": "checkpoint"})
 layout.chart(compare_charts.segment_bars(means, "checkpoint", layout.scale(), y_scale, series=True),
              "segments_by_checkpoint", result.breakdown, key="segments",
-             figure="Relevance by segment per checkpoint (> 0: toward the wrong answer)")
+             figure=f"Relevance by segment per checkpoint{whose_run} (> 0: toward the wrong answer)")
 if y_scale == "clip":
     far = outliers(evolution, "delta", fences(evolution["delta"]), ["case_id", "family", "checkpoint"])
     far_seg = outliers(means, "mean", fences(means["mean"]), ["checkpoint", "segment", "n"])

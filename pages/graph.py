@@ -18,20 +18,27 @@ layout.page("Graph")
 handle = loaders.active_model()
 if handle is None:
     st.stop()
-with st.expander("Prompt and tokens", expanded=not state.get(state.PROMPT)):
+# presentation mode: the folded controls share one row and the caption is left out (the summary says it), so the
+# drawing, which ends on the first screen, gets more of its height (it was squeezed to ~290 px at 1280x720)
+present = bool(state.get(state.PRESENT))
+top = st.columns(2) if present else (st, st)
+with top[0].expander("Prompt and tokens", expanded=not state.get(state.PROMPT)):
     prompt = inputs.prompt_picker()
     inputs.token_inputs(handle)
 spec = ModelSpec.parse(state.active_param())
 views.unknown_words(handle.tokenizer, prompt, spec.label)
 att = loaders.view_attribution(handle, prompt)
 versus = f" vs contrast {att.contrast.text!r}" if att.contrast else ""
-st.caption(f"Explaining target {views.md(repr(att.target.text))}{views.md(versus)} "
-           f"after {len(att.tokens)} tokens. "
-           "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge. "
-           "The top node of the last token is where the model says its word.")
-story_, figctx = story.show(att, prompt, full=False)  # the case in plain words (the headline; the rest one click away)
+if not present:
+    st.caption(f"Explaining target {views.md(repr(att.target.text))}{views.md(versus)} "
+               f"after {len(att.tokens)} tokens. "
+               "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge. "
+               "The top node of the last token is where the model says its word.")
+check = checks.page_curves(handle, att)  # the causal checks decide the category, as on the Heatmap page
+story_, figctx = story.show(att, prompt, full=False, check=check, r_zero=checks.known_r_zero(handle, att))
 
-controls = layout.controls("Rows")
+with top[1] if present else st.container():  # st.container(): `with st` is no context
+    controls = layout.controls("Rows")
 c1, c2 = controls.columns(2, gap="large")
 with c2:
     split = widgets.toggle("Split Attention / MLP", state.SPLIT, help="Adds a row after each attention block.")
@@ -134,7 +141,8 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
                  "application/json", "json"),
         "GraphML": (lambda: to_graphml(graph, pruned), "application/xml", "graphml"),
     })
-    story.slides(handle, att, prompt, story_, figctx, graph=graph, pruned=pruned, graph_note=shown_as, key="graph")
+    story.slides(handle, att, prompt, story_, figctx, graph=graph, pruned=pruned, graph_note=shown_as, key="graph",
+                 check=check)
 
     st.subheader("Node details")
     names = [""] + list(ids)
@@ -144,24 +152,27 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
                       f"R = {graph.node_relevance[ids[n]]:+.4f}")
     if state.get(state.NODE) in ids:
         long_views.supernode(graph, *ids[state.get(state.NODE)])
+        checks.node_numbers(handle, att, graph, *ids[state.get(state.NODE)])  # the node in words, then numbers
         detail = node_drilldown(graph, *ids[state.get(state.NODE)])
-        d1, d2, d3 = st.columns([1, 1, 2], gap="medium")
-        with d1:
-            st.markdown("**Top hidden dimensions**")
-            layout.table(detail.top_dims, "node_dims", key="dims")
-        with d2:
-            st.markdown("**Top MLP neurons**")
-            if len(detail.top_neurons):
-                layout.table(detail.top_neurons, "node_neurons", key="neurons")
-            else:
-                st.caption("Only the rows after a whole layer have MLP neurons.")
-        with d3:
-            st.markdown("**Incoming edges** (per-head split where available)")
-            rows = {s.name: s.label for s in graph.stages}
-            edges = detail.in_edges.assign(source=detail.in_edges["source"].map(rows)) if len(detail.in_edges) else \
-                detail.in_edges
-            layout.table(edges, "node_in_edges", key="in_edges")
-        checks.node_numbers(handle, att, graph, *ids[state.get(state.NODE)])
+        with st.expander("Details: hidden dimensions, MLP neurons, incoming edges"):
+            d1, d2, d3 = st.columns([1, 1, 2], gap="medium")
+            with d1:
+                st.markdown("**Top hidden dimensions**")
+                layout.table(detail.top_dims, "node_dims", key="dims")
+            with d2:
+                st.markdown("**Top MLP neurons**")
+                if len(detail.top_neurons):
+                    layout.table(detail.top_neurons, "node_neurons", key="neurons")
+                else:
+                    st.caption("Only the rows after a whole layer have MLP neurons.")
+            with d3:
+                st.markdown("**Incoming edges** (per-head split where available)")
+                rows = {s.name: s.label for s in graph.stages}
+                if len(detail.in_edges):
+                    layout.table(detail.in_edges.assign(source=detail.in_edges["source"].map(rows)), "node_in_edges",
+                                 key="in_edges")
+                else:
+                    st.caption("No incoming edges: this is a row of the embeddings, or every edge into it is pruned.")
 
     checks.top_nodes_section(handle, att, graph, hide_bos)
     st.subheader("Per-layer metrics")

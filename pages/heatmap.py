@@ -30,7 +30,8 @@ labels = assign_segments(att.offsets, spans, att.special_mask)
 if not state.get(state.PRESENT):  # a room sees the numbers, the story and the heatmap on one screen
     st.divider()
 views.header(att, expected=views.shipped_logit_diff(att, case, spec.zoo_name, prompt))
-story_, figctx = story.show(att, prompt)  # the case in plain words, just above the heatmap
+check = checks.page_curves(handle, att)  # the causal check decides the summary's category (shown further down)
+story_, figctx = story.show(att, prompt, check=check, r_zero=checks.known_r_zero(handle, att))
 main, side = st.columns([3, 2], gap="large")
 with side:
     st.subheader("Next-token candidates")
@@ -66,7 +67,7 @@ with main:
         "CSV": (lambda: render.heatmap_csv(att.tokens, att.token_ids, att.relevance, values, mask, labels,
                                            att.special_mask), "text/csv", "csv"),
     })
-    story.slides(handle, att, prompt, story_, figctx, key="heatmap")
+    story.slides(handle, att, prompt, story_, figctx, key="heatmap", check=check)
 
 seg_col, layer_col = st.columns([2, 3], gap="large")
 with seg_col:

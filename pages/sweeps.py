@@ -8,7 +8,7 @@ from ui import checks, layout, safe, state, widgets
 from ui import sweep_views as sv
 from ui.compare_views import defaults_once
 
-layout.page("Sweeps")
+layout.page("Sweeps", subject=False)
 defaults_once("sweeps", {state.SW_CONFIG: sv.example_config()})
 # a link to a store opens on its results
 run_tab, browse_tab = st.tabs(["Run a sweep", "Browse results"],
@@ -17,9 +17,13 @@ run_tab, browse_tab = st.tabs(["Run a sweep", "Browse results"],
 with run_tab:
     st.caption("Every case of every benchmark under every model: first wrong token, heatmap, segments and a "
                "suggested category, stored as it goes. Keys are checked; an error names the key and its line.")
-    st.file_uploader("Load a YAML config", type=["yaml", "yml"], key=sv.UPLOAD, on_change=sv.take_upload,
-                     help=f"At most {sv.MAX_CONFIG_BYTES >> 10} KiB; it replaces the text below.")
-    widgets.text_area("Sweep config (YAML)", state.SW_CONFIG, height=320)
+    form_col, yaml_col = st.columns(2, gap="large")
+    with form_col:
+        sv.sweep_form()  # writes the YAML on the right
+    with yaml_col:
+        st.file_uploader("Load a YAML config", type=["yaml", "yml"], key=sv.UPLOAD, on_change=sv.take_upload,
+                         help=f"At most {sv.MAX_CONFIG_BYTES >> 10} KiB; it replaces the text below.")
+        widgets.text_area("Sweep config (YAML)", state.SW_CONFIG, height=420)
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     with c2:
         widgets.toggle("Resume (skip the cases this run has stored)", state.SW_RESUME,
@@ -63,7 +67,8 @@ with browse_tab:
         st.info("No failures among the results shown (status ok); change the filters.")
         st.stop()
     st.subheader("Δℓ and categories")
-    st.caption("Category: the person's label where there is one, else the suggestion.")
+    st.caption("Category: a person's label where there is one, else the causal check's outcome (when the sweep ran "
+               "checks), else a guess from the heatmap alone; the table's \"decided by\" column says which.")
     left, right = st.columns(2, gap="large")
     with left:
         layout.chart(compare_charts.delta_histogram(failures, layout.scale()), f"delta_hist_{run}",
@@ -92,6 +97,6 @@ with browse_tab:
         st.error(safe.plain(e))
         st.stop()
     suggestion = result.suggestion if result else None
-    for reason in (suggestion or {}).get("reasons", []):
-        st.caption(f"· {safe.plain(reason)}")
+    for reason in (suggestion or {}).get("reasons", []):  # the words, without the rule's code ("O2: ")
+        st.caption(f"· {safe.plain(sv.without_rule_code(reason))}")
     sv.label_form(state.get(state.STORE), run, row, suggestion)

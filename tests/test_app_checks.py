@@ -61,6 +61,11 @@ def test_graph_page_node_numbers_and_top_nodes_scatter(monkeypatch):
     predicted, measured = _metric(at, "Predicted (zero)"), _metric(at, "Measured (zero)")
     assert float(predicted) == -float(_metric(at, "Relevance R"))  # zero ablation predicts −R
     assert measured != "–"
+    # the node in words first (does removing it flip the answer? is the graph right about it?), the hidden
+    # dimensions, neurons and edges behind a fold
+    words = next(i.value for i in at.info if "alone" in i.value)
+    assert "the wrong answer's lead" in words and "The relevance predicted" in words
+    assert "Details: hidden dimensions, MLP neurons, incoming edges" in [e.label for e in at.expander]
     _clean(at.number_input(key="w:check_nodes").set_value(5).run())
     nodes = next(d.value for d in at.dataframe if "measured (zero)" in d.value.columns)
     assert len(nodes) == 5

@@ -179,17 +179,33 @@ def test_models_page_loads_a_second_zoo_model():
     other = next(n for n in zoo.zoo_sizes() if f"zoo:{n}" not in at.session_state["model"])
     clean(at.selectbox(key="load:zoo").set_value(other).run())
     clean(at.radio(key="load:rule").set_value("CP-LRP").run())
+    first = at.session_state["model"][0]
     clean(at.button(key="load:zoo:go").click().run())
     assert not at.error, texts(at.error)
-    assert at.session_state["model"][-1] == f"zoo:{other};rule=cp-lrp"
-    assert at.session_state["active"] == 1
-    assert at.query_params["model"] == [at.session_state["model"][0], f"zoo:{other};rule=cp-lrp"]
-    assert at.query_params["active"] == "1"
+    added = f"zoo:{other};rule=cp-lrp"
+    assert at.session_state["model"] == [first, added]
+    # loading adds a model to compare with; the pages keep showing the model that was active
+    assert at.session_state["active"] == 0 and "active" not in at.query_params
+    assert at.query_params["model"] == [first, added]
+    assert "still show" in texts(at.success) and "Show" in texts(at.success)
+    # the sidebar lists the new model in the same run (it used to lag one load behind)
+    assert len(at.sidebar.radio(key="w:active").options) == 2
+    assert at.sidebar.radio(key="w:active").value == 0
+    # a third model: still the first one shown
+    third = next((n for n in zoo.zoo_sizes() if f"zoo:{n}" not in (first, f"zoo:{other}")), None)
+    if third is not None:
+        clean(at.radio(key="load:rule").set_value("AttnLRP").run())
+        clean(at.selectbox(key="load:zoo").set_value(third).run())
+        clean(at.button(key="load:zoo:go").click().run())
+        assert at.session_state["active"] == 0 and len(at.sidebar.radio(key="w:active").options) == 3
+    # the person picks the new model: now it is shown
+    clean(at.button(key=f"use:{added}").click().run())
+    assert at.session_state["active"] == 1 and at.query_params["active"] == "1"
     at.switch_page("pages/heatmap.py")
     clean(at.run())
     assert not at.error, texts(at.error)
     assert "The other loaded models" in [h.value for h in at.subheader]
-    assert sum("fl-heatmap" in h.value for h in at.html) == 2
+    assert sum("fl-heatmap" in h.value for h in at.html) == len(at.session_state["model"])
 
 
 def test_graph_needs_two_stages():

@@ -74,7 +74,10 @@ def test_deck_writes_pptx_and_html_atomically(tmp_path):
     out = _run("deck", "--model", "zoo:xs", "--case", ref, "--out", str(target), "--compare", "zoo:s")
     assert out.returncode == 0, out.stderr
     prs = Presentation(io.BytesIO(target.read_bytes()))
-    assert len(prs.slides) == 5
+    assert len(prs.slides) == 6  # title, heatmap, graph, the causal check, numbers, across models
+    assert prs.slides[3].shapes.title.text.startswith("The check: does removing the red tokens flip")
+    cells = [c.text for sh in prs.slides[4].shapes if sh.has_table for row in sh.table.rows for c in row.cells]
+    assert "the causal check" in cells  # the check decides the category, as in the dashboard
     assert all(f"'{f.target}'" in s.shapes.title.text and f"'{f.contrast}'" in s.shapes.title.text for s in prs.slides)
     assert [p.name for p in tmp_path.iterdir()] == ["case.pptx"]  # no temporary file left
     html = tmp_path / "case.html"

@@ -127,3 +127,60 @@ def test_charts_of_several_models_get_a_title_and_16x9():
     assert chart.to_dict()["title"]["text"] == "How far each model prefers the wrong answer"
     png = Image.open(io.BytesIO(figures.png_16x9(chart)))
     assert abs(png.width / png.height - 16 / 9) < 0.01
+
+
+def _curves(verdict="not_explained"):
+    from engine.cases.checks import DeletionCurves
+
+    return DeletionCurves(
+        base_logit_diff=2.0, target=(2.0, 2.4, 3.1), contrast=(2.0, 2.5, 2.9), random_mean=(2.0, 1.9, 1.8),
+        random_std=(0.0, 0.1, 0.2), insertion=(0.5, 0.9, 1.2), target_positions=(1, 3),
+        target_tokens=("=1+1", "@SUM(A1)"),
+        contrast_positions=(4, 2), flip_k=None, flip_top=None, area=-0.9, verdict=verdict,
+        sentence="Removing the highlighted tokens does not lower Δℓ (Δℓ +2.00 → +3.10 after 2; random tokens: "
+                 "+1.80): the heatmap does not explain this failure.", replacement="neutral", mask_id=0, seeds=(0, 1),
+        k_max=2, forward_rows=9)
+
+
+def test_deck_and_report_get_a_check_slide_and_the_check_decides_the_category():
+    from pptx import Presentation
+
+    # REL sums toward the target: the heatmap alone would guess "explained by the heatmap" (M-IA)
+    guess = deck.case_story(hostile_att(), ["query"] * 5, model="zoo:l", case="l/eval-x", prompt="p")
+    assert guess.summary.outcome == "M-IA" and guess.check is None
+    assert ("Category decided by", "guessed from the heatmap alone") in guess.numbers
+    story = deck.case_story(hostile_att(), ["query"] * 5, model="zoo:l", case="l/eval-x", prompt="p",
+                            graph=small_graph(), check=_curves(), r_zero=0.2)
+    assert story.summary.outcome == "NC-IA+AG" and story.summary.category.source == "check"
+    assert ("Category", "not explained yet (NC-IA+AG)") in story.numbers
+    assert ("Category decided by", "the causal check") in story.numbers
+    prs = Presentation(io.BytesIO(deck.deck_pptx(story)))
+    titles = [s.shapes.title.text for s in prs.slides]
+    assert len(titles) == 5 and titles[3].startswith("The check: does removing the red tokens flip")
+    check_slide = list(prs.slides)[3]
+    words = " ".join(r.text for sh in check_slide.shapes if sh.has_text_frame and sh != check_slide.shapes.title
+                     for p in sh.text_frame.paragraphs for r in p.runs)
+    assert words.startswith("Does not explain. Removing the highlighted tokens does not lower Δℓ")
+    assert "Category: not explained yet (NC-IA+AG)" in words and "r = +0.20" in words
+    assert sum(1 for sh in check_slide.shapes if sh.shape_type == 13) == 1  # the curves
+    every = " ".join(r.text for s in prs.slides for sh in s.shapes if sh.has_text_frame
+                     for p in sh.text_frame.paragraphs for r in p.runs)
+    assert "explained by the heatmap (M-IA)" not in every  # no slide contradicts the check
+    out = deck.report_html(story)
+    assert "The check: does removing the red tokens flip" in out and "Does not explain. Removing" in out
+    assert out.count('src="data:image/svg+xml;base64,') == 2  # graph and curves
+    assert "explained by the heatmap (M-IA)" not in out and "not explained yet (NC-IA+AG)" in out
+
+
+def test_across_models_slide_in_size_order_with_palette_colours_and_verdicts():
+    from engine.present import palette
+    from engine.zoo import zoo_sizes
+
+    sizes = [f"zoo:{s}" for s in zoo_sizes()]
+    rows = [(m, 1.0 + i, "still wrong") for i, m in enumerate(reversed(sizes))] + [("my-model", -0.5, "fixed")]
+    spec = deck.scaling_chart(rows).to_dict()
+    bars = spec["hconcat"][0]["layer"][0]
+    assert bars["encoding"]["y"]["sort"] == sizes + ["my-model"]  # sizes first, smallest on top
+    scale = bars["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"])) == palette.colours(sizes + ["my-model"])
+    assert spec["hconcat"][1]["encoding"]["text"]["field"] == "verdict"

@@ -23,13 +23,22 @@ def make(relevance, tokens=None, logit_diff=2.9, conservation=None, special=None
 
 
 def test_headline_words_from_the_numbers():
-    s = summary.case_summary(make([0.5, 1.0, -0.3, 1.7]), model="zoo:l", case="l/eval-math-00014")
+    s = summary.case_summary(make([0.5, 1.0, -0.3, 1.7]), model="zoo:l", case="l/eval-math-00014", recorded=True)
     # sigmoid(2.9) = 0.948 -> 95 % vs 5 % between the two tokens
     assert s.headline == ("The model says '2' but should say '3': it prefers '2' over '3' by 2.9 logits "
                           "(95 % vs 5 % between the two).")
     assert s.pair_target == pytest.approx(1 / (1 + math.exp(-2.9)))
     assert "gives '2' 61 % and '3' 3 %" in s.sentences[1]
     assert s.prob_target == 0.61 and s.prob_contrast == 0.03
+
+
+def test_should_say_only_for_the_recorded_right_answer():
+    # a pair someone picked (another candidate, Reset on an own prompt) is a preference, not a right answer
+    s = summary.case_summary(make([0.5, 1.0, -0.3, 1.7]), model="zoo:l", case="l/eval-math-00014")
+    assert s.headline == "The model prefers '2' over '3' by 2.9 logits (95 % vs 5 % between the two)."
+    assert "should say" not in summary.to_text(s)
+    s = summary.case_summary(make([0.3, -0.5], logit_diff=-1.2))
+    assert "mistake" not in s.headline
 
 
 def test_top_tokens_each_side_with_segments_and_shares():
@@ -65,8 +74,22 @@ def test_conservation_band(conservation, band):
 def test_suggested_category_in_plain_words():
     # total relevance toward the contrast while Δℓ = 2.9 > 1: input attribution does not explain it (NC-IA+AG)
     s = summary.case_summary(make([-1.0, -0.5, 0.2]), ["instruction", "query", "query"])
-    assert s.outcome == "NC-IA+AG"
-    assert "Suggested category: not explained yet (NC-IA+AG)" in summary.to_text(s)
+    assert s.outcome == "NC-IA+AG" and s.category.source == "heuristic"
+    assert "Category: not explained yet (NC-IA+AG)" in summary.to_text(s)
+    assert "guessed from the heatmap alone" in summary.to_text(s)
+
+
+@pytest.mark.parametrize("verdict,r_zero,code", [("explains", None, "M-IA"), ("partly", 0.1, "M-IA"),
+                                                 ("not_explained", 0.7, "NC-IA+M-AG"), ("fragile", 0.2, "NC-IA+AG"),
+                                                 ("not_explained", None, "NC-IA+AG"), ("no_failure", None, None)])
+def test_the_check_decides_the_category(verdict, r_zero, code):
+    # the heuristic says M-IA (relevance toward the target); the check's verdict overrides it everywhere
+    s = summary.case_summary(make([0.5, 1.0, 1.4]), verdict=verdict, r_zero=r_zero)
+    assert s.outcome == code and s.category.source == "check"
+    text = summary.to_text(s)
+    assert "guessed" not in text and "decided by the causal check" in text
+    if code:
+        assert f"({code})" in text
 
 
 def test_no_contrast_and_reversed_preference():

@@ -82,6 +82,13 @@ def test_sweep_stores_checks_and_the_report_shows_them(tmp_path, tiny_model_dir)
         assert ok["check_verdict"].isin(VERDICTS).all()
         row = s.get_result("t", "tiny", ok.iloc[0]["case_id"])
         assert len(row.check["curves"]["random_mean"]) == 4 and len(row.check["ablation"]["nodes"]) == 4
+        # the stored category is the one the checks decide (engine.cases.outcome), as on the pages
+        for _, r in ok.iterrows():
+            stored = s.get_result("t", "tiny", r["case_id"])
+            want = causal_outcome(r["check_verdict"], r["check_r_zero"])
+            assert stored.suggestion["source"] == "check" and stored.suggestion["category"]["outcome"] == want
+            assert r["suggested_outcome"] == want and "heuristic" in stored.suggestion
         html = run_report(s, "t")
     assert "Does the attribution explain the failures?" in html and "by graph" in html
+    assert "causal check" in html and "guessed from the heatmap alone" not in html
     assert json.loads(json.dumps(row.check)) == row.check

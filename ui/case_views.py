@@ -173,6 +173,8 @@ def film_strip(params: Sequence[str], labels: Sequence[str], case: CaseSpec, key
         "CSV": (lambda: aligned.strip_csv(strip), "text/csv", "csv")})
     segments = {n: segment_relevance(t.relevance, assign_segments(t.offsets, case.segments, t.special_mask))
                 for n, t in zip(names, atts)}
+    _slides(params, labels, names, case, strip, series, shift_sentences(names[0], segments) if len(names) > 1 else [],
+            key)
     if len(names) > 1:
         st.markdown("**Where the relevance moved** (segment relevance ÷ the case's max |R|; > 0 pushes towards the "
                     "wrong token)")
@@ -182,6 +184,26 @@ def film_strip(params: Sequence[str], labels: Sequence[str], case: CaseSpec, key
         seg = pd.DataFrame([{"row": n, **{k: round(v, 4) for k, v in s.items()}} for n, s in segments.items()])
         with st.expander("Segment relevance per row"):
             layout.table(seg, f"segments_{key}_{case.case_id}", key=f"segments_{key}")
+
+
+def _slides(params: Sequence[str], labels: Sequence[str], names: Sequence[str], case: CaseSpec,
+            strip: aligned.Strip, series: bool, shifts: Sequence[str], key: str) -> None:
+    """"Download slides": the verdict of every model (checkpoint) in the page's order with its colour, the
+    row-over-row heatmap and where the relevance moved (engine.present.compare_deck; made when clicked)."""
+    from engine.present.compare_deck import compare_deck
+    from ui.story import PPTX
+
+    deltas = case_deltas(params, labels, [case])
+    if deltas is None:
+        return
+    rows = V.verdicts([d for name in names for d in deltas.get(name, [])], [case])
+    question = "What did training fix in this failure?" if series else "Does a bigger model fix this failure?"
+    line = f"{case.case_id} · says {case.target!r}, should say {case.contrast!r}"
+    st.download_button("⬇ Download slides", lambda: compare_deck(question, line, rows, names, strip, series, shifts),
+                       file_name=f"{layout.slug(f'{key}_{case.case_id}')}_slides.pptx", mime=PPTX, type="primary",
+                       on_click="ignore", key=f"slides:{key}",
+                       help=f"A PowerPoint deck: the verdict of every {'checkpoint' if series else 'model'} in "
+                            "order, the heatmaps row over row and where the relevance moved.")
 
 
 def _png(strip: aligned.Strip) -> bytes:

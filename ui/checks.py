@@ -6,7 +6,8 @@ Graph page: the selected node's predicted and measured change of Δℓ, and the 
 """
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Any, Optional
 
 import streamlit as st
 
@@ -48,8 +49,59 @@ def _ablation(model_key: str, _handle, ids: tuple, target: int, contrast: int, n
     return ablate_nodes(_handle, ids, target, contrast, nodes=nodes, top_n=top_n, split=split, skip_first=skip_first)
 
 
+def _settings() -> tuple[int, int, str]:
+    return int(state.get(state.CHK_K)), int(state.get(state.CHK_SEEDS)), str(state.get(state.CHK_REPL))
+
+
+def _key(handle, att: Attribution, what: str, *settings) -> str:
+    """The content key of a check result: model, tokens, target, contrast and the check's settings."""
+    con = att.contrast.token_id if att.contrast is not None else None
+    return repr((what, handle.key, hash(tuple(att.token_ids)), att.target.token_id, con, *settings))
+
+
+def _done(key: str) -> Any:
+    return state.get(state.CHK_DONE).get(key)
+
+
+def _remember(key: str, value: Any) -> bool:
+    """Keep a result for this session; True when it is new (the summary above then needs a redraw)."""
+    done = state.get(state.CHK_DONE)
+    if key in done and done[key] == value:
+        return False
+    keep = dict(list(done.items())[-31:])  # a bounded, fresh dict (the field's default is shared)
+    keep[key] = value
+    state.put(state.CHK_DONE, keep)
+    return True
+
+
+def page_curves(handle, att: Attribution) -> Optional[DeletionCurves]:
+    """The deletion check of the view as the Heatmap page shows it, for the summary above it: computed (cached)
+    when the check is on and runs without a click, or was run on request before; None otherwise."""
+    if att.contrast is None or not state.get(state.CHK_ON):
+        return None
+    if len(att.token_ids) > AUTO_TOKENS and not _done(_key(handle, att, "curves", *_settings())):
+        return None
+    try:
+        with st.spinner("Checking the heatmap: removing its red tokens and re-running the model …"):
+            return _curves(handle.key, handle, tuple(att.token_ids), tuple(att.relevance), tuple(att.special_mask),
+                           att.target.token_id, att.contrast.token_id, *_settings())
+    except FailureLensError:
+        return None  # the section below says why
+
+
+def known_r_zero(handle, att: Attribution) -> Optional[float]:
+    """The top nodes' zero-ablation correlation of the view when the Graph page measured it in this session."""
+    return _done(_key(handle, att, "r_zero"))
+
+
+def check_settings() -> tuple[int, int, str]:
+    """K, seeds and replacement as set on the page (for the deck, which runs the check when the page did not)."""
+    return _settings()
+
+
 def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
-    """The deletion check of the heatmap on view: controls, verdict in words, curves, table."""
+    """The deletion check of the heatmap on view: controls, verdict in words, curves, table. A check run on
+    request (long prompts) is remembered, and the page re-runs once so that the summary above says its verdict."""
     st.subheader("Does the heatmap explain the failure?")
     if att.contrast is None:
         st.info("The deletion check compares the target with a contrast token: choose the logit difference "
@@ -67,16 +119,18 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
     if not on:
         st.caption("Turn on the check to see whether removing the highlighted tokens changes the answer.")
         return None
-    if not _go(len(att.token_ids), "check:curves:run", "Run the deletion check"):
+    key = _key(handle, att, "curves", *_settings())
+    if not _done(key) and not _go(len(att.token_ids), "check:curves:run", "Run the deletion check"):
         return None
     try:
         with st.spinner("Removing tokens and re-running the model …"):
             curves = _curves(handle.key, handle, tuple(att.token_ids), tuple(att.relevance), tuple(att.special_mask),
-                             att.target.token_id, att.contrast.token_id, int(state.get(state.CHK_K)),
-                             int(state.get(state.CHK_SEEDS)), state.get(state.CHK_REPL))
+                             att.target.token_id, att.contrast.token_id, *_settings())
     except FailureLensError as e:
         st.error(safe.plain(e))
         return None
+    if len(att.token_ids) > AUTO_TOKENS and _remember(key, True):
+        st.rerun()  # the summary at the top of the page was drawn before this result existed
     box = {"explains": st.success, "partly": st.info, "no_failure": st.info}.get(curves.verdict, st.warning)
     box(f"**{VERDICT_NAMES[curves.verdict]}.** {safe.plain(curves.sentence)}")
     m1, m2, m3 = st.columns([3, 2, 2])
@@ -121,8 +175,9 @@ def node_numbers(handle, att: Attribution, graph, stage: int, token: int) -> Non
         st.error(safe.plain(e))
         return
     n = rep.nodes[0]
-    st.markdown("**Remove this node: does Δℓ change as the relevance predicts?** Change of Δℓ when the node's state "
-                "is set to zero, or to the prompt's mean state.")
+    st.info(safe.plain(check_charts.node_sentence(n, rep.base_logit_diff)), icon=":material/science:")
+    st.caption("The numbers: change of Δℓ when the node's state is set to zero, or to the prompt's mean state; "
+               "predicted by the relevance, measured by running the model.")
     cols = st.columns(5)
     cols[0].metric("Relevance R", f"{n.relevance:+.3f}")
     num = lambda v: "–" if v is None else f"{v:+.3f}"  # noqa: E731
@@ -157,6 +212,9 @@ def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None
     except FailureLensError as e:
         st.error(safe.plain(e))
         return
+    r_zero = rep.r_zero if rep.r_zero is not None and math.isfinite(rep.r_zero) else None
+    if _remember(_key(handle, att, "r_zero"), r_zero):
+        st.rerun(scope="app")  # the summary at the top now says whether the graph explains the failure
     r = check_charts.correlation_text
     cols = st.columns(4 if rep.split else 2)
     cols[0].metric("Correlation (zero ablation)", r(rep.r_zero), help="Pearson r of predicted and measured change.")
@@ -188,7 +246,8 @@ def sweep_section(failures) -> None:
     st.caption("Per case: the heatmap's top tokens removed (verdict shares) and the top graph nodes ablated. "
                "Causal outcome: **by input** (M-IA) = explains or partly; **by graph** (NC-IA+M-AG) = otherwise, "
                f"when the top nodes' predicted and measured changes correlate with r ≥ {R_GRAPH}; **no clue** "
-               "(NC-IA+AG) = neither. Category: the person's label, else the suggestion.")
+               "(NC-IA+AG) = neither. Category: the person's label, else this causal outcome (a guess from the heatmap "
+               "alone for a case the sweep did not check).")
     shares = ["by input", "by graph", "no clue", "explains", "fragile", "partly", "not_explained"]
     table = table.rename(columns={"model_label": "model", "outcome": "category"})
     layout.table(table.round(3), "causal_checks", key="sw:checks", column_config={

@@ -87,6 +87,17 @@ def _reset_tokens() -> None:
     state.put(state.CONTRAST, "")
 
 
+def _reset_pair() -> None:
+    """Reset: a case goes back to its own pair (its recorded wrong and right answer), an own prompt to its top-1
+    and runner-up."""
+    case = state.find_case(state.get(state.CASE)) if state.get(state.CASE) else None
+    if case is not None and case.prompt == state.get(state.PROMPT):
+        state.put(state.TARGET, f"#{case.target_id}")
+        state.put(state.CONTRAST, f"#{case.contrast_id}")
+    else:
+        _reset_tokens()
+
+
 def _swap_tokens() -> None:
     t, c = state.get(state.TARGET), state.get(state.CONTRAST)
     state.put(state.TARGET, c)
@@ -106,7 +117,7 @@ def _readable(tokenizer, key: str) -> str:
 
 def token_inputs(handle) -> None:
     """Target / contrast boxes (text of one token, or #id) and the objective."""
-    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns(2, vertical_alignment="bottom")
     c1.text_input("Target (the wrong token)", placeholder="empty: the top-1 token",
                   help="One token as text, or #<id>. Red tokens push towards it.",
                   **widgets.bind(state.TARGET, _readable(handle.tokenizer, state.TARGET)))
@@ -114,8 +125,11 @@ def token_inputs(handle) -> None:
                   help="One token as text, or #<id>. Blue tokens push towards it.",
                   **widgets.bind(state.CONTRAST, _readable(handle.tokenizer, state.CONTRAST)),
                   disabled=not contrastive())
-    c3.button("⇄", on_click=_swap_tokens, help="Swap target and contrast.", key="tok:swap")
-    c3.button("Reset", on_click=_reset_tokens, help="Top-1 token vs the runner-up.", key="tok:reset")
+    with st.container(horizontal=True, gap="small"):  # full labels: a narrow column cut "Reset" to "R…"
+        st.button("⇄ Swap", on_click=_swap_tokens, help="Swap target and contrast.", key="tok:swap")
+        st.button("Reset", icon=":material/restart_alt:", on_click=_reset_pair, key="tok:reset",
+                  help="Back to the case's own pair: its wrong answer vs its right answer. For an own prompt: the "
+                       "top-1 token vs the runner-up.")
     with st.expander("Objective"):
         widgets.radio("What to explain", state.MODE, list(MODES), format_func=MODES.get, horizontal=True)
         if state.get(state.MODE) == "logit_diff":

@@ -19,13 +19,15 @@ Figure = tuple[FigureContext, str, Sequence[str]] | str  # (what a case chart sh
 HELP = ("Pick a model and a failure case; red tokens push the model towards its wrong answer (target), blue ones "
         "towards the right one (contrast). Click a token in the top-k table to compare against it.")
 # Always on. Red and blue mean target and contrast only: the selected contrast pill is blue, the target pill red
-# (the theme's accent is a neutral slate). The prompt box keeps room for its copy button.
+# (the theme's accent is a neutral slate). The prompt box keeps room for its copy button. The page starts just
+# below the toolbar (Streamlit's default leaves ~100 px empty above the title, pushing the heatmap below the fold).
 BASE_CSS = """<style>
 .st-key-w-pick-contrast button[data-selected="true"] { background: rgba(31,119,180,.14) !important;
   border-color: rgb(31,119,180) !important; color: rgb(20,80,125) !important; }
 .st-key-w-pick-target button[data-selected="true"] { background: rgba(214,39,40,.12) !important;
   border-color: rgb(214,39,40) !important; color: rgb(160,25,25) !important; }
 [data-testid="stCode"] pre { padding-right: 3rem !important; }
+[data-testid="stMainBlockContainer"] { padding-top: 3.4rem; }
 </style>"""
 # Presentation mode: sizes follow the screen (clamp between a 1280x720 and a 1920x1080 projector), the page never
 # scrolls sideways, and the first screen of the Heatmap page holds the numbers, the summary and the heatmap.
@@ -46,8 +48,10 @@ padding: 0 0 .3rem; }
 </style>"""
 
 
-def page(title: str) -> None:
-    """First call of every page: make sure the run went through app.py, then the title.
+def page(title: str, subject: bool = True) -> None:
+    """First call of every page: make sure the run went through app.py, then the title. In presentation mode
+    (sidebar folded away) the title row also names the active model and the case on screen (subject=False: a
+    page about neither, e.g. Sweeps).
 
     Streamlit runs pages/<name>.py on its own (its legacy multipage mode, no sidebar, no state) when a fresh
     server's first request is a page URL such as /graph. Such a run did not come through app.py: navigate (which
@@ -58,7 +62,19 @@ def page(title: str) -> None:
     if not navigation.via_app():
         navigation.navigate(position="hidden")
         st.rerun()
-    st.title(title)  # md-safe: a page's own constant title (layout.page is scanned)
+    if not (state.get(state.PRESENT) and subject and state.active_param()):
+        st.title(title)  # md-safe: a page's own constant title (layout.page is scanned)
+        return
+    with st.container(horizontal=True, vertical_alignment="bottom", gap="large", key="fl-subject"):
+        st.title(title, width="content")  # md-safe: a page's own constant title (layout.page is scanned)
+        st.markdown(f"Model **{safe.plain(ModelSpec.parse(state.active_param()).label)}** · "
+                    f"{safe.plain(case_name())}", width="content")
+
+
+def case_name() -> str:
+    """The case on screen in words: "case l/eval-math-00014", or "own prompt"."""
+    case = state.get(state.CASE)
+    return f"case {case}" if case else "own prompt"
 
 
 def scale() -> float:
@@ -93,7 +109,7 @@ def controls(label: str):
     return st.expander(label, expanded=False) if state.get(state.PRESENT) else st.container()  # md-safe: caller's
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:80] or "failure_lens"
 
 
@@ -125,7 +141,7 @@ def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Op
     with st.container(horizontal=True, gap="small"):
         for fmt, (make, mime, ext) in items.items():
             case_figure = figure is not None and not isinstance(figure, str)
-            file_name = figure[0].file_name(name, ext) if case_figure else f"{_slug(name)}.{ext}"
+            file_name = figure[0].file_name(name, ext) if case_figure else f"{slug(name)}.{ext}"
             st.download_button(f"⬇ {safe.plain(fmt)}", make, file_name=file_name, mime=mime, on_click="ignore",
                                key=f"dl:{key or name}:{fmt}")
 

@@ -59,9 +59,10 @@ def active_model() -> Optional[ModelHandle]:
 
 def unload(param: str) -> None:
     """Forget a model: drop it from the view and from the shared cache, then free its memory."""
+    shown = state.active_param()
     models = [p for p in state.model_params() if p != param]
     state.put(state.MODELS, models)
-    state.put(state.ACTIVE, 0)
+    state.put(state.ACTIVE, models.index(shown) if shown in models else 0)  # unloading another keeps the view
     _load.clear(param, _trusted(param))
     gc.collect()
     torch = sys.modules.get("torch")

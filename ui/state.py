@@ -64,12 +64,15 @@ STRIP_SCALE, STRIP_A, STRIP_B, Y_SCALE = "strip_scale", "strip_a", "strip_b", "y
 STORE, RUN = "store", "run"  # results store folder and run id
 SW_MODELS, SW_BENCH, SW_CAT, SW_CASE = "sw_models", "sw_bench", "sw_cat", "sw_case"  # result filters, opened case
 SW_CONFIG, SW_RESUME = "sw_config", "sw_resume"  # session only: sweep config text, resume a stopped run
+SW_FORM_ERROR = "sw_form_error"  # session only: why the sweep form could not write a config ("" when it could)
 DEFAULTS_DONE = "defaults_done"  # session only: pages whose zoo defaults were filled in
 GRAPH_CLICK = "graph_click"  # session only: the last graph click already taken (a click selects a node once)
 CHK_ON, CHK_K, CHK_SEEDS, CHK_REPL, CHK_NODES = "check", "check_k", "check_seeds", "check_repl", "check_nodes"  # checks
 GRAN, GROUP, GGRAN, OPEN = "gran", "grp", "ggran", "open"  # long prompts (ui.long_views): heatmap granularity, selected
 # group (by a token in it), graph supernodes, supernodes opened into tokens (by their first token)
 LAST_CASE = "last_case"  # session only: the case open before "Own prompt" (going back reopens it)
+CHK_DONE = "check_done"  # session only: {content key: result} of the checks run on request (ui.checks); replaced,
+# never mutated in place (the default is shared)
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
@@ -86,10 +89,12 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(EV_CASES, ""), Field(EV_ADD, []), Field(EV_CASE, ""),
     Field(STRIP_SCALE, "row"), Field(STRIP_A, ""), Field(STRIP_B, ""), Field(Y_SCALE, "linear"),
     Field(STORE, ""), Field(RUN, ""), Field(SW_MODELS, []), Field(SW_BENCH, []), Field(SW_CAT, []), Field(SW_CASE, ""),
-    Field(SW_CONFIG, "", url=False), Field(SW_RESUME, False, url=False), Field(DEFAULTS_DONE, frozenset(), url=False),
+    Field(SW_CONFIG, "", url=False), Field(SW_RESUME, False, url=False), Field(SW_FORM_ERROR, "", url=False),
+    Field(DEFAULTS_DONE, frozenset(), url=False),
     Field(GRAPH_CLICK, "", url=False), Field(LAST_CASE, "", url=False),
     # ---- causal checks beside the heatmap and the graph (ui.checks) ----
     Field(CHK_ON, True), Field(CHK_K, 10), Field(CHK_SEEDS, 5), Field(CHK_REPL, "neutral"), Field(CHK_NODES, 20),
+    Field(CHK_DONE, {}, url=False),
     Field(GRAN, "auto"), Field(GROUP, -1), Field(GGRAN, "auto"), Field(OPEN, []),
 ]}
 _LOADED = "_url_loaded"

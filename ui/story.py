@@ -2,8 +2,11 @@
 exports, and "Download slides" (a .pptx deck) with the same content as a one-file HTML case report."""
 from __future__ import annotations
 
+from typing import Optional
+
 import streamlit as st
 
+from engine.cases.checks import DeletionCurves
 from engine.cases.segments import assign_segments
 from engine.present import charts, render, summary
 from engine.present.figures import MAX_TOKENS, FigureContext, crop_window
@@ -32,10 +35,23 @@ def model_label() -> str:
     return ModelSpec.parse(state.active_param()).label
 
 
-def show(att: Attribution, prompt: str, full: bool = True) -> tuple[CaseSummary, FigureContext]:
+def recorded(att: Attribution, prompt: str) -> bool:
+    """True when target and contrast are the open case's recorded wrong and right answer ("should say" is then
+    true); any other pair (a clicked candidate, an own prompt's top-1 vs runner-up) is only a preference."""
+    case = state.find_case(state.get(state.CASE)) if state.get(state.CASE) else None
+    if case is None or case.prompt != prompt or att.contrast is None:
+        return False
+    return (att.target.token_id, att.contrast.token_id) == (case.target_id, case.contrast_id)
+
+
+def show(att: Attribution, prompt: str, full: bool = True, check: Optional[DeletionCurves] = None,
+         r_zero: Optional[float] = None) -> tuple[CaseSummary, FigureContext]:
     """The summary at the top of a page; returns it with the figure context the page's exports use.
-    full=False (and presentation mode): the headline, with the rest one click away, so the figure stays on screen."""
-    s = summary.case_summary(att, labels(att, prompt), model=model_label(), case=case_ref(prompt))
+    full=False (and presentation mode): the headline, with the rest one click away, so the figure stays on screen.
+    check / r_zero: the causal checks of this view (ui.checks.page_curves / known_r_zero): they decide the category."""
+    s = summary.case_summary(att, labels(att, prompt), model=model_label(), case=case_ref(prompt),
+                             recorded=recorded(att, prompt), verdict=check.verdict if check is not None else None,
+                             r_zero=r_zero)
     if full and not state.get(state.PRESENT):
         st.html(summary.to_html(s))
     else:
@@ -58,11 +74,13 @@ def latex_notes(s: CaseSummary) -> str:
 
 
 def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureContext, *, graph=None, pruned=None,
-           graph_note: str = "", key: str) -> None:
+           graph_note: str = "", key: str, check: Optional[DeletionCurves] = None) -> None:
     """"Download slides" and "Case report (HTML)": made when clicked (outside the script run, so every model
     handle is looked up here). Without a graph (the Heatmap page) the graph slide uses the cached graph of the
-    whole model, or builds it, pruned as the Graph page does by default."""
-    from ui import loaders
+    whole model, or builds it, pruned as the Graph page does by default. The check slide shows `check` (the
+    page's deletion check), else the check is run with the page's settings when clicked; the category follows it
+    as on the page (engine.cases.outcome)."""
+    from ui import checks, loaders
 
     others = [(ModelSpec.parse(p).label, loaders.model(p, quiet=True)) for p in state.model_params()
               if p != state.active_param()]
@@ -70,14 +88,23 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
                               state.get(state.HIDE_SPECIAL))
 
     segs = labels(att, prompt)
+    settings, r_zero, pair = checks.check_settings(), checks.known_r_zero(handle, att), recorded(att, prompt)
 
     def story():
+        from engine.cases.checks import check_attribution
         from engine.present.deck import case_story
+        from engine.records import FailureLensError
 
         g, note = (graph, graph_note) if graph is not None else _default_graph(handle, att, prompt)
+        curves = check
+        if curves is None and att.contrast is not None:
+            try:
+                curves = check_attribution(handle, att, settings[0], tuple(range(settings[1])), settings[2])
+            except FailureLensError:
+                curves = None  # the deck then says the category is guessed from the heatmap alone
         return case_story(att, segs, model=s.model, case=s.case, prompt=prompt, graph=g,
                           pruned=pruned, graph_note=note, others=_others(att, prompt, others),
-                          shown=shown if any(shown) else None)
+                          shown=shown if any(shown) else None, check=curves, r_zero=r_zero, recorded=pair)
 
     def pptx() -> bytes:
         from engine.present.deck import deck_pptx
@@ -92,8 +119,8 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
     with st.container(horizontal=True, gap="small"):
         st.download_button("⬇ Download slides", pptx, file_name=ctx.file_name("slides", "pptx"), mime=PPTX,
                            on_click="ignore", key=f"slides:{key}", type="primary",
-                           help="A PowerPoint deck: title, heatmap, graph, numbers and summary (and the other loaded "
-                                "models). Made when clicked; may take a few seconds.")
+                           help="A PowerPoint deck: title, heatmap, graph, the causal check, numbers and summary (and "
+                                "the other loaded models). Made when clicked; may take a few seconds.")
         st.download_button("⬇ Case report (HTML)", report, file_name=ctx.file_name("report", "html"),
                            mime="text/html", on_click="ignore", key=f"report:{key}",
                            help="The same content as the slides in one HTML file that opens offline.")

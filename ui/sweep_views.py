@@ -40,6 +40,55 @@ def example_config() -> str:
             "store: runs/zoo-demo  # relative paths start at the folder the dashboard runs in\n")
 
 
+def _use_form() -> None:
+    """The form's Write button: its choices become the YAML beside it (an error names the missing choice)."""
+    from engine.runs.form import SweepForm, sweep_yaml
+
+    ss = st.session_state
+    limit = ss.get("sw:form:limit")
+    form = SweepForm(str(ss.get("sw:form:name") or ""), tuple(ss.get("sw:form:models") or ()),
+                     str(ss.get("sw:form:bench") or "zoo"), str(ss.get("sw:form:path") or ""),
+                     None if limit in (None, 0) else int(limit), tuple(ss.get("sw:form:compute") or ()),
+                     str(ss.get("sw:form:store") or ""))
+    try:
+        state.put(state.SW_CONFIG, sweep_yaml(form, Path.cwd()))
+        state.put(state.SW_FORM_ERROR, "")
+    except FailureLensError as e:
+        state.put(state.SW_FORM_ERROR, str(e))  # shown under the form on this run
+
+
+def sweep_form() -> None:
+    """Models, benchmark, how many cases, what to compute and where to store, as a form that writes the YAML
+    (shown beside it, where power users edit everything else)."""
+    from engine.cases.benchmarks import BENCHMARK_KINDS
+    from engine.runs.form import COMPUTE, SweepForm, store_path
+
+    loaded = state.model_params()
+    models = list(dict.fromkeys([f"zoo:{s}" for s in zoo.zoo_sizes()] + loaded))
+    words = {"graph": "attribution graph", "checks": "causal checks (decide the category)",
+             "faithfulness": "faithfulness (masking)"}
+    with st.form("sw:form", border=True):
+        st.text_input("Run name", value="zoo-demo", key="sw:form:name", help="Names the run in its store.")
+        st.multiselect("Models", models, default=models[:1] + models[-1:] if len(models) > 1 else models,
+                       key="sw:form:models", help="Zoo models and the models loaded on the Models page.")
+        c1, c2 = st.columns([1, 2])
+        kinds = ["zoo"] + [k for k in BENCHMARK_KINDS if k != "zoo"]
+        c1.selectbox("Benchmark", kinds, key="sw:form:bench",
+                     help="zoo: the built-in benchmark; the others read a file.")
+        c2.text_input("Benchmark file (not for zoo)", key="sw:form:path", placeholder="data/math.jsonl")
+        st.number_input("Cases per benchmark (0: all)", 0, 100000, 12, key="sw:form:limit")
+        st.pills("Also compute (the heatmap always)", list(COMPUTE), selection_mode="multi", default=["checks"],
+                 format_func=words.get, key="sw:form:compute")  # md-safe: constant words
+        st.text_input("Store folder", key="sw:form:store", placeholder="runs/<run name>",
+                      help="Where the results land; a relative folder starts where the dashboard runs.")
+        where = store_path(SweepForm(str(st.session_state.get("sw:form:name") or "zoo-demo"), (),
+                                     store=str(st.session_state.get("sw:form:store") or "")), Path.cwd())
+        st.caption(f"Results land in {safe.plain(where)}")
+        st.form_submit_button("Write the config →", on_click=_use_form, type="primary")
+    if state.get(state.SW_FORM_ERROR):
+        st.error(safe.plain(state.get(state.SW_FORM_ERROR)))
+
+
 def take_upload() -> None:
     """Callback of the file uploader: the file's text replaces the config (size-limited, UTF-8 only)."""
     up = st.session_state.get(UPLOAD)
@@ -195,11 +244,12 @@ def open_store(folder: str) -> Optional[Store]:
 
 
 def with_categories(df: pd.DataFrame) -> pd.DataFrame:
-    """Adds outcome / pattern (the person's label where there is one, else the suggestion) and `labelled`."""
-    human = df["human_outcome"].notna() | df["human_pattern"].notna()
-    return df.assign(outcome=df["human_outcome"].where(human, df["suggested_outcome"]).fillna(NONE),
-                     pattern=df["human_pattern"].where(human, df["suggested_pattern"]).fillna(NONE),
-                     labelled=human.map({True: "person", False: "suggested"}))
+    """Adds outcome / pattern and `labelled` (what decided them) by engine.cases.outcome: the person's label,
+    else the causal checks, else the heuristic ("guessed from the heatmap alone")."""
+    from engine.cases.outcome import frame_outcomes
+
+    out = frame_outcomes(df, NONE)
+    return out.rename(columns={"decided_by": "labelled"})
 
 
 def in_words(df: pd.DataFrame) -> pd.DataFrame:
@@ -207,6 +257,14 @@ def in_words(df: pd.DataFrame) -> pd.DataFrame:
     exports keep the codes)."""
     return df.assign(**{c: df[c].map(lambda v: glossary.name(v) if isinstance(v, str) else v)
                         for c in ("outcome", "pattern") if c in df.columns})
+
+
+def without_rule_code(reason: str) -> str:
+    """A suggestion's reason in words: "O2: total relevance …" -> "Total relevance …" (engine.cases.categories)."""
+    import re
+
+    text = re.sub(r"^[OP]\d+: ", "", reason)
+    return text[:1].upper() + text[1:]
 
 
 def case_key(model: str, case_id: str) -> str:
@@ -240,11 +298,17 @@ def _index(options: list[str], value: str) -> int:
     return options.index(value) if value in options else 0
 
 
+def label_key(folder: str, run_id: str, model: str, case_id: str) -> str:
+    """The labelling form's key: store, run and case, so that a form filled in for one run can never be saved
+    into another (its widgets, values and callback all belong to that one run and case)."""
+    return f"{folder}::{run_id}::{case_key(model, case_id)}"
+
+
 def label_form(folder: str, run_id: str, row: pd.Series, suggestion: Optional[dict]) -> None:
-    """Confirm the suggested category or set another; stored with its time (Store.add_label keeps the history)."""
+    """Confirm the category shown or set another; stored with its time (Store.add_label keeps the history)."""
     sug = Suggestion.from_dict(suggestion) if suggestion else None
     outcomes, patterns = [NONE] + [o.value for o in Outcome], [NONE] + [p.value for p in Pattern]
-    key = case_key(row["model_label"], row["case_id"])
+    key = label_key(folder, run_id, row["model_label"], row["case_id"])
 
     def save(outcome: str, pattern: str, author: str = "", note: str = "") -> None:
         human = Category(Outcome(outcome) if outcome != NONE else None, Pattern(pattern) if pattern != NONE else None)
@@ -254,13 +318,15 @@ def label_form(folder: str, run_id: str, row: pd.Series, suggestion: Optional[di
         except FailureLensError as e:
             st.error(safe.plain(e))
             return
-        st.toast(f"Label saved: {safe.plain(outcome)} / {safe.plain(pattern)}")
+        st.toast(f"Label saved in run {safe.quoted(run_id)}: {safe.plain(glossary.label(outcome))} / "
+                 f"{safe.plain(glossary.label(pattern))}")
 
-    if sug is not None:
-        c = sug.category.to_dict()
-        st.button(f"✓ Confirm the suggestion ({safe.plain(c['outcome'] or NONE)} / {safe.plain(c['pattern'] or NONE)})",
-                  key=f"sw:confirm:{key}",
-                  on_click=save, args=(c["outcome"] or NONE, c["pattern"] or NONE))
+    if row.get("labelled") != "person":
+        shown = f"{glossary.name(row['outcome'])} / {glossary.name(row['pattern'])}"
+        st.button(f"✓ Confirm: {safe.plain(shown)}",
+                  key=f"sw:confirm:{key}", help=f"The category shown ({safe.plain(row.get('labelled', ''))}), "
+                                                "confirmed by you.",
+                  on_click=save, args=(row["outcome"], row["pattern"]))
     with st.form(f"sw:label:{key}", border=True):
         c1, c2 = st.columns(2)
         c1.selectbox("Outcome", outcomes, index=_index(outcomes, row["outcome"]), key=f"sw:outcome:{key}",

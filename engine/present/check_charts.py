@@ -10,7 +10,7 @@ from typing import Optional
 import altair as alt
 import pandas as pd
 
-from engine.cases.ablation import AblationReport
+from engine.cases.ablation import AblationReport, NodeAblation
 from engine.cases.checks import DeletionCurves
 from engine.present.render import BLUE, RED
 
@@ -103,3 +103,51 @@ def ablation_scatter(r: AblationReport, which: str = "zero", scale: float = 1.0)
 
 def correlation_text(r: Optional[float]) -> str:
     return "–" if r is None else f"{r:+.2f}"
+
+
+AGREE = 0.25  # measured within 25 % of the predicted change (of the larger of the two): "the graph is right"
+
+
+def _where(stage_name: str) -> str:
+    from engine.present.glossary import stage_label
+
+    label = stage_label(stage_name)
+    return "at the embedding" if label == "embedding" else f"{label}" if label.startswith("after") else f"at {label}"
+
+
+def node_sentence(n: NodeAblation, base: float) -> str:
+    """The selected node's ablation in words: what removing it (its state set to zero) does to the wrong answer's
+    lead Δℓ, whether the answer flips, and whether the relevance predicted that. base: Δℓ with nothing removed."""
+    from engine.present.text import visible
+
+    what = f"Removing '{visible(n.token_text)}' {_where(n.stage_name)} alone"
+    if n.measured_zero is None:
+        if n.predicted_zero is None:
+            return f"{what} could not be measured for this node."
+        return (f"{what} should change the wrong answer's lead by {n.predicted_zero:+.1f}, the relevance predicts "
+                "(not measured for this node).")
+    after = base + n.measured_zero
+    verb = "lowers" if n.measured_zero < 0 else "raises"
+    if abs(n.measured_zero) < 0.05:
+        move = f"barely changes the wrong answer's lead ({base:.1f} → {after:.1f})"
+    else:
+        move = f"{verb} the wrong answer's lead from {base:.1f} to {after:.1f}"
+    if base > 0 > after:
+        tail = ": the answer flips to the right one"
+    elif base > 0:
+        tail = ": the model still prefers the wrong answer"
+    else:
+        tail = ""
+    out = f"{what} {move}{tail}."
+    p = n.predicted_zero
+    if p is not None:
+        gap = abs(n.measured_zero - p)
+        if gap <= AGREE * max(abs(p), abs(n.measured_zero), 0.1):
+            judge = "the graph is right about this node"
+        elif p * n.measured_zero > 0:
+            judge = f"the graph has the direction right but {'over' if abs(p) > abs(n.measured_zero) else 'under'}" \
+                    "states the size"
+        else:
+            judge = "the graph gets this node wrong (the real change goes the other way)"
+        out += f" The relevance predicted {p:+.1f} (measured {n.measured_zero:+.1f}): {judge}."
+    return out

@@ -59,14 +59,20 @@ def _request(a, load, token):
     att = attribute(handle, prompt, target, contrast, a.mode, a.strategy, a.k, a.position)
     labels = assign_segments(att.offsets, dict(failure.segments), att.special_mask) if failure else None
     case = f"{failure.model}/{failure.case_id}" if failure else ""
-    return handle, prompt, att, labels, case
+    return handle, prompt, att, labels, case, _recorded(att, failure)
+
+
+def _recorded(att, failure) -> bool:
+    """The pair is the case's recorded wrong and right answer: only then does the summary say "should say"."""
+    return failure is not None and att.contrast is not None and \
+        (att.target.token_id, att.contrast.token_id) == (failure.target_id, failure.contrast_id)
 
 
 def _explain(a, load, token) -> int:
     from engine.present.summary import case_summary, to_text
 
-    _, _, att, labels, case = _request(a, load, token)
-    s = case_summary(att, labels, model=a.model, case=case)
+    _, _, att, labels, case, recorded = _request(a, load, token)
+    s = case_summary(att, labels, model=a.model, case=case, recorded=recorded)
     print(json.dumps(s.to_dict(), ensure_ascii=False, indent=1) if a.json else to_text(s),
           end="" if not a.json else "\n")
     return 0
@@ -83,7 +89,12 @@ def _deck(a, load, token) -> int:
         raise FailureLensError(f"Cannot write a deck to {out.name}: use a .pptx or .html file name.")
     if not out.parent.is_dir():
         raise FailureLensError(f"The folder {out.parent} does not exist; create it or choose another --out.")
-    handle, prompt, att, labels, case = _request(a, load, token)
+    handle, prompt, att, labels, case, recorded = _request(a, load, token)
+    check = None
+    if att.contrast is not None:  # the check slide, and the category it decides (as in the dashboard)
+        from engine.cases.checks import check_attribution
+
+        check = check_attribution(handle, att)
     graph = None
     if not a.no_graph:
         from engine.graph.build import build_graph
@@ -97,6 +108,7 @@ def _deck(a, load, token) -> int:
         others.append((spec, attribute(other, prompt, att.target.text,
                                        att.contrast.text if att.contrast else None, a.mode, a.strategy, a.k)))
     story = case_story(att, labels, model=a.model, case=case, prompt=prompt, graph=graph, others=others,
+                       check=check, recorded=recorded,
                        graph_note="Pruned as the Graph page does by default: 80 % of each layer's edge mass, only "
                                   "what reaches the prediction, first token hidden.")
     data = deck_pptx(story) if out.suffix.lower() == ".pptx" else report_html(story).encode("utf-8")

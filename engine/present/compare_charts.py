@@ -208,4 +208,6 @@ def share_chart(shares: pd.DataFrame, column: str, scale: float = 1.0) -> alt.Ch
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=0)),
         tooltip=["benchmark", "model_label", alt.Tooltip("category:N", title=glossary.title(column)), "count",
                  alt.Tooltip("share:Q", format=".0%")],
-    ).properties(width=round(360 * scale), height=round((70 + 32 * df["row"].nunique()) * scale))  # axes included
+    # the height as a step per row: a fixed height with the legend below made Streamlit's renderer squeeze the
+    # rows into a flat line (its exports were fine); a step keeps each row 32 px wherever it is drawn
+    ).properties(width=round(360 * scale), height=alt.Step(round(32 * scale)))

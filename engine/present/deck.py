@@ -2,7 +2,8 @@
 
 `case_story(...)` gathers what both show (summary, rendered figures, numbers); `deck_pptx(story)` and
 `report_html(story)` lay it out. Slides (16:9): title (case, model, one-sentence summary), heatmap, graph (pruned
-as given), numbers and summary, and a scaling slide when other models' attributions are given.
+as given), the causal check (deletion curves and the verdict in words; it decides the category, engine.cases.outcome),
+numbers and summary, and a scaling slide when other models' attributions are given.
 Untrusted text (prompts, tokens, model names) only ever becomes plain text runs in the PPTX (python-pptx writes
 XML text nodes: no fields, no formulas, no markup) and html.escape'd text in the HTML report.
 """
@@ -20,6 +21,9 @@ from typing import Optional, Sequence
 import altair as alt
 import pandas as pd
 
+from engine.cases.categories import Category
+from engine.cases.checks import DeletionCurves
+from engine.cases.outcome import VERDICT_WORDS
 from engine.graph.types import AttributionGraph, PrunedGraph, PruneSettings
 from engine.present import charts, figures, glossary, render
 from engine.present.figures import FigureContext
@@ -52,6 +56,8 @@ class CaseStory:
     graph: Optional[Figure]
     scaling: Optional[Figure]
     numbers: tuple[tuple[str, str], ...]  # (plain name, value)
+    check: Optional[Figure] = None  # the deletion curves
+    check_lines: tuple[str, ...] = ()  # the verdict in words, then what it means for the category
 
 
 def _figure(chart: alt.TopLevelMixin, ctx: FigureContext, view: str, notes: Sequence[str] = (),
@@ -60,24 +66,53 @@ def _figure(chart: alt.TopLevelMixin, ctx: FigureContext, view: str, notes: Sequ
     return Figure(figures.png_16x9(slide), figures.svg_16x9(slide), " ".join(notes))
 
 
-def scaling_chart(rows: Sequence[tuple[str, float]]) -> alt.Chart:
-    """Δℓ of the same case per model (neutral grey: red and blue mean wrong and right answer only)."""
-    df = pd.DataFrame([{"model": m, "Δℓ": d} for m, d in rows])
-    bars = alt.Chart(df).mark_bar(color="#6b6b6b").encode(
-        y=alt.Y("model:N", sort=None, title=None), x=alt.X("Δℓ:Q", title=glossary.name("Δℓ") + ", > 0: wrong answer"),
-        tooltip=["model", alt.Tooltip("Δℓ:Q", format="+.3f")])
+def scaling_chart(rows: Sequence[tuple[str, float, str]]) -> alt.Chart:
+    """Δℓ of the same case per model (model, Δℓ, verdict), zoo models in size order, each bar in the model's
+    palette colour (engine.present.palette; red and blue mean wrong and right answer only), its verdict beside it."""
+    from engine.present import palette
+    from engine.zoo import zoo_sizes
+
+    order = {f"zoo:{s}": i for i, s in enumerate(zoo_sizes())}
+    df = pd.DataFrame([{"model": m, "Δℓ": d, "verdict": v} for m, d, v in rows])
+    df = df.assign(rank=[order.get(m, len(order) + i) for i, m in enumerate(df["model"])]).sort_values("rank")
+    colours = palette.colours(list(df["model"]))
+    y = alt.Y("model:N", sort=list(df["model"]), title=None)
+    bars = alt.Chart(df).mark_bar().encode(
+        y=y, x=alt.X("Δℓ:Q", title=glossary.name("Δℓ") + ", > 0: wrong answer"),
+        color=alt.Color("model:N", scale=alt.Scale(domain=list(colours), range=list(colours.values())), legend=None),
+        tooltip=["model", "verdict", alt.Tooltip("Δℓ:Q", format="+.3f")])
+    words = alt.Chart(df).mark_text(align="left", dx=6, fontSize=13).encode(
+        y=y, x=alt.value(0), text="verdict:N")
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#111").encode(x="x:Q")
-    return alt.layer(bars, zero).properties(width=520, height=max(120, 34 * len(df)))
+    return alt.hconcat(alt.layer(bars, zero).properties(width=440, height=max(120, 34 * len(df))),
+                       words.properties(width=200, height=max(120, 34 * len(df))).encode(
+                           y=alt.Y("model:N", sort=list(df["model"]), axis=None)))
+
+
+def _verdict(att: Attribution, other: Attribution) -> str:
+    """The other model's verdict on the case: its own top-1 token against the target and the contrast."""
+    from engine.compare.verdicts import verdict
+    from engine.records import TokenChoice
+
+    if not other.topk or att.contrast is None:
+        return ""
+    top = other.topk[0]
+    return verdict(TokenChoice(top.token_id, top.token), other.target, other.contrast or att.contrast)
 
 
 def case_story(att: Attribution, labels: Optional[Sequence[str]], *, model: str, case: str, prompt: str,
                graph: Optional[AttributionGraph] = None, pruned: Optional[PrunedGraph] = None,
                graph_note: str = "", others: Sequence[tuple[str, Attribution]] = (),
-               shown: Optional[Sequence[bool]] = None) -> CaseStory:
+               shown: Optional[Sequence[bool]] = None, check: Optional[DeletionCurves] = None,
+               r_zero: Optional[float] = None, recorded: bool = False,
+               human: Optional[Category] = None) -> CaseStory:
     """Summary, figures and numbers of one case. labels: [tokens] segments (None: own prompt); graph / pruned: the
     graph as shown (pruned with `dashboard_prune` when only the graph is given); others: (model label,
-    attribution of the same prompt, target and contrast) for the scaling slide; shown: [tokens] tokens drawn."""
-    s = case_summary(att, labels, model=model, case=case)
+    attribution of the same prompt, target and contrast) for the scaling slide; shown: [tokens] tokens drawn;
+    check / r_zero: the causal checks (they decide the category, as on the page); recorded: the pair is the case's
+    recorded wrong and right answer (engine.present.summary); human: a person's label."""
+    s = case_summary(att, labels, model=model, case=case, recorded=recorded,
+                     verdict=check.verdict if check is not None else None, r_zero=r_zero, human=human)
     con = att.contrast.text if att.contrast else None
     ctx = FigureContext(model, case, att.target.text, con, s.headline)
     shown = list(shown) if shown is not None else [True] * len(att.tokens)
@@ -95,13 +130,23 @@ def case_story(att: Attribution, labels: Optional[Sequence[str]], *, model: str,
                     [graph_note] if graph_note else [], scale=1.3)
     scaling = None
     if others and att.logit_diff is not None:
-        rows = [(model, att.logit_diff)] + [(m, o.logit_diff) for m, o in others if o.logit_diff is not None]
-        scaling = _figure(scaling_chart(rows), ctx, "The same case on every loaded model", colours=False)
+        rows = [(model, att.logit_diff, _verdict(att, att))] + \
+            [(m, o.logit_diff, _verdict(att, o)) for m, o in others if o.logit_diff is not None]
+        scaling = _figure(scaling_chart(rows), ctx, "The same case on every loaded model (verdict: its own next "
+                          "token)", colours=False)
+    check_fig, check_lines = None, ()
+    if check is not None:
+        from engine.present.check_charts import deletion_chart
+
+        check_lines = (f"{VERDICT_WORDS.get(check.verdict, check.verdict).capitalize()}. {check.sentence}",
+                       s.category.sentence if s.category is not None else "")
+        check_fig = _figure(deletion_chart(check, scale=1.3), ctx, "Remove the red tokens: does the answer flip?",
+                            colours=False, scale=1.3)  # the verdict is the slide's text, below the curves
     return CaseStory(ctx, s, prompt, render.heatmap_fragment(att.tokens, values, att.relevance, shown), heat, g,
-                     scaling, _numbers(s))
+                     scaling, _numbers(s, check), check_fig, tuple(x for x in check_lines if x))
 
 
-def _numbers(s: CaseSummary) -> tuple[tuple[str, str], ...]:
+def _numbers(s: CaseSummary, check: Optional[DeletionCurves] = None) -> tuple[tuple[str, str], ...]:
     rows = [("Model", s.model), ("Case", s.case or "own prompt"), ("Wrong answer (target)", _token(s.target))]
     if s.contrast is not None:
         rows += [("Right answer (contrast)", _token(s.contrast)), ("Logit gap (Δℓ)", f"{s.logit_diff:+.3f}"),
@@ -111,9 +156,14 @@ def _numbers(s: CaseSummary) -> tuple[tuple[str, str], ...]:
     if s.prob_contrast is not None:
         rows.append(("Model's probability of the right answer", f"{100 * s.prob_contrast:.1f} %"))
     rows.append(("Conservation", f"{s.conservation:.2f} ({s.band}; good is {1 - GOOD_BAND:.1f}–{1 + GOOD_BAND:.1f})"))
-    if s.outcome:
-        rows.append(("Suggested outcome", glossary.label(s.outcome)))
-        rows.append(("Suggested pattern", glossary.label(s.pattern) if s.pattern else "none"))
+    if check is not None:
+        rows.append(("Causal check", f"{VERDICT_WORDS.get(check.verdict, check.verdict)} (area {check.area:+.2f})"))
+    c = s.category
+    if c is not None and (c.code or c.source != "heuristic"):
+        rows.append(("Category", glossary.label(c.code) if c.code else "none"))
+        rows.append(("Category decided by", {"person": "a person's label", "check": "the causal check",
+                                             "heuristic": "guessed from the heatmap alone"}[c.source]))
+        rows.append(("Pattern", glossary.label(s.pattern) if s.pattern else "none"))
     return tuple(rows)
 
 
@@ -200,6 +250,11 @@ def deck_pptx(story: CaseStory) -> bytes:
     picture(slide(f"Which tokens push toward {_roles(ctx)}", notes), story.heatmap)
     if story.graph is not None:
         picture(slide(f"How {versus} is decided through the layers", notes), story.graph)
+    if story.check is not None:
+        sl = slide(f"The check: does removing the red tokens flip {versus}?", notes)
+        picture(sl, story.check, top=Inches(1.25), max_h=Inches(4.6))
+        text_box(sl, list(story.check_lines), Inches(0.6), Inches(5.95), Inches(12.1), Inches(1.4), size=15,
+                 bold_first=True)
     nums = slide(f"In numbers: {versus}", notes)
     rows = story.numbers
     table = nums.shapes.add_table(len(rows), 2, Inches(0.5), Inches(1.4), Inches(5.6), Inches(0.4) * len(rows)).table
@@ -220,6 +275,7 @@ def deck_pptx(story: CaseStory) -> bytes:
 
 
 # ---------------------------------------------------------------- one-file HTML
+BOLD = ' style="font-weight:600"'
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
@@ -244,11 +300,15 @@ def report_html(story: CaseStory) -> str:
         parts += [f"<h2>{e(f'How {ctx.versus} is decided through the layers')}</h2>",
                   _svg_img(story.graph, "attribution graph"),
                   f"<p class=\"muted\">{e(story.graph.note)}</p>" if story.graph.note else ""]
+    if story.check is not None:
+        parts += [f"<h2>{e(f'The check: does removing the red tokens flip {ctx.versus}?')}</h2>",
+                  "".join(f"<p{BOLD if i == 0 else ''}>{e(line)}</p>" for i, line in enumerate(story.check_lines)),
+                  _svg_img(story.check, "deletion curves")]
     parts += [f"<h2>{e(f'In numbers: {ctx.versus}')}</h2>", f"<table>{rows}</table>"]
     if story.scaling is not None:
         parts += [f"<h2>{e(f'Across models: {ctx.versus}')}</h2>", _svg_img(story.scaling, "logit gap per model")]
     codes = ["Δℓ", "logit", "conservation", "relevance", "instruction", "query", "answer", "special"]
-    codes += [c for c in (s.outcome, s.pattern) if c]
+    codes += [c for c in (s.outcome, s.pattern) if c] + (["verdict"] if story.check is not None else [])
     parts += ["<h2>What the words mean</h2>", glossary.legend_html(codes)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"

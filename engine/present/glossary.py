@@ -73,7 +73,8 @@ TERMS: dict[str, Term] = _terms(
     ("human_pattern", "pattern set by a person", "The pattern a person confirmed or chose (latest label)."),
     ("human_author", "labelled by (name)", "The name the person gave when saving the label (optional)."),
     ("human_note", "labeller's note", "The note the person saved with the label (optional)."),
-    ("labelled", "labelled by", "Whether the category shown comes from a person or from the engine's suggestion."),
+    ("labelled", "decided by", "What the category shown comes from: a person's label, else the causal check, else "
+     "a guess from the heatmap alone."),
     # ---- segments of a prompt
     ("instruction", "instruction", "The words that tell the model what to do."),
     ("query", "query", "The material the instruction applies to (everything not marked otherwise)."),

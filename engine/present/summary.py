@@ -1,13 +1,16 @@
 """A case in plain words: `case_summary(attribution, segments) -> CaseSummary`, rendered as text, Markdown or HTML.
 
 Templates over the numbers, no language model. What it says:
-- the headline: what the model says and what it should say, with Δℓ and the two probabilities. "95 % vs 5 %" is
-  the share between the two tokens only, softmax over (ℓ(target), ℓ(contrast)) = sigmoid(Δℓ); the model's own
-  probabilities over the whole vocabulary are given too when both tokens are among its top candidates;
+- the headline: which of the two tokens the model prefers, with Δℓ and the two probabilities; "should say" only
+  when the contrast is the case's recorded right answer (`recorded=True`), never for a pair someone picked.
+  "95 % vs 5 %" is the share between the two tokens only, softmax over (ℓ(target), ℓ(contrast)) = sigmoid(Δℓ);
+  the model's own probabilities over the whole vocabulary are given too when both tokens are among its top
+  candidates;
 - the three tokens that push most toward the wrong answer and toward the right one, with their segment
   (special tokens such as <bos>, <q> are left out of these lists but keep their share below);
 - each segment's share of |R| and the side it leans to;
-- the suggested category (engine.cases.categories) in plain words (engine.present.glossary);
+- the case's category in plain words and what decided it (engine.cases.outcome: a person's label, else the causal
+  check, else the heuristic, said to be "guessed from the heatmap alone");
 - how far the heatmap accounts for Δℓ (conservation = sum R / Δℓ) with a stated band: good within
   GOOD_BAND of 1, weak outside FAIR_BAND, fair between.
 Every string from a prompt or a tokenizer is kept as data; the renderers escape it for their format.
@@ -21,9 +24,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from engine.cases.categories import suggest_category
+from engine.cases.categories import Category, suggest_category
+from engine.cases.outcome import CaseOutcome, decide
 from engine.cases.segments import segment_relevance
-from engine.present import glossary
 from engine.records import Attribution
 
 GOOD_BAND = 0.2  # |conservation - 1| <= 0.2: the colours account for (almost) the whole gap
@@ -67,12 +70,13 @@ class CaseSummary:
     toward_wrong: tuple[TokenPush, ...]
     toward_right: tuple[TokenPush, ...]
     segments: tuple[SegmentShare, ...]
-    outcome: Optional[str]  # category codes (engine.cases.categories)
+    outcome: Optional[str]  # category codes (engine.cases.categories), as decided by `category`
     pattern: Optional[str]
     conservation: float
     band: str  # good | fair | weak | unknown
     headline: str
     sentences: tuple[str, ...]  # the whole story, headline first
+    category: Optional[CaseOutcome] = None  # the category and what decided it (None: no contrast)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -121,9 +125,12 @@ def _prob(att: Attribution, token_id: int) -> Optional[float]:
 
 
 def case_summary(att: Attribution, labels: Optional[Sequence[str]] = None, *, model: str = "",
-                 case: str = "") -> CaseSummary:
+                 case: str = "", recorded: bool = False, verdict: Optional[str] = None,
+                 r_zero: Optional[float] = None, human: Optional[Category] = None) -> CaseSummary:
     """The summary of one attribution. labels: [tokens] segment per token (engine.cases.segments.assign_segments);
-    None puts special tokens under "special" and every other token under "query" (an own prompt)."""
+    None puts special tokens under "special" and every other token under "query" (an own prompt).
+    recorded: target and contrast are the case's recorded wrong and right answer; verdict / r_zero: the causal
+    checks' results when they ran (engine.cases.checks), human: a person's label (both decide the category)."""
     n = len(att.tokens)
     special = list(att.special_mask) or [False] * n
     labels = list(labels) if labels is not None else ["special" if s else "query" for s in special]
@@ -136,12 +143,13 @@ def case_summary(att: Attribution, labels: Optional[Sequence[str]] = None, *, mo
     p_c = _prob(att, att.contrast.token_id) if att.contrast is not None else None
     wrong, right = _pushes(att, labels, +1), _pushes(att, labels, -1)
     segs = _segment_shares(att, labels)
-    outcome = pattern = None
+    category = None
     if dl is not None:
-        cat = suggest_category(segment_relevance(att.relevance, labels), dl).category.to_dict()
-        outcome, pattern = cat["outcome"], cat["pattern"]
+        guess = suggest_category(segment_relevance(att.relevance, labels), dl).category
+        category = decide(guess, human=human, verdict=verdict, r_zero=r_zero)
+    outcome, pattern = (category.code, category.pattern) if category is not None else (None, None)
     b = band(att.conservation)
-    head = _headline(att.target.text, con, dl, pair, att.objective)
+    head = _headline(att.target.text, con, dl, pair, att.objective, recorded)
     lines = [head]
     if p_t is not None:
         both = f" and {_q(con)} {_pct(p_c)}" if con is not None and p_c is not None else (
@@ -154,24 +162,26 @@ def case_summary(att: Attribution, labels: Optional[Sequence[str]] = None, *, mo
     if segs:
         lines.append("Share of the relevance: " + "; ".join(
             f"{SEGMENT_WORDS[s.segment]} {_pct(s.share)} ({_lean(s.relevance)})" for s in segs) + ".")
-    if outcome is not None:
-        words = glossary.name(outcome)
-        pat = f", pattern: {glossary.name(pattern)} ({pattern})" if pattern else ", no pattern suggested"
-        lines.append(f"Suggested category: {words} ({outcome}){pat}.")
+    if category is not None and (category.code is not None or category.source != "heuristic"):
+        lines.append(category.sentence)
     lines.append(_conservation_line(att.conservation, b, con is not None))
     return CaseSummary(model, case, att.target.text, con, dl, pair, p_t, p_c, float(att.objective), wrong, right,
-                       segs, outcome, pattern, float(att.conservation), b, head, tuple(lines))
+                       segs, outcome, pattern, float(att.conservation), b, head, tuple(lines), category)
 
 
-def _headline(target: str, contrast: Optional[str], dl: Optional[float], pair: Optional[float],
-              objective: float) -> str:
+def _headline(target: str, contrast: Optional[str], dl: Optional[float], pair: Optional[float], objective: float,
+              recorded: bool = False) -> str:
     if contrast is None or dl is None:
         return f"The model's next token is {_q(target)}; the heatmap explains its score of {objective:+.2f}."
     if dl >= 0:
-        return (f"The model says {_q(target)} but should say {_q(contrast)}: it prefers {_q(target)} over "
-                f"{_q(contrast)} by {dl:.1f} logits ({_pct(pair)} vs {_pct(1 - pair)} between the two).")
+        gap = f"by {dl:.1f} logits ({_pct(pair)} vs {_pct(1 - pair)} between the two)"
+        if recorded:
+            return (f"The model says {_q(target)} but should say {_q(contrast)}: it prefers {_q(target)} over "
+                    f"{_q(contrast)} {gap}.")
+        return f"The model prefers {_q(target)} over {_q(contrast)} {gap}."
+    tail = ": on this pair it does not make the mistake" if recorded else ""
     return (f"The model prefers {_q(contrast)} over {_q(target)} by {-dl:.1f} logits ({_pct(1 - pair)} vs "
-            f"{_pct(pair)} between the two): on this pair it does not make the mistake.")
+            f"{_pct(pair)} between the two){tail}.")
 
 
 def _list(pushes: Sequence[TokenPush]) -> str:
@@ -192,7 +202,8 @@ def _conservation_line(c: float, b: str, contrastive: bool) -> str:
     verdict = {"good": "the colours account for nearly all of it",
                "fair": "read the colours as a partial account",
                "weak": "read the colours with care: much of it is absorbed elsewhere (biases, numerics)"}[b]
-    return (f"The token relevance adds up to {_pct(c) if c >= 0 else f'{c:.2f} ×'} of {what} (conservation {c:.2f}; "
+    share = f"{_pct(c)} of {what}" if c >= 0 else f"{c:.2f} times {what} (the other way round)"
+    return (f"The token relevance adds up to {share} (conservation {c:.2f}; "
             f"good is {1 - GOOD_BAND:.1f}–{1 + GOOD_BAND:.1f}): {b}, {verdict}.")
 
 

@@ -80,8 +80,7 @@ def _category_chart(df: pd.DataFrame) -> Any:
     import altair as alt
 
     long = pd.concat([
-        pd.DataFrame({"model": df["model_label"], "source": "suggested",
-                      "outcome": df["suggested_outcome"].fillna("none")}),
+        pd.DataFrame({"model": df["model_label"], "source": "category", "outcome": df["outcome"]}),
         pd.DataFrame({"model": df["model_label"], "source": "human",
                       "outcome": df["human_outcome"].fillna("unlabelled")}),
     ])
@@ -110,9 +109,7 @@ def _checks(ok: pd.DataFrame) -> str:
     """Verdict and causal-outcome shares per model, benchmark and category (engine.cases.checks.verdict_table)."""
     from engine.cases.checks import PARTLY_SHARE, R_GRAPH, RANDOM_MARGIN_STD, verdict_table
 
-    human = ok["human_outcome"] if "human_outcome" in ok else pd.Series(None, index=ok.index)
-    frame = ok.assign(category=human.fillna(ok["suggested_outcome"]).fillna("none"))
-    t = verdict_table(frame, ("model_label", "benchmark", "category"))
+    t = verdict_table(ok.assign(category=ok["outcome"]), ("model_label", "benchmark", "category"))
     pct = lambda v: "" if v is None or v != v else f"{v:.0%}"  # noqa: E731
     shares = ["by input", "by graph", "no clue", "explains", "fragile", "partly", "not_explained"]
     rows = [[r["model_label"], r["benchmark"], r["category"], r["checked"], *[pct(r[c]) for c in shares],
@@ -124,7 +121,7 @@ def _checks(ok: pd.DataFrame) -> str:
             f"{RANDOM_MARGIN_STD:g} random spreads below the random mean. Causal outcome: <b>by input</b> (M-IA) = "
             f"explains or partly; <b>by graph</b> (NC-IA+M-AG) = otherwise, when the top nodes' predicted and "
             f"measured changes correlate with r ≥ {R_GRAPH}; <b>no clue</b> (NC-IA+AG) = neither. Category: the "
-            "person's label where there is one, else the suggestion.</p>")
+            "person's label where there is one, else this causal outcome.</p>")
     return note + table(rows, ["model", "benchmark", "category", "checked", "by input", "by graph", "no clue",
                                "explains", "fragile", "partly", "does not explain", "mean area", "median r (nodes)"],
                         [False, False, False] + [True] * 10)
@@ -141,10 +138,11 @@ def _heatmaps(store: Store, run_id: str, ok: pd.DataFrame, n: int) -> str:
             continue
         shown = [not s for s in case.special_mask]
         values = normalise(case.relevance.tolist(), shown, "max")
-        cat = " / ".join(x for x in (r.get("suggested_outcome"), r.get("suggested_pattern")) if isinstance(x, str))
+        cat = " / ".join(x for x in (r.get("outcome"), r.get("pattern")) if isinstance(x, str) and x != "none")
+        cat = f"{cat} ({r['decided_by']})" if cat else ""
         out.append(
             f'<div class="case"><b>{esc(r["model_label"])}</b> · {esc(r["case_id"])} · Δℓ {esc(r["logit_diff"])} · '
-            f'reference rank {esc(r["ref_rank"])} · suggested {esc(cat or "-")}'
+            f'reference rank {esc(r["ref_rank"])} · category {esc(cat or "-")}'
             f'<div class="muted">target {esc(repr(r["target"]))} instead of {esc(repr(r["contrast"]))}'
             f'{" after " + esc(repr(r["prefix"])) if r["prefix"] else ""}</div>'
             f'{legend_html(str(r["target"]), str(r["contrast"]), "max")}'
@@ -178,7 +176,9 @@ def run_report(store: Store, run_id: str, heatmaps: int = 6, max_rows: int = 300
     if df.empty:
         parts.append("<p>No results stored yet.</p>")
         return _page(run_id, parts)
-    ok = df[df["status"] == "ok"]
+    from engine.cases.outcome import frame_outcomes
+
+    ok = frame_outcomes(df[df["status"] == "ok"])  # one category per case, as on the pages (engine.cases.outcome)
     parts += ["<h2>Summary</h2>", _summary(df)]
     if "check_verdict" in ok and ok["check_verdict"].notna().any():
         parts += ["<h2>Does the attribution explain the failures?</h2>", _checks(ok)]
@@ -190,12 +190,12 @@ def run_report(store: Store, run_id: str, heatmaps: int = 6, max_rows: int = 300
         top = ok.sort_values("logit_diff", ascending=False).head(max_rows)
         parts += [f"<h2>Failures ({len(top)} of {len(ok)}, largest Δℓ first)</h2>", table(
             ([r["model_label"], r["case_id"], r["logit_diff"], r["ref_rank"], repr(r["target"]), repr(r["contrast"]),
-              r.get("seg_total"), r.get("suggested_outcome"), r.get("suggested_pattern"), r.get("human_outcome"),
+              r.get("seg_total"), r["outcome"], r["pattern"], r["decided_by"], r.get("human_outcome"),
               r.get("human_pattern"), r.get("human_author"), r.get("human_note"),
               _excerpt(prompts.get(r["case_id"], "")), r["prefix"] or ""]
              for _, r in top.iterrows()),
-            ["model", "case", "Δℓ", "ref. rank", "target", "contrast", "R total", "suggested", "pattern", "human",
-             "human pattern", "labelled by", "note", "prompt", "answer before the failure"],
+            ["model", "case", "Δℓ", "ref. rank", "target", "contrast", "R total", "category", "pattern",
+             "decided by", "human", "human pattern", "labelled by", "note", "prompt", "answer before the failure"],
             [False, False, True, True])]
     parts += ["<h2>What the codes mean</h2>", glossary_legend()]
     errors = df[df["status"] == "error"]

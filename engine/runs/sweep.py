@@ -324,9 +324,27 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
     check = None
     if cfg.compute.checks.enabled and cfg.compute.heatmap:
         check = _checks(handle, att, cfg.compute.checks, t)
+        suggestion = _decided(suggestion, check)
     log.info("case %s: %s", case.uid, ", ".join(f"{k} {v:.3f}s" for k, v in t.items()))
     return ResultRow("ok", **base, segment_rel=seg, suggestion=suggestion, faith=faith, check=check,
                      extra=extra), arrays
+
+
+def _decided(suggestion: Optional[dict[str, Any]], check: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """The stored suggestion with its outcome decided by the checks (engine.cases.outcome, as on the pages): the
+    heuristic's category is kept under "heuristic", `source` says which one the category is."""
+    from engine.cases.categories import Suggestion
+    from engine.cases.outcome import decide
+
+    if suggestion is None:
+        return None
+    guess = Suggestion.from_dict(suggestion)
+    verdict = (check.get("curves") or {}).get("verdict")
+    r_zero = (check.get("ablation") or {}).get("r_zero")
+    got = decide(guess.category, verdict=verdict, r_zero=r_zero)
+    category = {"outcome": got.code, "pattern": got.pattern}
+    return {**suggestion, "category": category, "reasons": [*suggestion["reasons"], f"Outcome {got.basis}."],
+            "source": got.source, "heuristic": suggestion["category"]}
 
 
 def _checks(handle: Any, att: Any, spec: Any, t: dict[str, float]) -> dict[str, Any]:
