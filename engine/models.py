@@ -21,6 +21,7 @@ from .records import FailureLensError, Fingerprint
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_LOADING = threading.Lock()  # one from_pretrained at a time in this process (see load_model)
 _HASH_FULL_LIMIT = 64 << 20  # files below this size are hashed whole; larger ones by size + head + tail
 
 
@@ -224,9 +225,10 @@ def load_model(
     if qconf is not None:
         kwargs.update(quantization_config=qconf, device_map={"": str(dev) if dev.type != "cuda" else dev.index or 0})
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(ref, output_loading_info=True, **kwargs)
+        with _LOADING:  # from_pretrained is not thread-safe: concurrent loads of a tied model lose the lm_head tie
+            model, info = AutoModelForCausalLM.from_pretrained(ref, output_loading_info=True, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code)
         check_loading_info(info, source.strip())
-        tokenizer = AutoTokenizer.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code)
     except FailureLensError:
         raise
     except Exception as e:  # noqa: BLE001

@@ -63,3 +63,22 @@ def test_overflow_is_reported_not_drawn(tiny_model_dir):
                 p.mul_(300.0)  # activations overflow float16
     with pytest.raises(FailureLensError, match="NaN or infinite"):
         attribute(h, PROMPTS[0], target=5, contrast=6)
+
+
+def test_sessions_loading_the_same_tied_model_at_once_all_get_it_whole():
+    """Three sessions open the dashboard at once: each load of a tied-embedding zoo model succeeds (transformers'
+    from_pretrained is not thread-safe: unserialised, the lm_head tie was reported missing) and equals a lone load."""
+    from engine import zoo
+
+    name = zoo.zoo_names()[-1]  # the largest: its load is long enough for the threads to overlap
+    with ThreadPoolExecutor(3) as pool:
+        handles = list(pool.map(lambda _: load_model(f"zoo:{name}"), range(3)))
+    alone = load_model(f"zoo:{name}")
+    ids = alone.tokenizer("the cat")["input_ids"]
+    import torch
+
+    with torch.no_grad():
+        want = alone.model(torch.tensor([ids])).logits
+        for h in handles:
+            got = h.model(torch.tensor([ids])).logits
+            torch.testing.assert_close(got, want, atol=1e-5 * max(1.0, float(want.abs().max())), rtol=0)
