@@ -77,11 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions():
-    """Sub-commands that live beside their modules (graph, sweep, check, explain, deck, cases)."""
+    """Sub-commands that live beside their modules (graph, sweep, check, explain, deck, cases, whatif, case)."""
     import importlib
 
     found = []
-    for name in ("engine.graph.cli", "engine.runs.cli", "engine.cases.cli", "engine.compare.cli", "engine.present.cli"):
+    for name in ("engine.graph.cli", "engine.runs.cli", "engine.cases.cli", "engine.cases.case_cli", "engine.compare.cli", "engine.present.cli"):
         try:
             found.append(importlib.import_module(name).register)
         except ModuleNotFoundError:

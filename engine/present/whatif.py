@@ -1,0 +1,47 @@
+"""What if? heatmaps before and after an edit, row over row with a difference row (the Scaling page's aligned
+rows: engine.compare.align.align_rows and engine.present.aligned.build_strip).
+
+Both prompts have one token per position (an edit swaps a token, it never adds or drops one), so the rows share
+their columns: the columns are laid out on the original tokens' text (special tokens as empty spans, one shared
+'<bos>'), and an edited column reads "old→new". Difference row: after − before of the per-row scaled values
+(red: the token leans more towards the wrong answer after the edit).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from engine.compare.align import align_rows
+from engine.present.aligned import Strip, build_strip
+from engine.records import Attribution
+
+NAMES = ("before", "after")
+
+
+def _layout(tokens: list[str], special: list[bool]) -> tuple[str, list[tuple[int, int]]]:
+    """A text of the ordinary tokens one after another, and each token's span in it (specials: empty spans)."""
+    text, spans = "", []
+    for t, s in zip(tokens, special):
+        if s:
+            spans.append((len(text), len(text)))
+        else:
+            spans.append((len(text), len(text) + len(t)))
+            text += t
+    return text, spans
+
+
+def whatif_strip(before: Attribution, after: Attribution, changed: tuple[int, ...], scale: str = "row",
+                 title: str = "") -> Strip:
+    """Rows 'before', 'after' and 'after − before' over the original's token columns; edited columns 'old→new'."""
+    text, spans = _layout(list(before.tokens), list(before.special_mask))
+    al = align_rows(text, [spans, spans], [before.relevance, after.relevance], [before.tokens, before.tokens])
+    strip = build_strip(al, NAMES, scale=scale, diff=(1, 0), title=title,
+                        notes=("Difference row: after − before, each row on its own colour scale; red = leans more "
+                               "towards the wrong answer after the edit.",))
+    edited = set(changed)
+    columns = []
+    for g, label in zip(al.groups, strip.columns):
+        toks = g.tokens[0]
+        if any(t in edited for t in toks):
+            label = "".join(before.tokens[t] for t in toks) + "→" + "".join(after.tokens[t] for t in toks)
+        columns.append(label)
+    return dataclasses.replace(strip, columns=tuple(columns))
