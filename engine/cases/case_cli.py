@@ -57,7 +57,7 @@ def _print_whatif(w: dict) -> None:
 def _whatif(a: Any, load: Any, token: Any) -> int:
     from engine.cases.whatif import what_if
 
-    handle, failure, _, att = _case(a, load, token)
+    handle, _, _, att = _case(a, load, token)
     edits = _edits(att, a.remove, a.replace)
     if not edits:
         raise FailureLensError("Name at least one edit: --remove WORD or --replace WORD=NEW.")

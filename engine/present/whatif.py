@@ -15,6 +15,8 @@ from engine.present.aligned import Strip, build_strip
 from engine.records import Attribution
 
 NAMES = ("before", "after")
+NOTE = ("Difference row: after − before, each row on its own colour scale; red = leans more towards the wrong "
+        "answer after the edit.")
 
 
 def _layout(tokens: list[str], special: list[bool]) -> tuple[str, list[tuple[int, int]]]:
@@ -35,8 +37,7 @@ def whatif_strip(before: Attribution, after: Attribution, changed: tuple[int, ..
     text, spans = _layout(list(before.tokens), list(before.special_mask))
     al = align_rows(text, [spans, spans], [before.relevance, after.relevance], [before.tokens, before.tokens])
     strip = build_strip(al, NAMES, scale=scale, diff=(1, 0), title=title,
-                        notes=("Difference row: after − before, each row on its own colour scale; red = leans more "
-                               "towards the wrong answer after the edit.",))
+                        notes=(NOTE,))
     edited = set(changed)
     columns = []
     for g, label in zip(al.groups, strip.columns):
