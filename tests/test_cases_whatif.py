@@ -107,7 +107,8 @@ def test_cached_prefix_equals_full_forward(tiny_model_dir, arch):
         a, b = getattr(fast, side), getattr(slow, side)
         assert a.top1_id == b.top1_id
         assert a.logit_diff == pytest.approx(b.logit_diff, abs=2e-5 * max(1.0, abs(b.logit_diff)))
-        assert a.p_target == pytest.approx(b.p_target, abs=1e-5) and a.p_contrast == pytest.approx(b.p_contrast, abs=1e-5)
+        assert a.p_target == pytest.approx(b.p_target, abs=1e-5)
+        assert a.p_contrast == pytest.approx(b.p_contrast, abs=1e-5)
     assert fast.before.logit_diff == pytest.approx(att.logit_diff, abs=2e-5 * max(1.0, abs(att.logit_diff)))
     after = edited_attribution(h, att, fast)
     assert after.logit_diff == pytest.approx(fast.after.logit_diff, abs=2e-5 * max(1.0, abs(after.logit_diff)))
@@ -147,8 +148,8 @@ def test_cli_whatif_json_and_bad_input():
     assert {"top1", "p_target", "p_contrast", "logit_diff"} <= set(d["after"]) and d["sentence"].startswith("Removing")
     text = _run("whatif", "--model", "zoo:xs", "--case", ref, "--remove", word)
     assert text.returncode == 0 and d["sentence"] in text.stdout and "before " in text.stdout
-    for args, msg in ((["--remove", "zebra-word"], "No token 'zebra-word'"), (["--replace", "nothing"], "is not WORD=NEW"),
-                      ([], "Name at least one edit")):
+    for args, msg in ((["--remove", "zebra-word"], "No token 'zebra-word'"),
+                      (["--replace", "nothing"], "is not WORD=NEW"), ([], "Name at least one edit")):
         bad = _run("whatif", "--model", "zoo:xs", "--case", ref, *args)
         assert bad.returncode == 2 and msg in bad.stderr and "Traceback" not in bad.stderr
 

@@ -142,7 +142,8 @@ def explain_case_file(a: Any, load: Any) -> int:
         return 0
     if m.message:
         print(f"note: {m.message}")
-    print(f"Case file: {ref.name} · {cf.case or 'own prompt'} · saved {time.strftime('%Y-%m-%d %H:%M', time.gmtime(cf.saved))} UTC")
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(cf.saved))
+    print(f"Case file: {ref.name} · {cf.case or 'own prompt'} · saved {when} UTC")
     if report["recomputed"]:
         print(to_text(summary), end="")
         if w:
@@ -150,7 +151,8 @@ def explain_case_file(a: Any, load: Any) -> int:
     elif cf.results is not None:
         r = cf.results
         ld = "-" if r.logit_diff is None else f"{r.logit_diff:+.3f}"
-        print(f"Saved results (read-only): says {r.target!r} instead of {r.contrast!r}, Δℓ {ld}, {len(r.tokens)} tokens")
+        print(f"Saved results (read-only): says {r.target!r} instead of {r.contrast!r}, Δℓ {ld}, "
+              f"{len(r.tokens)} tokens")
         if r.whatif:
             _print_whatif(r.whatif)
         if r.verdict:
