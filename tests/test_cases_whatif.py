@@ -121,7 +121,7 @@ def test_aligned_strip_before_after_and_difference(bigram):
     att = _att(bigram)
     last = len(att.token_ids) - 1
     r, after = what_if_attribution(bigram, att, [remove(last)])
-    s = whatif_strip(att, after, r.changed)
+    s = whatif_strip(att.tokens, att.special_mask, att.relevance, after.relevance, r.tokens, r.changed)
     assert s.names == ("before", "after", "after − before")
     assert len(s.columns) == len(att.tokens) and s.columns[last] == "d→<|endoftext|>"
     assert s.columns[:last] == tuple(att.tokens[:last])

@@ -9,10 +9,10 @@ their columns: the columns are laid out on the original tokens' text (special to
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 from engine.compare.align import align_rows
 from engine.present.aligned import Strip, build_strip
-from engine.records import Attribution
 
 NAMES = ("before", "after")
 NOTE = ("Difference row: after − before, each row on its own colour scale; red = leans more towards the wrong "
@@ -31,18 +31,20 @@ def _layout(tokens: list[str], special: list[bool]) -> tuple[str, list[tuple[int
     return text, spans
 
 
-def whatif_strip(before: Attribution, after: Attribution, changed: tuple[int, ...], scale: str = "row",
-                 title: str = "") -> Strip:
-    """Rows 'before', 'after' and 'after − before' over the original's token columns; edited columns 'old→new'."""
-    text, spans = _layout(list(before.tokens), list(before.special_mask))
-    al = align_rows(text, [spans, spans], [before.relevance, after.relevance], [before.tokens, before.tokens])
-    strip = build_strip(al, NAMES, scale=scale, diff=(1, 0), title=title,
-                        notes=(NOTE,))
+def whatif_strip(tokens: Sequence[str], special: Sequence[bool], before: Sequence[float], after: Sequence[float],
+                 tokens_after: Sequence[str], changed: Sequence[int], scale: str = "row", title: str = "") -> Strip:
+    """Rows 'before', 'after' and 'after − before' over the original's token columns; edited columns 'old→new'.
+
+    tokens / special / before: [tokens] the original prompt and its relevance; after / tokens_after: [tokens] the
+    edited prompt's relevance and token texts (saved results of a case file work as well as live heatmaps)."""
+    text, spans = _layout(list(tokens), list(special))
+    al = align_rows(text, [spans, spans], [list(before), list(after)], [list(tokens), list(tokens)])
+    strip = build_strip(al, NAMES, scale=scale, diff=(1, 0), title=title, notes=(NOTE,))
     edited = set(changed)
     columns = []
     for g, label in zip(al.groups, strip.columns):
         toks = g.tokens[0]
         if any(t in edited for t in toks):
-            label = "".join(before.tokens[t] for t in toks) + "→" + "".join(after.tokens[t] for t in toks)
+            label = "".join(tokens[t] for t in toks) + "→" + "".join(tokens_after[t] for t in toks)
         columns.append(label)
     return dataclasses.replace(strip, columns=tuple(columns))
