@@ -94,8 +94,8 @@ def _numbers(w: WhatIf) -> None:
     b, a = w.before, w.after
     c = st.columns(4)
     c[0].metric("Answer", f"{b.top1!r} → {a.top1!r}")  # md-safe: metric values are plain text
-    c[1].metric(f"p({visible(w.target)}) wrong", f"{b.p_target:.1%} → {a.p_target:.1%}")  # md-safe: plain text
-    c[2].metric(f"p({visible(w.contrast)}) right", f"{b.p_contrast:.1%} → {a.p_contrast:.1%}")  # md-safe: plain text
+    c[1].metric(f"p({safe.quoted(w.target)}) wrong", f"{b.p_target:.1%} → {a.p_target:.1%}")
+    c[2].metric(f"p({safe.quoted(w.contrast)}) right", f"{b.p_contrast:.1%} → {a.p_contrast:.1%}")
     c[3].metric("Δℓ", f"{b.logit_diff:+.2f} → {a.logit_diff:+.2f}", f"{a.logit_diff - b.logit_diff:+.2f}",
                 delta_color="inverse")
     (st.success if a.logit_diff < 0 < b.logit_diff else st.info)(safe.plain(w.sentence))
@@ -290,6 +290,13 @@ def _add_note(model: str, case: str) -> None:
     ss["wi:note_text"] = ""
 
 
+def _set_status(nb: Notebook) -> None:
+    try:
+        nb.set_status(st.session_state["wi:status_id"], st.session_state.get("wi:status_new", "open"))
+    except FailureLensError as e:
+        state.put(state.WI_NOTE_ERR, str(e))
+
+
 def notes(handle, att: Optional[Attribution], prompt: str) -> None:
     """The case's notes (a form to add one, the list, status changes) and every noted case with filters."""
     st.subheader("Notes on this case")
@@ -315,12 +322,10 @@ def notes(handle, att: Optional[Attribution], prompt: str) -> None:
     if mine:
         st.dataframe(_notes_frame(mine).drop(columns=["model", "case"]), hide_index=True, key="wi:notes")
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-        pick = c1.selectbox("Note", [n.id for n in mine], key="wi:status_id",
+        c1.selectbox("Note", [n.id for n in mine], key="wi:status_id",
                             format_func=lambda i: f"#{i} · {next(n.hypothesis for n in mine if n.id == i)[:60]}")
-        status = c2.selectbox("New status", list(STATUSES), key="wi:status_new")
-        if c3.button("Set status", key="wi:status_set"):
-            nb.set_status(pick, status)
-            st.rerun()
+        c2.selectbox("New status", list(STATUSES), key="wi:status_new")
+        c3.button("Set status", key="wi:status_set", on_click=_set_status, args=(nb,))
     else:
         st.caption("No notes on this case yet.")
     with st.expander("All noted cases"):
