@@ -65,7 +65,7 @@ def test_remove_replace_undo_and_the_link():
     red, other = _first_red(at)
     _edit(at, [red])
     assert at.query_params["wi"] == f"rm:{red}"
-    assert " → " in _metric(at, "Answer") and " → " in _metric(at, "Δℓ")
+    assert " → " in _metric(at, "Top answer") and " → " in _metric(at, "Δℓ")
     assert _says(list(at.success) + list(at.info), "Removing '")  # the before -> after sentence
     html = _strip_html(at)
     assert "after − before" in html and "→&lt;unk&gt;" in html  # the difference row; the edited column old→new
@@ -87,7 +87,7 @@ def test_a_link_with_edits_reopens_them_and_bad_edits_are_dropped():
     _clean(at.run())
     assert list(at.session_state["wi"]) == ["rm:4"]
     assert _says(at.warning, "The edit 'zz:1' is not an edit")
-    assert " → " in _metric(at, "Answer")
+    assert " → " in _metric(at, "Top answer")
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_save_case_then_open_it_in_a_fresh_session(saved_files, monkeypatch, tmp
     notes = next(d.value for d in at.dataframe if "hypothesis" in d.value.columns)
     assert list(notes["hypothesis"]) == ["the first operand <b>pulls</b> $x$"] and list(notes["who"]) == ["ana"]
     _clean(at.selectbox(key="w:norm").set_value("none").run())
-    delta, answer = _metric(at, "Δℓ"), _metric(at, "Answer")
+    delta, answer = _metric(at, "Δℓ"), _metric(at, "Top answer")
     name, data = [(n, d) for n, d in saved_files if n and n.endswith(".flcase")][-1]
     assert name == f"zoo-l_{at.session_state['case'].replace('/', '-')}.flcase"
     # a fresh session with another (empty) notebook, as on a colleague's machine: open the case file
@@ -126,7 +126,7 @@ def test_save_case_then_open_it_in_a_fresh_session(saved_files, monkeypatch, tmp
     fresh.file_uploader(key="wi:open").set_value((name, data, "application/json"))
     _clean(fresh.run())
     assert list(fresh.session_state["wi"]) == [f"rm:{red}"]
-    assert _metric(fresh, "Answer") == answer and _metric(fresh, "Δℓ") == delta
+    assert _metric(fresh, "Top answer") == answer and _metric(fresh, "Δℓ") == delta
     assert _says(fresh.warning, "Opened the case file") and _says(fresh.warning, "1 note(s) added")
     notes = next(d.value for d in fresh.dataframe if "hypothesis" in d.value.columns)
     assert list(notes["hypothesis"]) == ["the first operand <b>pulls</b> $x$"]

@@ -93,7 +93,7 @@ def _editor(att: Attribution, edits: list[Edit]) -> None:
 def _numbers(w: WhatIf) -> None:
     b, a = w.before, w.after
     c = st.columns(4)
-    c[0].metric("Answer", f"{b.top1!r} → {a.top1!r}")  # md-safe: metric values are plain text
+    c[0].metric("Top answer", f"{b.top1!r} → {a.top1!r}")  # md-safe: metric values are plain text
     c[1].metric(f"p({safe.quoted(w.target)}) wrong", f"{b.p_target:.1%} → {a.p_target:.1%}")
     c[2].metric(f"p({safe.quoted(w.contrast)}) right", f"{b.p_contrast:.1%} → {a.p_contrast:.1%}")
     c[3].metric("Δℓ", f"{b.logit_diff:+.2f} → {a.logit_diff:+.2f}", f"{a.logit_diff - b.logit_diff:+.2f}",
