@@ -113,8 +113,17 @@ def _strip(tokens, special, before, after, tokens_after, changed, target: str, c
     })
 
 
+@st.fragment
 def section(handle, att: Attribution, prompt: str, curves: Any = None) -> None:
-    """What if?, case files and notes for the heatmap on view."""
+    """What if?, case files and notes for the heatmap on view. A fragment: an edit or a note re-runs only this
+    section, not the page's heatmap, charts and check above it (opening a case file re-runs the whole page)."""
+    try:
+        _section(handle, att, prompt, curves)
+    finally:  # a fragment re-run does not reach app.py's sync at the end of the script
+        state.sync_url()
+
+
+def _section(handle, att: Attribution, prompt: str, curves: Any) -> None:
     st.subheader("What if?")
     if att.contrast is None:
         st.info("What if? compares the wrong answer with the right one: choose the logit difference against a "
@@ -267,7 +276,7 @@ def _case_files(handle, att: Attribution, prompt: str, edits: list[Edit], w, aft
         added = 0
     message = m.message or f"Opened the case file {up.name}: the view is as it was saved."
     _restore(opened, message + (f" {added} note(s) added to the notebook." if added else ""))
-    st.rerun()
+    st.rerun(scope="app")
 
 
 # ---------------------------------------------------------------- notes
