@@ -178,3 +178,12 @@ def test_cli_case_save_and_explain_case_file(tmp_path):
         assert bad.returncode == 2 and msg in bad.stderr
     bad = _run("case", "save", "--model", "zoo:xs", "--case", ref, "--out", str(tmp_path / "x.json"))
     assert bad.returncode == 2 and "use a .flcase file name" in bad.stderr
+
+
+def test_long_prompts_draw_a_window_around_the_edits():
+    from engine.present.whatif import WINDOW, window
+
+    assert window(50, [3]) == (0, 50)
+    assert window(10_000, [5000, 5010]) == (5005 - WINDOW // 2, 5005 + WINDOW // 2)
+    assert window(10_000, [9990]) == (10_000 - WINDOW, 10_000) and window(10_000, [2]) == (0, WINDOW)
+    assert window(10_000, []) == (0, WINDOW)

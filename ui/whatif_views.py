@@ -19,7 +19,7 @@ from engine.cases.notes import CATEGORIES, STATUSES, Note, Notebook, case_key
 from engine.cases.whatif import Edit, WhatIf, describe_edits, edited_attribution, what_if
 from engine.present import aligned, glossary, render
 from engine.present.text import visible
-from engine.present.whatif import whatif_strip
+from engine.present.whatif import whatif_strip, window
 from engine.records import Attribution, FailureLensError
 from engine.runs.prompts import prompt_hash
 from ui import layout, safe, state, widgets
@@ -102,7 +102,11 @@ def _numbers(w: WhatIf) -> None:
 
 
 def _strip(tokens, special, before, after, tokens_after, changed, target: str, contrast: str, title: str) -> None:
-    strip = whatif_strip(tokens, special, before, after, tokens_after, changed, title=title)
+    lo, hi = window(len(tokens), changed)
+    if (lo, hi) != (0, len(tokens)):
+        st.caption(f"Tokens {lo}–{hi - 1} of {len(tokens):,}, around the edits (each row scaled over these tokens).")
+    strip = whatif_strip(tokens[lo:hi], special[lo:hi], before[lo:hi], after[lo:hi], tokens_after[lo:hi],
+                         [c - lo for c in changed if lo <= c < hi], title=title)
     st.html(render.legend_html(target, contrast, "max"))
     st.html(aligned.strip_fragment(strip, layout.scale()))
     st.caption("Before and after, each on its own colour scale; the difference row is after − before: red = the "

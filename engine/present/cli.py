@@ -22,7 +22,7 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
     case_args(p)
     p.add_argument("--json", action="store_true", help="the same summary as structured fields")
     p.add_argument("--case-file", help="a saved .flcase file to reopen (then --model is optional)")
-    next(x for x in p._actions if x.dest == "model").required = False
+    next(x for x in p._actions if x.dest == "model").required = False  # a case file names its own model
     commands["explain"] = lambda a: _explain(a, load, token)
 
     p = sub.add_parser("deck", help="a case as a PowerPoint deck (.pptx) or a one-file HTML report (.html)")

@@ -15,6 +15,7 @@ from engine.compare.align import align_rows
 from engine.present.aligned import Strip, build_strip
 
 NAMES = ("before", "after")
+WINDOW = 240  # at most this many token columns are drawn: a long prompt shows the part around its edits
 NOTE = ("Difference row: after − before, each row on its own colour scale; red = leans more towards the wrong "
         "answer after the edit.")
 
@@ -48,3 +49,13 @@ def whatif_strip(tokens: Sequence[str], special: Sequence[bool], before: Sequenc
             label = "".join(tokens[t] for t in toks) + "→" + "".join(tokens_after[t] for t in toks)
         columns.append(label)
     return dataclasses.replace(strip, columns=tuple(columns))
+
+
+def window(n: int, changed: Sequence[int], width: int = WINDOW) -> tuple[int, int]:
+    """[lo, hi) of at most `width` token positions of an n-token prompt, centred on the edited positions (the
+    first `width` when nothing changed); the whole prompt when it is short enough."""
+    if n <= width:
+        return 0, n
+    first, last = (min(changed), max(changed)) if changed else (0, 0)
+    lo = max(0, min((first + last) // 2 - width // 2, n - width))
+    return lo, lo + width
