@@ -94,7 +94,8 @@ def test_remove_a_red_token_save_and_reopen_the_case(server, driver, notes_path,
                                                          if b.text.strip() == "Remove" and b.is_enabled()])[0]
     t0 = time.perf_counter()
     remove.click()
-    _wait(driver, "the difference row", lambda: "after − before" in _text(driver) and "→" in _metric(driver, "Top answer"))
+    _wait(driver, "the difference row",
+          lambda: "after − before" in _text(driver) and "→" in _metric(driver, "Top answer"))
     t_shown = time.perf_counter() - t0
     _idle(driver)
     computed = re.search(r"computed in ([0-9.]+) s", _text(driver))

@@ -187,3 +187,15 @@ def test_long_prompts_draw_a_window_around_the_edits():
     assert window(10_000, [5000, 5010]) == (5005 - WINDOW // 2, 5005 + WINDOW // 2)
     assert window(10_000, [9990]) == (10_000 - WINDOW, 10_000) and window(10_000, [2]) == (0, WINDOW)
     assert window(10_000, []) == (0, WINDOW)
+
+
+def test_cli_case_file_of_an_own_prompt(tmp_path):
+    f, _ = _xs()
+    path = tmp_path / "own.flcase"
+    out = _run("case", "save", "--model", "zoo:xs", "--prompt", f.prompt, "--target", f"#{f.target_id}",
+               "--contrast", f"#{f.contrast_id}", "--out", str(path))
+    assert out.returncode == 0, out.stderr
+    d = json.loads(_run("explain", "--case-file", str(path), "--json").stdout)
+    assert d["status"] == "same" and d["case_file"]["case"] == "" and d["case_file"]["edits"] == []
+    assert d["recomputed"]["whatif"] is None
+    assert d["recomputed"]["summary"]["logit_diff"] == pytest.approx(f.logit_diff, abs=1e-3)
