@@ -104,7 +104,7 @@ def _numbers(w: WhatIf) -> None:
 def _strip(tokens, special, before, after, tokens_after, changed, target: str, contrast: str, title: str) -> None:
     lo, hi = window(len(tokens), changed)
     if (lo, hi) != (0, len(tokens)):
-        st.caption(f"Tokens {lo}–{hi - 1} of {len(tokens):,}, around the edits (each row scaled over these tokens).")
+        st.caption(f"Tokens {lo:d}–{hi - 1:d} of {len(tokens):,}, around the edits (each row scaled over these tokens).")
     strip = whatif_strip(tokens[lo:hi], special[lo:hi], before[lo:hi], after[lo:hi], tokens_after[lo:hi],
                          [c - lo for c in changed if lo <= c < hi], title=title)
     st.html(render.legend_html(target, contrast, "max"))
