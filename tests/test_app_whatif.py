@@ -182,3 +182,36 @@ def test_notes_filters_and_status():
     _clean(at.button(key="wi:status_set").click().run())
     mine = next(d.value for d in at.dataframe if "hypothesis" in d.value.columns and "model" not in d.value.columns)
     assert list(mine["status"]) == ["rejected", "confirmed"]
+
+
+def test_a_case_saved_with_other_weights_says_so_before_recomputing():
+    import dataclasses
+
+    from engine import zoo
+    from engine.cases.casefile import CaseFile, model_ref
+    from engine.models import load_model
+
+    at = _clean(AppTest.from_file(APP, default_timeout=120).run())
+    f = zoo.find_failure(at.session_state["case"])
+    ref = dataclasses.replace(model_ref(load_model("zoo:l")), weights_hash="0" * 16)
+    cf = CaseFile(ref, at.session_state["case"], f.prompt, f"#{f.target_id}", f"#{f.contrast_id}", "logit_diff",
+                  "by_ref_token", 10, edits=("rm:2",))
+    at.file_uploader(key="wi:open").set_value(("old.flcase", cf.to_bytes(), "application/json"))
+    _clean(at.run())
+    assert _says(at.warning, "The loaded zoo:l differs from the one this case was saved with (weights)")
+    assert list(at.session_state["wi"]) == ["rm:2"] and " → " in _metric(at, "Top answer")
+
+
+def test_graph_page_shares_the_case_notes():
+    at = _clean(AppTest.from_file(APP, default_timeout=120).run())
+    at.text_area(key="wi:note_text").set_value("written on the heatmap")
+    _clean(at.button(key="FormSubmitter:wi:note-Add note").click().run())
+    at.switch_page("pages/graph.py")
+    _clean(at.run())
+    assert "Notes on this case" in [s.value for s in at.subheader]
+    mine = next(d.value for d in at.dataframe if "hypothesis" in d.value.columns and "model" not in d.value.columns)
+    assert list(mine["hypothesis"]) == ["written on the heatmap"]
+    at.text_area(key="wi:note_text").set_value("written on the graph")
+    _clean(at.button(key="FormSubmitter:wi:note-Add note").click().run())
+    mine = next(d.value for d in at.dataframe if "hypothesis" in d.value.columns and "model" not in d.value.columns)
+    assert list(mine["hypothesis"]) == ["written on the heatmap", "written on the graph"]

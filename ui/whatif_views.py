@@ -9,7 +9,7 @@ restores the view when its model is the one loaded, and is shown read-only with 
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -157,7 +157,7 @@ def _section(handle, att: Attribution, prompt: str, curves: Any) -> None:
             _strip(att.tokens, att.special_mask, att.relevance, after.relevance, w.tokens, w.changed, w.target,
                    w.contrast, f"What if? {describe_edits(handle.tokenizer, att.token_ids, edits)}")
     _case_files(handle, att, prompt, edits, w, after, curves)
-    notes(handle, att, prompt)
+    notes(handle, prompt)
 
 
 # ---------------------------------------------------------------- case files
@@ -310,7 +310,7 @@ def _set_status(nb: Notebook) -> None:
         state.put(state.WI_NOTE_ERR, str(e))
 
 
-def notes(handle, att: Optional[Attribution], prompt: str) -> None:
+def notes(handle, prompt: str) -> None:
     """The case's notes (a form to add one, the list, status changes) and every noted case with filters."""
     st.subheader("Notes on this case")
     model, case = casefile.model_ref(handle).name, case_key(_case_ref(), prompt)
