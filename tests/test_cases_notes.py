@@ -2,15 +2,20 @@
 (threads and processes) that lose nothing."""
 from __future__ import annotations
 
-import multiprocessing
+import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from engine.cases.notes import CATEGORIES, Note, Notebook, case_key, default_path
 from engine.records import FailureLensError
 
-WRITERS, EACH = 6, 15
+WRITERS, EACH = 6, 40
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_add_filter_and_status(tmp_path):
@@ -52,21 +57,40 @@ def test_path_beside_the_prompt_store_and_env_override(tmp_path, monkeypatch):
 
 def _write(path: str, who: str, n: int) -> None:
     nb = Notebook(path)
+    while not os.path.exists(path + ".go"):  # every writer starts at once
+        time.sleep(0.005)
     for i in range(n):
         nb.add(Note("zoo:l", "l/x", f"{who} note {i}", author=who))
+
+
+WRITER = """
+import os, sys, time
+from engine.cases.notes import Note, Notebook
+path, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+nb = Notebook(path)
+while not os.path.exists(path + ".go"):
+    time.sleep(0.005)
+for i in range(n):
+    nb.add(Note("zoo:l", "l/x", f"{who} note {i}", author=who))
+"""
 
 
 def test_concurrent_threads_and_processes_lose_nothing(tmp_path):
     path = str(tmp_path / "n.sqlite")
     Notebook(path)
+    # separate interpreters (not multiprocessing: its spawn re-imports whatever __main__ an earlier test left behind)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, path, f"p{i}", str(EACH)], env=env, cwd=tmp_path,
+                              stderr=subprocess.PIPE, text=True) for i in range(WRITERS // 2)]
     threads = [threading.Thread(target=_write, args=(path, f"t{i}", EACH)) for i in range(WRITERS)]
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_write, args=(path, f"p{i}", EACH)) for i in range(WRITERS // 2)]
-    for w in threads + procs:
-        w.start()
-    for w in threads + procs:
-        w.join(timeout=300)
-    assert all(p.exitcode == 0 for p in procs)
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # let the interpreters start (not needed for correctness: only so that all writers overlap)
+    Path(path + ".go").touch()
+    for t in threads:
+        t.join(timeout=300)
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
     notes = Notebook(path).notes()
     want = {f"{w} note {i}" for w in [f"t{i}" for i in range(WRITERS)] + [f"p{i}" for i in range(WRITERS // 2)]
             for i in range(EACH)}
