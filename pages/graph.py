@@ -10,7 +10,7 @@ from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, relative_settings, stage_layout
 from engine.present import charts, glossary, render, summary
-from ui import checks, inputs, layout, loaders, long_views, safe, state, story, views, widgets
+from ui import checks, inputs, layout, loaders, long_views, safe, state, story, views, whatif_views, widgets
 from ui.graph_component import live_graph
 from ui.state import ModelSpec
 
@@ -198,3 +198,4 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
 
 
 pruned_view(graph, stages, f"Attribution graph: {att.target.text!r}{versus}")
+whatif_views.notes(handle, prompt)  # the case's notes, shared with the Heatmap page

@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine.cases.segments import assign_segments, segment_relevance
 from engine.present import charts, render
-from ui import checks, inputs, layout, loaders, long_views, state, story, views, widgets
+from ui import checks, inputs, layout, loaders, long_views, state, story, views, whatif_views, widgets
 from ui.state import ModelSpec
 
 layout.page("Heatmap")
@@ -86,5 +86,6 @@ with layer_col:
     layout.chart(charts.layer_chart(att.tokens, att.layer_relevance, mask, scale=layout.scale()), "layers",
                  table=layer_df, key="layers", figure=(figctx, "Relevance through the layers", ()))
 
-checks.heatmap_section(handle, att)
+curves = checks.heatmap_section(handle, att)
+whatif_views.section(handle, att, prompt, curves)
 views.compare(att, prompt)

@@ -23,6 +23,7 @@ URL scheme (all optional; defaults are left out):
   Both pages open on the case of the Heatmap page (case / prompt, target, contrast): "the case at hand".
   store, run, sw_models, sw_bench, sw_cat (repeatable), sw_case                       Sweeps page (results browser)
   check, check_k, check_seeds, check_repl, check_nodes      causal checks (deletion curves, node ablation)
+  wi (repeatable)             What if? edits of the Heatmap page's prompt, in order: rm:<token> | rp:<token>=<word>
 Trusting remote code is never read from a URL: a link must not be able to run code on the viewer's machine.
 To add a page's own state: add Field lines below (the key doubles as the URL parameter name).
 """
@@ -73,6 +74,10 @@ GRAN, GROUP, GGRAN, OPEN = "gran", "grp", "ggran", "open"  # long prompts (ui.lo
 LAST_CASE = "last_case"  # session only: the case open before "Own prompt" (going back reopens it)
 CHK_DONE = "check_done"  # session only: {content key: result} of the checks run on request (ui.checks); replaced,
 # never mutated in place (the default is shared)
+WHATIF, WI_FOR, WI_PICK, WI_WORD = "wi", "wi_for", "wi_pick", "wi_word"  # What if? (ui.whatif_views): edit specs;
+# session only: the prompt hash they belong to, the picked token positions, the replacement word
+WI_OPENED, WI_NOTICE = "wi_opened", "wi_notice"  # session only: last case file opened (upload id), an editor hint
+WI_OPEN_MSG, WI_NOTE_ERR = "wi_open_msg", "wi_note_err"  # session only: what opening a case did, a refused note
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
@@ -96,6 +101,10 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(CHK_ON, True), Field(CHK_K, 10), Field(CHK_SEEDS, 5), Field(CHK_REPL, "neutral"), Field(CHK_NODES, 20),
     Field(CHK_DONE, {}, url=False),
     Field(GRAN, "auto"), Field(GROUP, -1), Field(GGRAN, "auto"), Field(OPEN, []),
+    # ---- What if? on the Heatmap page (ui.whatif_views) ----
+    Field(WHATIF, []), Field(WI_FOR, "", url=False), Field(WI_PICK, [], url=False), Field(WI_WORD, "", url=False),
+    Field(WI_OPENED, "", url=False), Field(WI_NOTICE, "", url=False), Field(WI_OPEN_MSG, "", url=False),
+    Field(WI_NOTE_ERR, "", url=False),
 ]}
 _LOADED = "_url_loaded"
 

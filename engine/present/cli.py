@@ -21,6 +21,8 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
     p = sub.add_parser("explain", help="a case in plain words (what the model says, which tokens push, how far)")
     case_args(p)
     p.add_argument("--json", action="store_true", help="the same summary as structured fields")
+    p.add_argument("--case-file", help="a saved .flcase file to reopen (then --model is optional)")
+    next(x for x in p._actions if x.dest == "model").required = False  # a case file names its own model
     commands["explain"] = lambda a: _explain(a, load, token)
 
     p = sub.add_parser("deck", help="a case as a PowerPoint deck (.pptx) or a one-file HTML report (.html)")
@@ -45,6 +47,8 @@ def _request(a, load, token):
 
     if a.case and a.prompt:
         raise FailureLensError("Give either --case or --prompt, not both.")
+    if not a.model:
+        raise FailureLensError("Give --model (zoo:<name>, a local folder or a hub id), or --case-file FILE.")
     if not a.case and not a.prompt:
         raise FailureLensError("Give --case ID (e.g. l/eval-math-00014; list them with `python -m engine cases`) "
                                "or --prompt TEXT.")
@@ -71,6 +75,10 @@ def _recorded(att, failure) -> bool:
 def _explain(a, load, token) -> int:
     from engine.present.summary import case_summary, to_text
 
+    if a.case_file:
+        from engine.cases.case_cli import explain_case_file
+
+        return explain_case_file(a, load)
     _, _, att, labels, case, recorded = _request(a, load, token)
     s = case_summary(att, labels, model=a.model, case=case, recorded=recorded)
     print(json.dumps(s.to_dict(), ensure_ascii=False, indent=1) if a.json else to_text(s),
