@@ -77,11 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions():
-    """Sub-commands that live beside their modules (graph, sweep, check, explain, deck, cases)."""
+    """Sub-commands that live beside their modules (graph, sweep, study, check, explain, deck, cases)."""
     import importlib
 
     found = []
-    for name in ("engine.graph.cli", "engine.runs.cli", "engine.cases.cli", "engine.compare.cli", "engine.present.cli"):
+    for name in ("engine.graph.cli", "engine.runs.cli", "engine.runs.study_cli", "engine.cases.cli", "engine.compare.cli",
+                 "engine.present.cli"):
         try:
             found.append(importlib.import_module(name).register)
         except ModuleNotFoundError:

@@ -32,6 +32,7 @@ PATTERNS = ("URT", "OIT", "URT+OIT")
 SEGMENTS = ("instruction", "query", "answer", "special")
 ROLE = {"instruction": "IFEval", "ifeval": "IFEval", "math": "MATH", "code": "EvalPlus", "evalplus": "EvalPlus",
         "humaneval": "EvalPlus", "retrieval": "GAIA", "gaia": "GAIA"}  # the paper's benchmark each family stands for
+GRAPH_TOKENS = 120  # Fig 3 prefers a case this short: a wider graph does not fit a slide
 FIGURES = ("Fig 1", "Fig 2", "Fig 3", "Fig 4", "Fig 5", "Fig 6", "Fig 7")
 
 
@@ -202,9 +203,11 @@ def _pick(r: pd.Series) -> dict[str, Any]:
 
 
 def _graph_case(fails: pd.DataFrame) -> pd.DataFrame:
-    """The by-graph failure with the highest node-ablation correlation (the heatmap does not explain it)."""
+    """The by-graph failure with the highest node-ablation correlation (the heatmap does not explain it), among
+    those short enough to draw (at most GRAPH_TOKENS tokens) when there are such."""
     g = fails[(fails["outcome"] == "by graph") & fails.get("check_r_zero", pd.Series(dtype=float)).notna()]
-    g = g.sort_values("check_r_zero", ascending=False).head(1)
+    short = g[g["position"] <= GRAPH_TOKENS]
+    g = (short if len(short) else g).sort_values("check_r_zero", ascending=False).head(1)
     return g[["case_id", "family", "logit_diff", "check_verdict", "check_r_zero", "basis"]].reset_index(drop=True)
 
 
