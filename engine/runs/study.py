@@ -9,8 +9,8 @@ studied, a size series and a checkpoint series:
     sizes: [{source: 'zoo:s', label: s}, ...]          # larger models, smallest first
     checkpoints: [{source: 'zoo:m-step00050', label: m-step00050}, ...]   # in training order
     benchmarks: [{kind: zoo}]                        # as in a sweep config
-    failures_per_family: 50                          # reference failures studied per family (null: all)
-    cases_per_family: 250                            # cases screened per family (null: all)
+    failures_per_family: {default: 50, retrieval: 20}   # reference failures studied per family (null: all)
+    cases_per_family: 250                            # cases screened per family (null: all); also {family: n}
     compute: {heatmap: true, graph: true, checks: true}   # what the reference phase computes (sweep keys)
     store: runs/zoo-study
 
@@ -31,7 +31,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import yaml
 
@@ -55,8 +55,8 @@ class StudyConfig:
     name: str = "study"
     sizes: tuple[ModelSpec, ...] = ()
     checkpoints: tuple[ModelSpec, ...] = ()
-    failures_per_family: Optional[int] = 50
-    cases_per_family: Optional[int] = None
+    failures_per_family: Union[int, dict[str, int], None] = 50  # a number, or {family: n, default: n}
+    cases_per_family: Union[int, dict[str, int], None] = None
     objective: Objective = field(default_factory=Objective)
     rule: str = "attnlrp"
     top_k: int = 10
@@ -113,8 +113,10 @@ def parse_study_config(text: str, source: str = "<study>", base_dir: Optional[Pa
         raise b.error(("name",), f"name {cfg.name!r} must be non-empty and without '/'; it names the study's runs.")
     for key in ("failures_per_family", "cases_per_family"):
         value = getattr(cfg, key)
-        if value is not None and not 1 <= value <= 1_000_000:
-            raise b.error((key,), f"{key} is {value!r}, out of its range: it must be from 1 to 1,000,000 (or null).")
+        for k, v in (value.items() if isinstance(value, dict) else [("", value)]):
+            if v is not None and not 1 <= v <= 1_000_000:
+                where = (key, k) if k else (key,)
+                raise b.error(where, f"{_where(where)} is {v!r}, out of its range: it must be from 1 to 1,000,000.")
     if not cfg.sizes and not cfg.checkpoints:
         raise b.error(("sizes",), "a study needs sizes or checkpoints (or both) to compare with the reference.")
     labels: dict[str, tuple] = {}
@@ -167,6 +169,11 @@ class StudySummary:
         return tuple(x for p in self.phases for x in p.lost)
 
 
+def cap(limit: Union[int, dict[str, int], None], fam: str) -> Optional[int]:
+    """The per-family limit: a number for every family, or {family: n, default: n} (missing: no limit)."""
+    return limit.get(fam, limit.get("default")) if isinstance(limit, dict) else limit
+
+
 def family(case_meta: Optional[dict], benchmark: str) -> str:
     return str((case_meta or {}).get("family") or benchmark)
 
@@ -201,7 +208,8 @@ def _screen_cases(cfg: StudyConfig) -> list[list[dict]]:
     index = {id(b): i for i, b in enumerate(cfg.benchmarks)}
     for bench, case in load_cases(_as_sweep(cfg)):
         fam = family(case.meta, case.benchmark)
-        if cfg.cases_per_family is None or taken.get(fam, 0) < cfg.cases_per_family:
+        limit = cap(cfg.cases_per_family, fam)
+        if limit is None or taken.get(fam, 0) < limit:
             taken[fam] = taken.get(fam, 0) + 1
             groups[index[id(bench)]].append(_case_record(case))
     return groups
@@ -221,7 +229,8 @@ def _failure_cases(store: Store, cfg: StudyConfig, screen: tuple[BenchmarkSpec, 
     out: list[list[dict]] = [[] for _ in cfg.benchmarks]
     for i, c in _phase_cases(screen):
         fam = family(c.meta, c.benchmark)
-        if c.uid in ok and (cfg.failures_per_family is None or taken.get(fam, 0) < cfg.failures_per_family):
+        limit = cap(cfg.failures_per_family, fam)
+        if c.uid in ok and (limit is None or taken.get(fam, 0) < limit):
             taken[fam] = taken.get(fam, 0) + 1
             out[i].append(_case_record(c))
     return out
