@@ -14,6 +14,7 @@ PAGES = [
     ("scaling", "Scaling", ":material/stacked_line_chart:", False),
     ("evolution", "Evolution", ":material/timeline:", False),
     ("sweeps", "Sweeps", ":material/table_chart:", False),
+    ("study", "Study", ":material/summarize:", False),
 ]
 
 state.init()

@@ -22,6 +22,7 @@ URL scheme (all optional; defaults are left out):
   Both pages open on the case of the Heatmap page (case / prompt, target, contrast): "the case at hand".
   store, run, sw_models, sw_bench, sw_cat (repeatable), sw_case                       Sweeps page (results browser)
   check, check_k, check_seeds, check_repl, check_nodes      causal checks (deletion curves, node ablation)
+  st_store, study             Study page: the store folder and the study shown
 Trusting remote code is never read from a URL: a link must not be able to run code on the viewer's machine.
 To add a page's own state: add Field lines below (the key doubles as the URL parameter name).
 """
@@ -66,6 +67,7 @@ CHK_ON, CHK_K, CHK_SEEDS, CHK_REPL, CHK_NODES = "check", "check_k", "check_seeds
 GRAN, GROUP, GGRAN, OPEN = "gran", "grp", "ggran", "open"  # long prompts (ui.long_views): heatmap granularity, selected
 # group (by a token in it), graph supernodes, supernodes opened into tokens (by their first token)
 LAST_CASE = "last_case"  # session only: the case open before "Own prompt" (going back reopens it)
+ST_STORE, ST_NAME, ST_SIZE = "st_store", "study", "st_size"  # Study page: store folder, study, size of a new run
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
@@ -87,6 +89,8 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     # ---- causal checks beside the heatmap and the graph (ui.checks) ----
     Field(CHK_ON, True), Field(CHK_K, 10), Field(CHK_SEEDS, 5), Field(CHK_REPL, "neutral"), Field(CHK_NODES, 20),
     Field(GRAN, "auto"), Field(GROUP, -1), Field(GGRAN, "auto"), Field(OPEN, []),
+    # ---- Study page (ui.study_views) ----
+    Field(ST_STORE, ""), Field(ST_NAME, ""), Field(ST_SIZE, "quick", url=False),
 ]}
 _LOADED = "_url_loaded"
 

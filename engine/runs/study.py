@@ -119,15 +119,18 @@ def parse_study_config(text: str, source: str = "<study>", base_dir: Optional[Pa
                 raise b.error(where, f"{_where(where)} is {v!r}, out of its range: it must be from 1 to 1,000,000.")
     if not cfg.sizes and not cfg.checkpoints:
         raise b.error(("sizes",), "a study needs sizes or checkpoints (or both) to compare with the reference.")
-    labels: dict[str, tuple] = {}
+    labels: dict[str, tuple[tuple, ModelSpec]] = {}
 
     def label(m: ModelSpec, path: tuple) -> ModelSpec:
-        lab = m.label or m.source.rstrip("/").split("/")[-1] + (f"@{m.revision}" if m.revision else "")
-        if lab in labels and (path[0] == labels[lab][0] or "reference" in (path[0], labels[lab][0])):
-            raise b.error(path, f"model label {lab!r} is used twice ({_where(labels[lab])} and {_where(path)}); "
+        """Default labels; a label twice is an error unless a size is also a checkpoint (same model, run once)."""
+        m = dataclasses.replace(m, label=m.label or m.source.rstrip("/").split("/")[-1]
+                                + (f"@{m.revision}" if m.revision else ""))
+        seen = labels.get(m.label)
+        if seen and (path[0] == seen[0][0] or "reference" in (path[0], seen[0][0]) or seen[1] != m):
+            raise b.error(path, f"model label {m.label!r} is used twice ({_where(seen[0])} and {_where(path)}); "
                                 "give each model its own label.")
-        labels.setdefault(lab, path)
-        return dataclasses.replace(m, label=lab)
+        labels.setdefault(m.label, (path, m))
+        return m
 
     ref = label(cfg.reference, ("reference",))
     sizes = tuple(label(m, ("sizes", i)) for i, m in enumerate(cfg.sizes))

@@ -63,21 +63,24 @@ def _fig3_chart(store: Store, t: StudyTables) -> Optional[alt.TopLevelMixin]:
     return ch.graph_figure(case.graph if case is not None else None, 0.8)
 
 
-def figure_views(store: Store, t: StudyTables) -> dict[str, FigureView]:
+def figure_views(store: Store, t: StudyTables, only: Optional[str] = None) -> dict[str, FigureView]:
+    """Each figure's chart and table names; `only` builds just that figure (the page draws one at a time)."""
     tb = t.tables
-    views = [
-        FigureView("Fig 1", ch.fig1_chart(tb["fig1_outcomes"], tb["fig1_patterns"]), ("fig1_outcomes", "fig1_patterns")),
-        FigureView("Fig 2", _fig2_chart(store, t), ("fig2_examples",)),
-        FigureView("Fig 3", _fig3_chart(store, t), ("fig3_graph",),
-                   "" if len(tb["fig3_graph"]) else "No failure is explained by the graph but not by the heatmap."),
-        FigureView("Fig 4", ch.fig4_chart(tb["fig4_scaling"]) if len(tb["fig4_scaling"]) else None, ("fig4_scaling",)),
-        FigureView("Fig 5", ch.fig5_chart(tb["fig5_segments"]), ("fig5_segments",)),
-        FigureView("Fig 6", ch.fig6_chart(tb["fig6_checkpoints"], tb["fig6_means"]) if len(tb["fig6_means"]) else None,
-                   ("fig6_means", "fig6_checkpoints")),
-        FigureView("Fig 7", ch.fig7_chart(tb["fig7_segments"]) if len(tb["fig7_segments"]) else None,
-                   ("fig7_segments",)),
-    ]
-    return {v.figure: v for v in views}
+    make: dict[str, Any] = {
+        "Fig 1": lambda: ch.fig1_chart(tb["fig1_outcomes"], tb["fig1_patterns"]),
+        "Fig 2": lambda: _fig2_chart(store, t),
+        "Fig 3": lambda: _fig3_chart(store, t),
+        "Fig 4": lambda: ch.fig4_chart(tb["fig4_scaling"]) if len(tb["fig4_scaling"]) else None,
+        "Fig 5": lambda: ch.fig5_chart(tb["fig5_segments"]),
+        "Fig 6": lambda: ch.fig6_chart(tb["fig6_checkpoints"], tb["fig6_means"]) if len(tb["fig6_means"]) else None,
+        "Fig 7": lambda: ch.fig7_chart(tb["fig7_segments"]) if len(tb["fig7_segments"]) else None,
+    }
+    names = {"Fig 1": ("fig1_outcomes", "fig1_patterns"), "Fig 2": ("fig2_examples",), "Fig 3": ("fig3_graph",),
+             "Fig 4": ("fig4_scaling",), "Fig 5": ("fig5_segments",), "Fig 6": ("fig6_means", "fig6_checkpoints"),
+             "Fig 7": ("fig7_segments",)}
+    none3 = "" if len(tb["fig3_graph"]) else "No failure is explained by the graph but not by the heatmap."
+    return {f: FigureView(f, make[f](), names[f], none3 if f == "Fig 3" else "")
+            for f in FIGURES if only is None or f == only}
 
 
 def _frame_html(df: Any, limit: int = 40) -> str:
