@@ -18,8 +18,8 @@ from engine.present import render
 from engine.records import FailureLensError
 from engine.runs import study_charts as ch
 from engine.runs.store import Store
-from engine.runs.study import PHASE_WORDS, PHASES, StudyConfig, StudyProgress, StudySummary, load_study_config, run_id, \
-    run_study
+from engine.runs.study import (PHASE_WORDS, PHASES, StudyConfig, StudyProgress, StudySummary, load_study_config,
+                               run_id, run_study)
 from engine.runs.study_figures import FIGURES, StudyTables, study_runs, study_tables
 from ui import layout, safe, state
 
@@ -122,7 +122,8 @@ def _live(folder: str) -> None:
                     text=f"Phase {p.index} of {len(PHASES)} ({safe.plain(PHASE_WORDS[p.phase])}): {safe.plain(what)} · "
                          f"{s.done} of {s.total} · {_duration(s.elapsed_s)} elapsed · about {_duration(s.eta_s)} left "
                          "in this phase")
-    st.button("Stop", icon=":material/stop_circle:", key="st:stop", on_click=job.cancel.set, disabled=job.cancel.is_set(),
+    st.button("Stop", icon=":material/stop_circle:", key="st:stop", on_click=job.cancel.set,
+              disabled=job.cancel.is_set(),
               help="Stops after the case being computed; start again to continue where it stopped.")
 
 

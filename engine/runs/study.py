@@ -12,13 +12,15 @@ studied, a size series and a checkpoint series:
     failures_per_family: {default: 50, retrieval: 20}   # reference failures studied per family (null: all)
     cases_per_family: 250                            # cases screened per family (null: all); also {family: n}
     compute: {heatmap: true, graph: true, checks: true}   # what the reference phase computes (sweep keys)
+    check_models: false                              # also check the other models where they still fail
     store: runs/zoo-study
 
 It runs as three sweeps (engine.runs.sweep, or engine.runs.ray with --ray), each its own run in the store:
   <name>/screen     the reference model on every screened case: the first wrong token only (cheap)
   <name>/reference  the reference model's first `failures_per_family` failures per family, with `compute`
   <name>/models     every size and checkpoint on exactly those failures: the same prompt, answer prefix and token
-                    pair (engine.cases.failures.pinned_failure), with a heatmap; Δℓ may be negative there
+                    pair (engine.cases.failures.pinned_failure), with a heatmap (and `compute.checks` when
+                    `check_models`); Δℓ may be negative there (the model is right)
 The case lists of the later phases are files in <store>/study-<name>/ (benchmark kind `cases`), written
 atomically from the store; the study itself is registered as run <name> with its config, so resuming with
 another config is refused. Each phase resumes like a sweep, so `kill -9` then --resume stores nothing twice.
@@ -57,6 +59,7 @@ class StudyConfig:
     checkpoints: tuple[ModelSpec, ...] = ()
     failures_per_family: Union[int, dict[str, int], None] = 50  # a number, or {family: n, default: n}
     cases_per_family: Union[int, dict[str, int], None] = None
+    check_models: bool = False  # causal checks on the other models' still-failing cases too (costly on long prompts)
     objective: Objective = field(default_factory=Objective)
     rule: str = "attnlrp"
     top_k: int = 10
@@ -74,8 +77,8 @@ class StudyConfig:
 
     def sweep(self, phase: str, models: tuple[ModelSpec, ...], benchmarks: tuple[BenchmarkSpec, ...]) -> SweepConfig:
         """The sweep config of one phase (see the module docstring)."""
-        compute = {"screen": ComputeSpec(heatmap=False), "reference": self.compute,
-                   "models": ComputeSpec(heatmap=True)}[phase]
+        others = ComputeSpec(heatmap=True, checks=self.compute.checks if self.check_models else ComputeSpec().checks)
+        compute = {"screen": ComputeSpec(heatmap=False), "reference": self.compute, "models": others}[phase]
         return SweepConfig(models=models, benchmarks=benchmarks, store=self.store, name=run_id(self.name, phase),
                            objective=self.objective, rule=self.rule, top_k=self.top_k, compute=compute, ray=self.ray)
 

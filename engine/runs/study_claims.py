@@ -50,7 +50,7 @@ def _fig1(t: Any) -> Claim:
     words = ", ".join(f"{f} {share[f]:.0%}" for f in share)
     if not easy or not math_f:
         return Claim("Fig 1", TEXT["Fig 1"], "not tested", None,
-                     f"By input: {words}; the study lacks a MATH-like family or the others, so the claim is not tested.")
+                     f"By input: {words}; the study lacks a MATH-like family or the others: not tested.")
     unexplained = {f: 1 - s for f, s in share.items()}
     most = all(share[f] > 0.5 for f in easy)
     math_worst = unexplained[math_f[0]] >= max(unexplained.values())

@@ -74,7 +74,8 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
                 s = run_study(cfg, a.resume, None if a.quiet else StudyBar(), stop.event.is_set, a.ray)
             for ph in s.phases:
                 counts = ", ".join(f"{k} {v}" for k, v in sorted(ph.statuses.items())) or "nothing new"
-                print(f"{ph.run_id}: {ph.computed} computed ({counts}), {ph.skipped} already stored, {ph.total} in all, "
+                print(f"{ph.run_id}: {ph.computed} computed ({counts}), {ph.skipped} already stored, {ph.total} "
+                      "in all, "
                       f"{_clock(ph.elapsed_s)}")
             print(f"study {s.name!r} in {s.store}: {_clock(s.elapsed_s)}")
             if s.lost:

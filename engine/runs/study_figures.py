@@ -177,7 +177,8 @@ def _counts(df: pd.DataFrame, column: str, order: tuple[str, ...]) -> pd.DataFra
             n = int((g[column] == v).sum())
             by = {b: int(((g[column] == v) & (g["basis"] == b)).sum()) for b in ("check", "person", "heuristic")}
             rows.append({"family": fam, "paper": ROLE.get(str(fam).lower(), ""), column: v, "count": n,
-                         "share": n / len(g) if len(g) else math.nan, "of": len(g), **{f"on_{b}": k for b, k in by.items()}})
+                         "share": n / len(g) if len(g) else math.nan, "of": len(g),
+                         **{f"on_{b}": k for b, k in by.items()}})
     return pd.DataFrame(rows, columns=["family", "paper", column, "count", "share", "of", "on_check", "on_person",
                                        "on_heuristic"])
 

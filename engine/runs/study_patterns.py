@@ -55,7 +55,8 @@ def pattern_tables(store: Store, name: str, fails: pd.DataFrame, others: pd.Data
                 continue
             plain = np.flatnonzero(~spec)
             for side, order in (("red", np.argsort(-rel[plain])), ("blue", np.argsort(rel[plain]))):
-                picked = [plain[i] for i in order[:TOP] if (rel[plain[i]] > 0) == (side == "red") and rel[plain[i]] != 0]
+                picked = [plain[i] for i in order[:TOP]
+                          if (rel[plain[i]] > 0) == (side == "red") and rel[plain[i]] != 0]
                 for tok in dict.fromkeys(visible(case.tokens[i]) for i in picked):
                     counts[(r.family, side)][tok] += 1
                     if len(where[(r.family, side, tok)]) < CASES:

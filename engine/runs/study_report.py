@@ -101,11 +101,13 @@ def report_html(store: Store, t: StudyTables, views: Optional[dict[str, FigureVi
              f'<p class="muted">{esc(t.case_set())}</p>',
              "<h2>What share of the failures does attribution explain?</h2>",
              svg_image(ch.headline_chart(t.tables["headline"]), "outcomes per size and checkpoint"),
-             '<p class="muted">Reference model: outcomes from its causal checks (a person\'s label wins). Other models: '
+             '<p class="muted">Reference model: outcomes from its causal checks (a person\'s label wins). '
+             "Other models: "
              "the same cases and token pair; fixed = Δℓ ≤ 0 there; where they still fail, the outcome rests on the "
              "heuristic unless the study ran checks on them (column on_heuristic).</p>",
              "<h2>The claims</h2>",
-             table([[c.figure, c.claim, c.answer, c.words] for c in t.claims], ["figure", "claim", "answer", "this run"])]
+             table([[c.figure, c.claim, c.answer, c.words] for c in t.claims],
+                   ["figure", "claim", "answer", "this run"])]
     for fig in FIGURES:
         c, v = claims[fig], views[fig]
         parts += [f"<h2>{esc(fig)}: {esc(c.claim)}</h2>",
@@ -124,7 +126,8 @@ def report_html(store: Store, t: StudyTables, views: Optional[dict[str, FigureVi
     sp = t.tables.get("patterns_special")
     if sp is not None and len(sp):
         parts += [svg_image(ch.special_chart(sp), "special-token share per model"), _frame_html(sp)]
-    parts += ["<h3>Where in the prompt the relevance sits (|R|-weighted position quantiles, 1 = the failure point)</h3>",
+    parts += ["<h3>Where in the prompt the relevance sits (|R|-weighted position quantiles, 1 = the failure "
+              "point)</h3>",
               _frame_html(t.tables.get("patterns_positions", _empty())),
               "<h2>What the codes mean</h2>", glossary_legend()]
     return _page(f"study {t.name}", parts)
