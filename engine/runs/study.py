@@ -72,7 +72,11 @@ class StudyConfig:
         return tuple({m.label: m for m in (*self.sizes, *self.checkpoints)}.values())
 
     def identity(self) -> dict[str, Any]:
+        """What decides the study's results (kept with it; resuming needs the same): all but store and ray, and
+        check_models only when on (so studies from before it keep their identity)."""
         out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("store", "ray")}
+        if not self.check_models:
+            out.pop("check_models")
         return {"study": out}
 
     def sweep(self, phase: str, models: tuple[ModelSpec, ...], benchmarks: tuple[BenchmarkSpec, ...]) -> SweepConfig:
