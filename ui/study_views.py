@@ -178,10 +178,11 @@ def tables(folder: str, name: str) -> Optional[StudyTables]:
 
 def headline(t: StudyTables) -> None:
     st.subheader("What share of the failures does attribution explain?")
-    layout.chart(ch.headline_chart(t.tables["headline"], layout.scale()), f"study_{t.name}_headline",
-                 t.tables["headline"], key="st:headline")
+    st.altair_chart(ch.headline_chart(t.tables["headline"], layout.scale()), width="content")
     st.caption(safe.plain(t.case_set()) + " Other models: the same cases and token pair; fixed = Δℓ ≤ 0 there; "
                "where they still fail the outcome rests on the heuristic (the table's on_heuristic).")
+    layout.downloads(f"study_{t.name}_headline", chart=ch.headline_chart(t.tables["headline"]),
+                     table=t.tables["headline"], key="st:headline", figure=f"Study {t.name}: how the failures end")
 
 
 def claims(t: StudyTables) -> None:

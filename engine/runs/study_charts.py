@@ -19,27 +19,31 @@ PATTERN_SCALE = alt.Scale(domain=["URT", "OIT", "URT+OIT", "none"], range=["#AA4
 
 
 def headline_chart(h: pd.DataFrame, scale: float = 1.0) -> alt.VConcatChart:
-    """The meeting's question: per size and per checkpoint, how the reference's failures end there (with counts)."""
+    """The meeting's question: per size and per checkpoint, how the reference's failures end there (with counts).
+    Compact (15 px a bar) so both panels fit the first screen of a 1280 x 720 projector."""
+    groups = [(g, t) for g, t in (("size", "per model size"), ("checkpoint", "per checkpoint"))
+              if not h[h["group"] == g].empty]
     parts = []
-    for group, title in (("size", "per model size"), ("checkpoint", "per checkpoint")):
+    for i, (group, title) in enumerate(groups):
         d = h[h["group"] == group]
-        if d.empty:
-            continue
         order = list(dict.fromkeys(d.sort_values("order")["model"]))
         d = d.assign(rank=d["outcome"].map({"fixed": 3, "by input": 0, "by graph": 1, "no clue": 2}))
-        base = alt.Chart(d).encode(
-            y=alt.Y("model:N", sort=order, title=None, axis=alt.Axis(labelLimit=0)),
-            x=alt.X("count:Q", stack="normalize", title="share of the reference's failures", axis=alt.Axis(format="%")),
-            order=alt.Order("rank:Q"))
+        last = i == len(groups) - 1
+        x = alt.X("count:Q", stack="normalize", axis=alt.Axis(format="%", title="share of the reference's failures"
+                                                             if last else None, labels=last, ticks=last))
+        axis = alt.Axis(labelLimit=0, labelOverlap=False, labelFontSize=round(10 * scale), ticks=False)
+        base = alt.Chart(d).encode(y=alt.Y("model:N", sort=order, title=None, axis=axis), x=x,
+                                   order=alt.Order("rank:Q"))
         bars = base.mark_bar().encode(color=alt.Color("outcome:N", scale=OUTCOME_SCALE, title="outcome"),
                                       tooltip=["model", "outcome", "count", alt.Tooltip("share:Q", format=".0%"),
                                                "of", alt.Tooltip("on_heuristic:Q", title="on heuristic")])
-        text = base.transform_filter("datum.count > 0").mark_text(dx=-4, align="right", fontSize=round(11 * scale)) \
-            .encode(x=alt.X("count:Q", stack="normalize", bandPosition=1), text="count:Q",
-                    color=alt.condition("datum.outcome == 'no clue'", alt.value("white"), alt.value("#111")))
-        parts.append((bars + text).properties(title=title, width=round(520 * scale),
-                                              height=round(22 * len(order) * scale)))
-    return alt.vconcat(*parts).resolve_scale(color="shared")
+        text = base.transform_filter("datum.share >= 0.04").mark_text(dx=-3, align="right",
+                                                                       fontSize=round(10 * scale)).encode(
+            x=alt.X("count:Q", stack="normalize", bandPosition=1), text="count:Q",
+            color=alt.condition("datum.outcome == 'no clue'", alt.value("white"), alt.value("#111")))
+        parts.append((bars + text).properties(title=alt.TitleParams(title, anchor="start", fontSize=12),
+                                              width=round(520 * scale), height=round(15 * len(order) * scale)))
+    return alt.vconcat(*parts, spacing=6).resolve_scale(color="shared")
 
 
 def _stack(df: pd.DataFrame, column: str, sc: alt.Scale, title: str, scale: float) -> alt.Chart:
@@ -119,7 +123,7 @@ def fig7_chart(seg: pd.DataFrame, scale: float = 1.0) -> alt.Chart:
 def special_chart(sp: pd.DataFrame, scale: float = 1.0) -> alt.Chart:
     models = list(sp.sort_values("order")["model"])
     return alt.Chart(sp).mark_bar().encode(
-        y=alt.Y("model:N", sort=models, title=None),
+        y=alt.Y("model:N", sort=models, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=0)),
         x=alt.X("special_share:Q", title="share of |relevance| on special tokens (BOS, template)",
                 axis=alt.Axis(format="%")),
         color=alt.Color("model:N", scale=palette.scale(models), legend=None),
