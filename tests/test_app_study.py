@@ -44,11 +44,20 @@ def test_study_page_opens_a_stored_study(store, no_legacy_pages_mode):  # noqa: 
         f"Fig {i}: {c} — {a}" for i, (c, a) in enumerate(zip(claims["claim"], claims["answer"]), 1)]
     assert at.selectbox(key="w:study").value == "fx"
     assert not any(e.label == "Run the zoo study" and e.proto.expanded for e in at.expander)
-    # reopening hits the cached tables
+    # reopening hits the cached tables; the first open left them beside the study, equal to a fresh computation
     t1 = time.perf_counter()
     at.run()
     assert not at.exception
     print(f"first open {took:.1f}s, reopen {time.perf_counter() - t1:.1f}s")
+    from engine.runs.store import Store
+    from engine.runs.study_figures import load_cached, study_stamp, study_tables
+
+    with Store(store, readonly=True) as s:
+        cached = load_cached(store / "study-fx" / "tables", study_stamp(s, "fx"))
+        fresh = study_tables(s, "fx")
+    assert cached is not None and cached.claims == fresh.claims and cached.basis_counts == fresh.basis_counts
+    for name, df in fresh.tables.items():
+        assert cached.tables[name].to_csv(index=False) == df.to_csv(index=False), name
 
 
 def test_study_page_without_a_study(tmp_path, no_legacy_pages_mode):  # noqa: F811

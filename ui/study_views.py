@@ -2,6 +2,7 @@
 store (cached tables), the headline chart, the claims, each figure with its table, and the downloads."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
@@ -19,8 +20,9 @@ from engine.records import FailureLensError
 from engine.runs import study_charts as ch
 from engine.runs.store import Store
 from engine.runs.study import (PHASE_WORDS, PHASES, StudyConfig, StudyProgress, StudySummary, load_study_config,
-                               run_id, run_study)
-from engine.runs.study_figures import FIGURES, StudyTables, study_runs, study_tables
+                               run_study)
+from engine.runs.study_figures import (FIGURES, StudyTables, load_cached, save_cached, study_runs, study_stamp,
+                                      study_tables)
 from ui import layout, safe, state
 
 log = logging.getLogger(__name__)
@@ -151,26 +153,27 @@ def studies(folder: str) -> list[str]:
         return []
 
 
-def _stamp(folder: str, name: str) -> tuple:
-    """Changes whenever the study stores a result (so the cached tables are redone only then)."""
-    with Store(folder, readonly=True) as s:
-        rows = s._query("SELECT COUNT(*), MAX(created) FROM results WHERE run_id IN (?, ?, ?)",
-                        [run_id(name, p) for p in PHASES])
-        labels = s._query("SELECT COUNT(*) FROM labels WHERE run_id = ?", [run_id(name, "reference")])
-    return tuple(rows[0]) + tuple(labels[0])
-
-
 @st.cache_data(max_entries=4, show_spinner="Reading the study from its store …")
 def _tables(folder: str, name: str, stamp: tuple) -> StudyTables:
-    with Store(folder, readonly=True) as s:
-        return study_tables(s, name)
+    """From the cache beside the study when it matches the store (written by the CLI or by an earlier open),
+    else computed and, where the folder is writable, cached there."""
+    cache = Path(folder) / f"study-{name}" / "tables"
+    t = load_cached(cache, list(stamp))
+    if t is None:
+        with Store(folder, readonly=True) as s:
+            t = study_tables(s, name)
+        with contextlib.suppress(OSError, FailureLensError):
+            save_cached(t, cache, list(stamp))
+    return t
 
 
 def tables(folder: str, name: str) -> Optional[StudyTables]:
     """The study's tables and claims, cached until it stores something new; errors shown, None returned."""
     try:
         folder = str(Path(folder).expanduser().resolve())
-        return _tables(folder, name, _stamp(folder, name))
+        with Store(folder, readonly=True) as s:
+            stamp = tuple(study_stamp(s, name))
+        return _tables(folder, name, stamp)
     except FailureLensError as e:
         st.error(safe.plain(e))
         return None

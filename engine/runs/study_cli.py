@@ -5,6 +5,7 @@ Exit codes as for `sweep`: 0 done; 2 a problem to fix; 130 stopped by Ctrl-C (co
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -31,10 +32,13 @@ def write_outputs(folder: str, name: str, report=None, deck=None, csv=None, clai
     from engine.files import write_atomic
     from engine.runs import study_report as sr
     from engine.runs.store import Store
-    from engine.runs.study_figures import study_tables
+    from engine.records import FailureLensError
+    from engine.runs.study_figures import save_cached, study_stamp, study_tables
 
     with Store(folder, readonly=True) as store:
         t = study_tables(store, name)
+        with contextlib.suppress(OSError, FailureLensError):  # the page re-opens the study from this cache
+            save_cached(t, Path(folder) / f"study-{name}" / "tables", study_stamp(store, name))
         views = sr.figure_views(store, t) if report or deck else None
         if report:
             print(f"wrote {write_atomic(Path(report), sr.report_html(store, t, views), 'report')}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -168,6 +169,49 @@ def study_tables(store: Store, name: str, arrays: bool = True) -> StudyTables:
     from engine.runs.study_claims import claims
 
     return StudyTables(name, ref, sizes, points, fails, t, claims(tables), basis)
+
+
+# ---- a cache of the tables beside the study (re-opening a finished study without re-reading every heatmap) ----
+
+def study_stamp(store: Store, name: str) -> list:
+    """Changes whenever the study stores a result or gets a label: the cache key of its tables."""
+    runs = [run_id(name, p) for p in ("screen", "reference", "models")]
+    rows = store._query("SELECT COUNT(*), MAX(created) FROM results WHERE run_id IN (?, ?, ?)", runs)
+    labels = store._query("SELECT COUNT(*), MAX(created) FROM labels WHERE run_id IN (?, ?, ?)", runs)
+    return [*rows[0], *labels[0]]
+
+
+def save_cached(t: StudyTables, folder: Path, stamp: list) -> None:
+    """The tables as Parquet files and the rest as JSON in `folder` (no pickles: a store may come from elsewhere)."""
+    import io
+    import json
+
+    from engine.files import write_atomic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, df in {**t.tables, "failures": t.failures}.items():
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        write_atomic(folder / f"{n}.parquet", buf.getvalue(), "table cache")
+    meta = {"stamp": stamp, "name": t.name, "reference": t.reference, "sizes": t.sizes, "checkpoints": t.checkpoints,
+            "tables": list(t.tables), "claims": [c.__dict__ for c in t.claims], "basis_counts": t.basis_counts}
+    write_atomic(folder / "tables.json", json.dumps(meta, default=str), "table cache")  # last: marks it complete
+
+
+def load_cached(folder: Path, stamp: list) -> Optional[StudyTables]:
+    """The cached tables when they were made from exactly this state of the store, else None."""
+    import json
+
+    try:
+        meta = json.loads((folder / "tables.json").read_text())
+        if meta["stamp"] != json.loads(json.dumps(stamp, default=str)):
+            return None
+        read = lambda n: pd.read_parquet(folder / f"{n}.parquet")  # noqa: E731
+        return StudyTables(meta["name"], meta["reference"], tuple(meta["sizes"]), tuple(meta["checkpoints"]),
+                           read("failures"), {n: read(n) for n in meta["tables"]},
+                           tuple(Claim(**c) for c in meta["claims"]), meta["basis_counts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _counts(df: pd.DataFrame, column: str, order: tuple[str, ...]) -> pd.DataFrame:
