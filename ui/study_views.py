@@ -190,8 +190,13 @@ def headline(t: StudyTables) -> None:
 
 def claims(t: StudyTables) -> None:
     st.subheader("The reference study's claims, on this run")
-    layout.table(pd.DataFrame([c.to_dict() for c in t.claims])[["figure", "claim", "answer", "in_words"]],
-                 f"study_{t.name}_claims", key="st:claims")
+    st.caption("Each figure's claim (the paper's finding), this run's answer and the numbers that decide it; the "
+               "figures below are titled the same way.")
+    layout.table(pd.DataFrame([c.to_dict() for c in t.claims])[["figure", "answer", "in_words", "claim"]],
+                 f"study_{t.name}_claims", key="st:claims",
+                 column_config={"figure": st.column_config.TextColumn(width="small"),
+                                "answer": st.column_config.TextColumn(width="small"),
+                                "in_words": st.column_config.TextColumn("this run", width="large")})
 
 
 def figures(folder: str, t: StudyTables) -> None:
