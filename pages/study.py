@@ -31,7 +31,7 @@ with st.expander("Run the zoo study", expanded=tables is None):
     st.caption("The zoo's smallest model (xs) is the reference: its failures on the four families are checked "
                "causally, then followed into s, m, l and m's eight training checkpoints (studies/zoo.yaml). "
                "It resumes where it stopped.")
-    widgets.radio("Size", state.ST_SIZE, list(sv.SIZES), format_func=sv.SIZES.get)
+    widgets.radio("Size", state.ST_SIZE, list(sv.SIZES), format_func=lambda k: safe.plain(sv.SIZES[k]))
     if st.button("Start the zoo study", icon=":material/play_arrow:", type="primary", key="st:start"):
         sv.start(state.get(state.ST_SIZE))
         st.rerun()

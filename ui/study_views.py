@@ -204,7 +204,7 @@ def figures(folder: str, t: StudyTables) -> None:
     by = {c.figure: c for c in t.claims}
     for fig in FIGURES:
         c = by[fig]
-        with st.expander(f"{fig}: {safe.plain(c.claim)} — {safe.plain(c.answer)}"):
+        with st.expander(f"{safe.plain(fig)}: {safe.plain(c.claim)} — {safe.plain(c.answer)}"):
             st.markdown(f"**{safe.plain(c.answer)}** · {safe.plain(c.words)}")
             st.caption(safe.plain(t.case_set()))
             view = _figure(folder, t, fig)
