@@ -82,8 +82,8 @@ def _extensions():
     import importlib
 
     found = []
-    for name in ("engine.graph.cli", "engine.runs.cli", "engine.cases.cli", "engine.cases.case_cli",
-                 "engine.compare.cli", "engine.present.cli"):
+    for name in ("engine.graph.cli", "engine.runs.cli", "engine.runs.study_cli", "engine.cases.cli",
+                 "engine.cases.case_cli", "engine.compare.cli", "engine.present.cli"):
         try:
             found.append(importlib.import_module(name).register)
         except ModuleNotFoundError:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hand_set_lm import TOP_LOGIT, bigram_model, make_tokenizer
 from test_present_cli import _run
-from tiny_lm import TOP_LOGIT, bigram_model, make_tokenizer
 
 from engine.cases.whatif import (
     MAX_EDITS,

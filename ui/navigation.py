@@ -23,6 +23,7 @@ PAGES = [
     ("scaling", "Scaling", ":material/stacked_line_chart:", False),
     ("evolution", "Evolution", ":material/timeline:", False),
     ("sweeps", "Sweeps", ":material/table_chart:", False),
+    ("study", "Study", ":material/summarize:", False),
 ]
 _run = threading.local()  # each session's script runs in its own thread
 

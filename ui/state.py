@@ -24,6 +24,7 @@ URL scheme (all optional; defaults are left out):
   store, run, sw_models, sw_bench, sw_cat (repeatable), sw_case                       Sweeps page (results browser)
   check, check_k, check_seeds, check_repl, check_nodes      causal checks (deletion curves, node ablation)
   wi (repeatable)             What if? edits of the Heatmap page's prompt, in order: rm:<token> | rp:<token>=<word>
+  st_store, study             Study page: the store folder and the study shown
 Trusting remote code is never read from a URL: a link must not be able to run code on the viewer's machine.
 To add a page's own state: add Field lines below (the key doubles as the URL parameter name).
 """
@@ -78,6 +79,7 @@ WHATIF, WI_FOR, WI_PICK, WI_WORD = "wi", "wi_for", "wi_pick", "wi_word"  # What 
 # session only: the prompt hash they belong to, the picked token positions, the replacement word
 WI_OPENED, WI_NOTICE = "wi_opened", "wi_notice"  # session only: last case file opened (upload id), an editor hint
 WI_OPEN_MSG, WI_NOTE_ERR = "wi_open_msg", "wi_note_err"  # session only: what opening a case did, a refused note
+ST_STORE, ST_NAME, ST_SIZE = "st_store", "study", "st_size"  # Study page: store folder, study, size of a new run
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(MODELS, []), Field(ACTIVE, 0), Field(CASE, ""), Field(PROMPT, ""), Field(TARGET, ""), Field(CONTRAST, ""),
@@ -105,6 +107,8 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(WHATIF, []), Field(WI_FOR, "", url=False), Field(WI_PICK, [], url=False), Field(WI_WORD, "", url=False),
     Field(WI_OPENED, "", url=False), Field(WI_NOTICE, "", url=False), Field(WI_OPEN_MSG, "", url=False),
     Field(WI_NOTE_ERR, "", url=False),
+    # ---- Study page (ui.study_views) ----
+    Field(ST_STORE, ""), Field(ST_NAME, ""), Field(ST_SIZE, "quick", url=False),
 ]}
 _LOADED = "_url_loaded"
 

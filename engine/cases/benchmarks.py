@@ -317,6 +317,25 @@ def load_zoo(path: Path = ZOO_EVAL, **_) -> list[Case]:
     return cases
 
 
+def load_stored_cases(path: Path, **_) -> list[Case]:
+    """Cases as the store keeps them, one JSON object per line {id, benchmark, prompt, reference, segments,
+    meta}: the case lists a study writes for its phases (engine.runs.study); uids stay those of the source."""
+    cases = []
+    for n, rec in read_jsonl(path):
+        where = f"{path} line {n}"
+        spans = empty_spans()
+        for key, value in (rec.get("segments") or {}).items():
+            if key not in spans:
+                raise FailureLensError(f"{where}: unknown segment {key!r}; use {', '.join(spans)}.")
+            spans[key] = [(int(s), int(e)) for s, e in value]
+        meta = rec.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise FailureLensError(f"{where}: meta must be a JSON object.")
+        cases.append(Case(str(_field(rec, ("id",), where, "cases")), str(_field(rec, ("benchmark",), where, "cases")),
+                          _field(rec, ("prompt",), where, "cases"), str(rec.get("reference") or ""), spans, meta))
+    return cases
+
+
 LOADERS: dict[str, Callable[..., list[Case]]] = {
     "ifeval": load_ifeval,
     "math": load_math,
@@ -325,6 +344,7 @@ LOADERS: dict[str, Callable[..., list[Case]]] = {
     "gaia": load_gaia,
     "table": load_table,
     "zoo": load_zoo,
+    "cases": load_stored_cases,
 }
 BENCHMARK_KINDS = tuple(LOADERS)
 _OPTIONS = {"columns": {"table"}, "references": {"ifeval"},

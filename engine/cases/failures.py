@@ -56,7 +56,7 @@ class Divergence:
     ref_rank: int  # 1-based rank of the contrast token among all logits
     target_rank: int = 1  # 1 for a teacher-forced failure; may be > 1 for a person-chosen one
     topk: list[TopToken] = field(default_factory=list)
-    source: str = "reference"  # "reference" (teacher forcing) | "person"
+    source: str = "reference"  # "reference" (teacher forcing) | "person" | "pinned" (pinned_failure)
 
 
 def _encode(tokenizer: Any, text: str, special: bool) -> tuple[list[int], Optional[list[tuple[int, int]]]]:
@@ -153,6 +153,37 @@ def find_first_divergence(model: Any, tokenizer: Any, prompt: str, reference: st
     i = int(wrong[0, 0])
     row = logits[i]
     return _divergence(tokenizer, enc, reference, row, i, int(row.argmax()), int(ref[i]), top_k, "reference")
+
+
+def pinned_failure(model: Any, tokenizer: Any, prompt: str, prefix: str, target: str, contrast: str,
+                   top_k: int = 10, context: Optional[int] = None) -> Divergence:
+    """A failure whose token pair is given as text (another model's failure on the same case): the model reads
+    prompt + prefix and Δℓ = ℓ(target) − ℓ(contrast) there, which may be negative (this model is right).
+
+    The target and contrast texts are tokenised alone, first token used (the rule of engine.compare.deltas, where
+    a longer text gets a note); a text that gives no token, or a pair sharing its first token, is an error."""
+    from engine.compare.deltas import first_token
+
+    enc = encode_pair(tokenizer, prompt, prefix)
+    if enc.n_prompt == 0:
+        raise FailureLensError("the prompt is empty and the tokenizer adds no BOS; give a non-empty prompt.")
+    if context is not None and len(enc.ids) >= context:
+        raise FailureLensError(f"the prompt and answer prefix have {len(enc.ids)} tokens, and the model's context "
+                               f"holds {context}; pick a model with a longer context.")
+    tgt, _ = first_token(tokenizer, target, "target")
+    con, _ = first_token(tokenizer, contrast, "contrast")
+    if tgt is None or con is None or tgt.token_id == con.token_id:
+        raise FailureLensError(f"the token pair {target!r} / {contrast!r} cannot be scored in this tokenizer "
+                               "(no token, or the same first token); this case is left out for this model.")
+    row = _logits(model, enc.ids, 1)[-1]
+    pos = len(enc.ids)
+    return Divergence(
+        position=pos, ref_index=pos - enc.n_prompt, prefix=prefix, prefix_ids=list(enc.ids),
+        offsets=list(enc.offsets), special_mask=list(enc.special_mask), n_prompt_tokens=enc.n_prompt,
+        target=_choice(tokenizer, tgt.token_id), contrast=_choice(tokenizer, con.token_id),
+        logit_diff=float(row[tgt.token_id] - row[con.token_id]), ref_rank=_rank(row, con.token_id),
+        target_rank=_rank(row, tgt.token_id), topk=_topk(tokenizer, row, top_k), source="pinned",
+    )
 
 
 def failure_at(model: Any, tokenizer: Any, prompt: str, completion: str, *, char: Optional[int] = None,

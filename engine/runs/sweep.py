@@ -246,7 +246,7 @@ def _instruction_groups(offsets, text: str, spans: Spans, labels: list[str], tar
 
 def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) -> tuple[ResultRow, dict]:
     from engine.cases.categories import suggest_category
-    from engine.cases.failures import find_first_divergence, keep
+    from engine.cases.failures import find_first_divergence, keep, pinned_failure
     from engine.heatmap import attribute
 
     t: dict[str, float] = {}
@@ -257,8 +257,11 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
         else:
             text, spans = case.prompt, {k: list(v) for k, v in case.segments.items()}
     with _phase(t, "failure"):
-        div = find_first_divergence(handle.model, tok, text, case.reference, top_k=cfg.top_k,
-                                    context=getattr(handle, "context_length", None))
+        pin = case.meta.get("pin")  # a study's pinned token pair (engine.runs.study): same failure, another model
+        context = getattr(handle, "context_length", None)
+        div = (pinned_failure(handle.model, tok, text, pin["prefix"], pin["target"], pin["contrast"], cfg.top_k,
+                              context) if pin else
+               find_first_divergence(handle.model, tok, text, case.reference, top_k=cfg.top_k, context=context))
     if div is None:
         return ResultRow("no_failure"), {}
     base = dict(logit_diff=div.logit_diff, ref_rank=div.ref_rank, target_id=div.target.token_id,

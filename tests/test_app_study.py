@@ -1,0 +1,69 @@
+"""AppTest of the Study page on a small fixture study built in tmp_path: the headline chart first, the claims, the
+seven figures, the downloads; an empty store folder and a file as the store folder; no traceback anywhere."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from compare_fixtures import no_legacy_pages_mode  # noqa: F401 (fixture)
+from streamlit.testing.v1 import AppTest
+from study_fixtures import write_study
+
+from engine.runs.study import load_study_config, run_study
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("study_page")
+    run_study(load_study_config(write_study(folder, per_family=3)))
+    return folder / "store"
+
+
+def _open(store_folder: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["st_store"] = store_folder
+    at.switch_page("pages/study.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_study_page_opens_a_stored_study(store, no_legacy_pages_mode):  # noqa: F811
+    t0 = time.perf_counter()
+    at = _open(str(store))
+    took = time.perf_counter() - t0
+    heads = [s.value for s in at.subheader]
+    assert heads[0] == "What share of the failures does attribution explain?"  # the first thing under the controls
+    assert "The reference study's claims, on this run" in heads and "Patterns across failures" in heads
+    claims = next(d.value for d in at.dataframe if "answer" in d.value.columns)
+    assert list(claims["figure"]) == [f"Fig {i}" for i in range(1, 8)]
+    assert [e.label for e in at.expander if e.label.startswith("Fig ")] == [
+        f"Fig {i}: {c} — {a}" for i, (c, a) in enumerate(zip(claims["claim"], claims["answer"]), 1)]
+    assert at.selectbox(key="w:study").value == "fx"
+    assert not any(e.label == "Run the zoo study" and e.proto.expanded for e in at.expander)
+    # reopening hits the cached tables; the first open left them beside the study, equal to a fresh computation
+    t1 = time.perf_counter()
+    at.run()
+    assert not at.exception
+    print(f"first open {took:.1f}s, reopen {time.perf_counter() - t1:.1f}s")
+    from engine.runs.store import Store
+    from engine.runs.study_figures import load_cached, study_stamp, study_tables
+
+    with Store(store, readonly=True) as s:
+        cached = load_cached(store / "study-fx" / "tables", study_stamp(s, "fx"))
+        fresh = study_tables(s, "fx")
+    assert cached is not None and cached.claims == fresh.claims and cached.basis_counts == fresh.basis_counts
+    for name, df in fresh.tables.items():
+        assert cached.tables[name].to_csv(index=False) == df.to_csv(index=False), name
+
+
+def test_study_page_without_a_study(tmp_path, no_legacy_pages_mode):  # noqa: F811
+    at = _open(str(tmp_path / "nothing-here"))
+    assert any("No study stored in this folder yet" in c.value for c in at.caption)
+    assert any(e.label == "Run the zoo study" for e in at.expander) and at.button(key="st:start")
+    (tmp_path / "a-file").write_text("x")
+    at = _open(str(tmp_path / "a-file"))
+    assert any("No study stored" in c.value for c in at.caption)

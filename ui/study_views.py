@@ -1,0 +1,281 @@
+"""The Study page's parts: start the zoo study in the background (no YAML), follow it, open a finished study from its
+store (cached tables), the headline chart, the claims, each figure with its table, and the downloads."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import streamlit as st
+
+from engine.present import render
+from engine.records import FailureLensError
+from engine.runs import study_charts as ch
+from engine.runs.store import Store
+from engine.runs.study import (
+    PHASE_WORDS,
+    PHASES,
+    StudyConfig,
+    StudyProgress,
+    StudySummary,
+    load_study_config,
+    run_study,
+)
+from engine.runs.study_figures import (
+    FIGURES,
+    StudyTables,
+    load_cached,
+    save_cached,
+    study_runs,
+    study_stamp,
+    study_tables,
+)
+from ui import layout, safe, state
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+ZOO_CONFIG = ROOT / "studies" / "zoo.yaml"
+SIZES = {"quick": "Quick: 5 failures per family (about 2 minutes on 2 CPU cores)",
+         "full": "Full: as studies/zoo.yaml (50 per family, 20 retrieval; about 15 minutes)"}
+
+
+def zoo_config(size: str) -> StudyConfig:
+    """The zoo study of studies/zoo.yaml; "quick" studies 5 failures per family in its own store."""
+    cfg = load_study_config(ZOO_CONFIG)
+    if size == "quick":
+        cfg = dataclasses.replace(cfg, name="zoo-quick", failures_per_family=5,
+                                  store=str(Path(cfg.store).with_name("zoo-quick-study")))
+    return cfg
+
+
+def default_store() -> str:
+    """The full zoo study's store when it holds a study, else the quick one's."""
+    try:
+        full, quick = zoo_config("full").store, zoo_config("quick").store
+    except FailureLensError:
+        return ""
+    return full if studies(full) else quick
+
+
+# ---------------------------------------------------------------- a study in the background
+@dataclass
+class StudyJob:
+    config: StudyConfig
+    cancel: threading.Event = field(default_factory=threading.Event)
+    last: Optional[StudyProgress] = None
+    summary: Optional[StudySummary] = None
+    error: Optional[str] = None
+    thread: Optional[threading.Thread] = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def work(self, resume: bool) -> None:
+        try:
+            self.summary = run_study(self.config, resume, self.report, self.cancel.is_set)
+        except FailureLensError as e:
+            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - shown on the page; the server goes on
+            log.exception("study %s failed", self.config.name)
+            self.error = f"the study stopped on an unexpected error ({type(e).__name__}: {e})."
+
+    def report(self, p: StudyProgress) -> None:
+        self.last = p
+
+
+@st.cache_resource(show_spinner=False)
+def jobs() -> dict[str, StudyJob]:
+    """Studies started from this server, by store folder; shared by every session."""
+    return {}
+
+
+def start(size: str) -> None:
+    try:
+        cfg = zoo_config(size)
+    except FailureLensError as e:
+        st.error(safe.plain(e))
+        return
+    if any(j.running for j in jobs().values()):
+        st.error("A study is still running; stop it or wait until it is done.")
+        return
+    job = StudyJob(cfg)
+    job.thread = threading.Thread(target=job.work, args=(True,), name=f"study-{cfg.name}", daemon=True)
+    jobs()[cfg.store] = job
+    job.thread.start()
+    state.put(state.ST_STORE, cfg.store)
+    state.put(state.ST_NAME, cfg.name)
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "…"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+@st.fragment(run_every=1.0)
+def _live(folder: str) -> None:
+    job = jobs().get(folder)
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")
+    p = job.last
+    if p is None:
+        st.progress(0.0, text=f"Study {safe.plain(job.config.name)}: choosing the cases …")
+    else:
+        s = p.sweep
+        what = f"loading {s.model}" if s.phase == "load" else f"{s.model}: case {s.case} of {s.cases}"
+        st.progress(s.done / s.total if s.total else 0.0,
+                    text=f"Phase {p.index} of {len(PHASES)} ({safe.plain(PHASE_WORDS[p.phase])}): {safe.plain(what)} · "
+                         f"{s.done} of {s.total} · {_duration(s.elapsed_s)} elapsed · about {_duration(s.eta_s)} left "
+                         "in this phase")
+    st.button("Stop", icon=":material/stop_circle:", key="st:stop", on_click=job.cancel.set,
+              disabled=job.cancel.is_set(),
+              help="Stops after the case being computed; start again to continue where it stopped.")
+
+
+def watch(folder: str) -> None:
+    job = jobs().get(folder)
+    if job is None:
+        return
+    if job.running:
+        _live(folder)
+    elif job.error:
+        st.error(f"Study {safe.plain(job.config.name)}: {safe.plain(job.error)}")
+    elif job.summary is not None and job.summary.cancelled:
+        st.info(f"Study {safe.plain(job.config.name)} stopped; start it again to continue.")
+    elif job.summary is not None:
+        st.success(f"Study {safe.plain(job.config.name)} finished in {safe.plain(_duration(job.summary.elapsed_s))}.")
+
+
+# ---------------------------------------------------------------- opening a stored study
+def studies(folder: str) -> list[str]:
+    """The studies in a store folder ([] when there is no store there yet)."""
+    try:
+        with Store(Path(folder).expanduser(), readonly=True) as s:
+            return study_runs(s)
+    except FailureLensError:
+        return []
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the study from its store …")
+def _tables(folder: str, name: str, stamp: tuple) -> StudyTables:
+    """From the cache beside the study when it matches the store (written by the CLI or by an earlier open),
+    else computed and, where the folder is writable, cached there."""
+    cache = Path(folder) / f"study-{name}" / "tables"
+    t = load_cached(cache, list(stamp))
+    if t is None:
+        with Store(folder, readonly=True) as s:
+            t = study_tables(s, name)
+        with contextlib.suppress(OSError, FailureLensError):
+            save_cached(t, cache, list(stamp))
+    return t
+
+
+def tables(folder: str, name: str) -> Optional[StudyTables]:
+    """The study's tables and claims, cached until it stores something new; errors shown, None returned."""
+    try:
+        folder = str(Path(folder).expanduser().resolve())
+        with Store(folder, readonly=True) as s:
+            stamp = tuple(study_stamp(s, name))
+        return _tables(folder, name, stamp)
+    except FailureLensError as e:
+        st.error(safe.plain(e))
+        return None
+
+
+def headline(t: StudyTables) -> None:
+    st.subheader("What share of the failures does attribution explain?")
+    st.altair_chart(ch.headline_chart(t.tables["headline"], layout.scale()), width="content")
+    st.caption(safe.plain(t.case_set()) + " Other models: the same cases and token pair; fixed = Δℓ ≤ 0 there; "
+               "where they still fail the outcome rests on the heuristic (the table's on_heuristic).")
+    layout.downloads(f"study_{t.name}_headline", chart=ch.headline_chart(t.tables["headline"]),
+                     table=t.tables["headline"], key="st:headline", figure=f"Study {t.name}: how the failures end")
+
+
+def claims(t: StudyTables) -> None:
+    st.subheader("The reference study's claims, on this run")
+    st.caption("Each figure's claim (the paper's finding), this run's answer and the numbers that decide it; the "
+               "figures below are titled the same way.")
+    layout.table(pd.DataFrame([c.to_dict() for c in t.claims])[["figure", "answer", "in_words", "claim"]],
+                 f"study_{t.name}_claims", key="st:claims",
+                 column_config={"figure": st.column_config.TextColumn(width="small"),
+                                "answer": st.column_config.TextColumn(width="small"),
+                                "in_words": st.column_config.TextColumn("this run", width="large")})
+
+
+def figures(folder: str, t: StudyTables) -> None:
+    """Each figure in an expander: its claim and answer as the title, the chart (made when opened) and its tables."""
+    by = {c.figure: c for c in t.claims}
+    for fig in FIGURES:
+        c = by[fig]
+        with st.expander(f"{safe.plain(fig)}: {safe.plain(c.claim)} — {safe.plain(c.answer)}"):
+            st.markdown(f"**{safe.plain(c.answer)}** · {safe.plain(c.words)}")
+            st.caption(safe.plain(t.case_set()))
+            view = _figure(folder, t, fig)
+            if view is not None and view.chart is not None:
+                st.altair_chart(view.chart, width="content")
+            if view is not None and view.note:
+                st.info(safe.plain(view.note))
+            for name in (view.tables if view is not None else ()):
+                layout.table(t.tables[name], f"study_{t.name}_{name}", key=f"st:{name}", height=220)
+
+
+def _figure(folder: str, t: StudyTables, fig: str):
+    from engine.runs.study_report import figure_views
+
+    try:
+        with Store(folder, readonly=True) as s:
+            return figure_views(s, t, only=fig)[fig]
+    except FailureLensError as e:
+        st.error(safe.plain(e))
+        return None
+
+
+def patterns(t: StudyTables) -> None:
+    st.subheader("Patterns across failures")
+    c1, c2 = st.columns(2, gap="large")
+    with c1:
+        st.caption("Tokens that recur among each failure's three strongest red (towards the wrong token) and blue "
+                   "(towards the right one) tokens, per family, with the cases to open on the Sweeps page.")
+        layout.table(t.tables["patterns_tokens"], f"study_{t.name}_tokens", key="st:tokens", height=260)
+    with c2:
+        sp = t.tables["patterns_special"]
+        if len(sp):
+            layout.chart(ch.special_chart(sp, layout.scale()), f"study_{t.name}_special", sp, key="st:special")
+        layout.table(t.tables["patterns_positions"], f"study_{t.name}_positions", key="st:positions")
+
+
+def csv_zip(t: StudyTables) -> bytes:
+    frames = {**t.tables, "failures": t.failures, "claims": pd.DataFrame([c.to_dict() for c in t.claims])}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, df in frames.items():
+            z.writestr(f"{name}.csv", render.frame_csv(df))
+    return buf.getvalue()
+
+
+def downloads(folder: str, t: StudyTables) -> None:
+    from engine.runs import study_report as sr
+
+    def with_store(make):
+        def run():
+            with Store(folder, readonly=True) as s:
+                return make(s, t)
+        return run
+
+    layout.downloads(f"study_{t.name}", key="st:out", extra={
+        "HTML report": (with_store(sr.report_html), "text/html", "html"),
+        "Deck (PPTX)": (with_store(sr.deck_pptx),
+                        "application/vnd.openxmlformats-officedocument.presentationml.presentation", "pptx"),
+        "CSV (zip)": (lambda: csv_zip(t), "application/zip", "zip"),
+        "Claims (JSON)": (lambda: sr.claims_json(t), "application/json", "json")})
