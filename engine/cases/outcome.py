@@ -100,7 +100,7 @@ def decide(heuristic: Optional[Category] = None, *, human: Optional[Category] = 
     return CaseOutcome(h_out, h_pat, HEURISTIC)
 
 
-def _category(outcome: Any, pattern: Any) -> Category:
+def stored_category(outcome: Any, pattern: Any) -> Category:
     """Stored codes as a Category; text that is no known code (a damaged or foreign store) counts as none."""
     o, p = _text(outcome), _text(pattern)
     return Category(Outcome(o) if o in OUTCOMES else None, Pattern(p) if p in PATTERNS else None)
@@ -110,8 +110,8 @@ def decide_row(row: Any) -> CaseOutcome:
     """`decide` for one results-frame row (engine.runs.store.Store.results_frame): suggested_* (the heuristic),
     human_* (the latest label) and check_verdict / check_r_zero."""
     get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
-    return decide(_category(get("suggested_outcome"), get("suggested_pattern")),
-                  human=_category(get("human_outcome"), get("human_pattern")),
+    return decide(stored_category(get("suggested_outcome"), get("suggested_pattern")),
+                  human=stored_category(get("human_outcome"), get("human_pattern")),
                   verdict=get("check_verdict"), r_zero=get("check_r_zero"))
 
 

@@ -5,7 +5,7 @@ DataFrame per figure (the CSV behind it) and `claims`, one `Claim` per figure. E
 set, the reference model's studied failures (`<name>/reference`, status ok), and says how many of those rest on a
 causal check, on a person's label or on the segment heuristic alone (`basis_counts`).
 
-Outcome of one failure (`failure_outcome`, one small function so a shared one can replace it): the person's label
+Outcome of one failure (`failure_outcome`, through engine.cases.outcome.decide as on every screen): the person's label
 wins; else the causal check (explains / partly -> by input; otherwise top-node ablation r >= 0.5 -> by graph; else
 no clue); the heuristic suggestion only when the failure has no check. Pattern (URT / OIT / URT+OIT): the person's,
 else the heuristic's. Other models are judged on the same cases and token pair: Δℓ <= 0 means fixed; where such a
@@ -22,7 +22,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from engine.cases.checks import causal_outcome
+from engine.cases.outcome import HEURISTIC, decide, stored_category
 from engine.records import FailureLensError
 from engine.runs.store import Store
 from engine.runs.study import family, run_id
@@ -38,14 +38,13 @@ FIGURES = ("Fig 1", "Fig 2", "Fig 3", "Fig 4", "Fig 5", "Fig 6", "Fig 7")
 
 
 def failure_outcome(human: Any, verdict: Any, r_zero: Any, suggested: Any) -> tuple[Optional[str], str]:
-    """(outcome code or None, basis: person | check | heuristic | none) of one failure (module docstring)."""
-    if isinstance(human, str) and human:
-        return human, "person"
-    if isinstance(verdict, str) and verdict:
-        return causal_outcome(verdict, r_zero if isinstance(r_zero, float) else None), "check"
-    if isinstance(suggested, str) and suggested:
-        return suggested, "heuristic"
-    return None, "none"
+    """(outcome code or None, basis: person | check | heuristic | none) of one failure, by the rule every screen
+    uses (engine.cases.outcome.decide: a person's label, else the causal checks, else the heatmap heuristic)."""
+    got = decide(stored_category(suggested, None), human=stored_category(human, None), verdict=verdict,
+                 r_zero=r_zero)
+    if got.source == HEURISTIC and got.code is None:
+        return None, "none"
+    return got.code, got.source
 
 
 @dataclass(frozen=True)
