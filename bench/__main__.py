@@ -1,4 +1,5 @@
-"""`python -m bench heatmap` / `python -m bench graph [--quick]` / `python -m bench check [--json]` / `python -m bench long` /
+"""`python -m bench heatmap` / `python -m bench graph [--quick]` / `python -m bench check [--json]` /
+`python -m bench long` /
 `python -m bench memory [--lengths ...]`."""
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ def test_a_schema_2_store_gets_the_verdict_columns_from_its_stored_curves(tmp_pa
         assert s.put_result("r", "m", "c3", ResultRow("ok", check=fast))
         rows["c3"] = next(r for r in s.result_rows("r") if r["case_id"] == "c3")
     old = rows["c1"]
-    assert (old["check_verdict"], old["check_flip_k"], old["check_random_k"], old["check_full"]) == ("explains", 2, 2, 1)
+    assert (old["check_verdict"], old["check_flip_k"], old["check_random_k"], old["check_full"]) == \
+        ("explains", 2, 2, 1)
     assert (old["check_random_mean"], old["check_random_std"]) == pytest.approx((2.5, 0.2))
     assert all(rows["c2"][c] is None for c in ("check_verdict", "check_random_k", "check_full"))
     new = rows["c3"]
