@@ -1,5 +1,5 @@
-"""`python -m bench heatmap` / `python -m bench graph [--quick]` / `python -m bench check` / `python -m bench long` /
-`python -m bench memory [--lengths ...]` / `python -m bench dashboard`."""
+"""`python -m bench heatmap` / `python -m bench graph [--quick]` / `python -m bench check [--json]` /
+`python -m bench long` / `python -m bench memory [--lengths ...]` / `python -m bench dashboard`."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", choices=["heatmap", "graph", "check", "long", "memory", "dashboard"])
     parser.add_argument("--quick", action="store_true", help="shorter prompts, fewer repeats (smoke run)")
+    parser.add_argument("--json", action="store_true", help="check: one JSON object per model and prompt length")
     parser.add_argument("--model", default=None, help="model source (default: the largest zoo model)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: idle OpenMP threads spin and inflate CPU time)")
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         from .heatmap import run
     elif args.which == "check":
         from .check import run
+
+        return run(args.model, args.quick, args.json)
     elif args.which == "graph":
         from .graph import run
     elif args.which == "dashboard":

@@ -27,8 +27,13 @@ def test_heatmap_page_shows_the_deletion_verdict():
     assert verdict in VERDICTS
     boxes = [b.value for b in list(at.success) + list(at.info) + list(at.warning)]
     assert any(b.startswith(f"**{verdict}.**") for b in boxes), boxes
-    assert _metric(at, "Area between curves").startswith(("+", "-"))
-    # fewer tokens removed: K is in the link and the curves are recomputed
+    assert _metric(at, "Area between curves") == "–"  # the fast verdict: no curves, no area
+    line = next(c.value for c in at.caption if c.value.startswith("Verdict from "))
+    assert " model runs in " in line and not [d for d in at.dataframe if "only red kept" in d.value.columns]
+    # the curves on request; fewer tokens removed: K is in the link and the curves are recomputed
+    _clean(at.toggle(key="w:check_curves").set_value(True).run())
+    assert _metric(at, "Area between curves").startswith(("+", "-")) and _metric(at, "Verdict") == verdict
+    assert any(c.value.startswith("Verdict from ") and ". Curves: " in c.value for c in at.caption)
     _clean(at.number_input(key="w:check_k").set_value(3).run())
     assert at.query_params["check_k"] == "3"
     table = next(d.value for d in at.dataframe if "only red kept" in d.value.columns)

@@ -111,3 +111,36 @@ def test_bad_nodes(tiny):
         ablate_nodes(h, _ids(h), 5, 7, nodes=[(99, 0)])
     with pytest.raises(FailureLensError, match="empty"):
         ablate_nodes(h, [], 5, 7)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_rows_starting_at_their_own_layer_equal_the_full_rerun(tiny, arch):
+    """Every stage at three tokens: rows from the node's layer and token on the prompt's states == full forwards."""
+    from engine.graph.capture import attention_module
+    from engine.graph.prune import stage_layout
+    from engine.trace import decoder_layers
+
+    h = tiny(arch)
+    ids = _ids(h, "the cat sat on the mat and the dog lay by the door")
+    split = arch != "gpt_neox"
+    n_stages = len(stage_layout(h.n_layers, split))
+    nodes = [(s, t) for s in range(n_stages) for t in (0, len(ids) // 2, len(ids) - 1)]
+    first = attention_module(decoder_layers(h.model)[0])
+    calls = []
+    hook = first.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        fast = ablate_nodes(h, ids, 5, 7, nodes=nodes, split=split)
+        skipped = len(calls)
+        calls.clear()
+        full = ablate_nodes(h, ids, 5, 7, nodes=nodes, split=split, chunk=1, reuse_prefix=False)
+    finally:
+        hook.remove()
+    # the full re-run runs layer 0 for every row (+ the rule pass); the fast one only for rows that start there
+    assert skipped < len(calls)
+    assert fast.base_logit_diff == pytest.approx(full.base_logit_diff, abs=1e-5)
+    for a, b in zip(fast.nodes, full.nodes):
+        for field in ("measured_zero", "measured_mean", "block_measured_zero", "block_measured_mean"):
+            x, y = getattr(a, field), getattr(b, field)
+            assert (x is None) == (y is None)
+            if x is not None:
+                assert x == pytest.approx(y, abs=2e-5 * max(1.0, abs(y))), (a.stage_name, a.token, field)

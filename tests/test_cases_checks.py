@@ -2,11 +2,20 @@
 import random
 
 import pytest
+import torch
 from hand_set_lm import TOP_LOGIT, bigram_model, make_tokenizer, tid
 from test_cases_faithfulness import CONTRAST, CONTRIB, IDS, MASK, REL, SPECIAL, TARGET, BagOfWords
 
 from engine.cases.checks import PARTLY_SHARE, _verdict, deletion_curves, replacement_id
 from engine.records import FailureLensError
+
+TIMES = ("verdict_seconds",)  # wall-clock time: differs from run to run
+
+
+def _same(a, b) -> tuple[dict, dict]:
+    """a.to_dict() without the timings (asserted equal to b's by the caller)."""
+    return {k: v for k, v in a.to_dict().items() if k not in TIMES}, {k: v for k, v in b.to_dict().items()
+                                                                     if k not in TIMES}
 
 
 class Tok:
@@ -28,7 +37,8 @@ def _delta(removed):
 
 def test_bag_of_words_curves_by_arithmetic():
     seeds = (0, 5, 7)
-    res = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=3, seeds=seeds, replacement=MASK)
+    res = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=3, seeds=seeds, replacement=MASK,
+                          curves="full")
     by_target = [1, 2, 4]  # relevance 3.0, 2.0, 1.0 (position 0 is special, never removed)
     assert res.target_positions == tuple(by_target)
     assert res.target == pytest.approx([_delta(by_target[:k]) for k in range(4)])  # 5.25, 2.25, 0.25, -0.75
@@ -44,15 +54,35 @@ def test_bag_of_words_curves_by_arithmetic():
     plain = [1, 2, 3, 4, 5]
     assert res.insertion == pytest.approx([_delta([p for p in plain if p not in by_target[:k]]) for k in range(4)])
     assert res.area == pytest.approx(sum(mean[k] - res.target[k] for k in (1, 2, 3)) / 3)
-    assert res.flip_k == 3 and res.forward_rows == 1 + 3 + 1 + 9 + 4
+    orders = []
+    for s in seeds:
+        order = [1, 2, 3, 4, 5]
+        random.Random(s).shuffle(order)
+        orders.append(order)
+    rows = {frozenset(by_target[:k]) for k in (1, 2, 3)} | {frozenset([3])} | {
+        frozenset(o[:k]) for o in orders for k in (1, 2, 3)} | {frozenset(p for p in plain if p not in by_target[:k])
+                                                                 for k in range(4)}
+    assert res.flip_k == 3 and res.forward_rows == 1 + len(rows)  # the prompt + each distinct masked variant once
     assert res.verdict == ("explains" if mean[3] > 0 else "fragile")
+    assert (res.curves, res.random_k, res.random_mean_k) == ("full", 3, pytest.approx(mean[3]))
+    # the fast verdict: the red curve to its flip, then the random rows at k = 3 only
+    fast = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=3, seeds=seeds, replacement=MASK)
+    assert fast.curves == "verdict" and fast.target == pytest.approx(res.target) and fast.area is None
+    assert fast.contrast == fast.insertion == fast.random_mean == ()
+    assert (fast.verdict, fast.sentence, fast.flip_k, fast.flip_top) == (res.verdict, res.sentence, 3, res.flip_top)
+    assert fast.random_mean_k == pytest.approx(mean[3]) and fast.random_std_k == pytest.approx(res.random_std[3])
+    at3 = {frozenset(o[:3]) for o in orders} - {frozenset(by_target)}
+    assert fast.forward_rows == fast.verdict_rows == 1 + 3 + len(at3) < res.forward_rows
 
 
 def test_batched_equals_one_row_at_a_time():
-    a = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=4, replacement=MASK, chunk=1,
-                        reuse_prefix=False)
-    b = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=4, replacement=MASK)
-    assert a.to_dict() == b.to_dict()
+    for curves in ("full", "verdict"):
+        a = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=4, replacement=MASK, chunk=1,
+                            reuse_prefix=False, curves=curves)
+        b = deletion_curves(BagOfWords(), Tok(), IDS, REL, TARGET, CONTRAST, SPECIAL, k=4, replacement=MASK,
+                            curves=curves)
+        x, y = _same(a, b)
+        assert x == y
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +103,10 @@ def test_token_whose_embedding_decides_comes_first_and_flips(bigram):
     tok = bigram.tokenizer
     att = attribute(bigram, "xyz d", target="e", contrast="a")  # after "d" the model says "e"; after pad, "a"
     assert att.logit_diff == pytest.approx(TOP_LOGIT(bigram.model), rel=1e-4)
-    res = check_attribution(bigram, att, k=3, seeds=(0, 1, 2, 3, 4), replacement="pad")
+    res = check_attribution(bigram, att, k=3, seeds=(0, 1, 2, 3, 4), replacement="pad", curves="full")
+    fast = check_attribution(bigram, att, k=3, seeds=(0, 1, 2, 3, 4), replacement="pad")
+    assert (fast.verdict, fast.sentence, fast.flip_k) == (res.verdict, res.sentence, 1)
+    assert fast.random_mean_k == pytest.approx(res.random_mean[1], rel=1e-4, abs=1e-5)
     last = len(att.token_ids) - 1
     assert res.target_positions[0] == last and res.target_tokens[0] == "d"
     assert res.flip_k == 1 and res.flip_top == "a" and res.target[1] == pytest.approx(-res.base_logit_diff, rel=1e-4)
@@ -151,7 +184,8 @@ def test_check_cli_on_a_shipped_failure():
 
     handle = load_model("zoo:l")
     api = check_attribution(handle, attribute(handle, case.prompt, f"#{case.target_id}", f"#{case.contrast_id}"))
-    assert got["curves"] == json.loads(json.dumps(api.to_dict()))
+    got["curves"].pop("verdict_seconds")
+    assert got["curves"] == {k: v for k, v in json.loads(json.dumps(api.to_dict())).items() if k not in TIMES}
     assert len(got["ablation"]["nodes"]) == 4
     text = run("--case", f"l/{case.case_id}", "--nodes", "0")
     assert text.returncode == 0 and api.sentence in text.stdout
@@ -168,9 +202,17 @@ def test_cached_prefix_rows_equal_full_forwards(tiny_model_dir, arch):
     h = load_model(str(tiny_model_dir(arch)), device="cpu")
     ids = h.tokenizer("the cat sat on the mat and the dog lay by the door of the house")["input_ids"]
     rel = [((i * 7) % 5) - 2.0 for i in range(len(ids))]  # mixed signs, fixed
-    fast = deletion_curves(h.model, h.tokenizer, ids, rel, 5, 7, k=4, seeds=(0, 1), replacement=3)
-    slow = deletion_curves(h.model, h.tokenizer, ids, rel, 5, 7, k=4, seeds=(0, 1), replacement=3, chunk=1,
-                           reuse_prefix=False)
+    with torch.no_grad():
+        last = h.model(input_ids=torch.tensor([ids])).logits[0, -1]
+    t, c = (5, 7) if last[5] > last[7] else (7, 5)  # a failure to explain: Δℓ > 0
+    full = deletion_curves(h.model, h.tokenizer, ids, rel, t, c, k=4, seeds=(0, 1), replacement=3, curves="full")
+    slow = deletion_curves(h.model, h.tokenizer, ids, rel, t, c, k=4, seeds=(0, 1), replacement=3, chunk=1,
+                           reuse_prefix=False, curves="full")
     for name in ("target", "contrast", "random_mean", "random_std", "insertion"):
-        assert getattr(fast, name) == pytest.approx(getattr(slow, name), abs=2e-5), name
-    assert fast.verdict == slow.verdict and fast.target_positions == slow.target_positions
+        assert getattr(full, name) == pytest.approx(getattr(slow, name), abs=2e-5), name
+    assert full.verdict == slow.verdict and full.target_positions == slow.target_positions
+    # the fast verdict's red rows run one after the other, each on the previous row's cache
+    fast = deletion_curves(h.model, h.tokenizer, ids, rel, t, c, k=4, seeds=(0, 1), replacement=3)
+    assert fast.target == pytest.approx(slow.target[:len(fast.target)], abs=2e-5)
+    assert fast.random_mean_k == pytest.approx(slow.random_mean[fast.random_k], abs=2e-5)
+    assert fast.verdict == slow.verdict

@@ -1,6 +1,7 @@
 """The causal checks beside the heatmap and the graph: does the explanation hold?
 
-Heatmap page: token deletion / insertion curves with their verdict in words (engine.cases.checks).
+Heatmap page: the deletion check's verdict in words, computed from the rows it needs only (engine.cases.checks),
+with the number of model runs and the time it took; the full deletion / insertion curves on request.
 Graph page: the selected node's predicted and measured change of Δℓ, and the top-N nodes' scatter
 (engine.cases.ablation). Results are cached by content (model fingerprint, token ids, target, contrast, settings).
 """
@@ -37,10 +38,10 @@ ABLATION_HELP = ("Ablating a node replaces its state at that token with zero (or
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _curves(model_key: str, _handle, ids: tuple, relevance: tuple, special: tuple, target: int, contrast: int,
-            k: int, seeds: int, replacement: str) -> DeletionCurves:
+            k: int, seeds: int, replacement: str, curves: str) -> DeletionCurves:
     with _handle.lock:
         return deletion_curves(_handle.model, _handle.tokenizer, ids, relevance, target, contrast, special, k,
-                               tuple(range(seeds)), replacement)
+                               tuple(range(seeds)), replacement, curves=curves)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -84,7 +85,7 @@ def page_curves(handle, att: Attribution) -> Optional[DeletionCurves]:
     try:
         with st.spinner("Checking the heatmap: removing its red tokens and re-running the model …"):
             return _curves(handle.key, handle, tuple(att.token_ids), tuple(att.relevance), tuple(att.special_mask),
-                           att.target.token_id, att.contrast.token_id, *_settings())
+                           att.target.token_id, att.contrast.token_id, *_settings(), "verdict")
     except FailureLensError:
         return None  # the section below says why
 
@@ -109,8 +110,8 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
         return None
     c0, c1, c2, c3 = st.columns([1.2, 1, 1, 1.6], vertical_alignment="bottom")
     with c0:
-        on = widgets.toggle("Run the check", state.CHK_ON, help="Removes tokens and re-runs the model "
-                            "(K × (seeds + 3) forward rows, batched).")
+        on = widgets.toggle("Run the check", state.CHK_ON, help="Removes tokens and re-runs the model: the red "
+                            "tokens one by one up to the flip, then one row per random seed.")
     c1.number_input("K (tokens removed)", 1, 50, help="Remove up to K tokens.", **widgets.bind(state.CHK_K))
     c2.number_input("Random seeds", 1, 20, help="Random orders for the baseline.", **widgets.bind(state.CHK_SEEDS))
     with c3:
@@ -122,33 +123,57 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
     key = _key(handle, att, "curves", *_settings())
     if not _done(key) and not _go(len(att.token_ids), "check:curves:run", "Run the deletion check"):
         return None
+    args = (handle.key, handle, tuple(att.token_ids), tuple(att.relevance), tuple(att.special_mask),
+            att.target.token_id, att.contrast.token_id, *_settings())
     try:
         with st.spinner("Removing tokens and re-running the model …"):
-            curves = _curves(handle.key, handle, tuple(att.token_ids), tuple(att.relevance), tuple(att.special_mask),
-                             att.target.token_id, att.contrast.token_id, *_settings())
+            curves = _curves(*args, "verdict")
     except FailureLensError as e:
         st.error(safe.plain(e))
         return None
     if len(att.token_ids) > AUTO_TOKENS and _remember(key, True):
         st.rerun()  # the summary at the top of the page was drawn before this result existed
+    fast = curves
     box = {"explains": st.success, "partly": st.info, "no_failure": st.info}.get(curves.verdict, st.warning)
     box(f"**{VERDICT_NAMES[curves.verdict]}.** {safe.plain(curves.sentence)}")
+    show = widgets.toggle("Show the curves", state.CHK_CURVES, help="Every curve at every k (blue, random and "
+                          "insertion rows too): several times the verdict's model runs.")
+    if show:
+        try:
+            with st.spinner("Computing every curve …"):
+                curves = _curves(*args, "full")
+        except FailureLensError as e:
+            st.error(safe.plain(e))
+            return fast
     m1, m2, m3 = st.columns([3, 2, 2])
-    m1.metric("Verdict", VERDICT_NAMES[curves.verdict], help=HOW_TO_READ)
-    m2.metric("Area between curves", f"{curves.area:+.2f}",
+    m1.metric("Verdict", VERDICT_NAMES[fast.verdict], help=HOW_TO_READ)
+    m2.metric("Area between curves", "–" if curves.area is None else f"{curves.area:+.2f}",
               help="Mean over k of (random mean − red curve), in logits: how much more removing the heatmap's top "
-                   "tokens lowers Δℓ than removing as many random tokens.")
-    m3.metric("Answer flips after", f"{curves.flip_k} token{'s' if curves.flip_k != 1 else ''}" if curves.flip_k
-              else "no flip", help=f"Tokens removed before Δℓ < 0 (tried up to {curves.k_max:d}).")
+                   "tokens lowers Δℓ than removing as many random tokens (with the curves).")
+    m3.metric("Answer flips after", f"{fast.flip_k} token{'s' if fast.flip_k != 1 else ''}" if fast.flip_k
+              else "no flip", help=f"Tokens removed before Δℓ < 0 (tried up to {fast.k_max:d}).")
+    st.caption(run_line(fast, curves if show else None))
+    if not show:
+        return fast
     chart_col, table_col = st.columns([3, 2], gap="large")
     with chart_col:
         layout.chart(check_charts.deletion_chart(curves, layout.scale()), "deletion_curves",
                      table=check_charts.curves_frame(curves), key="check:curves", stretch=True)
     with table_col:
         layout.table(check_charts.curves_table(curves), "deletion_curves_table", key="check:table")
-    st.caption(HOW_TO_READ + f" Replacement: token id {curves.mask_id:d} ({safe.plain(curves.replacement)}); "
-               f"{curves.forward_rows:d} rows run in batches.")
+    st.caption(HOW_TO_READ + f" Replacement: token id {curves.mask_id:d} ({safe.plain(curves.replacement)}).")
     return curves
+
+
+def run_line(fast: DeletionCurves, full: Optional[DeletionCurves]) -> str:
+    """The check's cost in one line: model runs and seconds of the verdict (and of the full curves)."""
+    line = f"Verdict from {fast.verdict_rows:d} model runs in {fast.verdict_seconds:.2f} s"
+    if fast.random_k:
+        line += (f"; random tokens at k = {fast.random_k:d}: Δℓ {fast.random_mean_k:+.2f} ± "
+                 f"{fast.random_std_k:.2f} over {len(fast.seeds):d} seeds")
+    if full is not None:
+        line += f". Curves: {full.forward_rows:d} model runs in {full.verdict_seconds:.2f} s"
+    return line + "."
 
 
 def _go(n_tokens: int, key: str, label: str) -> bool:

@@ -70,6 +70,7 @@ SW_FORM_ERROR = "sw_form_error"  # session only: why the sweep form could not wr
 DEFAULTS_DONE = "defaults_done"  # session only: pages whose zoo defaults were filled in
 GRAPH_CLICK = "graph_click"  # session only: the last graph click already taken (a click selects a node once)
 CHK_ON, CHK_K, CHK_SEEDS, CHK_REPL, CHK_NODES = "check", "check_k", "check_seeds", "check_repl", "check_nodes"  # checks
+CHK_CURVES = "check_curves"  # the deletion check's full curves (chart and table) beside its verdict
 GRAN, GROUP, GGRAN, OPEN = "gran", "grp", "ggran", "open"  # long prompts (ui.long_views): heatmap granularity, selected
 # group (by a token in it), graph supernodes, supernodes opened into tokens (by their first token)
 LAST_CASE = "last_case"  # session only: the case open before "Own prompt" (going back reopens it)
@@ -102,6 +103,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     # ---- causal checks beside the heatmap and the graph (ui.checks) ----
     Field(CHK_ON, True), Field(CHK_K, 10), Field(CHK_SEEDS, 5), Field(CHK_REPL, "neutral"), Field(CHK_NODES, 20),
     Field(CHK_DONE, {}, url=False),
+    Field(CHK_CURVES, False),
     Field(GRAN, "auto"), Field(GROUP, -1), Field(GGRAN, "auto"), Field(OPEN, []),
     # ---- What if? on the Heatmap page (ui.whatif_views) ----
     Field(WHATIF, []), Field(WI_FOR, "", url=False), Field(WI_PICK, [], url=False), Field(WI_WORD, "", url=False),

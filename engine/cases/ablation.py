@@ -17,9 +17,11 @@ Measured change: Δℓ of the patched forward minus Δℓ of the unpatched one (
 The predicted change is first order: it matches the measured one for a node that acts linearly on Δℓ;
 the correlation over the top-N nodes says how far the attribution's ranking can be trusted causally.
 Every node's variants are rows of one batch: one forward (per memory-sized chunk) patches a different
-(row, position) in each row through scoped forward hooks, removed in `finally`. Rows that patch token t run
-only positions t.. on the cached keys and values of the prompt before t (`reuse_prefix`; tested equal to
-full forwards on every architecture).
+(row, position) in each row through scoped forward hooks, removed in `finally`. With `reuse_prefix`, a row
+that patches token t at decoder layer l runs only layers l.. at positions t..: the layers below take the
+prompt's input to layer l (kept from the prompt's own forward; `rows.start_at`), the positions before t
+the prompt's cached keys and values (`rows.PrefixCache`). A residual state after layer l is set at the input
+of layer l + 1. Tested equal to full forwards on every architecture.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from engine.cases.checks import PrefixCache
+from engine.cases.rows import PrefixCache, forward, start_at
 from engine.graph.capture import attention_module
 from engine.graph.prune import stage_layout
 from engine.lrp.architectures import architecture_of
@@ -97,6 +99,7 @@ class _Patch:
     token: int
     value: torch.Tensor  # [d]
     layer: Optional[torch.nn.Module] = None  # "mid": the decoder layer whose input is the residual
+    start: int = 0  # the first decoder layer the row must run (the layers below are the prompt's)
 
 
 @dataclass
@@ -234,20 +237,28 @@ def _run(handle: Any, ids: list[int], patches: list[Optional[_Patch]], target_id
     """
     model = handle.model
     x = torch.tensor([ids], device=handle.device)
-    prefix = PrefixCache(model, x) if reuse_prefix else None
+    layers = decoder_layers(model)
+    prefix = None
+    if reuse_prefix:
+        prefix = PrefixCache(model, x, layers, {p.start for p in patches if p is not None and p.start})
     use = prefix is not None and prefix.ok
-    groups: dict[int, list[int]] = {}
-    for row, p in enumerate(patches):
-        groups.setdefault(p.token if (p is not None and use) else 0, []).append(row)
+    groups: dict[tuple[int, int], list[int]] = {}
     out: dict[int, float] = {}
-    for t0, rows in sorted(groups.items()):
+    for row, p in enumerate(patches):
+        if p is None and prefix is not None:  # the unpatched prompt: its own forward's logits
+            out[row] = float(prefix.logits[0, target_id] - prefix.logits[0, contrast_id])
+        else:
+            key = (p.token if use else 0, p.start if prefix is not None else 0) if p is not None else (0, 0)
+            groups.setdefault(key, []).append(row)
+    for (t0, first), rows in sorted(groups.items()):
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
             local = [None if patches[r] is None else dataclasses.replace(patches[r], token=patches[r].token - t0)
                      for r in part]
             extra = prefix.kwargs(t0, len(part)) if use else {}
-            with _patched(local):
-                last = model(input_ids=x[:, t0:].expand(len(part), -1), logits_to_keep=1, **extra).logits[:, -1]
+            state = prefix.inputs[first][:, t0:].expand(len(part), -1, -1) if first else None
+            with start_at(layers, first, state), _patched(local):
+                last = forward(model, x[:, t0:].expand(len(part), -1), **extra).logits[:, -1]
             out.update(zip(part, (last[:, target_id].float() - last[:, contrast_id].float()).tolist()))
     return [out[r] for r in range(len(patches))]
 
@@ -302,19 +313,26 @@ def ablate_nodes(handle: Any, token_ids: Sequence[int], target_id: int, contrast
             mu = _mean(x)
             if stage.kind == "emb":
                 res = [_Patch(layers[0], "pre", t, torch.zeros_like(x[t])), _Patch(layers[0], "pre", t, mu)]
+            elif stage.kind == "post" and stage.layer + 1 < len(layers):  # = the next layer's input
+                nxt = stage.layer + 1
+                res = [_Patch(layers[nxt], "pre", t, torch.zeros_like(x[t]), start=nxt),
+                       _Patch(layers[nxt], "pre", t, mu, start=nxt)]
             elif stage.kind == "post":
                 layer = layers[stage.layer]
-                res = [_Patch(layer, "out", t, torch.zeros_like(x[t])), _Patch(layer, "out", t, mu)]
+                res = [_Patch(layer, "out", t, torch.zeros_like(x[t]), start=stage.layer),
+                       _Patch(layer, "out", t, mu, start=stage.layer)]
             elif residual_mid:  # mid = h_in + attention output: set the attention output to (value - h_in)
                 layer = layers[stage.layer]
                 attn = attention_module(layer)
-                res = [_Patch(attn, "mid", t, torch.zeros_like(x[t]), layer), _Patch(attn, "mid", t, mu, layer)]
+                res = [_Patch(attn, "mid", t, torch.zeros_like(x[t]), layer, stage.layer),
+                       _Patch(attn, "mid", t, mu, layer, stage.layer)]
             else:
                 res = [None, None]
             blk = [None, None]
             if s in st.blocks:
                 module, a, _ = st.blocks[s]
-                blk = [_Patch(module, "out", t, torch.zeros_like(a[t])), _Patch(module, "out", t, _mean(a))]
+                blk = [_Patch(module, "out", t, torch.zeros_like(a[t]), start=stage.layer),
+                       _Patch(module, "out", t, _mean(a), start=stage.layer)]
             plan.append([add(p) for p in res + blk])
         size = chunk or max(1, _ACTIVATION_BYTES // (4 * len(ids) * 16 * int(handle.model.config.hidden_size)))
         measured = _run(handle, ids, rows, target_id, contrast_id, size, reuse_prefix)

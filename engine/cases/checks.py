@@ -28,23 +28,32 @@ Verdicts (thresholds are module constants, stated in the sentences and in the RE
 - not_explained anything else;
 - no_failure    Δℓ ≤ 0 before removing anything (the model already prefers the contrast).
 
-All rows of all curves are built as one [rows, T] batch and run in as few forward passes as memory allows;
-a row whose first removed token is at position p runs only positions p.. on the cached keys and values of the
-unchanged prompt before p (`PrefixCache`; tested equal to full forwards on every architecture).
+What is computed (`curves`):
+- "verdict" (default): only the rows the verdict reads. The red curve one row after the other up to its first
+  flip (row k differs from row k−1 at the one position p it adds, so it runs positions p.. on row k−1's cached
+  keys and values, `rows.PrefixCache.run_after`); then, at that k (or at the red curve's end when nothing
+  flips), one row per random seed, batched. No blue, insertion or other random rows; no area (None).
+  The verdict is the same as the full computation's (same rows, same rules; tested on every shipped zoo
+  failure). No sequential rule stops the random seeds early: one unseen seed's Δℓ is unbounded, so no subset
+  of seeds fixes the sign of the random mean or the spread test; every seed runs.
+- "full": every curve at every k, all rows as one [rows, T] batch in as few forward passes as memory allows,
+  each row from its first removed token on the cached prefix of the unchanged prompt; the area.
+Identical rows (a token equal to the replacement, or two seeds removing the same set) run once. A result
+records its model runs and their wall-clock time (`verdict_rows`, `verdict_seconds`).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
-import inspect
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import torch
 
 from engine.cases.faithfulness import neutral_mask_id
+from engine.cases.rows import PrefixCache, chunk_rows, forward, last_logits
 from engine.records import FailureLensError
 
 REPLACEMENTS = ("neutral", "pad", "unk")
@@ -52,7 +61,7 @@ PARTLY_SHARE = 0.5  # "partly": removing the top K cuts Δℓ by at least this s
 RANDOM_MARGIN_STD = 2.0  # ... and lands this many random standard deviations below the random mean
 VERDICTS = ("explains", "fragile", "partly", "not_explained", "no_failure")
 R_GRAPH = 0.5  # a failure counts as explained by the graph when its top nodes' zero-ablation correlation reaches this
-_ACTIVATION_BYTES = 256 << 20  # per forward chunk
+CURVE_MODES = ("verdict", "full")  # the verdict's rows only (default) | every curve at every k
 
 
 @dataclass(frozen=True)
@@ -70,14 +79,20 @@ class DeletionCurves:
     contrast_positions: tuple[int, ...]
     flip_k: Optional[int]  # smallest k with target[k] < 0
     flip_top: Optional[str]  # the model's top-1 token after removing the top flip_k tokens
-    area: float  # mean over k >= 1 of (random_mean - target)
+    area: Optional[float]  # mean over k >= 1 of (random_mean - target); None without the full curves
     verdict: str  # one of VERDICTS
     sentence: str  # the verdict in words
     replacement: str
     mask_id: int
     seeds: tuple[int, ...]
     k_max: int
-    forward_rows: int  # masked variants computed (all curves together)
+    forward_rows: int  # model runs: the prompt's own and each distinct masked variant computed
+    curves: str = "full"  # "full": every curve at every k; "verdict": only the rows the verdict needs
+    random_k: Optional[int] = None  # the k where the verdict compares with the random baseline (flip_k or the end)
+    random_mean_k: Optional[float] = None  # the random mean and spread there
+    random_std_k: Optional[float] = None
+    verdict_rows: int = 0  # model runs the verdict took (all of them for "full")
+    verdict_seconds: float = 0.0  # and their wall-clock time
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
@@ -104,75 +119,6 @@ def replacement_id(tokenizer: Any, replacement: Union[str, int] = "neutral") -> 
                 f"This tokenizer has no {replacement} token; use replacement 'neutral' or a token id.")
         return int(value)
     raise FailureLensError(f"Unknown replacement {replacement!r}: use one of {', '.join(REPLACEMENTS)} or a token id.")
-
-
-def _chunk_rows(model: Any, n_tokens: int) -> int:
-    cfg = getattr(model, "config", None)
-    d = int(getattr(cfg, "hidden_size", 1024) or 1024)
-    heads = int(getattr(cfg, "num_attention_heads", 16) or 16)
-    per_row = 4 * n_tokens * (16 * d + heads * n_tokens)  # float32 activations of one row, roughly
-    return max(1, _ACTIVATION_BYTES // max(per_row, 1))
-
-
-class PrefixCache:
-    """Keys and values of one unpatched forward over a prompt, to re-run rows from position t on.
-
-    Rows that change nothing before position t run only positions t.. on a copy cropped to t and repeated
-    over the rows (the model's own cache API, so every architecture keeps its own masks and positions).
-    `ok` is False where the cache cannot roll back (sliding-window layers) or the model has none: every
-    row then runs the whole prompt.
-    """
-
-    def __init__(self, model: Any, ids: torch.Tensor):
-        self.model, self.n = model, ids.shape[-1]
-        self.name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-        try:
-            out = model(input_ids=ids, logits_to_keep=1, use_cache=True)
-        except TypeError:  # models without logits_to_keep / caches
-            out = model(input_ids=ids)
-        self.logits = out.logits[:, -1].float()  # [1, V]
-        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-        self.ok = (cache is not None and bool(getattr(cache, "is_croppable", False))
-                   and not any(getattr(cache, "is_sliding", ())))
-        self.cache = cache if self.ok else None
-
-    def kwargs(self, t0: int, rows: int) -> dict[str, Any]:
-        """Forward kwargs (besides the ids of positions t0..) for `rows` rows that start at t0."""
-        if not t0:
-            return {}
-        past = copy.deepcopy(self.cache)
-        past.crop(t0 - self.n)  # a negative crop keeps positions 0..t0-1
-        past.batch_repeat_interleave(rows)
-        return {self.name: past, "use_cache": True}
-
-
-@torch.inference_mode()
-def _last_logits(model: Any, batch: torch.Tensor, chunk: int, starts: Optional[list[int]] = None) -> torch.Tensor:
-    """[B, V] last-position logits of every row of `batch` [B, T], `chunk` rows per forward.
-
-    starts[i]: the first position where row i differs from row 0 (the unchanged prompt); rows are grouped by
-    it and run on the cached prefix (PrefixCache) where the model allows.
-    """
-    prefix = PrefixCache(model, batch[:1]) if starts is not None else None
-    if prefix is None or not prefix.ok:
-        starts = [0] * batch.shape[0]
-    groups: dict[int, list[int]] = {}
-    for row, t0 in enumerate(starts):
-        groups.setdefault(t0, []).append(row)
-    out: dict[int, torch.Tensor] = {}
-    for t0, rows in groups.items():
-        if t0 >= batch.shape[1]:  # nothing changed: the prompt's own logits
-            out.update((r, prefix.logits[0]) for r in rows)
-            continue
-        for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
-            extra = prefix.kwargs(t0, len(part)) if prefix is not None and prefix.ok else {}
-            try:
-                logits = model(input_ids=batch[part, t0:], logits_to_keep=1, **extra).logits
-            except TypeError:  # models without logits_to_keep
-                logits = model(input_ids=batch[part, t0:], **extra).logits
-            out.update(zip(part, logits[:, -1].float()))
-    return torch.stack([out[r] for r in range(batch.shape[0])])
 
 
 def _verdict(base: float, target: list[float], rmean: list[float], rstd: list[float], flip_k: Optional[int],
@@ -209,8 +155,9 @@ def _verdict(base: float, target: list[float], rmean: list[float], rstd: list[fl
 def deletion_curves(model: Any, tokenizer: Any, input_ids: Sequence[int], relevance: Sequence[float],
                     target_id: int, contrast_id: int, special_mask: Optional[Sequence[bool]] = None, k: int = 10,
                     seeds: Sequence[int] = (0, 1, 2, 3, 4), replacement: Union[str, int] = "neutral",
-                    insertion: bool = True, chunk: Optional[int] = None, reuse_prefix: bool = True) -> DeletionCurves:
-    """The curves, area and verdict of the module docstring for one case.
+                    insertion: bool = True, chunk: Optional[int] = None, reuse_prefix: bool = True,
+                    curves: str = "verdict") -> DeletionCurves:
+    """The verdict of the module docstring for one case; with curves="full" also every curve, and the area.
 
     input_ids / relevance / special_mask: [T] aligned; relevance > 0 supports the target.
     """
@@ -221,6 +168,9 @@ def deletion_curves(model: Any, tokenizer: Any, input_ids: Sequence[int], releva
         raise FailureLensError(f"K = {k} is out of range; use 1..1000 (10 is the usual choice).")
     if not seeds:
         raise FailureLensError("Give at least one random seed for the random baseline.")
+    if curves not in CURVE_MODES:
+        raise FailureLensError(f"Unknown curves {curves!r}: use 'verdict' (the verdict's rows only) or 'full'.")
+    clock = time.perf_counter()
     mask_id = replacement_id(tokenizer, replacement)
     n = len(input_ids)
     special = list(special_mask) if special_mask is not None else [False] * n
@@ -233,63 +183,138 @@ def deletion_curves(model: Any, tokenizer: Any, input_ids: Sequence[int], releva
         order = list(plain)
         random.Random(seed).shuffle(order)
         shuffled.append(order[:k_max])
-
-    device = next(model.parameters()).device
-    ids = torch.tensor(list(input_ids), device=device)
-    masks: list[torch.Tensor] = [torch.zeros(n, dtype=torch.bool, device=device)]  # row 0: the case itself
-
-    def removals(order: list[int], upto: int) -> list[int]:
-        rows = []
-        for j in range(1, upto + 1):
-            m = torch.zeros(n, dtype=torch.bool, device=device)
-            m[order[:j]] = True
-            rows.append(len(masks))
-            masks.append(m)
-        return rows
-
-    rows_target = removals(by_target, len(by_target))
-    rows_contrast = removals(by_contrast, len(by_contrast))
-    rows_random = [removals(order, k_max) for order in shuffled]
-    rows_insert = []
-    if insertion:
-        everything = torch.zeros(n, dtype=torch.bool, device=device)
-        everything[plain] = True
-        for j in range(0, len(by_target) + 1):
-            m = everything.clone()
-            m[by_target[:j]] = False
-            rows_insert.append(len(masks))
-            masks.append(m)
-    stacked = torch.stack(masks)  # [rows, T]
-    batch = torch.where(stacked, torch.tensor(mask_id, device=device), ids[None, :])
-    changed = stacked & (batch != ids[None, :])  # a replaced token equal to the replacement changes nothing
-    starts = [int(r.nonzero()[0]) if r.any() else n for r in changed] if reuse_prefix else None
-    logits = _last_logits(model, batch, chunk or _chunk_rows(model, n), starts)
-    diffs = (logits[:, target_id] - logits[:, contrast_id]).tolist()
-
-    base = diffs[0]
-    target = [base] + [diffs[r] for r in rows_target]
-    contrast = [base] + [diffs[r] for r in rows_contrast]
-    per_seed = [[base] + [diffs[r] for r in rows] for rows in rows_random]
-    rmean = [sum(s[j] for s in per_seed) / len(per_seed) for j in range(k_max + 1)]
-    rstd = [math.sqrt(sum((s[j] - rmean[j]) ** 2 for s in per_seed) / len(per_seed)) for j in range(k_max + 1)]
-    flip_k = next((j for j, d in enumerate(target) if j > 0 and d < 0), None)
-    flip_top = None
-    if flip_k is not None:
-        flip_top = _text(tokenizer, int(logits[rows_target[flip_k - 1]].argmax()))
-    upto = len(target) - 1
-    area = sum(rmean[j] - target[j] for j in range(1, upto + 1)) / upto if upto else 0.0
-    verdict, sentence = _verdict(base, target, rmean[:upto + 1], rstd[:upto + 1], flip_k, flip_top,
-                                 _text(tokenizer, target_id),
+    ids = torch.tensor(list(input_ids), device=next(model.parameters()).device)
+    case = _Case(model, ids, [int(i) for i in input_ids], mask_id, target_id, contrast_id,
+                 chunk or chunk_rows(model, n), PrefixCache(model, ids[None]) if reuse_prefix else None)
+    with torch.inference_mode():
+        if curves == "full":
+            out = _full(case, plain, by_target, by_contrast, shuffled, k_max, insertion)
+        else:
+            out = _fast(case, by_target, shuffled)
+    target, rmean, rstd, flip_k, flip_logits = out["target"], out["rmean"], out["rstd"], out["flip_k"], out["flip"]
+    base = target[0]
+    flip_top = _text(tokenizer, int(flip_logits.argmax())) if flip_logits is not None else None
+    verdict, sentence = _verdict(base, target, rmean, rstd, flip_k, flip_top, _text(tokenizer, target_id),
                                  _text(tokenizer, contrast_id))
+    random_k = (flip_k if flip_k is not None else len(target) - 1) if base > 0 else None
+    seconds = time.perf_counter() - clock
     return DeletionCurves(
-        base_logit_diff=base, target=tuple(target), contrast=tuple(contrast), random_mean=tuple(rmean),
-        random_std=tuple(rstd), insertion=tuple(diffs[r] for r in rows_insert),
-        target_positions=tuple(by_target), target_tokens=tuple(_text(tokenizer, int(input_ids[i])) for i in by_target),
-        contrast_positions=tuple(by_contrast), flip_k=flip_k, flip_top=flip_top, area=float(area), verdict=verdict,
-        sentence=sentence, replacement=str(replacement), mask_id=mask_id, seeds=tuple(int(s) for s in seeds),
-        k_max=k_max, forward_rows=len(masks),
-    )
+        base_logit_diff=base, target=tuple(target), contrast=tuple(out.get("contrast", ())),
+        random_mean=tuple(out.get("random_mean", ())), random_std=tuple(out.get("random_std", ())),
+        insertion=tuple(out.get("insertion", ())), target_positions=tuple(by_target),
+        target_tokens=tuple(_text(tokenizer, int(input_ids[i])) for i in by_target),
+        contrast_positions=tuple(by_contrast), flip_k=flip_k, flip_top=flip_top, area=out.get("area"),
+        verdict=verdict, sentence=sentence, replacement=str(replacement), mask_id=mask_id,
+        seeds=tuple(int(s) for s in seeds), k_max=k_max, forward_rows=case.runs, curves=curves,
+        random_k=random_k if random_k else None, random_mean_k=rmean[random_k] if random_k else None,
+        random_std_k=rstd[random_k] if random_k else None, verdict_rows=out.get("verdict_rows", case.runs),
+        verdict_seconds=out.get("verdict_seconds", seconds))
 
+
+@dataclass
+class _Case:
+    """One case's model, ids [T], replacement and row bookkeeping: `values` maps a row's key (the sorted
+    positions whose token it changes) to its last-position logits [V]; `runs` counts model runs."""
+
+    model: Any
+    ids: torch.Tensor
+    id_list: list[int]
+    mask_id: int
+    target_id: int
+    contrast_id: int
+    chunk: int
+    prefix: Optional[PrefixCache]
+    values: dict = dataclasses.field(default_factory=dict)
+    runs: int = 0
+
+    def key(self, positions: Sequence[int]) -> tuple[int, ...]:
+        return tuple(sorted(p for p in positions if self.id_list[p] != self.mask_id))
+
+    def row(self, key: tuple[int, ...]) -> torch.Tensor:
+        row = self.ids.clone()
+        row[list(key)] = self.mask_id
+        return row
+
+    def delta(self, key: tuple[int, ...]) -> float:
+        logits = self.values[key]
+        return float(logits[self.target_id] - logits[self.contrast_id])
+
+    def base(self) -> None:
+        """The prompt's own row: the prefix forward's logits, else one forward."""
+        if () not in self.values:
+            self.values[()] = (self.prefix.logits[0] if self.prefix is not None
+                               else forward(self.model, self.ids[None]).logits[0, -1].float())
+            self.runs += 1
+
+    def batch(self, keys: Sequence[tuple[int, ...]]) -> None:
+        """Run the rows not yet known as one batch, each from its first changed position on the cached prefix."""
+        todo = [key for key in dict.fromkeys(keys) if key not in self.values]
+        if not todo:
+            return
+        batch = torch.stack([self.row(key) for key in todo])  # [rows, T]
+        n = len(self.id_list)
+        starts = [key[0] if key else n for key in todo] if self.prefix is not None else None
+        self.values.update(zip(todo, last_logits(self.model, batch, self.chunk, starts, self.prefix)))
+        self.runs += sum(1 for key in todo if key or self.prefix is None)
+
+
+def _stats(per_seed: list[float]) -> tuple[float, float]:
+    mean = sum(per_seed) / len(per_seed)
+    return mean, math.sqrt(sum((s - mean) ** 2 for s in per_seed) / len(per_seed))
+
+
+def _full(case: _Case, plain: list[int], by_target: list[int], by_contrast: list[int], shuffled: list[list[int]],
+          k_max: int, insertion: bool) -> dict[str, Any]:
+    """Every curve at every k, all rows as one batch (the verdict and area from them)."""
+    case.base()
+    keys_t = [case.key(by_target[:j]) for j in range(1, len(by_target) + 1)]
+    keys_c = [case.key(by_contrast[:j]) for j in range(1, len(by_contrast) + 1)]
+    keys_r = [[case.key(order[:j]) for j in range(1, k_max + 1)] for order in shuffled]
+    keys_i = [case.key([p for p in plain if p not in by_target[:j]]) for j in range(len(by_target) + 1)] \
+        if insertion else []
+    case.batch(keys_t + keys_c + [key for seed in keys_r for key in seed] + keys_i)
+    base = case.delta(())
+    target = [base] + [case.delta(key) for key in keys_t]
+    per_seed = [[base] + [case.delta(key) for key in seed] for seed in keys_r]
+    stats = [_stats([s[j] for s in per_seed]) for j in range(k_max + 1)]
+    flip_k = next((j for j, d in enumerate(target) if j > 0 and d < 0), None)
+    upto = len(target) - 1
+    rmean, rstd = [m for m, _ in stats], [s for _, s in stats]
+    area = sum(rmean[j] - target[j] for j in range(1, upto + 1)) / upto if upto else 0.0
+    return {"target": target, "rmean": rmean[:upto + 1], "rstd": rstd[:upto + 1], "flip_k": flip_k,
+            "flip": case.values[keys_t[flip_k - 1]] if flip_k else None, "area": float(area),
+            "contrast": [base] + [case.delta(key) for key in keys_c], "random_mean": rmean, "random_std": rstd,
+            "insertion": [case.delta(key) for key in keys_i]}
+
+
+def _fast(case: _Case, by_target: list[int], shuffled: list[list[int]]) -> dict[str, Any]:
+    """Only the verdict's rows: the red curve up to its first flip, one row after the other, each from the
+    position it adds on the previous row's cache; then the random rows at that k (or at the red curve's end)."""
+    case.base()
+    base = case.delta(())
+    target, flip_k, parent, last = [base], None, None, ()
+    for j in range(1, len(by_target) + 1) if base > 0 else ():
+        key = case.key(by_target[:j])
+        if key != last:  # (a removed token equal to the replacement changes nothing)
+            row, q = case.row(key), by_target[j - 1]  # the row differs from the previous one at q only
+            if case.prefix is not None:
+                case.values[key], parent = case.prefix.run_after(row, q, parent)
+            else:
+                case.values[key] = forward(case.model, row[None]).logits[0, -1].float()
+            case.runs += 1
+            last = key
+        target.append(case.delta(key))
+        if target[-1] < 0:
+            flip_k = j
+            break
+    at = flip_k if flip_k is not None else len(target) - 1
+    rmean, rstd = [base] + [math.nan] * at, [0.0] + [math.nan] * at
+    if at and base > 0:
+        keys = [case.key(order[:at]) for order in shuffled]
+        case.batch(keys)
+        rmean[at], rstd[at] = _stats([case.delta(key) for key in keys])
+    return {"target": target, "rmean": rmean, "rstd": rstd, "flip_k": flip_k,
+            "flip": case.values[last] if flip_k else None}
 
 def _text(tokenizer: Any, token_id: int) -> str:
     from engine.tokens import display
@@ -298,14 +323,16 @@ def _text(tokenizer: Any, token_id: int) -> str:
 
 
 def check_attribution(handle: Any, att: Any, k: int = 10, seeds: Sequence[int] = (0, 1, 2, 3, 4),
-                      replacement: Union[str, int] = "neutral", insertion: bool = True) -> DeletionCurves:
+                      replacement: Union[str, int] = "neutral", insertion: bool = True,
+                      curves: str = "verdict") -> DeletionCurves:
     """`deletion_curves` for an engine `Attribution` (contrastive: it needs a contrast token)."""
     if att.contrast is None:
         raise FailureLensError("The deletion check needs a contrast token: use the logit difference against a "
                                "reference token (mode logit_diff, strategy by_ref_token).")
     with handle.lock:
         return deletion_curves(handle.model, handle.tokenizer, att.token_ids, att.relevance, att.target.token_id,
-                               att.contrast.token_id, att.special_mask, k, seeds, replacement, insertion)
+                               att.contrast.token_id, att.special_mask, k, seeds, replacement, insertion,
+                               curves=curves)
 
 
 def causal_outcome(verdict: Optional[str], r_zero: Optional[float]) -> Optional[str]:

@@ -1,4 +1,4 @@
-"""`python -m engine check --model zoo:l --case l/eval-math-00014 [--json]`: does the explanation hold?
+"""`python -m engine check --model zoo:l --case l/eval-math-00014 [--json] [--curves full]`: does it hold?
 
 Runs the heatmap, the token deletion / insertion curves with their verdict (engine.cases.checks) and the
 ablation of the top-N graph nodes (engine.cases.ablation) for one case: a shipped zoo failure
@@ -44,8 +44,8 @@ def _request(a, token) -> CheckRequest:
     return CheckRequest(a.prompt, token(a.target), token(a.contrast), "prompt")
 
 
-def run_check(handle, req: CheckRequest, k: int, seeds: int, replacement: Any, nodes: int, split: bool
-              ) -> dict[str, Any]:
+def run_check(handle, req: CheckRequest, k: int, seeds: int, replacement: Any, nodes: int, split: bool,
+              curves: str = "verdict") -> dict[str, Any]:
     """Heatmap, curves and node ablation of one case as one JSON-able dict."""
     from engine.cases.ablation import ablate_nodes
     from engine.cases.checks import check_attribution
@@ -56,13 +56,13 @@ def run_check(handle, req: CheckRequest, k: int, seeds: int, replacement: Any, n
     if not 0 <= nodes <= 500:
         raise FailureLensError(f"--nodes {nodes} is out of range: use 0..500 (0 skips the node ablation).")
     att = attribute(handle, req.prompt, req.target, req.contrast)
-    curves = check_attribution(handle, att, k, tuple(range(seeds)), replacement)
+    checked = check_attribution(handle, att, k, tuple(range(seeds)), replacement, curves=curves)
     ablation: Optional[Any] = None
     if nodes:
         ablation = ablate_nodes(handle, att.token_ids, att.target.token_id, att.contrast.token_id, top_n=nodes,
                                 split=split)
     return {"case": req.label, "model": handle.label, "target": att.target.text, "contrast": att.contrast.text,
-            "logit_diff": att.logit_diff, "tokens": len(att.tokens), "curves": curves.to_dict(),
+            "logit_diff": att.logit_diff, "tokens": len(att.tokens), "curves": checked.to_dict(),
             "ablation": ablation.to_dict() if ablation else None}
 
 
@@ -75,8 +75,23 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"{r['case']} on {r['model']}: says {r['target']!r} instead of {r['contrast']!r}, "
           f"Δℓ {r['logit_diff']:+.3f}, {r['tokens']} tokens")
     print(f"\nVerdict ({c['verdict']}): {c['sentence']}")
-    print(f"Area between the random and the heatmap curve: {c['area']:+.3f} (mean over k of the gap, logits)")
+    print(f"Verdict from {c['verdict_rows']} model runs in {c['verdict_seconds']:.2f} s.")
     print(f"Removed tokens are replaced by id {c['mask_id']} ({c['replacement']}); random: {len(c['seeds'])} seeds.\n")
+    if c["curves"] != "full":
+        print("   k  removed           heatmap top")
+        for k, value in enumerate(c["target"]):
+            tok = repr(c["target_tokens"][k - 1])[:16] if k else ""
+            print(f"{k:>4}  {tok:<16} {value:>+12.3f}")
+        if c["random_k"]:
+            print(f"random tokens at k = {c['random_k']}: {c['random_mean_k']:+.3f} ± {c['random_std_k']:.3f}"
+                  "   (every curve at every k: --curves full)")
+    else:
+        _print_curves(c)
+    _print_ablation(r["ablation"])
+
+
+def _print_curves(c: dict[str, Any]) -> None:
+    print(f"Area between the random and the heatmap curve: {c['area']:+.3f} (mean over k of the gap, logits)")
     print("   k  removed          heatmap top   random mean ± std   contrast top   insertion")
     for k in range(len(c["random_mean"])):
         tok = repr(c["target_tokens"][k - 1])[:16] if 0 < k <= len(c["target_tokens"]) else ""
@@ -84,7 +99,9 @@ def print_report(r: dict[str, Any]) -> None:
                 c["insertion"][k] if k < len(c["insertion"]) else None]
         print(f"{k:>4}  {tok:<16} {_num(cols[0]):>12}   {c['random_mean'][k]:+8.3f} ± {c['random_std'][k]:5.3f}"
               f"   {_num(cols[1]):>12}   {_num(cols[2]):>9}")
-    a = r["ablation"]
+
+
+def _print_ablation(a: Optional[dict[str, Any]]) -> None:
     if not a:
         return
     r_txt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
@@ -113,11 +130,13 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
                    help="token that replaces removed ones: neutral (unk, else pad, else a space), pad, unk, or #id")
     p.add_argument("--nodes", type=int, default=20, help="graph nodes to ablate, largest |R| first (0: none)")
     p.add_argument("--split", action="store_true", help="ablate with attention / MLP rows (block outputs too)")
+    p.add_argument("--curves", choices=["verdict", "full"], default="verdict",
+                   help="verdict (default): only the rows the verdict needs; full: every curve at every k")
     p.add_argument("--json", action="store_true")
 
     def run(a) -> int:
         req = _request(a, token)
-        report = run_check(load(a), req, a.kmax, a.seeds, a.replacement, a.nodes, a.split)
+        report = run_check(load(a), req, a.kmax, a.seeds, a.replacement, a.nodes, a.split, a.curves)
         if a.json:
             print(dumps(report, ensure_ascii=False))  # never NaN: JSON readers refuse it
         else:

@@ -178,6 +178,10 @@ TERMS: dict[str, Term] = _terms(
      "Mean of (random − target curve) in logits: > 0 when the red tokens matter more."),
     ("mean area", "gain over random removal", "Mean of (random − target curve) in logits over the checked cases."),
     ("check_flip_k", "tokens to flip", "How many top red tokens must go before the model gives the right answer."),
+    ("check_random_k", "k compared with random", "Where the verdict compares with random removal: the flip, else K."),
+    ("check_random_mean", "random removal there", "Mean Δℓ after removing that many random tokens."),
+    ("check_random_std", "spread of random removal", "Standard deviation of that Δℓ over the seeds."),
+    ("check_full", "full curves stored", "Whether every curve at every k was computed, or only the verdict's rows."),
     ("check_r_zero", "graph agrees with removal",
      "Correlation of the graph's predicted and the measured change when its "
      "top nodes are zeroed."),

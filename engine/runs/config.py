@@ -19,13 +19,16 @@ start at the config file's folder. Example:
       heatmap: true
       graph: {enabled: true, layers: recommended, pruning: {mode: cum_mass, top_p: 0.8}}
       faithfulness: {enabled: true, seeds: [0, 1, 2], max_k: 64}
-      checks: {enabled: true, k: 10, seeds: [0, 1, 2, 3, 4], replacement: neutral, nodes: 20}
+      checks: {enabled: true, k: 10, seeds: [0, 1, 2, 3, 4], replacement: neutral, nodes: 20, curves: verdict}
     store: runs/store
     ray: {gpus_per_actor: 1, cpus_per_actor: 1, max_retries: 3}   # only used by `sweep --ray`
 
 `graph: true` / `faithfulness: true` / `checks: true` are short for `{enabled: true}` with the defaults.
 `checks` (engine.cases.checks, engine.cases.ablation) needs `heatmap: true`; a config without it keeps the
-identity it had before checks existed, so older runs resume unchanged.
+identity it had before checks existed, so older runs resume unchanged. `checks: true` computes the fast verdict
+(only the rows it reads); `checks: {curves: full}` (a checks mapping without `enabled` turns them on) also stores
+every curve at every k. The default `curves:
+verdict` is left out of a run's identity (the verdict is the same), so runs from before it resume.
 """
 from __future__ import annotations
 
@@ -118,6 +121,7 @@ class ChecksSpec:
     replacement: str = "neutral"  # neutral | pad | unk | a token id "#123"
     nodes: int = 20  # top nodes by |R| to ablate (0: none)
     split: bool = False  # ablate attention / MLP rows (block outputs) too
+    curves: Literal["verdict", "full"] = "verdict"  # verdict: only the rows the verdict reads; full: every curve
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,8 @@ class SweepConfig:
         out = {k: v for k, v in self.to_dict().items() if k not in ("store", "ray")}
         if not self.compute.checks.enabled:  # runs from before the checks keep their identity
             out["compute"].pop("checks")
+        elif self.compute.checks.curves == "verdict":  # ... and from before the fast verdict (the same verdict)
+            out["compute"]["checks"].pop("curves")
         return out
 
 
@@ -226,6 +232,8 @@ class _Builder:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if isinstance(value, bool) and "enabled" in fields:
             value = {"enabled": value}
+        if cls is ChecksSpec and isinstance(value, dict) and value and "enabled" not in value:
+            value = {**value, "enabled": True}  # `checks: {curves: full}` asks for checks
         if value is None:
             value = {}
         if not isinstance(value, dict):

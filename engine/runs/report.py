@@ -111,9 +111,10 @@ def _checks(ok: pd.DataFrame) -> str:
 
     t = verdict_table(ok.assign(category=ok["outcome"]), ("model_label", "benchmark", "category"))
     pct = lambda v: "" if v is None or v != v else f"{v:.0%}"  # noqa: E731
+    num = lambda v: "" if v is None or v != v else f"{v:+.2f}"  # noqa: E731  (no area without the full curves)
     shares = ["by input", "by graph", "no clue", "explains", "fragile", "partly", "not_explained"]
     rows = [[r["model_label"], r["benchmark"], r["category"], r["checked"], *[pct(r[c]) for c in shares],
-             r["mean area"], r["median r (nodes)"]] for _, r in t.iterrows()]
+             num(r["mean area"]), num(r["median r (nodes)"])] for _, r in t.iterrows()]
     note = ('<p class="muted">Removing the heatmap’s top tokens (deletion curves) and ablating the top graph nodes, '
             f"per case. <b>explains</b>: the answer flips while removing as many random tokens does not; "
             f"<b>fragile</b>: "
@@ -121,7 +122,8 @@ def _checks(ok: pd.DataFrame) -> str:
             f"{RANDOM_MARGIN_STD:g} random spreads below the random mean. Causal outcome: <b>by input</b> (M-IA) = "
             f"explains or partly; <b>by graph</b> (NC-IA+M-AG) = otherwise, when the top nodes' predicted and "
             f"measured changes correlate with r ≥ {R_GRAPH}; <b>no clue</b> (NC-IA+AG) = neither. Category: the "
-            "person's label where there is one, else this causal outcome.</p>")
+            "person's label where there is one, else this causal outcome. Mean area: cases with full curves only "
+            "(<code>checks: {curves: full}</code>).</p>")
     return note + table(rows, ["model", "benchmark", "category", "checked", "by input", "by graph", "no clue",
                                "explains", "fragile", "partly", "does not explain", "mean area", "median r (nodes)"],
                         [False, False, False] + [True] * 10)

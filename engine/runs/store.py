@@ -35,7 +35,7 @@ import numpy as np
 from engine.files import disk_message, regular_file
 from engine.records import FailureLensError, dumps
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "failure_lens.sqlite"
 
 _V1 = """
@@ -60,7 +60,29 @@ CREATE INDEX labels_key ON labels (run_id, model_label, case_id);
 _V2 = """
 ALTER TABLE results ADD COLUMN check_json TEXT;
 """  # causal checks per result (engine.cases.checks + engine.cases.ablation); NULL for older results
-MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2}  # from version -> SQL to the next version
+_V3 = """
+ALTER TABLE results ADD COLUMN check_verdict TEXT;
+ALTER TABLE results ADD COLUMN check_flip_k INTEGER;
+ALTER TABLE results ADD COLUMN check_random_k INTEGER;
+ALTER TABLE results ADD COLUMN check_random_mean REAL;
+ALTER TABLE results ADD COLUMN check_random_std REAL;
+ALTER TABLE results ADD COLUMN check_full INTEGER;
+UPDATE results SET check_verdict = json_extract(check_json, '$.curves.verdict'),
+    check_flip_k = json_extract(check_json, '$.curves.flip_k'),
+    check_full = 1,
+    check_random_k = CASE WHEN json_extract(check_json, '$.curves.base_logit_diff') > 0 THEN
+        COALESCE(json_extract(check_json, '$.curves.flip_k'),
+                 json_array_length(json_extract(check_json, '$.curves.target')) - 1) END
+    WHERE json_extract(check_json, '$.curves') IS NOT NULL;
+UPDATE results SET check_random_k = NULL WHERE check_random_k = 0;
+UPDATE results SET
+    check_random_mean = json_extract(check_json, '$.curves.random_mean[' || check_random_k || ']'),
+    check_random_std = json_extract(check_json, '$.curves.random_std[' || check_random_k || ']')
+    WHERE check_random_k IS NOT NULL
+"""  # the verdict's numbers as columns (SUMMARY_COLUMNS); results stored before get them from their check_json
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2, 2: _V3}  # from version -> SQL to the next version
+SUMMARY_COLUMNS = ("check_verdict", "check_flip_k", "check_random_k", "check_random_mean", "check_random_std",
+                   "check_full")  # results columns filled from a result's checks (check_columns)
 
 
 @dataclass(frozen=True)
@@ -225,9 +247,11 @@ class Store:
         """Store one result atomically with its arrays; False (and nothing written) if the key exists."""
         ref = self._write_arrays(run_id, arrays) if arrays else None
         values = [dumps(getattr(row, c), default=str) if c in _JSON else getattr(row, c) for c in _COLS]
-        cols = ", ".join(_JSON.get(c, c) for c in _COLS)
+        summary = check_columns(row.check)
+        values += [summary[c] for c in SUMMARY_COLUMNS]
+        cols = ", ".join([*(_JSON.get(c, c) for c in _COLS), *SUMMARY_COLUMNS])
         sql = (f"INSERT INTO results (run_id, model_label, case_id, {cols}, arrays, created) "
-               f"VALUES ({', '.join('?' * (len(_COLS) + 5))})")
+               f"VALUES ({', '.join('?' * (len(_COLS) + len(SUMMARY_COLUMNS) + 5))})")
         try:
             self._write([(sql, (run_id, model_label, case_id, *values, ref, time.time()))])
         except sqlite3.IntegrityError:
@@ -366,11 +390,18 @@ class Store:
 
 
 def check_columns(check: Optional[dict[str, Any]]) -> dict[str, Any]:
-    """The flat columns of a result's causal checks (None where it has none)."""
+    """The flat columns of a result's causal checks (None where it has none). A check stored before the fast
+    verdict existed holds every curve: its random mean and spread at the verdict's k are read from them."""
     curves = (check or {}).get("curves") or {}
     ablation = (check or {}).get("ablation") or {}
+    k, mean, std = curves.get("random_k"), curves.get("random_mean_k"), curves.get("random_std_k")
+    if "random_k" not in curves and curves.get("random_mean") and (curves.get("base_logit_diff") or 0) > 0:
+        k = curves["flip_k"] if curves.get("flip_k") is not None else len(curves["target"]) - 1
+        k, mean, std = (k, curves["random_mean"][k], curves["random_std"][k]) if k else (None, None, None)
     return {"check_verdict": curves.get("verdict"), "check_area": curves.get("area"),
             "check_flip_k": curves.get("flip_k"),
+            "check_random_k": k, "check_random_mean": mean, "check_random_std": std,
+            "check_full": (curves.get("curves", "full") == "full") if curves else None,
             "check_r_zero": ablation.get("r_zero"), "check_r_mean": ablation.get("r_mean")}
 
 

@@ -356,7 +356,7 @@ def _checks(handle: Any, att: Any, spec: Any, t: dict[str, float]) -> dict[str, 
     from engine.cases.checks import check_attribution
 
     with _phase(t, "check curves"):
-        curves = check_attribution(handle, att, spec.k, spec.seeds, spec.replacement)
+        curves = check_attribution(handle, att, spec.k, spec.seeds, spec.replacement, curves=spec.curves)
     ablation = None
     if spec.nodes:
         with _phase(t, "check nodes"):
