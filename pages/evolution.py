@@ -6,9 +6,9 @@ from engine.compare.deltas import checkpoint_labels, evolution_table, mean_by_mo
 from engine.compare.robust import Y_SCALES, fences, outliers
 from engine.present import compare_charts
 from engine.records import FailureLensError
-from ui import case_views as hv
-from ui import compare_views as cv
 from ui import layout, safe, state, widgets
+from ui.sections import case_views as hv
+from ui.sections import compare_views as cv
 
 SOURCES = {"zoo": "Zoo training points", "local": "Local folders", "hub": "Hub model with revisions"}
 

@@ -10,8 +10,9 @@ from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, relative_settings, stage_layout
 from engine.present import charts, glossary, render, summary
-from ui import checks, inputs, layout, loaders, long_views, safe, state, story, views, whatif_views, widgets
+from ui import layout, loaders, safe, state, widgets
 from ui.graph_component import live_graph
+from ui.sections import check_views, inputs, long_views, story, views, whatif_views
 from ui.state import ModelSpec
 
 layout.page("Graph")
@@ -34,8 +35,8 @@ if not present:
                f"after {len(att.tokens)} tokens. "
                "Red: supports the target; blue: supports the contrast. Size: |R| of a node; width: |w| of an edge. "
                "The top node of the last token is where the model says its word.")
-check = checks.page_curves(handle, att)  # the causal checks decide the category, as on the Heatmap page
-story_, figctx = story.show(att, prompt, full=False, check=check, r_zero=checks.known_r_zero(handle, att))
+check = check_views.page_curves(handle, att)  # the causal checks decide the category, as on the Heatmap page
+story_, figctx = story.show(att, prompt, full=False, check=check, r_zero=check_views.known_r_zero(handle, att))
 
 with top[1] if present else st.container():  # st.container(): `with st` is no context
     controls = layout.controls("Rows")
@@ -152,7 +153,7 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
                       f"R = {graph.node_relevance[ids[n]]:+.4f}")
     if state.get(state.NODE) in ids:
         long_views.supernode(graph, *ids[state.get(state.NODE)])
-        checks.node_numbers(handle, att, graph, *ids[state.get(state.NODE)])  # the node in words, then numbers
+        check_views.node_numbers(handle, att, graph, *ids[state.get(state.NODE)])  # the node in words, then numbers
         detail = node_drilldown(graph, *ids[state.get(state.NODE)])
         with st.expander("Details: hidden dimensions, MLP neurons, incoming edges"):
             d1, d2, d3 = st.columns([1, 1, 2], gap="medium")
@@ -174,7 +175,7 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
                 else:
                     st.caption("No incoming edges: this is a row of the embeddings, or every edge into it is pruned.")
 
-    checks.top_nodes_section(handle, att, graph, hide_bos)
+    check_views.top_nodes_section(handle, att, graph, hide_bos)
     st.subheader("Per-layer metrics")
     metrics = graph_metrics(graph, pruned, skip_first_token=hide_bos)
     m1, m2 = st.columns(2)

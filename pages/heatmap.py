@@ -4,7 +4,8 @@ import streamlit as st
 
 from engine.cases.segments import assign_segments, segment_relevance
 from engine.present import charts, render
-from ui import checks, inputs, layout, loaders, long_views, state, story, views, whatif_views, widgets
+from ui import layout, loaders, state, widgets
+from ui.sections import check_views, inputs, long_views, story, views, whatif_views
 from ui.state import ModelSpec
 
 layout.page("Heatmap")
@@ -30,8 +31,8 @@ labels = assign_segments(att.offsets, spans, att.special_mask)
 if not state.get(state.PRESENT):  # a room sees the numbers, the story and the heatmap on one screen
     st.divider()
 views.header(att, expected=views.shipped_logit_diff(att, case, spec.zoo_name, prompt))
-check = checks.page_curves(handle, att)  # the causal check decides the summary's category (shown further down)
-story_, figctx = story.show(att, prompt, check=check, r_zero=checks.known_r_zero(handle, att))
+check = check_views.page_curves(handle, att)  # the causal check decides the summary's category (shown further down)
+story_, figctx = story.show(att, prompt, check=check, r_zero=check_views.known_r_zero(handle, att))
 main, side = st.columns([3, 2], gap="large")
 with side:
     st.subheader("Next-token candidates")
@@ -86,6 +87,6 @@ with layer_col:
     layout.chart(charts.layer_chart(att.tokens, att.layer_relevance, mask, scale=layout.scale()), "layers",
                  table=layer_df, key="layers", figure=(figctx, "Relevance through the layers", ()))
 
-curves = checks.heatmap_section(handle, att)
+curves = check_views.heatmap_section(handle, att)
 whatif_views.section(handle, att, prompt, curves)
 views.compare(att, prompt)

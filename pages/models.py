@@ -3,7 +3,8 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
-from ui import layout, loaders, safe, saved_prompts, state, views
+from ui import layout, loaders, safe, state
+from ui.sections import saved_prompts, views
 from ui.state import ModelSpec
 
 layout.page("Models")

@@ -6,9 +6,9 @@ from engine.compare import verdicts as V
 from engine.compare.deltas import ecdf, mean_by_model, scaling_table
 from engine.compare.robust import Y_SCALES, fences, outliers
 from engine.present import compare_charts
-from ui import case_views as hv
-from ui import compare_views as cv
 from ui import layout, safe, state, widgets
+from ui.sections import case_views as hv
+from ui.sections import compare_views as cv
 
 layout.page("Model scaling")
 sizes = [f"zoo:{s}" for s in cv.zoo.zoo_sizes()]

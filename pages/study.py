@@ -4,8 +4,8 @@ failures and the outputs; open any stored study, or run the zoo study in the bac
 import streamlit as st
 
 from ui import layout, safe, state, widgets
-from ui import study_views as sv
-from ui.compare_views import defaults_once
+from ui.sections import study_views as sv
+from ui.sections.compare_views import defaults_once
 
 layout.page("Study")
 defaults_once("study", {state.ST_STORE: sv.default_store()})

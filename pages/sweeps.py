@@ -4,9 +4,10 @@ import streamlit as st
 from engine.cases.categories import shares
 from engine.present import compare_charts, glossary
 from engine.records import FailureLensError
-from ui import checks, layout, safe, state, widgets
-from ui import sweep_views as sv
-from ui.compare_views import defaults_once
+from ui import layout, safe, state, widgets
+from ui.sections import check_views
+from ui.sections import sweep_views as sv
+from ui.sections.compare_views import defaults_once
 
 layout.page("Sweeps", subject=False)
 defaults_once("sweeps", {state.SW_CONFIG: sv.example_config()})
@@ -79,7 +80,7 @@ with browse_tab:
             layout.chart(compare_charts.share_chart(share, column, layout.scale()), f"{column}_shares_{run}", share,
                          key=f"sw:{column}")
 
-    checks.sweep_section(failures)
+    check_views.sweep_section(failures)
 
     st.subheader("One case")
     rows = {sv.case_key(r.model_label, r.case_id): r for r in failures.itertuples(index=False)}

@@ -46,12 +46,12 @@ def test_heatmap_page_shows_the_deletion_verdict():
 
 def test_graph_page_node_numbers_and_top_nodes_scatter(monkeypatch):
     from engine.cases import ablation
-    from ui import checks
+    from ui.sections import check_views
 
     calls = []
     real = ablation.ablate_nodes
-    monkeypatch.setattr(checks, "ablate_nodes", lambda *a, **kw: calls.append(kw["nodes"]) or real(*a, **kw))
-    checks._ablation.clear()
+    monkeypatch.setattr(check_views, "ablate_nodes", lambda *a, **kw: calls.append(kw["nodes"]) or real(*a, **kw))
+    check_views._ablation.clear()
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("pages/graph.py")
     _clean(at.run())

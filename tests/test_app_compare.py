@@ -261,7 +261,7 @@ def test_sweep_runs_and_results_are_browsable(tmp_path):
     assert set(shown["model_label"]) == {model} and at.query_params["sw_models"] == model
     clean(at.multiselect(key="w:sw_models").set_value([]).run())
     # confirm the suggestion, then change it: both stored with their time, the latest wins
-    from ui.sweep_views import label_key
+    from ui.sections.sweep_views import label_key
 
     model, case_id = at.session_state["sw_case"].split("::")
     key = label_key(str(store), "zoo-demo", model, case_id)

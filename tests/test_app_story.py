@@ -52,7 +52,7 @@ def _plain(html: str) -> str:
 
 def test_the_summary_category_is_the_checks_and_follows_it():
     from engine.cases.checks import causal_outcome
-    from ui.checks import VERDICT_NAMES
+    from ui.sections.check_views import VERDICT_NAMES
 
     at = clean(app())  # the default case; the check is on and runs at once on a short prompt
     assert not at.error, texts(at.error)

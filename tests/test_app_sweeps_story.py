@@ -48,7 +48,7 @@ def _page(folder: Path, run: str) -> AppTest:
 
 
 def test_switching_runs_cannot_save_a_stale_label(tmp_path):
-    from ui.sweep_views import label_key
+    from ui.sections.sweep_views import label_key
 
     folder = _store(tmp_path / "store")
     at = _page(folder, "a")

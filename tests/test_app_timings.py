@@ -14,12 +14,13 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 def counted(monkeypatch):
     """Counts attributions and deletion-curve checks computed (cache misses reach the engine)."""
     import engine
-    from ui import checks, loaders
+    from ui import loaders
+    from ui.sections import check_views
 
     loaders._attribute.clear()
-    checks._curves.clear()
+    check_views._curves.clear()
     calls = {"attribute": 0, "check": 0}
-    real_attribute, real_curves = engine.attribute, checks.deletion_curves
+    real_attribute, real_curves = engine.attribute, check_views.deletion_curves
 
     def attribute(*a, **kw):
         calls["attribute"] += 1
@@ -30,7 +31,7 @@ def counted(monkeypatch):
         return real_curves(*a, **kw)
 
     monkeypatch.setattr(engine, "attribute", attribute)
-    monkeypatch.setattr(checks, "deletion_curves", curves)
+    monkeypatch.setattr(check_views, "deletion_curves", curves)
     return calls
 
 

@@ -576,7 +576,7 @@ def test_several_tabs_at_once_match_sequential_results(server, driver):
         driver.switch_to.window(first)
 
 
-# ---------------------------------------------------------------- long prompts (ui.long_views)
+# ---------------------------------------------------------------- long prompts (ui.sections.long_views)
 def _console_errors(drv) -> list[str]:
     """Script errors in the browser console since the last call (network noise such as offline fonts left out)."""
     return [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE" and e.get("source") != "network"]

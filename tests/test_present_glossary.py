@@ -61,7 +61,7 @@ def test_every_sweep_column_and_report_code_has_an_entry(tmp_path):
     from engine.cases.categories import Category, Label, Outcome, Pattern, suggest_category
     from engine.runs import report
     from engine.runs.store import ResultRow, Store
-    from ui import sweep_views
+    from ui.sections import sweep_views
 
     with Store(tmp_path / "s") as store:
         store.create_run("r", {"models": []}, "t")
@@ -94,7 +94,7 @@ def test_every_comparison_and_topk_column_has_an_entry():
     from engine.compare import deltas
     from engine.present.summary import SEGMENT_WORDS
     from engine.records import Attribution, TokenChoice, TopToken
-    from ui import inputs
+    from ui.sections import inputs
 
     tables = [deltas.scaling_table("ref", {"ref": []}), deltas.ecdf([1.0, 2.0]),
               deltas.evolution_table({"a": []}),

@@ -152,7 +152,7 @@ def test_tables_and_claims(study):
 def test_cli_outputs_deck_json_and_page_tables(study, tmp_path, capsys):
     from pptx import Presentation
 
-    from ui import study_views as sv
+    from ui.sections import study_views as sv
 
     folder, cfg = study[0], study[1]
     out = {k: tmp_path / f"study.{k}" for k in ("html", "pptx", "json")}

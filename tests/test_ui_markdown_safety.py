@@ -35,7 +35,7 @@ OPTION_SINKS = {"radio", "pills", "segmented_control"}  # their option labels ar
 WRAPPERS = {"number": 0, "page": 0, "run_task": 1, "controls": 0, "_ranked": 2}
 NOT_SINKS = {("views", "header"), ("glossary", "title")}  # project functions that share a sink's name
 TEXT_KEYWORDS = {"body", "label", "text", "help"}
-# md: ui.views.md = safe.plain; define: glossary
+# md: ui.sections.views.md = safe.plain; define: glossary
 SAFE_CALLS = {"plain", "quoted", "md", "len", "int", "round", "define"}
 NUMBER_SPEC = re.compile(r"[-+ ]?[#0]?\d*(?:[,_](?:\.\d+)?[dfeEgG%n]?|(?:\.\d+)?[dfeEgG%n])$")  # fails on str
 
@@ -99,7 +99,7 @@ def violations(source: str, filename: str = "<planted>") -> list[str]:
 
 
 def test_pages_and_ui_put_no_untrusted_text_into_markdown():
-    files = sorted((ROOT / "pages").glob("*.py")) + sorted((ROOT / "ui").glob("*.py")) + [ROOT / "app.py"]
+    files = sorted((ROOT / "pages").glob("*.py")) + sorted((ROOT / "ui").rglob("*.py")) + [ROOT / "app.py"]
     found = [v for f in files for v in violations(f.read_text(encoding="utf-8"), str(f.relative_to(ROOT)))]
     assert not found, "untrusted text into Markdown without ui.safe.plain:\n" + "\n".join(found)
 

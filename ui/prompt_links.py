@@ -1,6 +1,6 @@
 """Short links: a prompt longer than engine.runs.prompts.URL_LIMIT characters travels as ph=<hash>; the text
 waits in the local prompt store (engine.runs.prompts). Plumbing for ui.state (the listing on the Models page is
-ui.saved_prompts)."""
+ui.sections.saved_prompts)."""
 from __future__ import annotations
 
 import streamlit as st

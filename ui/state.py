@@ -71,12 +71,15 @@ DEFAULTS_DONE = "defaults_done"  # session only: pages whose zoo defaults were f
 GRAPH_CLICK = "graph_click"  # session only: the last graph click already taken (a click selects a node once)
 CHK_ON, CHK_K, CHK_SEEDS, CHK_REPL, CHK_NODES = "check", "check_k", "check_seeds", "check_repl", "check_nodes"  # checks
 CHK_CURVES = "check_curves"  # the deletion check's full curves (chart and table) beside its verdict
-GRAN, GROUP, GGRAN, OPEN = "gran", "grp", "ggran", "open"  # long prompts (ui.long_views): heatmap granularity, selected
+# long prompts (ui.sections.long_views): heatmap granularity, selected
+GRAN, GROUP, GGRAN, OPEN = "gran", "grp", "ggran", "open"
 # group (by a token in it), graph supernodes, supernodes opened into tokens (by their first token)
 LAST_CASE = "last_case"  # session only: the case open before "Own prompt" (going back reopens it)
-CHK_DONE = "check_done"  # session only: {content key: result} of the checks run on request (ui.checks); replaced,
+# session only: {content key: result} of the checks run on request (ui.sections.check_views); replaced,
 # never mutated in place (the default is shared)
-WHATIF, WI_FOR, WI_PICK, WI_WORD = "wi", "wi_for", "wi_pick", "wi_word"  # What if? (ui.whatif_views): edit specs;
+CHK_DONE = "check_done"
+# What if? (ui.sections.whatif_views): edit specs;
+WHATIF, WI_FOR, WI_PICK, WI_WORD = "wi", "wi_for", "wi_pick", "wi_word"
 # session only: the prompt hash they belong to, the picked token positions, the replacement word
 WI_OPENED, WI_NOTICE = "wi_opened", "wi_notice"  # session only: last case file opened (upload id), an editor hint
 WI_OPEN_MSG, WI_NOTE_ERR = "wi_open_msg", "wi_note_err"  # session only: what opening a case did, a refused note
@@ -90,7 +93,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(EDGE_THR, 0.02), Field(NODE_THR, 0.0), Field(CONNECTED, True), Field(HIDE_BOS, True), Field(NODE, ""),
     Field(PRESENT, False),
     Field(TRUSTED, frozenset(), url=False), Field(STOPPED, "", url=False), Field(URL_ISSUES, [], url=False),
-    # ---- Scaling, Evolution and Sweeps pages (ui.compare_views, ui.sweep_views) ----
+    # ---- Scaling, Evolution and Sweeps pages (ui.sections.compare_views, ui.sections.sweep_views) ----
     Field(CMP_MODELS, []), Field(CMP_REF, ""), Field(CMP_ADD, []), Field(CMP_CASE, ""), Field(NCASES, 12),
     Field(OVERLAY, False), Field(CORR_X, 1.0), Field(CORR_Y, -1.0),
     Field(EV_SOURCE, "zoo"), Field(EV_SERIES, ""), Field(EV_POINTS, []), Field(EV_PATH, ""), Field(EV_REVS, ""),
@@ -100,16 +103,16 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(SW_CONFIG, "", url=False), Field(SW_RESUME, False, url=False), Field(SW_FORM_ERROR, "", url=False),
     Field(DEFAULTS_DONE, frozenset(), url=False),
     Field(GRAPH_CLICK, "", url=False), Field(LAST_CASE, "", url=False),
-    # ---- causal checks beside the heatmap and the graph (ui.checks) ----
+    # ---- causal checks beside the heatmap and the graph (ui.sections.check_views) ----
     Field(CHK_ON, True), Field(CHK_K, 10), Field(CHK_SEEDS, 5), Field(CHK_REPL, "neutral"), Field(CHK_NODES, 20),
     Field(CHK_DONE, {}, url=False),
     Field(CHK_CURVES, False),
     Field(GRAN, "auto"), Field(GROUP, -1), Field(GGRAN, "auto"), Field(OPEN, []),
-    # ---- What if? on the Heatmap page (ui.whatif_views) ----
+    # ---- What if? on the Heatmap page (ui.sections.whatif_views) ----
     Field(WHATIF, []), Field(WI_FOR, "", url=False), Field(WI_PICK, [], url=False), Field(WI_WORD, "", url=False),
     Field(WI_OPENED, "", url=False), Field(WI_NOTICE, "", url=False), Field(WI_OPEN_MSG, "", url=False),
     Field(WI_NOTE_ERR, "", url=False),
-    # ---- Study page (ui.study_views) ----
+    # ---- Study page (ui.sections.study_views) ----
     Field(ST_STORE, ""), Field(ST_NAME, ""), Field(ST_SIZE, "quick", url=False),
 ]}
 _LOADED = "_url_loaded"

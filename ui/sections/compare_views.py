@@ -1,5 +1,5 @@
 """Shared parts of the Scaling and Evolution pages: zoo defaults, case picking, the long Δℓ / segment task
-(cached by model and cases), one case's heatmap in one model. The case at hand lives in ui.case_views."""
+(cached by model and cases), one case's heatmap in one model. The case at hand lives in ui.sections.case_views."""
 from __future__ import annotations
 
 import dataclasses

@@ -48,7 +48,8 @@ def show(att: Attribution, prompt: str, full: bool = True, check: Optional[Delet
          r_zero: Optional[float] = None) -> tuple[CaseSummary, FigureContext]:
     """The summary at the top of a page; returns it with the figure context the page's exports use.
     full=False (and presentation mode): the headline, with the rest one click away, so the figure stays on screen.
-    check / r_zero: the causal checks of this view (ui.checks.page_curves / known_r_zero): they decide the category."""
+    check / r_zero: the causal checks of this view (ui.sections.check_views.page_curves / known_r_zero): they
+    decide the category."""
     s = summary.case_summary(att, labels(att, prompt), model=model_label(), case=case_ref(prompt),
                              recorded=recorded(att, prompt), verdict=check.verdict if check is not None else None,
                              r_zero=r_zero)
@@ -80,7 +81,8 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
     whole model, or builds it, pruned as the Graph page does by default. The check slide shows `check` (the
     page's deletion check), else the check is run with the page's settings when clicked; the category follows it
     as on the page (engine.cases.outcome)."""
-    from ui import checks, loaders
+    from ui import loaders
+    from ui.sections import check_views
 
     others = [(ModelSpec.parse(p).label, loaders.model(p, quiet=True)) for p in state.model_params()
               if p != state.active_param()]
@@ -88,7 +90,7 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
                               state.get(state.HIDE_SPECIAL))
 
     segs = labels(att, prompt)
-    settings, r_zero, pair = checks.check_settings(), checks.known_r_zero(handle, att), recorded(att, prompt)
+    settings, r_zero, pair = check_views.check_settings(), check_views.known_r_zero(handle, att), recorded(att, prompt)
 
     def story():
         from engine.cases.checks import check_attribution

@@ -29,7 +29,8 @@ from engine.token_groups import (
     window_around,
     with_open,
 )
-from ui import layout, safe, state, views, widgets
+from ui import layout, safe, state, widgets
+from ui.sections import views
 
 VIEW_TOKENS = 600  # the heatmap of a long prompt shows about this many tokens around the selection
 OPEN_TOKENS = 600  # an opened group shows at most this many of its tokens (around its strongest one)

@@ -19,8 +19,8 @@ from engine.present import aligned, compare_charts, glossary, render
 from engine.present.headline import verdict_cards
 from engine.present.shift import shift_sentences
 from engine.records import FailureLensError
-from ui import compare_views as cv
 from ui import layout, loaders, safe, state, widgets
+from ui.sections import compare_views as cv
 
 SCALES = {"row": "per row (each row's own max)", "shared": "shared (one max for all rows)"}
 NONE = "—"
@@ -191,7 +191,7 @@ def _slides(params: Sequence[str], labels: Sequence[str], names: Sequence[str], 
     """"Download slides": the verdict of every model (checkpoint) in the page's order with its colour, the
     row-over-row heatmap and where the relevance moved (engine.present.compare_deck; made when clicked)."""
     from engine.present.compare_deck import compare_deck
-    from ui.story import PPTX
+    from ui.sections.story import PPTX
 
     deltas = case_deltas(params, labels, [case])
     if deltas is None:
