@@ -20,7 +20,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from engine.cases.checks import _chunk_rows, _last_logits, replacement_id
+from engine.cases.checks import replacement_id
+from engine.cases.rows import chunk_rows, last_logits
 from engine.records import Attribution, FailureLensError
 from engine.tokens import display, resolve_token
 
@@ -186,7 +187,7 @@ def what_if(handle: Any, token_ids: Sequence[int], special: Sequence[bool], targ
     device = next(handle.model.parameters()).device
     batch = torch.tensor([[int(i) for i in token_ids], new], device=device)  # [2, T]
     with handle.lock:
-        logits = _last_logits(handle.model, batch, _chunk_rows(handle.model, n), [n, t0] if reuse_prefix else None)
+        logits = last_logits(handle.model, batch, chunk_rows(handle.model, n), [n, t0] if reuse_prefix else None)
     before, after = (_side(tok, logits[r], target_id, contrast_id) for r in (0, 1))
     target, contrast = display(tok, target_id), display(tok, contrast_id)
     what = describe_edits(tok, token_ids, edits) if edits else ""

@@ -102,7 +102,7 @@ def _deck(a, load, token) -> int:
     if att.contrast is not None:  # the check slide, and the category it decides (as in the dashboard)
         from engine.cases.checks import check_attribution
 
-        check = check_attribution(handle, att)
+        check = check_attribution(handle, att, curves="full")  # the slide draws every curve
     graph = None
     if not a.no_graph:
         from engine.graph.build import build_graph

@@ -16,7 +16,7 @@ from engine.cases.ablation import AblationReport, ablate_nodes
 from engine.cases.checks import PARTLY_SHARE, RANDOM_MARGIN_STD, REPLACEMENTS, DeletionCurves, deletion_curves
 from engine.present import check_charts
 from engine.records import Attribution, FailureLensError
-from ui import layout, safe, state, widgets
+from ui import layout, safe, state, timings, widgets
 
 VERDICT_NAMES = {"explains": "Explains", "fragile": "Fragile", "partly": "Partly", "not_explained": "Does not explain",
                  "no_failure": "No failure"}
@@ -39,7 +39,7 @@ ABLATION_HELP = ("Ablating a node replaces its state at that token with zero (or
 @st.cache_data(max_entries=64, show_spinner=False)
 def _curves(model_key: str, _handle, ids: tuple, relevance: tuple, special: tuple, target: int, contrast: int,
             k: int, seeds: int, replacement: str, curves: str) -> DeletionCurves:
-    with _handle.lock:
+    with timings.phase("causal check"), _handle.lock:  # timed on a cache miss only: the model runs
         return deletion_curves(_handle.model, _handle.tokenizer, ids, relevance, target, contrast, special, k,
                                tuple(range(seeds)), replacement, curves=curves)
 
@@ -47,7 +47,9 @@ def _curves(model_key: str, _handle, ids: tuple, relevance: tuple, special: tupl
 @st.cache_data(max_entries=64, show_spinner=False)
 def _ablation(model_key: str, _handle, ids: tuple, target: int, contrast: int, nodes: Optional[tuple], top_n: int,
               split: bool, skip_first: bool) -> AblationReport:
-    return ablate_nodes(_handle, ids, target, contrast, nodes=nodes, top_n=top_n, split=split, skip_first=skip_first)
+    with timings.phase("node ablation"):
+        return ablate_nodes(_handle, ids, target, contrast, nodes=nodes, top_n=top_n, split=split,
+                            skip_first=skip_first)
 
 
 def _settings() -> tuple[int, int, str]:

@@ -98,10 +98,11 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
         from engine.records import FailureLensError
 
         g, note = (graph, graph_note) if graph is not None else _default_graph(handle, att, prompt)
-        curves = check
+        curves = check if check is not None and check.curves == "full" else None  # the slide draws every curve
         if curves is None and att.contrast is not None:
             try:
-                curves = check_attribution(handle, att, settings[0], tuple(range(settings[1])), settings[2])
+                curves = check_attribution(handle, att, settings[0], tuple(range(settings[1])), settings[2],
+                                           curves="full")
             except FailureLensError:
                 curves = None  # the deck then says the category is guessed from the heatmap alone
         return case_story(att, segs, model=s.model, case=s.case, prompt=prompt, graph=g,
