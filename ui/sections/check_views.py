@@ -154,7 +154,7 @@ def heatmap_section(handle, att: Attribution) -> Optional[DeletionCurves]:
                    "tokens lowers Δℓ than removing as many random tokens (with the curves).")
     m3.metric("Answer flips after", f"{fast.flip_k} token{'s' if fast.flip_k != 1 else ''}" if fast.flip_k
               else "no flip", help=f"Tokens removed before Δℓ < 0 (tried up to {fast.k_max:d}).")
-    st.caption(run_line(fast, curves if show else None))
+    st.caption(run_line(fast, curves if show else None))  # md-safe: run_line formats counts and seconds only
     if not show:
         return fast
     chart_col, table_col = st.columns([3, 2], gap="large")
