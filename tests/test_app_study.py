@@ -67,3 +67,15 @@ def test_study_page_without_a_study(tmp_path, no_legacy_pages_mode):  # noqa: F8
     (tmp_path / "a-file").write_text("x")
     at = _open(str(tmp_path / "a-file"))
     assert any("No study stored" in c.value for c in at.caption)
+
+
+def test_the_zoo_study_the_page_starts_is_the_shipped_config():
+    """The page's "Start the zoo study" reads studies/zoo.yaml (full) or its quick variant in a store of its own."""
+    from engine.runs.study import load_study_config
+    from ui import navigation
+    from ui.sections.study_views import zoo_config
+
+    shipped = load_study_config(navigation.ROOT / "studies" / "zoo.yaml")
+    full, quick = zoo_config("full"), zoo_config("quick")
+    assert full == shipped
+    assert quick.failures_per_family == 5 and quick.store != full.store and quick.name != full.name

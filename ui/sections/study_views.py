@@ -37,11 +37,10 @@ from engine.runs.study_figures import (
     study_stamp,
     study_tables,
 )
-from ui import layout, safe, state
+from ui import layout, navigation, safe, state
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[1]
-ZOO_CONFIG = ROOT / "studies" / "zoo.yaml"
+ZOO_CONFIG = navigation.ROOT / "studies" / "zoo.yaml"  # the repository root is defined once, in ui.navigation
 SIZES = {"quick": "Quick: 5 failures per family (about 2 minutes on 2 CPU cores)",
          "full": "Full: as studies/zoo.yaml (50 per family, 20 retrieval; about 15 minutes)"}
 
