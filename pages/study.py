@@ -25,6 +25,8 @@ with st.expander(f"Study {safe.plain(name)} in {safe.plain(folder)}" if name els
     with c2:
         if names:
             widgets.selectbox("Study", state.ST_NAME, names)
+        elif sv.problem(folder):
+            st.warning(safe.plain(sv.problem(folder)))
         else:
             st.caption("No study stored in this folder yet: start the zoo study below.")
 with st.expander("Run the zoo study", expanded=tables is None):

@@ -79,3 +79,17 @@ def test_the_zoo_study_the_page_starts_is_the_shipped_config():
     full, quick = zoo_config("full"), zoo_config("quick")
     assert full == shipped
     assert quick.failures_per_family == 5 and quick.store != full.store and quick.name != full.name
+
+
+def test_a_store_that_cannot_be_read_says_why(tmp_path):
+    """A store of an older layout opened read-only is named with its way out, not shown as an empty folder."""
+    import sqlite3
+
+    from engine.runs.store import DB_NAME, Store
+    from ui.sections.study_views import problem, studies
+
+    Store(tmp_path).close()
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    assert studies(str(tmp_path)) == [] and "newer Failure Lens" in problem(str(tmp_path))
+    assert problem(str(tmp_path / "nothing-here")) == ""

@@ -18,7 +18,7 @@ import streamlit as st
 from engine.present import render
 from engine.records import FailureLensError
 from engine.runs import study_charts as ch
-from engine.runs.store import Store
+from engine.runs.store import DB_NAME, Store
 from engine.runs.study import (
     PHASE_WORDS,
     PHASES,
@@ -158,12 +158,23 @@ def watch(folder: str) -> None:
 
 # ---------------------------------------------------------------- opening a stored study
 def studies(folder: str) -> list[str]:
-    """The studies in a store folder ([] when there is no store there yet)."""
+    """The studies in a store folder ([] when there is no store there yet, or it cannot be read: see problem)."""
     try:
         with Store(Path(folder).expanduser(), readonly=True) as s:
             return study_runs(s)
     except FailureLensError:
         return []
+
+
+def problem(folder: str) -> str:
+    """Why a store that exists in `folder` cannot be read ("" when it can, or when there is none)."""
+    if not (Path(folder).expanduser() / DB_NAME).exists():
+        return ""
+    try:
+        with Store(Path(folder).expanduser(), readonly=True):
+            return ""
+    except FailureLensError as e:
+        return str(e)
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the study from its store …")
