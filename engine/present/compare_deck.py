@@ -14,6 +14,7 @@ from typing import Sequence
 from engine.compare.verdicts import ModelVerdict
 from engine.present import aligned, figures, palette
 from engine.present.deck import plain
+from engine.present.slides import titled_slide, widescreen
 
 
 def _rgb(colour: str):
@@ -28,24 +29,15 @@ def compare_deck(question: str, case_line: str, rows: Sequence[ModelVerdict], la
     """question: the page's question ("Does a bigger model fix this failure?"); case_line: the case in words;
     rows: one verdict per label (engine.compare.verdicts, one case); labels: in the page's order; series: labels
     are checkpoints of one training run (their colours are shades of one hue); shifts: where the relevance moved."""
-    from pptx import Presentation
     from pptx.util import Inches, Pt
 
-    prs = Presentation()
-    prs.slide_width, prs.slide_height = Inches(13.333), Inches(7.5)
+    prs = widescreen()
     colours = palette.ordered(list(labels)) if series else palette.colours(list(labels))
     by_label = {r.model: r for r in rows}
     who = "checkpoint" if series else "model"
 
     def slide(title: str):
-        sl = prs.slides.add_slide(prs.slide_layouts[5])
-        sl.shapes.title.text = plain(title)
-        sl.shapes.title.left, sl.shapes.title.top = Inches(0.5), Inches(0.25)
-        sl.shapes.title.width, sl.shapes.title.height = Inches(12.3), Inches(0.95)
-        for p in sl.shapes.title.text_frame.paragraphs:
-            for r in p.runs:
-                r.font.size = Pt(28)
-        return sl
+        return titled_slide(prs, title, size=28)
 
     title = prs.slides.add_slide(prs.slide_layouts[0])
     title.shapes.title.text = plain(question)

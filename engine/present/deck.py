@@ -27,6 +27,7 @@ from engine.cases.outcome import VERDICT_WORDS
 from engine.graph.types import AttributionGraph, PrunedGraph, PruneSettings
 from engine.present import charts, figures, glossary, render
 from engine.present.figures import FigureContext
+from engine.present.slides import titled_slide, widescreen
 from engine.present.summary import GOOD_BAND, CaseSummary, case_summary
 from engine.present.text import visible
 from engine.records import Attribution
@@ -196,25 +197,14 @@ def _roles(ctx: FigureContext) -> str:
 # ---------------------------------------------------------------- PowerPoint
 def deck_pptx(story: CaseStory) -> bytes:
     """The case deck as .pptx bytes (16:9); every slide title names the wrong and the right answer."""
-    from pptx import Presentation
     from pptx.util import Inches, Pt
 
-    prs = Presentation()
-    prs.slide_width, prs.slide_height = Inches(13.333), Inches(7.5)
+    prs = widescreen()
     s, ctx = story.summary, story.ctx
     versus = ctx.versus
 
     def slide(title: str, notes: str = ""):
-        sl = prs.slides.add_slide(prs.slide_layouts[5])  # title only
-        sl.shapes.title.text = plain(title)
-        sl.shapes.title.left, sl.shapes.title.top = Inches(0.5), Inches(0.25)
-        sl.shapes.title.width, sl.shapes.title.height = Inches(12.3), Inches(0.95)
-        for p in sl.shapes.title.text_frame.paragraphs:
-            for r in p.runs:
-                r.font.size = Pt(30)
-        if notes:
-            sl.notes_slide.notes_text_frame.text = plain(notes)
-        return sl
+        return titled_slide(prs, title, notes=notes)
 
     def text_box(sl, lines: Sequence[str], left, top, width, height, size=16, bold_first=False):
         box = sl.shapes.add_textbox(left, top, width, height).text_frame

@@ -150,24 +150,17 @@ def _example_html(r: Any, case: Any) -> str:
 
 def deck_pptx(store: Store, t: StudyTables, views: Optional[dict[str, FigureView]] = None) -> bytes:
     """16:9 deck: a title slide, the headline slide, then one slide per figure titled with its claim and answer."""
-    from pptx import Presentation
     from pptx.util import Inches, Pt
 
     from engine.present.deck import plain
     from engine.present.figures import png_16x9
+    from engine.present.slides import titled_slide, widescreen
 
     views = views or figure_views(store, t)
-    prs = Presentation()
-    prs.slide_width, prs.slide_height = Inches(13.333), Inches(7.5)
+    prs = widescreen()
 
     def slide(title: str, lines: list[str], chart: Optional[alt.TopLevelMixin]) -> None:
-        sl = prs.slides.add_slide(prs.slide_layouts[5])
-        sl.shapes.title.text = plain(title)
-        sl.shapes.title.left, sl.shapes.title.top = Inches(0.4), Inches(0.2)
-        sl.shapes.title.width, sl.shapes.title.height = Inches(12.5), Inches(1.1)
-        for p in sl.shapes.title.text_frame.paragraphs:
-            for r in p.runs:
-                r.font.size = Pt(24)
+        sl = titled_slide(prs, title, size=24, box=(0.4, 0.2, 12.5, 1.1))
         top = Inches(1.35)
         if chart is not None:
             h = Inches(4.6)
