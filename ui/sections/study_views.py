@@ -5,10 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import logging
-import threading
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -23,8 +20,6 @@ from engine.runs.study import (
     PHASE_WORDS,
     PHASES,
     StudyConfig,
-    StudyProgress,
-    StudySummary,
     load_study_config,
     run_study,
 )
@@ -38,8 +33,8 @@ from engine.runs.study_figures import (
     study_tables,
 )
 from ui import layout, navigation, safe, state
+from ui.jobs import Job
 
-log = logging.getLogger(__name__)
 ZOO_CONFIG = navigation.ROOT / "studies" / "zoo.yaml"  # the repository root is defined once, in ui.navigation
 SIZES = {"quick": "Quick: 5 failures per family (about 2 minutes on 2 CPU cores)",
          "full": "Full: as studies/zoo.yaml (50 per family, 20 retrieval; about 15 minutes)"}
@@ -64,34 +59,8 @@ def default_store() -> str:
 
 
 # ---------------------------------------------------------------- a study in the background
-@dataclass
-class StudyJob:
-    config: StudyConfig
-    cancel: threading.Event = field(default_factory=threading.Event)
-    last: Optional[StudyProgress] = None
-    summary: Optional[StudySummary] = None
-    error: Optional[str] = None
-    thread: Optional[threading.Thread] = None
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def work(self, resume: bool) -> None:
-        try:
-            self.summary = run_study(self.config, resume, self.report, self.cancel.is_set)
-        except FailureLensError as e:
-            self.error = str(e)
-        except Exception as e:  # noqa: BLE001 - shown on the page; the server goes on
-            log.exception("study %s failed", self.config.name)
-            self.error = f"the study stopped on an unexpected error ({type(e).__name__}: {e})."
-
-    def report(self, p: StudyProgress) -> None:
-        self.last = p
-
-
 @st.cache_resource(show_spinner=False)
-def jobs() -> dict[str, StudyJob]:
+def jobs() -> dict[str, Job]:
     """Studies started from this server, by store folder; shared by every session."""
     return {}
 
@@ -105,10 +74,9 @@ def start(size: str) -> None:
     if any(j.running for j in jobs().values()):
         st.error("A study is still running; stop it or wait until it is done.")
         return
-    job = StudyJob(cfg)
-    job.thread = threading.Thread(target=job.work, args=(True,), name=f"study-{cfg.name}", daemon=True)
+    job = Job("study", cfg.name, cfg, lambda resume, report, stop: run_study(cfg, resume, report, stop))
     jobs()[cfg.store] = job
-    job.thread.start()
+    job.start(resume=True)
     state.put(state.ST_STORE, cfg.store)
     state.put(state.ST_NAME, cfg.name)
 

@@ -3,9 +3,6 @@ reading a results store, the category columns, one stored case with its labellin
 from __future__ import annotations
 
 import io
-import logging
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -16,12 +13,12 @@ from engine import zoo
 from engine.cases.categories import Category, Label, Outcome, Pattern, Suggestion
 from engine.present import glossary, render
 from engine.records import FailureLensError
-from engine.runs.config import SweepConfig, parse_sweep_config
+from engine.runs.config import parse_sweep_config
 from engine.runs.store import Store
-from engine.runs.sweep import RunSummary, SweepProgress, default_run_id, load_case, run_sweep
+from engine.runs.sweep import default_run_id, load_case, run_sweep
 from ui import layout, safe, state, widgets
+from ui.jobs import Job
 
-log = logging.getLogger(__name__)
 MAX_CONFIG_BYTES = 64 << 10
 UPLOAD = "sw:upload"
 NONE = "none"
@@ -105,37 +102,8 @@ def take_upload() -> None:
 
 
 # ---------------------------------------------------------------- sweeps in the background
-@dataclass
-class SweepJob:
-    """One sweep running in a thread of the server; the page only reads it."""
-
-    config: SweepConfig
-    run_id: str
-    cancel: threading.Event = field(default_factory=threading.Event)
-    last: Optional[SweepProgress] = None
-    summary: Optional[RunSummary] = None
-    error: Optional[str] = None
-    thread: Optional[threading.Thread] = None
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def work(self, resume: bool) -> None:
-        try:
-            self.summary = run_sweep(self.config, resume, self.report, self.cancel.is_set, self.run_id)
-        except FailureLensError as e:
-            self.error = str(e)
-        except Exception as e:  # noqa: BLE001 - shown on the page; the server goes on
-            log.exception("sweep %s failed", self.run_id)
-            self.error = f"the sweep stopped on an unexpected error ({type(e).__name__}: {e})."
-
-    def report(self, p: SweepProgress) -> None:
-        self.last = p
-
-
 @st.cache_resource(show_spinner=False)
-def jobs() -> dict[tuple[str, str], SweepJob]:
+def jobs() -> dict[tuple[str, str], Job]:
     """Sweeps started from this server, by (store folder, run id); shared by every session."""
     return {}
 
@@ -152,19 +120,20 @@ def start(text: str, resume: bool) -> None:
         return
     busy = [j for j in jobs().values() if j.running]
     if busy:
-        st.error(f"Sweep {safe.quoted(busy[0].run_id)} is still running; stop it or wait until it is done.")
+        st.error(f"Sweep {safe.quoted(busy[0].name)} is still running; stop it or wait until it is done.")
         return
-    job = SweepJob(config, default_run_id(config))
-    if not resume and _has_results(config.store, job.run_id):
-        st.error(f"Run {safe.quoted(job.run_id)} already has results in {safe.plain(config.store)}. "
+    run_id = default_run_id(config)
+    job = Job("sweep", run_id, config,
+              lambda resume_, report, stop: run_sweep(config, resume_, report, stop, run_id))
+    if not resume and _has_results(config.store, job.name):
+        st.error(f"Run {safe.quoted(job.name)} already has results in {safe.plain(config.store)}. "
                  "Turn on Resume to continue it, or "
                  "change `name:` in the config to start a new run.")
         return
-    job.thread = threading.Thread(target=job.work, args=(resume,), name=f"sweep-{job.run_id}", daemon=True)
-    jobs()[(config.store, job.run_id)] = job
-    job.thread.start()
+    jobs()[(config.store, job.name)] = job
+    job.start(resume)
     state.put(state.STORE, config.store)
-    state.put(state.RUN, job.run_id)
+    state.put(state.RUN, job.name)
 
 
 def _has_results(folder: str, run_id: str) -> bool:
@@ -191,11 +160,11 @@ def _live(key: tuple[str, str]) -> None:
         st.rerun(scope="app")  # done: redraw the page with the final summary and the new results
     p = job.last
     if p is None:
-        st.progress(0.0, text=f"Sweep {job.run_id}: planning …")
+        st.progress(0.0, text=f"Sweep {job.name}: planning …")
     else:
         what = f"loading {p.model}" if p.phase == "load" else f"{p.model}: case {p.case} of {p.cases}"
         st.progress(p.done / p.total if p.total else 0.0,
-                    text=f"Sweep {job.run_id}: {what} · {p.done} of {p.total} in all · {_duration(p.elapsed_s)} "
+                    text=f"Sweep {job.name}: {what} · {p.done} of {p.total} in all · {_duration(p.elapsed_s)} "
                          f"elapsed · about {_duration(p.eta_s)} left")
     st.button("Stop", icon=":material/stop_circle:", key="sw:stop", on_click=job.cancel.set,
               disabled=job.cancel.is_set(),
@@ -211,7 +180,7 @@ def watch() -> None:
     if job.running:
         _live(key)
     elif job.error:
-        st.error(f"Sweep {safe.plain(job.run_id)}: {safe.plain(job.error)}")
+        st.error(f"Sweep {safe.plain(job.name)}: {safe.plain(job.error)}")
     elif job.summary is not None:
         s = job.summary
         counts = ", ".join(f"{n} {k}" for k, n in s.statuses.items()) or "nothing new"
