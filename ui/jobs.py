@@ -13,6 +13,14 @@ log = logging.getLogger(__name__)
 Call = Callable[[bool, Callable[[Any], None], Callable[[], bool]], Any]
 
 
+def duration(seconds: Optional[float]) -> str:
+    """A job's elapsed time or time left in words ("3 min 05 s"; "…" while unknown)."""
+    if seconds is None:
+        return "…"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
 @dataclass
 class Job:
     what: str  # "sweep" / "study": for the messages and the log

@@ -33,7 +33,7 @@ from engine.runs.study_figures import (
     study_tables,
 )
 from ui import layout, navigation, safe, state
-from ui.jobs import Job
+from ui.jobs import Job, duration
 
 ZOO_CONFIG = navigation.ROOT / "studies" / "zoo.yaml"  # the repository root is defined once, in ui.navigation
 SIZES = {"quick": "Quick: 5 failures per family (about 2 minutes on 2 CPU cores)",
@@ -81,13 +81,6 @@ def start(size: str) -> None:
     state.put(state.ST_NAME, cfg.name)
 
 
-def _duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "…"
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m} min {s:02d} s" if m else f"{s} s"
-
-
 @st.fragment(run_every=1.0)
 def _live(folder: str) -> None:
     job = jobs().get(folder)
@@ -103,7 +96,7 @@ def _live(folder: str) -> None:
         what = f"loading {s.model}" if s.phase == "load" else f"{s.model}: case {s.case} of {s.cases}"
         st.progress(s.done / s.total if s.total else 0.0,
                     text=f"Phase {p.index} of {len(PHASES)} ({safe.plain(PHASE_WORDS[p.phase])}): {safe.plain(what)} · "
-                         f"{s.done} of {s.total} · {_duration(s.elapsed_s)} elapsed · about {_duration(s.eta_s)} left "
+                         f"{s.done} of {s.total} · {duration(s.elapsed_s)} elapsed · about {duration(s.eta_s)} left "
                          "in this phase")
     st.button("Stop", icon=":material/stop_circle:", key="st:stop", on_click=job.cancel.set,
               disabled=job.cancel.is_set(),
@@ -121,7 +114,7 @@ def watch(folder: str) -> None:
     elif job.summary is not None and job.summary.cancelled:
         st.info(f"Study {safe.plain(job.config.name)} stopped; start it again to continue.")
     elif job.summary is not None:
-        st.success(f"Study {safe.plain(job.config.name)} finished in {safe.plain(_duration(job.summary.elapsed_s))}.")
+        st.success(f"Study {safe.plain(job.config.name)} finished in {safe.plain(duration(job.summary.elapsed_s))}.")
 
 
 # ---------------------------------------------------------------- opening a stored study

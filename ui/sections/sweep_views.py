@@ -17,7 +17,7 @@ from engine.runs.config import parse_sweep_config
 from engine.runs.store import Store
 from engine.runs.sweep import default_run_id, load_case, run_sweep
 from ui import layout, safe, state, widgets
-from ui.jobs import Job
+from ui.jobs import Job, duration
 
 MAX_CONFIG_BYTES = 64 << 10
 UPLOAD = "sw:upload"
@@ -144,13 +144,6 @@ def _has_results(folder: str, run_id: str) -> bool:
         return False
 
 
-def _duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "…"
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m} min {s:02d} s" if m else f"{s} s"
-
-
 @st.fragment(run_every=1.0)
 def _live(key: tuple[str, str]) -> None:
     job = jobs().get(key)
@@ -164,8 +157,8 @@ def _live(key: tuple[str, str]) -> None:
     else:
         what = f"loading {p.model}" if p.phase == "load" else f"{p.model}: case {p.case} of {p.cases}"
         st.progress(p.done / p.total if p.total else 0.0,
-                    text=f"Sweep {job.name}: {what} · {p.done} of {p.total} in all · {_duration(p.elapsed_s)} "
-                         f"elapsed · about {_duration(p.eta_s)} left")
+                    text=f"Sweep {job.name}: {what} · {p.done} of {p.total} in all · {duration(p.elapsed_s)} "
+                         f"elapsed · about {duration(p.eta_s)} left")
     st.button("Stop", icon=":material/stop_circle:", key="sw:stop", on_click=job.cancel.set,
               disabled=job.cancel.is_set(),
               help="Stops after the case being computed; everything stored so far stays. Resume continues it.")
@@ -189,7 +182,7 @@ def watch() -> None:
                     f"{s.skipped:d} stored before; "
                     f"{s.skipped + s.computed:d} of {s.total:d} stored. Turn on Resume and start it again to continue.")
         else:
-            st.success(f"Sweep {safe.plain(s.run_id)} finished in {safe.plain(_duration(s.elapsed_s))}: "
+            st.success(f"Sweep {safe.plain(s.run_id)} finished in {safe.plain(duration(s.elapsed_s))}: "
                        f"{s.computed:d} computed ({safe.plain(counts)}); "
                        f"{s.skipped:d} were already stored.")
 
