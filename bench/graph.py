@@ -17,6 +17,7 @@ from engine.graph.capture import Recorder
 from engine.graph.packed import choose_batch, packed_rows
 from engine.graph.prune import stage_layout
 from engine.heatmap import prepare
+from engine.objectives import Objective
 from engine.trace import run_trace
 
 from .common import default_model, machine, prompt_of, timed
@@ -24,7 +25,7 @@ from .common import default_model, machine, prompt_of, timed
 
 def _packed_seconds(handle, prompt: str, batch: int, budget_s: float = 60.0) -> tuple[float, bool]:
     """Seconds for (a) over all adjacent transitions; extrapolated from sampled chunks if needed."""
-    _, ids, _, name, choice, _ = prepare(handle, prompt, None, None, "logit_diff", "by_ref_token", 10, -1)
+    _, ids, _, name, choice, _ = prepare(handle, prompt, Objective())
     rec = Recorder(handle)
     with rec.hooks():
         trace, _, _ = run_trace(handle, ids, choice, name, attention_capture=rec.attention)

@@ -16,6 +16,7 @@ from engine.graph.build import build_graph
 from engine.graph.prune import prune
 from engine.graph.supernodes import group_graph, node_cap_threshold
 from engine.graph.types import PruneSettings
+from engine.objectives import Objective
 from engine.present.render import graph_data
 from engine.token_groups import group_tokens, pieces, snippet
 from engine.tokens import encode_prompt
@@ -48,7 +49,7 @@ def run(model: str | None, quick: bool) -> int:
     handle, case = _case(1000 if quick else 4096)
     print(f"model {handle.label}; case {case.case_id}; {machine()}")
     t0 = time.perf_counter()
-    graph = build_graph(handle, case.prompt, target=f"#{case.target_id}", contrast=f"#{case.contrast_id}")
+    graph = build_graph(handle, case.prompt, Objective(target=f"#{case.target_id}", contrast=f"#{case.contrast_id}"))
     t_build = time.perf_counter() - t0
     enc = encode_prompt(handle.tokenizer, case.prompt)
     labels = assign_segments(enc.offsets, dict(case.segments), enc.special)

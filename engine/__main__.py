@@ -51,8 +51,10 @@ def _load(a: argparse.Namespace):
 
 def cmd_attribute(a: argparse.Namespace) -> int:
     from .heatmap import attribute
+    from .objectives import Objective
 
-    res = attribute(_load(a), a.prompt, _token(a.target), _token(a.contrast), a.mode, a.strategy, a.k, a.position)
+    objective = Objective(_token(a.target), _token(a.contrast), a.mode, a.strategy, a.k, a.position)
+    res = attribute(_load(a), a.prompt, objective)
     if a.json:
         print(res.to_json())
         return 0

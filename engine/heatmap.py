@@ -3,20 +3,18 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 
 from .memory import check_memory
 from .models import ModelHandle
-from .objectives import needs_contrast, objective_name
+from .objectives import Objective, needs_contrast
 from .records import Attribution, FailureLensError, TokenChoice, TopToken
 from .tokens import EncodedPrompt, display, encode_prompt, resolve_token
 from .trace import relevance, run_trace
 
 log = logging.getLogger(__name__)
-
-TokenSpec = Union[int, str, None]
 
 
 def top_tokens(tokenizer, logits: torch.Tensor, n: int) -> list[TopToken]:
@@ -81,17 +79,14 @@ def _given_ids(handle: ModelHandle, token_ids: list[int], offsets: Optional[list
     return EncodedPrompt(ids, offs, [i in special_ids for i in ids], [display(handle.tokenizer, i) for i in ids])
 
 
-def prepare(handle: ModelHandle, prompt: str, target: TokenSpec, contrast: TokenSpec, mode: str,
-            strategy: Optional[str], k: int, position: int, token_ids: Optional[list[int]] = None,
+def prepare(handle: ModelHandle, prompt: str, objective: Objective, token_ids: Optional[list[int]] = None,
             offsets: Optional[list] = None):
     """Validated request: (encoded prompt, ids up to position, position, objective name, picker, warnings).
 
     `token_ids` (with optional `offsets` into `prompt`) skips tokenisation, e.g. to attribute exactly the
-    ids a failure was found on.
+    ids a failure was found on. The objective validated itself when it was built.
     """
-    name = objective_name(mode, strategy)
-    if not 1 <= int(k) <= 1000:
-        raise FailureLensError(f"k = {k} is out of range; use 1..1000 (10 is the usual choice).")
+    name, target, contrast, position = objective.name, objective.target, objective.contrast, objective.position
     if token_ids is not None:
         enc = _given_ids(handle, token_ids, offsets)
     else:
@@ -111,26 +106,21 @@ def prepare(handle: ModelHandle, prompt: str, target: TokenSpec, contrast: Token
 def attribute(
     handle: ModelHandle,
     prompt: str,
-    target: TokenSpec = None,
-    contrast: TokenSpec = None,
-    mode: str = "logit_diff",
-    strategy: Optional[str] = "by_ref_token",
-    k: int = 10,
-    position: int = -1,
+    objective: Objective = Objective(),
     top_k: int = 10,
     token_ids: Optional[list[int]] = None,
     offsets: Optional[list] = None,
     recompute: Optional[bool] = None,
 ) -> Attribution:
-    """Relevance of every prompt token for the objective at `position` (default: the last token).
+    """Relevance of every prompt token for the objective at its `position` (default: the last token).
 
-    target defaults to the model's top-1 token; for logit_diff/by_ref_token the contrast defaults to
+    The objective's target defaults to the model's top-1 token; for logit_diff/by_ref_token the contrast defaults to
     the runner-up (noted in `warnings`). Positive relevance supports the target, negative the contrast.
     `recompute`: None lets the memory guard choose (per-layer recompute only when kept activations do not
     fit); True / False force a path. `Attribution.path` says which one ran.
     """
-    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
-                                                       token_ids, offsets)
+    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, objective, token_ids, offsets)
+    mode, strategy, k = objective.mode, objective.strategy, objective.k
     plan = check_memory(handle, len(ids), "heatmap", recompute=recompute)
     if plan.note:
         warnings.append(plan.note)

@@ -10,6 +10,8 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from engine.objectives import Objective
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
@@ -45,7 +47,7 @@ def _first_red(at: AppTest) -> tuple[int, int]:
     from engine.models import load_model
 
     f = zoo.find_failure(at.session_state["case"])
-    att = attribute(load_model(f"zoo:{f.model}"), f.prompt, f"#{f.target_id}", f"#{f.contrast_id}")
+    att = attribute(load_model(f"zoo:{f.model}"), f.prompt, Objective(f"#{f.target_id}", f"#{f.contrast_id}"))
     plain = [i for i, s in enumerate(att.special_mask) if not s]
     red = max(plain, key=lambda i: att.relevance[i])
     return red, next(i for i in plain if i != red)
@@ -145,7 +147,7 @@ def test_case_of_another_model_is_read_only_and_hostile_files_are_refused(tmp_pa
 
     h = load_model("zoo:xs")
     f = zoo.load_failures("xs")[0]
-    att = attribute(h, f.prompt, f"#{f.target_id}", f"#{f.contrast_id}")
+    att = attribute(h, f.prompt, Objective(f"#{f.target_id}", f"#{f.contrast_id}"))
     cf = CaseFile(model_ref(h), f"xs/{f.case_id}", f.prompt, f"#{f.target_id}", f"#{f.contrast_id}", att.mode,
                   att.strategy, att.k, results=results_of(att))
     at = _clean(AppTest.from_file(APP, default_timeout=120).run())

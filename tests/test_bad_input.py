@@ -17,6 +17,7 @@ from engine import attribute, load_model
 from engine.cases.benchmarks import load_benchmark
 from engine.graph.build import build_graph
 from engine.graph.types import PruneSettings
+from engine.objectives import Objective
 from engine.records import FailureLensError
 from engine.runs.config import load_sweep_config, parse_sweep_config
 from engine.runs.store import Store
@@ -39,16 +40,17 @@ ENGINE_CASES = [
     ("empty prompt", lambda h: attribute(h, ""), "prompt is empty"),
     ("whitespace prompt", lambda h: attribute(h, " \n\t "), "prompt is empty"),
     ("prompt longer than context", lambda h: attribute(h, "the " * 700), "more than the model's context"),
-    ("contrast equal to target", lambda h: attribute(h, PROMPT, target="#5", contrast=5), "same token as the target"),
-    ("contrast not one token", lambda h: attribute(h, PROMPT, contrast="the of"), "not one"),
-    ("target not one token", lambda h: attribute(h, PROMPT, target="of and to"), "not one"),
-    ("empty contrast text", lambda h: attribute(h, PROMPT, contrast=""), "contrast is empty"),
-    ("unknown token id", lambda h: attribute(h, PROMPT, contrast=123456), "outside the vocabulary"),
+    ("contrast equal to target", lambda h: attribute(h, PROMPT, Objective(target="#5", contrast=5)),
+     "same token as the target"),
+    ("contrast not one token", lambda h: attribute(h, PROMPT, Objective(contrast="the of")), "not one"),
+    ("target not one token", lambda h: attribute(h, PROMPT, Objective(target="of and to")), "not one"),
+    ("empty contrast text", lambda h: attribute(h, PROMPT, Objective(contrast="")), "contrast is empty"),
+    ("unknown token id", lambda h: attribute(h, PROMPT, Objective(contrast=123456)), "outside the vocabulary"),
     ("unknown token id in ids", lambda h: attribute(h, "", token_ids=[1, 999999]), "outside the vocabulary"),
-    ("position out of range", lambda h: attribute(h, PROMPT, position=99), "outside the prompt"),
-    ("k out of range", lambda h: attribute(h, PROMPT, strategy="by_topk_avg", k=5000), "out of range"),
-    ("unknown mode", lambda h: attribute(h, PROMPT, mode="min_logit"), "Unknown mode"),
-    ("unknown strategy", lambda h: attribute(h, PROMPT, strategy="median"), "Unknown strategy"),
+    ("position out of range", lambda h: attribute(h, PROMPT, Objective(position=99)), "outside the prompt"),
+    ("k out of range", lambda h: attribute(h, PROMPT, Objective(strategy="by_topk_avg", k=5000)), "out of range"),
+    ("unknown mode", lambda h: attribute(h, PROMPT, Objective(mode="min_logit")), "Unknown mode"),
+    ("unknown strategy", lambda h: attribute(h, PROMPT, Objective(strategy="median")), "Unknown strategy"),
     ("graph with one stage", lambda h: build_graph(h, PROMPT, stages=[1]), "at least two stages"),
     ("graph stage out of range", lambda h: build_graph(h, PROMPT, stages=[0, 42]), "at least two stages"),
     ("graph unknown method", lambda h: build_graph(h, PROMPT, method="fast"), "Unknown edge method"),
@@ -92,7 +94,7 @@ def test_zero_relevance_graph_prunes_to_nothing_without_error(tiny_model_dir):
     h = load_model(str(tiny_model_dir("qwen3")))
     with torch.no_grad():
         h.model.lm_head.weight.zero_()  # every logit equal: nothing to explain
-    g = build_graph(h, PROMPT, mode="logit_diff", strategy="demean")
+    g = build_graph(h, PROMPT, Objective(mode="logit_diff", strategy="demean"))
     assert float(np.abs(g.node_relevance).max()) == 0.0
     pruned = prune(g, PruneSettings())
     assert not any(m.any() for m in pruned.edge_masks)

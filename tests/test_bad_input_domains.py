@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engine import load_model
+from engine.objectives import Objective
 from engine.records import Attribution, FailureLensError, dumps
 from engine.runs.config import parse_sweep_config
 from engine.runs.store import DB_NAME, ResultRow, Store
@@ -152,7 +153,7 @@ def test_attribute_json_with_all_equal_logits_is_valid_json(tiny_model_dir):
         h.model.lm_head.weight.zero_()  # every logit equal
     from engine import attribute
 
-    att = attribute(h, PROMPT, target="#5", contrast="#6")
+    att = attribute(h, PROMPT, Objective(target="#5", contrast="#6"))
     assert math.isnan(att.conservation)  # the record keeps the truth ...
     json.loads(att.to_json(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))  # ... the JSON stays valid
     assert Attribution.from_json(att.to_json()).conservation is None

@@ -5,6 +5,7 @@ import numpy as np
 
 from engine import attribute, load_model
 from engine.models import bf16_is_fast
+from engine.objectives import Objective
 from engine.zoo import load_failures, zoo_sizes
 
 
@@ -14,8 +15,8 @@ def test_bfloat16_heatmaps_match_float32_on_the_trained_zoo():
     cases = [c for c in load_failures(size)][:6]
     assert cases
     for c in cases:
-        a = attribute(full, c.prompt, target=f"#{c.target_id}", contrast=f"#{c.contrast_id}")
-        b = attribute(half, c.prompt, target=f"#{c.target_id}", contrast=f"#{c.contrast_id}")
+        a = attribute(full, c.prompt, Objective(target=f"#{c.target_id}", contrast=f"#{c.contrast_id}"))
+        b = attribute(half, c.prompt, Objective(target=f"#{c.target_id}", contrast=f"#{c.contrast_id}"))
         r = np.corrcoef(a.relevance, b.relevance)[0, 1]
         assert r >= 0.99, (c.case_id, r)
         # bfloat16 logits carry ~3 significant digits: measured |Δℓ error| <= 0.29 over 80 zoo failures

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.objectives import Objective
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -556,7 +558,8 @@ def test_several_tabs_at_once_match_sequential_results(server, driver):
     name = zoo_sizes()[-1]
     cases = load_failures(name)[:4]
     handle = load_model(f"zoo:{name}")
-    expected = [attribute(handle, c.prompt, target=c.target_id, contrast=c.contrast_id).logit_diff for c in cases]
+    expected = [attribute(handle, c.prompt, Objective(target=c.target_id, contrast=c.contrast_id)).logit_diff
+                for c in cases]
     first = driver.current_window_handle
     tabs = []
     for c in cases:  # open every tab before waiting on any, so their sessions run at the same time

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from test_browser import _download, _idle, _metric, _text, _wait, driver, streamlit_server, zoo_root  # noqa: F401
 
+from engine.objectives import Objective
+
 pytestmark = pytest.mark.browser
 NOTE = "the first operand is copied <b>as is</b>"
 
@@ -41,7 +43,7 @@ def _reddest():
 
     model = default_model()
     f = default_case(model)
-    att = attribute(load_model(model), f.prompt, f"#{f.target_id}", f"#{f.contrast_id}")
+    att = attribute(load_model(model), f.prompt, Objective(f"#{f.target_id}", f"#{f.contrast_id}"))
     red = max((i for i, s in enumerate(att.special_mask) if not s), key=lambda i: att.relevance[i])
     return model, case_ref(f), f"{red} · {visible(att.tokens[red])}", red
 

@@ -6,6 +6,7 @@ from tiny_models import ARCHS
 
 from engine.cases.ablation import AblationReport, ablate_nodes, top_nodes
 from engine.models import load_model
+from engine.objectives import Objective
 from engine.records import FailureLensError
 
 
@@ -98,7 +99,7 @@ def test_relevance_is_the_graphs_node_relevance(tiny):
 
     h = tiny("qwen3")
     prompt = "the cat sat on the mat"
-    g = build_graph(h, prompt, target="#5", contrast="#7", split=True)
+    g = build_graph(h, prompt, Objective(target="#5", contrast="#7"), split=True)
     rep = ablate_nodes(h, g.token_ids, 5, 7, top_n=10, split=True)
     for n in rep.nodes:
         assert n.relevance == pytest.approx(float(g.node_relevance[n.stage, n.token]), rel=1e-4, abs=1e-6)

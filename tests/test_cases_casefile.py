@@ -19,6 +19,7 @@ from engine.cases.casefile import (
     write_case,
 )
 from engine.cases.notes import Note
+from engine.objectives import Objective
 from engine.records import FailureLensError
 
 
@@ -31,7 +32,7 @@ def saved():
 
     h = load_model("zoo:xs")
     f = zoo.load_failures("xs")[0]
-    att = attribute(h, f.prompt, f"#{f.target_id}", f"#{f.contrast_id}")
+    att = attribute(h, f.prompt, Objective(f"#{f.target_id}", f"#{f.contrast_id}"))
     w, after = what_if_attribution(h, att, [remove(2)])
     cf = CaseFile(model_ref(h), f"xs/{f.case_id}", f.prompt, f"#{f.target_id}", f"#{f.contrast_id}", att.mode,
                   att.strategy, att.k, {"top_p": 0.8, "layers": "All", "stages": [1, 2]}, "L1.T3", ("rm:2",),

@@ -7,6 +7,7 @@ from hand_set_lm import TOP_LOGIT, bigram_model, make_tokenizer, tid
 from test_cases_faithfulness import CONTRAST, CONTRIB, IDS, MASK, REL, SPECIAL, TARGET, BagOfWords
 
 from engine.cases.checks import PARTLY_SHARE, _verdict, deletion_curves, replacement_id
+from engine.objectives import Objective
 from engine.records import FailureLensError
 
 TIMES = ("verdict_seconds",)  # wall-clock time: differs from run to run
@@ -101,7 +102,7 @@ def test_token_whose_embedding_decides_comes_first_and_flips(bigram):
     from engine.heatmap import attribute
 
     tok = bigram.tokenizer
-    att = attribute(bigram, "xyz d", target="e", contrast="a")  # after "d" the model says "e"; after pad, "a"
+    att = attribute(bigram, "xyz d", Objective("e", "a"))  # after "d" the model says "e"; after pad, "a"
     assert att.logit_diff == pytest.approx(TOP_LOGIT(bigram.model), rel=1e-4)
     res = check_attribution(bigram, att, k=3, seeds=(0, 1, 2, 3, 4), replacement="pad", curves="full")
     fast = check_attribution(bigram, att, k=3, seeds=(0, 1, 2, 3, 4), replacement="pad")
@@ -183,7 +184,8 @@ def test_check_cli_on_a_shipped_failure():
     from engine.models import load_model
 
     handle = load_model("zoo:l")
-    api = check_attribution(handle, attribute(handle, case.prompt, f"#{case.target_id}", f"#{case.contrast_id}"))
+    api = check_attribution(handle, attribute(handle, case.prompt,
+                                              Objective(f"#{case.target_id}", f"#{case.contrast_id}")))
     got["curves"].pop("verdict_seconds")
     assert got["curves"] == {k: v for k, v in json.loads(json.dumps(api.to_dict())).items() if k not in TIMES}
     assert len(got["ablation"]["nodes"]) == 4

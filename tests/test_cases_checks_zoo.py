@@ -8,6 +8,7 @@ from functools import lru_cache
 import pytest
 
 from engine import zoo
+from engine.objectives import Objective
 
 NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?%?")
 
@@ -43,7 +44,7 @@ def test_fast_verdict_equals_the_full_computation(size, case_id):
 
     handle = _handle(size)
     f = next(f for f in zoo.load_failures(size) if f.case_id == case_id)
-    att = attribute(handle, f.prompt, f"#{f.target_id}", f"#{f.contrast_id}")
+    att = attribute(handle, f.prompt, Objective(f"#{f.target_id}", f"#{f.contrast_id}"))
     # the insertion rows never enter the verdict: left out of the reference to keep this file's time down
     full = check_attribution(handle, att, insertion=False, curves="full")
     fast = check_attribution(handle, att)

@@ -19,6 +19,7 @@ from engine.cases.whatif import (
     what_if,
     what_if_attribution,
 )
+from engine.objectives import Objective
 from engine.records import FailureLensError
 
 
@@ -36,7 +37,7 @@ def bigram(tmp_path_factory):
 def _att(h):
     from engine.heatmap import attribute
 
-    return attribute(h, "xyz d", target="e", contrast="a")  # after "d" the model says "e"
+    return attribute(h, "xyz d", Objective(target="e", contrast="a"))  # after "d" the model says "e"
 
 
 def test_removing_the_deciding_token_flips_to_the_right_answer(bigram):
@@ -107,7 +108,7 @@ def test_cached_prefix_equals_full_forward(tiny_model_dir, arch):
     from engine.models import load_model
 
     h = load_model(str(tiny_model_dir(arch)), device="cpu")
-    att = attribute(h, "the cat sat on the mat and the dog lay by the door", "#5", "#7")
+    att = attribute(h, "the cat sat on the mat and the dog lay by the door", Objective("#5", "#7"))
     edits = [remove(6), replace(9, "a")]
     fast = what_if(h, att.token_ids, att.special_mask, 5, 7, edits)
     slow = what_if(h, att.token_ids, att.special_mask, 5, 7, edits, reuse_prefix=False)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from engine import attribute, load_model
+from engine.objectives import Objective
 
 PROMPT = "the of and to in is was for on that"
 
@@ -19,7 +20,7 @@ def test_attribute_json_equals_api(tiny_model_dir):
     out = _run("attribute", "--model", path, "--prompt", PROMPT, "--contrast", " of", "--json")
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
-    api = attribute(load_model(path), PROMPT, contrast=" of")
+    api = attribute(load_model(path), PROMPT, Objective(contrast=" of"))
     assert got["relevance"] == api.relevance and got["contrast"]["text"] == " of"
 
 

@@ -6,6 +6,7 @@ import torch
 from reference_lrp import reference_relevance
 
 from engine import attribute, load_model
+from engine.objectives import Objective
 
 PROMPT = "the of and to in is was for on that with as by at from it his her their its an"
 
@@ -27,6 +28,6 @@ def test_engine_relevance_equals_reference(tiny_model_dir, arch, rule):
 
 def test_max_logit_matches_reference(tiny_model_dir):
     handle = load_model(str(tiny_model_dir("qwen3")))
-    res = attribute(handle, PROMPT, mode="max_logit")
+    res = attribute(handle, PROMPT, Objective(mode="max_logit"))
     ref = reference_relevance(handle.model, torch.tensor(res.token_ids), res.target.token_id, None)
     assert torch.allclose(torch.tensor(res.relevance, dtype=torch.float64), ref, atol=1e-5, rtol=0)

@@ -8,6 +8,7 @@ import pytest
 
 from engine import attribute, load_model
 from engine.models import resolve_source
+from engine.objectives import Objective
 from engine.records import FailureLensError
 
 PROMPT = "the of and to in is was for on"
@@ -158,16 +159,16 @@ def test_prompt_and_token_errors(tiny_model_dir):
     with pytest.raises(FailureLensError, match="prompt is empty"):
         attribute(h, "   ")
     with pytest.raises(FailureLensError, match="is 3 tokens, not one"):
-        attribute(h, PROMPT, contrast="the of")
+        attribute(h, PROMPT, Objective(contrast="the of"))
     with pytest.raises(FailureLensError, match="outside the vocabulary"):
-        attribute(h, PROMPT, contrast=10**7)
+        attribute(h, PROMPT, Objective(contrast=10**7))
     top = attribute(h, PROMPT).target.token_id
     with pytest.raises(FailureLensError, match="same token as the target"):
-        attribute(h, PROMPT, contrast=top)
+        attribute(h, PROMPT, Objective(contrast=top))
     with pytest.raises(FailureLensError, match="outside the prompt"):
-        attribute(h, PROMPT, position=500)
+        attribute(h, PROMPT, Objective(position=500))
     with pytest.raises(FailureLensError, match="out of range"):
-        attribute(h, PROMPT, mode="logit_diff", strategy="by_topk_avg", k=0)
+        attribute(h, PROMPT, Objective(mode="logit_diff", strategy="by_topk_avg", k=0))
     with pytest.raises(FailureLensError, match="more than the model's context"):
         attribute(h, " ".join(["the"] * 600))
 
@@ -178,18 +179,18 @@ def test_objectives(tiny_model_dir):
     assert base.objective == pytest.approx(base.logit_diff)
     assert base.warnings and "runner-up" in base.warnings[0]
     top1 = base.topk[0]
-    ml = attribute(h, PROMPT, mode="max_logit")
+    ml = attribute(h, PROMPT, Objective(mode="max_logit"))
     assert ml.objective == pytest.approx(top1.logit, rel=1e-5)
-    topk = attribute(h, PROMPT, strategy="by_topk_avg", k=3)
+    topk = attribute(h, PROMPT, Objective(strategy="by_topk_avg", k=3))
     assert topk.objective == pytest.approx(top1.logit - sum(t.logit for t in base.topk[:3]) / 3, rel=1e-4)
-    demean = attribute(h, PROMPT, strategy="demean")
+    demean = attribute(h, PROMPT, Objective(strategy="demean"))
     assert demean.objective > 0 and demean.conservation == pytest.approx(1.0, rel=1e-4)
     of_id = h.tokenizer(" of", add_special_tokens=False)["input_ids"]
     assert len(of_id) == 1
-    by_text = attribute(h, PROMPT, target=base.target.token_id, contrast=" of")
-    by_id = attribute(h, PROMPT, target=f"#{base.target.token_id}", contrast=of_id[0])
+    by_text = attribute(h, PROMPT, Objective(target=base.target.token_id, contrast=" of"))
+    by_id = attribute(h, PROMPT, Objective(target=f"#{base.target.token_id}", contrast=of_id[0]))
     assert by_text.contrast.token_id == of_id[0] and by_text.relevance == by_id.relevance
-    by_pos = attribute(h, PROMPT, position=3)
+    by_pos = attribute(h, PROMPT, Objective(position=3))
     assert len(by_pos.tokens) == 4
 
 

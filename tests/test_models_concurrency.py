@@ -9,6 +9,7 @@ import pytest
 from engine import attribute, load_model
 from engine.graph.build import build_graph
 from engine.graph.types import PruneSettings
+from engine.objectives import Objective
 from engine.records import FailureLensError
 
 PROMPTS = [
@@ -62,7 +63,7 @@ def test_overflow_is_reported_not_drawn(tiny_model_dir):
             if p.ndim == 2:
                 p.mul_(300.0)  # activations overflow float16
     with pytest.raises(FailureLensError, match="NaN or infinite"):
-        attribute(h, PROMPTS[0], target=5, contrast=6)
+        attribute(h, PROMPTS[0], Objective(target=5, contrast=6))
 
 
 def test_sessions_loading_the_same_tied_model_at_once_all_get_it_whole():

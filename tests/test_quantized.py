@@ -6,6 +6,7 @@ import pytest
 
 from engine import attribute, load_model
 from engine.graph.build import build_graph
+from engine.objectives import Objective
 
 pytest.importorskip("bitsandbytes")
 
@@ -24,8 +25,8 @@ def test_four_bit_relevance_correlates_with_fp32_on_a_trained_zoo_model():
     q4 = load_model(source, quantize="4bit")
     assert q4.fingerprint.quantize == "4bit" and q4.key != full.key
     assert "Linear4bit" in {type(m).__name__ for m in q4.model.modules()}
-    a = attribute(full, case.prompt, target=case.target_id, contrast=case.contrast_id)
-    b = attribute(q4, case.prompt, target=case.target_id, contrast=case.contrast_id)
+    a = attribute(full, case.prompt, Objective(target=case.target_id, contrast=case.contrast_id))
+    b = attribute(q4, case.prompt, Objective(target=case.target_id, contrast=case.contrast_id))
     r = np.corrcoef(a.relevance, b.relevance)[0, 1]
     assert r >= 0.9, r
 
@@ -36,8 +37,8 @@ def test_four_bit_on_a_random_model_within_documented_tolerance(tiny_model_dir):
     prompt = "the of and to in is was for on that with as by at from it his her their its an"
     a = attribute(load_model(path), prompt)
     q4 = load_model(path, quantize="4bit")
-    b = attribute(q4, prompt, target=a.target.token_id, contrast=a.contrast.token_id)
+    b = attribute(q4, prompt, Objective(target=a.target.token_id, contrast=a.contrast.token_id))
     assert np.corrcoef(a.relevance, b.relevance)[0, 1] >= 0.8
-    g = build_graph(q4, prompt, target=a.target.token_id, contrast=a.contrast.token_id)
+    g = build_graph(q4, prompt, Objective(target=a.target.token_id, contrast=a.contrast.token_id))
     assert all(e.method == "closed_form" for e in g.transitions)
     assert np.isfinite(g.node_relevance).all()

@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from engine.objectives import Objective
 from engine.records import FailureLensError
 from engine.zoo import (
     FAMILIES,
@@ -228,7 +229,7 @@ def test_instruction_failure_heatmaps_are_not_uniform():
     assert len(failures) >= 3
     tops = set()
     for f in failures:
-        att = attribute(handle, f.prompt, target=f.target_id, contrast=f.contrast_id)
+        att = attribute(handle, f.prompt, Objective(target=f.target_id, contrast=f.contrast_id))
         rel = torch.tensor(att.relevance)
         assert rel.std() > 0
         tops.add(tuple(att.tokens[i] for i in rel.topk(3).indices.tolist()))

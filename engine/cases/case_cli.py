@@ -31,6 +31,7 @@ def _case(a: Any, load: Any, token: Any):
     """(handle, failure or None, prompt, attribution) of --case or --prompt."""
     from engine import zoo
     from engine.heatmap import attribute
+    from engine.objectives import Objective
 
     if bool(a.case) == bool(a.prompt):
         raise FailureLensError("Give either --case ID (e.g. l/eval-math-00014; list them with `python -m engine "
@@ -40,7 +41,7 @@ def _case(a: Any, load: Any, token: Any):
     prompt = failure.prompt if failure else a.prompt
     target = token(a.target) if a.target else (failure.target_id if failure else None)
     contrast = token(a.contrast) if a.contrast else (failure.contrast_id if failure else None)
-    return handle, failure, prompt, attribute(handle, prompt, target, contrast, a.mode, a.strategy, a.k)
+    return handle, failure, prompt, attribute(handle, prompt, Objective(target, contrast, a.mode, a.strategy, a.k))
 
 
 def _side(label: str, s: dict, target: str, contrast: str) -> str:
@@ -130,7 +131,7 @@ def explain_case_file(a: Any, load: Any) -> int:
     m = match(ref, handle)
     report: dict[str, Any] = {"status": m.status, "notice": m.message, "case_file": cf.to_dict(), "recomputed": None}
     if handle is not None and m.status != "absent":
-        att = attribute(handle, cf.prompt, cf.target, cf.contrast or None, cf.mode, cf.strategy, cf.k)
+        att = attribute(handle, cf.prompt, cf.objective)
         summary = case_summary(att, None, model=ref.name, case=cf.case)
         w = None
         if cf.edits and att.contrast is not None:

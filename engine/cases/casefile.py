@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 from engine import files
 from engine.cases.notes import Note, check_note
 from engine.cases.whatif import MAX_EDITS, Edit
+from engine.objectives import Objective
 from engine.records import FailureLensError, dumps
 
 FORMAT = "failure-lens-case"
@@ -99,6 +100,11 @@ class CaseFile:
 
     def to_bytes(self) -> bytes:
         return dumps(self.to_dict(), ensure_ascii=False, indent=1).encode("utf-8")
+
+    @property
+    def objective(self) -> Objective:
+        """The saved request (a bad mode, strategy or k is a FailureLensError naming it)."""
+        return Objective(self.target, self.contrast or None, self.mode, self.strategy, self.k)
 
 
 # ---------------------------------------------------------------- from a loaded model

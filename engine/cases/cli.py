@@ -50,12 +50,13 @@ def run_check(handle, req: CheckRequest, k: int, seeds: int, replacement: Any, n
     from engine.cases.ablation import ablate_nodes
     from engine.cases.checks import check_attribution
     from engine.heatmap import attribute
+    from engine.objectives import Objective
 
     if not 1 <= seeds <= 100:
         raise FailureLensError(f"--seeds {seeds} is out of range: use 1..100 random orders (5 is the usual choice).")
     if not 0 <= nodes <= 500:
         raise FailureLensError(f"--nodes {nodes} is out of range: use 0..500 (0 skips the node ablation).")
-    att = attribute(handle, req.prompt, req.target, req.contrast)
+    att = attribute(handle, req.prompt, Objective(req.target, req.contrast))
     checked = check_attribution(handle, att, k, tuple(range(seeds)), replacement, curves=curves)
     ablation: Optional[Any] = None
     if nodes:

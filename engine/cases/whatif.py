@@ -22,6 +22,7 @@ import torch
 
 from engine.cases.checks import replacement_id
 from engine.cases.rows import chunk_rows, last_logits
+from engine.objectives import Objective
 from engine.records import Attribution, FailureLensError
 from engine.tokens import display, resolve_token
 
@@ -201,8 +202,7 @@ def edited_attribution(handle: Any, att: Attribution, result: WhatIf) -> Attribu
     (every edit keeps one token per position, so the columns line up with the original's)."""
     from engine.heatmap import attribute
 
-    return attribute(handle, "", f"#{att.target.token_id}", f"#{att.contrast.token_id}" if att.contrast else None,
-                     att.mode, att.strategy, att.k, -1, token_ids=list(result.token_ids), offsets=list(att.offsets))
+    return attribute(handle, "", Objective.of(att), token_ids=list(result.token_ids), offsets=list(att.offsets))
 
 
 def what_if_attribution(handle: Any, att: Attribution, edits: Sequence[Edit]) -> tuple[WhatIf, Attribution]:

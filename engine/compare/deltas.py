@@ -33,6 +33,7 @@ import torch
 from ..cases.segments import assign_segments, segment_relevance
 from ..heatmap import attribute
 from ..models import ModelHandle, load_model
+from ..objectives import Objective
 from ..records import FailureLensError, TokenChoice
 from ..tokens import display, encode_prompt
 
@@ -265,7 +266,7 @@ def segment_breakdown(handle: ModelHandle, cases: Sequence[CaseSpec], progress: 
         try:
             if not isinstance(p, _Prepared):
                 raise FailureLensError(p)
-            att = attribute(handle, case.prompt, target=p.target.token_id, contrast=p.contrast.token_id)
+            att = attribute(handle, case.prompt, Objective(p.target.token_id, p.contrast.token_id))
             labels = assign_segments(att.offsets, case.segments, att.special_mask)
             rel = segment_relevance(att.relevance, labels)
             row.update(delta=att.logit_diff, **{s: rel[s] for s in SEGMENT_COLUMNS}, notes="; ".join(p.notes))

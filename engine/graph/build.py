@@ -11,11 +11,12 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..heatmap import TokenSpec, check_finite, prepare
+from ..heatmap import check_finite, prepare
 from ..lrp.architectures import architecture_of
 from ..lrp.context import lrp_rules
 from ..memory import check_memory, chunk_elements
 from ..models import ModelHandle
+from ..objectives import Objective
 from ..records import FailureLensError
 from ..trace import decoder_layers, relevance, run_trace
 from .capture import LayerRecord, Recorder, attention_module, has_attention_bias, pre_attention_norm
@@ -247,12 +248,7 @@ def _stage_states(handle: ModelHandle, plan: GraphPlan, ids: list[int], choice, 
 def build_graph(
     handle: ModelHandle,
     prompt: str,
-    target: TokenSpec = None,
-    contrast: TokenSpec = None,
-    mode: str = "logit_diff",
-    strategy: Optional[str] = "by_ref_token",
-    k: int = 10,
-    position: int = -1,
+    objective: Objective = Objective(),
     split: bool = False,
     stages: Optional[list[int]] = None,
     method: str = "auto",
@@ -272,15 +268,14 @@ def build_graph(
     Three steps: plan_graph (settings, stages, memory path), _stage_states (one traced pass), _transition per pair.
     """
     _check_settings(method, max_edges)  # named before the prompt is even tokenized
-    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, target, contrast, mode, strategy, k, position,
-                                                       token_ids)
+    enc, ids, pos, name, choice, warnings = prepare(handle, prompt, objective, token_ids)
     plan = plan_graph(handle, len(ids), split, stages, method, max_edges, recompute)
     notes = list(warnings) + list(plan.notes)
     step = progress or (lambda *a: None)
     t0 = time.perf_counter()
     with handle.lock:
         step("forward and backward", 0, 1)
-        p, objective = _stage_states(handle, plan, ids, choice, name, k, max_edges, notes)
+        p, value = _stage_states(handle, plan, ids, choice, name, objective.k, max_edges, notes)
         node_rel = torch.stack([relevance(h, g) for h, g in zip(p.states, p.grads)])  # [S, T]
         check_finite("node relevance", node_rel, handle)
         transitions = []
@@ -294,7 +289,7 @@ def build_graph(
     step("done", 1, 1)
     return AttributionGraph(
         model=handle.key, tokens=enc.tokens[: pos + 1], token_ids=ids, stages=plan.layout,
-        node_relevance=node_rel.numpy().astype(np.float32), transitions=transitions, objective=objective,
+        node_relevance=node_rel.numpy().astype(np.float32), transitions=transitions, objective=value,
         rule=handle.rule, notes=notes, target=choice.target.text,
         contrast=choice.contrast.text if choice.contrast else "",
         dims_idx=np.stack([d[0] for d in dims]), dims_val=np.stack([d[1] for d in dims]),

@@ -19,6 +19,7 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
 
     def run(a) -> int:
         from ..files import check_target, write_atomic, write_atomic_text
+        from ..objectives import Objective
         from ..records import FailureLensError
         from .build import build_graph
         from .export import to_graphml, write_json
@@ -33,8 +34,8 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
             raise FailureLensError(f"--stages {a.stages!r} is not a list of layer numbers; write them like "
                                    "0,3,6 (0 = the embeddings).") from None
         check_target(a.out, "graph")
-        g = build_graph(load(a), a.prompt, token(a.target), token(a.contrast), a.mode, a.strategy, a.k, a.position,
-                        split=a.split, stages=stages, method=a.method)
+        objective = Objective(token(a.target), token(a.contrast), a.mode, a.strategy, a.k, a.position)
+        g = build_graph(load(a), a.prompt, objective, split=a.split, stages=stages, method=a.method)
         pruned = None if a.no_prune else prune(g, PruneSettings(mode="cum_mass", top_p=a.top_p), stages)
         out = Path(a.out)
         if out.suffix == ".graphml":

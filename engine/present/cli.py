@@ -43,6 +43,7 @@ def _request(a, load, token):
     from engine import zoo
     from engine.cases.segments import assign_segments
     from engine.heatmap import attribute
+    from engine.objectives import Objective
     from engine.records import FailureLensError
 
     if a.case and a.prompt:
@@ -60,7 +61,7 @@ def _request(a, load, token):
     prompt = failure.prompt if failure else a.prompt
     target = token(a.target) if a.target else (failure.target_id if failure else None)
     contrast = token(a.contrast) if a.contrast else (failure.contrast_id if failure else None)
-    att = attribute(handle, prompt, target, contrast, a.mode, a.strategy, a.k, a.position)
+    att = attribute(handle, prompt, Objective(target, contrast, a.mode, a.strategy, a.k, a.position))
     labels = assign_segments(att.offsets, dict(failure.segments), att.special_mask) if failure else None
     case = f"{failure.model}/{failure.case_id}" if failure else ""
     return handle, prompt, att, labels, case, _recorded(att, failure)
@@ -89,6 +90,7 @@ def _explain(a, load, token) -> int:
 def _deck(a, load, token) -> int:
     from engine.heatmap import attribute
     from engine.models import load_model
+    from engine.objectives import Objective
     from engine.present.deck import case_story, deck_pptx, report_html
     from engine.records import FailureLensError
 
@@ -107,14 +109,12 @@ def _deck(a, load, token) -> int:
     if not a.no_graph:
         from engine.graph.build import build_graph
 
-        graph = build_graph(handle, prompt, f"#{att.target.token_id}",
-                            f"#{att.contrast.token_id}" if att.contrast else None, att.mode, att.strategy, att.k,
-                            att.position)
+        graph = build_graph(handle, prompt, Objective.of(att))
     others = []
     for spec in a.compare:
         other = load_model(spec, dtype=a.dtype, rule=a.rule, device=a.device)
-        others.append((spec, attribute(other, prompt, att.target.text,
-                                       att.contrast.text if att.contrast else None, a.mode, a.strategy, a.k)))
+        others.append((spec, attribute(other, prompt, Objective(att.target.text,
+                                       att.contrast.text if att.contrast else None, a.mode, a.strategy, a.k))))
     story = case_story(att, labels, model=a.model, case=case, prompt=prompt, graph=graph, others=others,
                        check=check, recorded=recorded,
                        graph_note="Pruned as the Graph page does by default: 80 % of each layer's edge mass, only "

@@ -47,6 +47,7 @@ import yaml
 from engine import files
 from engine.cases.benchmarks import BENCHMARK_KINDS
 from engine.graph.types import DEFAULT_TOP_P
+from engine.objectives import MAX_K, Objective
 from engine.records import FailureLensError
 
 
@@ -77,13 +78,6 @@ class BenchmarkSpec:
     chat_template: bool = True  # apply the tokenizer's chat template when it has one
     thinking: Optional[bool] = None  # enable_thinking where the template supports it
     filters: Filters = field(default_factory=Filters)
-
-
-@dataclass(frozen=True)
-class Objective:
-    mode: Literal["logit_diff", "max_logit"] = "logit_diff"
-    strategy: Literal["by_ref_token", "demean", "by_topk_avg"] = "by_ref_token"
-    k: int = 10
 
 
 @dataclass(frozen=True)
@@ -147,14 +141,14 @@ class SweepConfig:
     benchmarks: tuple[BenchmarkSpec, ...]
     store: str
     name: str = ""
-    objective: Objective = field(default_factory=Objective)
+    objective: Objective = field(default_factory=Objective)  # engine.objectives; its keys mode, strategy, k
     rule: Literal["attnlrp", "cp-lrp"] = "attnlrp"  # = engine.lrp.context.RULES (a test keeps them equal)
     top_k: int = 10  # candidates recorded at each failure
     compute: ComputeSpec = field(default_factory=ComputeSpec)
     ray: RaySpec = field(default_factory=RaySpec)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return config_dict(self)
 
     def identity(self) -> dict[str, Any]:
         """What decides the results of a run (stored with it; resuming needs the same): everything but
@@ -165,6 +159,19 @@ class SweepConfig:
         elif self.compute.checks.curves == "verdict":  # ... and from before the fast verdict (the same verdict)
             out["compute"]["checks"].pop("curves")
         return out
+
+
+def config_dict(obj: Any) -> Any:
+    """dataclasses.asdict without the fields a config cannot set (metadata `config: False`, e.g. an objective's
+    target), so a run's identity is what its YAML said."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: config_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.metadata.get("config", True)}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(config_dict(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: config_dict(v) for k, v in obj.items()}
+    return obj
 
 
 # ---- parsing -------------------------------------------------------------------------------------------
@@ -229,7 +236,7 @@ class _Builder:
             raise self.error(path, f"{_where(path)} must be {e}, not {value!r}.") from None
 
     def build_dataclass(self, cls: Any, value: Any, path: tuple) -> Any:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("config", True)}
         if isinstance(value, bool) and "enabled" in fields:
             value = {"enabled": value}
         if cls is ChecksSpec and isinstance(value, dict) and value and "enabled" not in value:
@@ -247,15 +254,21 @@ class _Builder:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise self.error(path + (key,), f"unknown key {key!r} in {_where(path)}{hint}; "
                                  f"allowed keys: {', '.join(fields)}.")
-            kwargs[key] = self.value(hints[key], v, path + (key,))
-            choices = fields[key].metadata.get("choices")
+            kwargs[key] = self.value(fields[key].metadata.get("config_type", hints[key]), v, path + (key,))
+            choices, span = fields[key].metadata.get("choices"), fields[key].metadata.get("range")
             if choices and kwargs[key] not in choices:
                 raise self.error(path + (key,), f"{_where(path + (key,))} must be one of {', '.join(choices)}, "
                                  f"not {v!r}.")
+            if span and not span[0] <= kwargs[key] <= span[1]:
+                raise self.error(path + (key,), f"{_where(path + (key,))} is {v!r}, out of its range: it must be "
+                                 f"from {span[0]} to {span[1]:,}.")
         for name, f in fields.items():
             if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise self.error(path, f"missing required key {name!r} in {_where(path)}.")
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except FailureLensError as e:  # the record's own checks across its keys (e.g. an objective's strategy)
+            raise self.error(path, str(e)) from None
 
 
 def _describe(tp: Any) -> str:
@@ -349,7 +362,7 @@ def _finish(cfg: SweepConfig, b: _Builder, base_dir: Optional[Path]) -> SweepCon
                                store=resolve(cfg.store) or cfg.store)
 
 
-MAX_K = 1000  # objective.k and top_k: candidates averaged / recorded per case
+# MAX_K (engine.objectives): objective.k and top_k, candidates averaged / recorded per case
 MAX_CHUNK = 4096  # faithfulness variants per forward pass
 
 
@@ -359,7 +372,7 @@ def _ranges(cfg: SweepConfig) -> list[tuple[tuple, Any, Any, str]]:
     f, p, r = cfg.compute.faithfulness, cfg.compute.graph.pruning, cfg.ray
     at_least = lambda lo, hi=None: (lambda v: v >= lo and (hi is None or v <= hi),  # noqa: E731
                                     f"at least {lo}" if hi is None else f"from {lo} to {hi:,}")
-    checks = [(("objective", "k"), cfg.objective.k, *at_least(1, MAX_K)), (("top_k",), cfg.top_k, *at_least(1, MAX_K)),
+    checks = [(("top_k",), cfg.top_k, *at_least(1, MAX_K)),  # objective.k: checked by its field's range
               (("compute", "faithfulness", "max_k"), f.max_k, *at_least(1)),
               (("compute", "faithfulness", "chunk"), f.chunk, *at_least(1, MAX_CHUNK)),
               (("compute", "faithfulness", "mask_id"), f.mask_id, *at_least(0)),

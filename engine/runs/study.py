@@ -51,6 +51,7 @@ from engine.runs.config import (
     _finish,
     _key_lines,
     _where,
+    config_dict,
 )
 from engine.runs.store import Store
 from engine.runs.sweep import RunSummary, SweepProgress
@@ -85,7 +86,7 @@ class StudyConfig:
     def identity(self) -> dict[str, Any]:
         """What decides the study's results (kept with it; resuming needs the same): all but store and ray, and
         check_models only when on (so studies from before it keep their identity)."""
-        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("store", "ray")}
+        out = {k: v for k, v in config_dict(self).items() if k not in ("store", "ray")}
         if not self.check_models:
             out.pop("check_models")
         return {"study": out}

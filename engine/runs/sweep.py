@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
@@ -274,7 +274,8 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
         return ResultRow("filtered", **base, extra=extra), {}
     read = text + div.prefix  # the text of prefix_ids; offsets point into it
     spans = add_span(spans, "answer", len(text), len(read))
-    tgt, con, obj = div.target.token_id, div.contrast.token_id, cfg.objective
+    tgt, con = div.target.token_id, div.contrast.token_id
+    obj = replace(cfg.objective, target=tgt, contrast=con)  # the config's objective on this case's tokens
     labels = assign_segments(div.offsets, spans, div.special_mask)
     arrays: dict[str, np.ndarray] = {
         "token_ids": np.asarray(div.prefix_ids, np.int64), "special_mask": np.asarray(div.special_mask, bool),
@@ -284,8 +285,7 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
     seg, suggestion, faith = {}, None, None
     if cfg.compute.heatmap:
         with _phase(t, "heatmap"):
-            att = attribute(handle, read, tgt, con, obj.mode, obj.strategy, obj.k, -1, top_k=cfg.top_k,
-                            token_ids=div.prefix_ids, offsets=div.offsets)
+            att = attribute(handle, read, obj, top_k=cfg.top_k, token_ids=div.prefix_ids, offsets=div.offsets)
         with _phase(t, "segments"):
             seg = segment_relevance(att.relevance, labels, _instruction_groups(div.offsets, read, spans, labels,
                                                                                 div.target.text))
@@ -306,8 +306,7 @@ def _analyse(handle: Any, case: Case, bench: BenchmarkSpec, cfg: SweepConfig) ->
 
         with _phase(t, "graph"):
             split, stages = graph_stages(cfg.compute.graph, handle)
-            g = build_graph(handle, read, tgt, con, obj.mode, obj.strategy, obj.k, -1, split=split, stages=stages,
-                            token_ids=div.prefix_ids)
+            g = build_graph(handle, read, obj, split=split, stages=stages, token_ids=div.prefix_ids)
             p = cfg.compute.graph.pruning
             pruned = prune(g, PruneSettings(mode=p.mode, top_p=p.top_p, edge_threshold=p.edge_threshold,
                                             node_threshold=p.node_threshold), stages)
