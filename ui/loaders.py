@@ -15,6 +15,7 @@ import streamlit as st
 import engine
 from engine.graph.cache import GraphCache, graph_key
 from engine.models import ModelHandle, describe
+from engine.objectives import Objective
 from engine.records import Attribution, FailureLensError
 from ui import safe, state, timings
 from ui.state import ModelSpec
@@ -76,28 +77,37 @@ def summary(param: str) -> Optional[dict]:
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
-def _attribute(model_key: str, _handle: ModelHandle, prompt: str, target: Optional[str], contrast: Optional[str],
-               mode: str, strategy: str, k: int) -> Attribution:
-    return engine.attribute(_handle, prompt, target=target, contrast=contrast, mode=mode, strategy=strategy, k=k)
+def _attribute(model_key: str, _handle: ModelHandle, prompt: str, objective_key: str,
+               _objective: Objective) -> Attribution:
+    return engine.attribute(_handle, prompt, _objective)
 
 
-def _try_attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mode: str, strategy: str,
-                     k: int) -> tuple[Optional[Attribution], str]:
+def _cached(handle: ModelHandle, prompt: str, objective: Objective) -> tuple[Optional[Attribution], str]:
     """(attribution, "") or (None, the message of the input error)."""
     try:
         with st.spinner("Computing relevance …"):
-            return _attribute(handle.key, handle, prompt, target or None,
-                              (contrast or None) if mode == "logit_diff" and strategy == "by_ref_token" else None,
-                              mode, strategy, int(k)), ""
+            return _attribute(handle.key, handle, prompt, objective.key(), objective), ""
     except FailureLensError as e:
         return None, str(e)
 
 
-def attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mode: str, strategy: str,
-                k: int) -> Optional[Attribution]:
+def _try_attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mode: str, strategy: str,
+                     k: int) -> tuple[Optional[Attribution], str]:
+    """`_cached` for the page's boxes: empty means the model's own choice; the contrast counts only for
+    logit_diff/by_ref_token."""
+    try:
+        objective = Objective(target or None,
+                              (contrast or None) if mode == "logit_diff" and strategy == "by_ref_token" else None,
+                              mode, strategy, int(k))
+    except FailureLensError as e:
+        return None, str(e)
+    return _cached(handle, prompt, objective)
+
+
+def attribution(handle: ModelHandle, prompt: str, objective: Objective) -> Optional[Attribution]:
     """Token relevance for the view (cached); None after an st.error when the input is not usable."""
     with timings.phase("attribution"):
-        att, error = _try_attribution(handle, prompt, target, contrast, mode, strategy, k)
+        att, error = _cached(handle, prompt, objective)
     if error:
         st.error(safe.plain(error))
     return att
@@ -138,16 +148,19 @@ def graph_cache() -> GraphCache:
     return GraphCache(GRAPH_CACHE_BYTES)
 
 
+def graph_key_of(handle: ModelHandle, att: Attribution, stages: Optional[list[int]] = None, split: bool = False) -> str:
+    """The graph cache key of an attribution's graph: the model fingerprint, the prompt's token ids, the objective
+    with its resolved target and contrast ids (Objective.of), the rule, the stage selection and the split."""
+    return graph_key(handle.key, att.token_ids, Objective.of(att).key(), handle.rule, tuple(stages or ()), split)
+
+
 def graph(handle: ModelHandle, prompt: str, att: Attribution, stages: Optional[list[int]], split: bool,
           run: Callable[[str, str, Callable], object]):
     """(graph, key) for the view: from the cache, or built through `run(key, label, work)` (a long task).
 
-    The key holds the model fingerprint, the prompt's token ids, the objective with its resolved target and
-    contrast ids, the rule, the stage selection and the split.
+    The key is `graph_key_of`.
     """
-    con = att.contrast.token_id if att.contrast else None
-    objective = f"{att.mode}/{att.strategy}/k{att.k}/t{att.target.token_id}/c{con}/p{att.position}"
-    key = graph_key(handle.key, att.token_ids, objective, handle.rule, tuple(stages or ()), split)
+    key = graph_key_of(handle, att, stages, split)
     cache = graph_cache()
     hit = cache.get(key)
     if hit is not None:
@@ -156,10 +169,7 @@ def graph(handle: ModelHandle, prompt: str, att: Attribution, stages: Optional[l
     def work(progress):
         from engine.graph.build import build_graph
 
-        return build_graph(
-            handle, prompt, target=f"#{att.target.token_id}",
-            contrast=f"#{con}" if con is not None else None, mode=att.mode, strategy=att.strategy, k=att.k,
-            position=att.position, split=split, stages=stages, progress=progress)
+        return build_graph(handle, prompt, Objective.of(att), split=split, stages=stages, progress=progress)
 
     with timings.phase("graph"):
         g = run(key, f"Building the attribution graph ({len(att.token_ids)} tokens)", work)

@@ -21,6 +21,7 @@ from engine.compare.deltas import (
     logit_diffs,
     segment_breakdown,
 )
+from engine.objectives import Objective
 from engine.records import Attribution, FailureLensError
 from ui import layout, loaders, safe, state, widgets
 from ui.state import ModelSpec
@@ -152,8 +153,7 @@ def case_attribution(handle, case: CaseSpec) -> Optional[Attribution]:
     for note in (t_note, c_note):
         if note:
             st.caption(f"ℹ {safe.plain(handle.label)}: {safe.plain(note)}")
-    return loaders.attribution(handle, case.prompt, f"#{tgt.token_id}", f"#{con.token_id}", "logit_diff",
-                               "by_ref_token", 10)
+    return loaders.attribution(handle, case.prompt, Objective(f"#{tgt.token_id}", f"#{con.token_id}"))
 
 
 def outside_the_charts(parts: Sequence[tuple[str, pd.DataFrame, str]]) -> None:

@@ -131,15 +131,12 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
 
 def _default_graph(handle, att: Attribution, prompt: str):
     from engine.graph.build import build_graph
-    from engine.graph.cache import graph_key
+    from engine.objectives import Objective
     from ui import loaders
 
-    con = att.contrast.token_id if att.contrast else None
-    objective = f"{att.mode}/{att.strategy}/k{att.k}/t{att.target.token_id}/c{con}/p{att.position}"  # as loaders.graph
-    g = loaders.graph_cache().get(graph_key(handle.key, att.token_ids, objective, handle.rule, (), False))
+    g = loaders.graph_cache().get(loaders.graph_key_of(handle, att))
     if g is None:
-        g = build_graph(handle, prompt, f"#{att.target.token_id}", None if con is None else f"#{con}", att.mode,
-                        att.strategy, att.k, att.position)
+        g = build_graph(handle, prompt, Objective.of(att))
     return g, ("Pruned as the Graph page does by default: 80 % of each layer's edge mass, only what reaches the "
                "prediction, first token hidden.")
 
@@ -147,6 +144,7 @@ def _default_graph(handle, att: Attribution, prompt: str):
 def _others(att: Attribution, prompt: str, handles) -> list[tuple[str, Attribution]]:
     """The same prompt, target and contrast (by text) on the other loaded models; models that cannot are left out."""
     from engine.heatmap import attribute
+    from engine.objectives import Objective
     from engine.records import FailureLensError
 
     out = []
@@ -154,8 +152,8 @@ def _others(att: Attribution, prompt: str, handles) -> list[tuple[str, Attributi
         if handle is None:
             continue
         try:
-            out.append((label, attribute(handle, prompt, att.target.text, att.contrast.text if att.contrast else None,
-                                         att.mode, att.strategy, att.k)))
+            out.append((label, attribute(handle, prompt, Objective(att.target.text,
+                                         att.contrast.text if att.contrast else None, att.mode, att.strategy, att.k))))
         except FailureLensError:
             continue
     return out

@@ -5,6 +5,7 @@ from typing import Any, Optional
 
 import streamlit as st
 
+from engine.objectives import Objective
 from engine.present import render
 from engine.records import Attribution
 from ui import layout, safe, state
@@ -114,8 +115,8 @@ def compare(att: Attribution, prompt: str) -> None:
     for param in others:
         st.markdown(f"**{safe.plain(ModelSpec.parse(param).label)}**")
         handle = loaders.model(param)
-        other = handle and loaders.attribution(handle, prompt, att.target.text, contrast, state.get(state.MODE),
-                                               state.get(state.STRATEGY), state.get(state.K))
+        other = handle and loaders.attribution(handle, prompt, Objective(att.target.text, contrast or None, att.mode,
+                                                                         att.strategy, att.k))
         if other:
             mask = shown(other)
             what = (f"Δℓ {other.logit_diff:+.3f}" if other.logit_diff is not None
