@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import allocator
+from .objectives import Objective
 from .records import Attribution, FailureLensError, Fingerprint
 
 allocator.tune()
@@ -33,4 +34,4 @@ def zoo_names() -> list[str]:
 
 
 __all__ = ["attribute", "load_model", "build_graph", "ModelHandle", "Attribution", "FailureLensError",
-           "Fingerprint", "zoo_names"]
+           "Fingerprint", "Objective", "zoo_names"]

@@ -9,11 +9,11 @@ from engine.graph.drilldown import node_drilldown
 from engine.graph.export import node_id, to_graphml, to_json
 from engine.graph.metrics import graph_metrics
 from engine.graph.prune import layer_presets, prune, relative_settings, stage_layout
+from engine.model_spec import ModelSpec
 from engine.present import charts, glossary, render, summary
 from ui import layout, loaders, safe, state, widgets
 from ui.graph_component import live_graph
 from ui.sections import check_views, inputs, long_views, story, views, whatif_views
-from ui.state import ModelSpec
 
 layout.page("Graph")
 handle = loaders.active_model()
@@ -27,7 +27,7 @@ with top[0].expander("Prompt and tokens", expanded=not state.get(state.PROMPT)):
     prompt = inputs.prompt_picker()
     inputs.token_inputs(handle)
 spec = ModelSpec.parse(state.active_param())
-views.unknown_words(handle.tokenizer, prompt, spec.label)
+views.unknown_words(handle.tokenizer, prompt, spec.title)
 att = loaders.view_attribution(handle, prompt)
 versus = f" vs contrast {att.contrast.text!r}" if att.contrast else ""
 if not present:

@@ -3,10 +3,10 @@ import pandas as pd
 import streamlit as st
 
 from engine.cases.segments import assign_segments, segment_relevance
+from engine.model_spec import ModelSpec
 from engine.present import charts, render
 from ui import layout, loaders, state, widgets
 from ui.sections import check_views, inputs, long_views, story, views, whatif_views
-from ui.state import ModelSpec
 
 layout.page("Heatmap")
 handle = loaders.active_model()
@@ -21,7 +21,7 @@ with layout.controls("Prompt and tokens"):
         inputs.token_inputs(handle)
 
 spec = ModelSpec.parse(state.active_param())
-views.unknown_words(handle.tokenizer, prompt, spec.label)
+views.unknown_words(handle.tokenizer, prompt, spec.title)
 # one engine call
 att = loaders.view_attribution(handle, prompt)
 case = state.find_case(state.get(state.CASE)) if state.get(state.CASE) else None
@@ -53,7 +53,7 @@ with main:
     values = views.colour_values(att, mask)
     long_views.heatmap(att, prompt, mask, values)
     versus = f" vs {att.contrast.text!r}" if att.contrast else f" ({att.mode})"
-    title = f"{spec.label}: {att.target.text!r}{versus}"
+    title = f"{spec.title}: {att.target.text!r}{versus}"
     token_chart, crop_notes = story.token_export(att, values, mask)
     notes = list(story_.sentences) + [f"Prompt: {prompt}", f"Conservation = {att.conservation:.3f}"] + \
         ([f"Δℓ = {att.logit_diff:+.3f}"] if att.logit_diff is not None else [])

@@ -3,9 +3,9 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
+from engine.model_spec import ModelSpec
 from ui import layout, loaders, safe, state
 from ui.sections import saved_prompts, views
-from ui.state import ModelSpec
 
 layout.page("Models")
 st.caption("Load one model, or several to compare them; the sidebar picks the one the other pages show.")
@@ -36,8 +36,8 @@ def load(source_key: str, revision_key: str = "", prefix: str = "") -> None:
         st.error("Nothing to load: fill in the field above first.")
         return
     revision = str(ss.get(revision_key) or "").strip() if revision_key else ""
-    param = ModelSpec(source, revision or None, ss["load:dtype"], "4bit" if ss["load:4bit"] else None,
-                      RULES[ss["load:rule"]]).param()
+    param = ModelSpec(source, revision=revision or None, dtype=ss["load:dtype"],
+                      quantize="4bit" if ss["load:4bit"] else None, rule=RULES[ss["load:rule"]]).param()
     if ss["load:trust"]:
         state.put(state.TRUSTED, state.get(state.TRUSTED) | {param})
     if loaders.model(param) is not None:
@@ -46,12 +46,12 @@ def load(source_key: str, revision_key: str = "", prefix: str = "") -> None:
         models += [] if param in models else [param]
         state.put(state.MODELS, models)
         state.put(state.ACTIVE, models.index(shown) if shown in models else models.index(param))
-        label = ModelSpec.parse(param).label
+        label = ModelSpec.parse(param).title
         if shown in (None, param):
             st.success(f"Loaded {safe.plain(label)}; the pages show it.")
         else:
             st.success(f"Loaded {safe.plain(label)} for comparison. The pages still show "
-                       f"{safe.plain(ModelSpec.parse(shown).label)}: press Show below (or pick it in the sidebar) "
+                       f"{safe.plain(ModelSpec.parse(shown).title)}: press Show below (or pick it in the sidebar) "
                        "to switch.")
 
 
@@ -89,7 +89,7 @@ for i, param in enumerate(models):
     info = loaders.summary(param)
     cols = st.columns([4, 1, 1], vertical_alignment="center")
     active = i == min(state.get(state.ACTIVE), len(models) - 1)
-    cols[0].markdown(f"**{safe.plain(ModelSpec.parse(param).label)}**" + (" · active" if active else ""))
+    cols[0].markdown(f"**{safe.plain(ModelSpec.parse(param).title)}**" + (" · active" if active else ""))
     cols[1].button("Show", key=f"use:{param}", disabled=active, on_click=state.put, args=(state.ACTIVE, i))
     cols[2].button("Unload", key=f"unload:{param}", on_click=loaders.unload, args=(param,))
     if info:

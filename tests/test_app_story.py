@@ -97,11 +97,11 @@ def test_own_prompts_never_say_should_say():
 
 
 def test_presentation_mode_names_model_and_case_in_the_page_header():
-    from ui.state import ModelSpec
+    from engine.model_spec import ModelSpec
 
     at = clean(app(present="1"))
     case = at.session_state["case"]
-    model = ModelSpec.parse(at.session_state["model"][at.session_state["active"]]).label
+    model = ModelSpec.parse(at.session_state["model"][at.session_state["active"]]).title
     for page in ("heatmap", "graph", "scaling", "evolution", "models"):
         if page != "heatmap":
             at.switch_page(f"pages/{page}.py")

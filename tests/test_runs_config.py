@@ -98,6 +98,7 @@ def test_choices_match_the_engine():
     hints = typing.get_type_hints(SweepConfig)
     assert set(typing.get_args(hints["rule"])) == set(RULES)
     assert set(typing.get_args(typing.get_type_hints(ModelSpec)["dtype"])) == {"auto", *DTYPES}
+    assert set(typing.get_args(typing.get_type_hints(ModelSpec)["rule"])) == set(RULES)
     obj = typing.get_type_hints(Objective)
     strategy = next(t for t in typing.get_args(obj["strategy"]) if t is not type(None))  # Optional[Literal[...]]
     assert set(typing.get_args(obj["mode"])) == set(MODES) and set(typing.get_args(strategy)) == set(STRATEGIES)

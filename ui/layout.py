@@ -8,11 +8,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from engine.model_spec import ModelSpec
 from engine.present import charts, figures, glossary, render
 from engine.present.figures import FigureContext
 from engine.records import FailureLensError
 from ui import safe, state, widgets
-from ui.state import ModelSpec
 
 T = TypeVar("T")
 Figure = tuple[FigureContext, str, Sequence[str]] | str  # (what a case chart shows, view title, notes) or a title
@@ -67,7 +67,7 @@ def page(title: str, subject: bool = True) -> None:
         return
     with st.container(horizontal=True, vertical_alignment="bottom", gap="large", key="fl-subject"):
         st.title(title, width="content")  # md-safe: a page's own constant title (layout.page is scanned)
-        st.markdown(f"Model **{safe.plain(ModelSpec.parse(state.active_param()).label)}** · "
+        st.markdown(f"Model **{safe.plain(ModelSpec.parse(state.active_param()).title)}** · "
                     f"{safe.plain(case_name())}", width="content")
 
 
@@ -87,7 +87,7 @@ def sidebar() -> None:
     with st.sidebar:
         models = state.model_params()
         if models:
-            labels = [ModelSpec.parse(p).label for p in models]
+            labels = [ModelSpec.parse(p).title for p in models]
             if len(models) > 1:
                 widgets.radio("Active model", state.ACTIVE, list(range(len(models))),
                               format_func=lambda i: safe.plain(labels[i]),

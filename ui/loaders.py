@@ -14,11 +14,11 @@ import streamlit as st
 
 import engine
 from engine.graph.cache import GraphCache, graph_key
+from engine.model_spec import ModelSpec
 from engine.models import ModelHandle, describe
 from engine.objectives import Objective
 from engine.records import Attribution, FailureLensError
 from ui import safe, state, timings
-from ui.state import ModelSpec
 
 MAX_MODELS = 4
 GRAPH_CACHE_BYTES = 512 << 20
@@ -42,7 +42,7 @@ def model(param: str, quiet: bool = False) -> Optional[ModelHandle]:
         with timings.phase("model from cache"):
             if quiet:
                 return _load(param, _trusted(param))
-            with st.spinner(f"Loading {safe.plain(spec.label)} …", show_time=True):
+            with st.spinner(f"Loading {safe.plain(spec.title)} …", show_time=True):
                 return _load(param, _trusted(param))
     except FailureLensError as e:
         st.error(f"Model {safe.quoted(param)}: {safe.plain(e)}")

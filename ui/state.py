@@ -37,7 +37,7 @@ from typing import Any, Optional
 import streamlit as st
 
 from engine.graph.types import DEFAULT_TOP_P
-from engine.records import FailureLensError
+from engine.model_spec import ModelSpec
 from ui import prompt_links
 
 
@@ -116,47 +116,6 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(ST_STORE, ""), Field(ST_NAME, ""), Field(ST_SIZE, "quick", url=False),
 ]}
 _LOADED = "_url_loaded"
-
-
-# ---------------------------------------------------------------- model specs
-@dataclass(frozen=True)
-class ModelSpec:
-    """How to load one model; `param()` is its URL / cache form, `parse` its inverse."""
-
-    source: str
-    revision: Optional[str] = None
-    dtype: str = "auto"
-    quantize: Optional[str] = None
-    rule: str = "attnlrp"
-
-    def param(self) -> str:
-        opts = [("rev", self.revision), ("dtype", None if self.dtype == "auto" else self.dtype),
-                ("q", self.quantize), ("rule", None if self.rule == "attnlrp" else self.rule)]
-        return ";".join([self.source.strip()] + [f"{k}={v}" for k, v in opts if v])
-
-    @classmethod
-    def parse(cls, text: str) -> "ModelSpec":
-        source, *opts = str(text).split(";")
-        if not source.strip():
-            raise FailureLensError("A model entry is empty. Pick a zoo model, a local folder or a hub id.")
-        kw: dict[str, Any] = {}
-        names = {"rev": "revision", "dtype": "dtype", "q": "quantize", "rule": "rule"}
-        for opt in opts:
-            k, _, v = opt.partition("=")
-            if k not in names or not v:
-                raise FailureLensError(f"Unknown model option {opt!r} in {text!r}. Use rev=, dtype=, q=4bit or rule=.")
-            kw[names[k]] = v
-        return cls(source.strip(), **kw)
-
-    @property
-    def label(self) -> str:
-        extra = [x for x in (self.revision and f"@{self.revision}", self.dtype != "auto" and self.dtype,
-                             self.quantize, self.rule != "attnlrp" and "CP-LRP") if x]
-        return self.source + (f" ({', '.join(extra)})" if extra else "")
-
-    @property
-    def zoo_name(self) -> Optional[str]:
-        return self.source[4:] if self.source.startswith("zoo:") else None
 
 
 # ---------------------------------------------------------------- defaults from the zoo

@@ -47,17 +47,9 @@ import yaml
 from engine import files
 from engine.cases.benchmarks import BENCHMARK_KINDS
 from engine.graph.types import DEFAULT_TOP_P
+from engine.model_spec import ModelSpec
 from engine.objectives import MAX_K, Objective
 from engine.records import FailureLensError
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    source: str  # hub id or local folder
-    label: str = ""  # defaults to the last part of source; unique within a sweep
-    revision: Optional[str] = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    quantize: Optional[Literal["4bit"]] = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +129,7 @@ class RaySpec:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    models: tuple[ModelSpec, ...]
+    models: tuple[ModelSpec, ...]  # engine.model_spec; keys source, label, revision, dtype, quantize
     benchmarks: tuple[BenchmarkSpec, ...]
     store: str
     name: str = ""

@@ -30,7 +30,9 @@ BATCH = 32
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ZooRecipe:
+    """How one zoo size is trained (not how a model is loaded: that is engine.model_spec.ModelSpec)."""
+
     name: str
     layers: int
     width: int
@@ -44,19 +46,19 @@ class ModelSpec:
 
 
 SPECS = (
-    ModelSpec("xs", layers=2, width=32, heads=2, kv_heads=1, head_dim=32, ffn=64, steps=6000, lr=5e-3),
-    ModelSpec("s", layers=3, width=64, heads=2, kv_heads=1, head_dim=32, ffn=160, steps=6000, lr=5e-3),
-    ModelSpec("m", layers=4, width=96, heads=2, kv_heads=2, head_dim=64, ffn=256, steps=6000, lr=5e-3,
+    ZooRecipe("xs", layers=2, width=32, heads=2, kv_heads=1, head_dim=32, ffn=64, steps=6000, lr=5e-3),
+    ZooRecipe("s", layers=3, width=64, heads=2, kv_heads=1, head_dim=32, ffn=160, steps=6000, lr=5e-3),
+    ZooRecipe("m", layers=4, width=96, heads=2, kv_heads=2, head_dim=64, ffn=256, steps=6000, lr=5e-3,
               checkpoints=(50, 200, 500, 1000, 2000, 3000, 4500, 6000)),
-    ModelSpec("l", layers=6, width=128, heads=4, kv_heads=2, head_dim=64, ffn=384, steps=8000, lr=4e-3),
+    ZooRecipe("l", layers=6, width=128, heads=4, kv_heads=2, head_dim=64, ffn=384, steps=8000, lr=4e-3),
 )
 
 
-def checkpoint_name(spec: ModelSpec, step: int) -> str:
+def checkpoint_name(spec: ZooRecipe, step: int) -> str:
     return f"{spec.name}-step{step:05d}"
 
 
-def make_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast) -> Qwen3Config:
+def make_config(spec: ZooRecipe, tokenizer: PreTrainedTokenizerFast) -> Qwen3Config:
     return Qwen3Config(
         vocab_size=len(tokenizer),
         hidden_size=spec.width,
@@ -121,7 +123,7 @@ def save(model: Qwen3ForCausalLM, tokenizer: PreTrainedTokenizerFast, folder: Pa
     tokenizer.save_pretrained(str(folder))
 
 
-def train_one(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, examples: list, out: Path) -> dict:
+def train_one(spec: ZooRecipe, tokenizer: PreTrainedTokenizerFast, examples: list, out: Path) -> dict:
     torch.manual_seed(SEED)
     model = Qwen3ForCausalLM(make_config(spec, tokenizer))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]

@@ -21,10 +21,10 @@ from engine.compare.deltas import (
     logit_diffs,
     segment_breakdown,
 )
+from engine.model_spec import ModelSpec
 from engine.objectives import Objective
 from engine.records import Attribution, FailureLensError
 from ui import layout, loaders, safe, state, widgets
-from ui.state import ModelSpec
 
 MAX_RESULTS = 16  # comparisons kept for instant redraws (thresholds, case choice)
 Run = Callable[[str, str, Callable], Any]  # ui.layout.run_task
@@ -51,7 +51,7 @@ def defaults_once(page: str, values: dict[str, Any]) -> None:
 
 def label(param: str) -> str:
     try:
-        return ModelSpec.parse(param).label
+        return ModelSpec.parse(param).title
     except FailureLensError:  # a bad entry from a link: shown as typed; loading it reports the problem
         return param
 
@@ -100,7 +100,7 @@ def load(param: str):
 
 
 def checkpoint_param(cp: Checkpoint) -> str:
-    return ModelSpec(cp.source, cp.revision).param()
+    return ModelSpec(cp.source, revision=cp.revision).param()
 
 
 # ---------------------------------------------------------------- the long task, cached

@@ -7,10 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from engine import zoo
+from engine.model_spec import ModelSpec
 from engine.records import Attribution
 from engine.tokens import display, token_id_of
 from ui import safe, state, widgets
-from ui.state import ModelSpec
 
 SOURCES = ("Failure case", "Own prompt")
 MODES = {"logit_diff": "Logit difference (target − contrast)", "max_logit": "Target logit only"}

@@ -8,12 +8,12 @@ import streamlit as st
 
 from engine.cases.checks import DeletionCurves
 from engine.cases.segments import assign_segments
+from engine.model_spec import ModelSpec
 from engine.present import charts, render, summary
 from engine.present.figures import MAX_TOKENS, FigureContext, crop_window
 from engine.present.summary import CaseSummary
 from engine.records import Attribution
 from ui import state
-from ui.state import ModelSpec
 
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 
@@ -32,7 +32,7 @@ def labels(att: Attribution, prompt: str) -> list[str]:
 
 
 def model_label() -> str:
-    return ModelSpec.parse(state.active_param()).label
+    return ModelSpec.parse(state.active_param()).title
 
 
 def recorded(att: Attribution, prompt: str) -> bool:
@@ -84,7 +84,7 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
     from ui import loaders
     from ui.sections import check_views
 
-    others = [(ModelSpec.parse(p).label, loaders.model(p, quiet=True)) for p in state.model_params()
+    others = [(ModelSpec.parse(p).title, loaders.model(p, quiet=True)) for p in state.model_params()
               if p != state.active_param()]
     shown = render.shown_mask(len(att.tokens), att.special_mask, state.get(state.HIDE_FIRST),
                               state.get(state.HIDE_SPECIAL))

@@ -103,8 +103,8 @@ def heatmap(att: Attribution, mask: list[bool], values: list[float]) -> None:
 
 def compare(att: Attribution, prompt: str) -> None:
     """The same prompt, target and contrast (by token text) on every other loaded model, one heatmap each."""
+    from engine.model_spec import ModelSpec
     from ui import loaders
-    from ui.state import ModelSpec
 
     others = [p for p in state.model_params() if p != state.active_param()]
     if not others:
@@ -113,7 +113,7 @@ def compare(att: Attribution, prompt: str) -> None:
     st.caption("Same prompt; target and contrast matched by their text. Colour scale per model.")
     contrast = att.contrast.text if att.contrast else ""
     for param in others:
-        st.markdown(f"**{safe.plain(ModelSpec.parse(param).label)}**")
+        st.markdown(f"**{safe.plain(ModelSpec.parse(param).title)}**")
         handle = loaders.model(param)
         other = handle and loaders.attribution(handle, prompt, Objective(att.target.text, contrast or None, att.mode,
                                                                          att.strategy, att.k))
