@@ -88,7 +88,9 @@ def zoo_or_stand_in(stand_in, monkeypatch):
 @pytest.fixture(autouse=True)
 def no_legacy_pages_mode(monkeypatch):
     """AppTest resets Streamlit's legacy pages/ flag before every run, which would run page files without app.py
-    (and ui.layout.page's way out, a rerun, drops button clicks). A real server sets the flag once, at start."""
+    (and ui.layout.page's way out, a rerun, drops button clicks). A real server sets the flag once, at start.
+    Still needed with Streamlit 1.67: AppTest sets the flag to None before every run, and without this fixture
+    test_app_pages' clicks that load a model are lost (checked: two of its tests fail)."""
     from streamlit.runtime.pages_manager import PagesManager
 
     init = PagesManager.__init__

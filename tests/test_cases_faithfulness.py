@@ -104,3 +104,21 @@ def test_aggregate():
     s = aggregate([a, b])
     assert s.n_cases == 2 and s.relevance_flip_rate == 0.5 and s.k_relevance_mean == 3
     assert s.random_flip_rate == 0.5 and s.k_random_mean == a.k_random_mean
+
+
+def test_one_masking_engine_chain_and_batches_agree(tmp_path):
+    """rows.MaskedRows.first_flip, as the checks (one row after the other on the previous row's cache) and as
+    the faithfulness (k values in batches on the prompt's cache): the same curve and flip; rows run once."""
+    from engine.cases.rows import MaskedRows
+
+    tok = make_tokenizer(tmp_path)
+    enc = encode_pair(tok, "xyz d")
+    order = list(range(len(enc.ids)))[::-1]  # the last token ("d", the one the model reads) first
+    chain = MaskedRows.of(bigram_model(tok), enc.ids, tok.pad_token_id, tid(tok, "e"), tid(tok, "a"))
+    batched = MaskedRows.of(bigram_model(tok), enc.ids, tok.pad_token_id, tid(tok, "e"), tid(tok, "a"))
+    k1, curve1, last1 = chain.first_flip(order)
+    k2, curve2, last2 = batched.first_flip(order, step=3)
+    assert k1 == k2 == 1 and last1 == last2 == (order[0],)
+    assert curve1 == pytest.approx(curve2, abs=1e-5) and curve1[1] < 0 < curve1[0]
+    assert chain.runs == 1 + 1 and batched.runs == 1 + 3  # the prompt, then one row / one batch of three
+    assert batched.first_flip(order, step=3)[1] == curve2 and batched.runs == 1 + 3  # nothing recomputed

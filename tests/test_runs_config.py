@@ -127,3 +127,22 @@ def test_home_folder_in_paths_is_expanded_like_the_dashboard(tmp_path, monkeypat
     assert cfg.benchmarks[0].path == str(home / "data" / "ifeval.jsonl")
     assert cfg.benchmarks[0].references == str(home / "data" / "refs.jsonl")
     assert "~" not in cfg.store
+
+
+def test_one_path_rule_for_sweep_and_study_configs_and_the_sweep_form(tmp_path, monkeypatch):
+    """config.resolve_path: `~` is home, a relative path starts at the YAML's folder; the study config and the
+    dashboard's sweep form resolve through it too, and both config files load through load_config_file."""
+    from engine.runs.config import resolve_path
+    from engine.runs.form import SweepForm, store_path
+    from engine.runs.study import load_study_config
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resolve_path("~/s", tmp_path) == str(tmp_path / "home" / "s")
+    assert resolve_path("runs/x", tmp_path / "cfg") == str((tmp_path / "cfg" / "runs" / "x").resolve())
+    assert resolve_path("runs/x", None) == "runs/x" and resolve_path("/abs/x", tmp_path) == "/abs/x"
+    assert store_path(SweepForm("n", ("zoo:xs",), store="~/s"), tmp_path) == tmp_path / "home" / "s"
+    assert store_path(SweepForm("n", ("zoo:xs",)), tmp_path) == (tmp_path / "runs" / "n").resolve()
+    with pytest.raises(FailureLensError, match=r"study config not found: .*e\.g\. studies/zoo\.yaml"):
+        load_study_config(tmp_path / "missing.yaml")
+    with pytest.raises(FailureLensError, match="sweep config not found"):
+        load_sweep_config(tmp_path / "missing.yaml")

@@ -63,6 +63,36 @@ def test_sweep_stores_every_case(reference):
     assert done == list(range(1, summary.total + 1)) and events[-2].eta_s == 0.0
 
 
+def test_sweep_faithfulness_equals_the_checks_engine(reference):
+    """The sweep's masking faithfulness and the pages' deletion checks give the same numbers for a stored case:
+    the relevance curve and its flip, and each seed's random flip (both run on rows.MaskedRows)."""
+    from engine.cases.checks import deletion_curves
+    from engine.models import load_model
+
+    folder, cfg, _, _ = reference
+    config = load_sweep_config(cfg)
+    fs = config.compute.faithfulness
+    handle = load_model(config.models[0].source, rule=config.rule, device="cpu")
+    compared = 0
+    with Store(folder / "store", readonly=True) as s:
+        for i in range(N_MAIN - 1):
+            row, case = s.get_result("t", "tiny", f"main/c{i}"), load_case(s, "t", "tiny", f"main/c{i}")
+            faith = row.faith
+            for seed, k_random in zip(fs.seeds, faith["k_random"]):
+                check = deletion_curves(handle.model, handle.tokenizer, case.token_ids, case.relevance.tolist(),
+                                        row.target_id, row.contrast_id, case.special_mask, k=fs.max_k,
+                                        seeds=(seed,), replacement=faith["mask_id"], insertion=False, curves="full")
+                tol = [1e-5 * max(1.0, abs(v)) for v in check.target]
+                assert check.base_logit_diff == pytest.approx(faith["base_logit_diff"], abs=tol[0])
+                assert len(faith["curve"]) <= len(check.target)
+                assert all(abs(f - c) <= t for f, c, t in zip(faith["curve"], check.target, tol)), i
+                assert faith["k_relevance"] == check.flip_k, i
+                flips = [k for k, d in enumerate(check.random_mean) if k and d < 0]
+                assert k_random == (flips[0] if flips else None), i
+                compared += 1
+    assert compared >= N_MAIN - 1
+
+
 def _rows(db: Path) -> int:
     if not db.exists():
         return 0

@@ -36,9 +36,11 @@ import torch
 from engine.cases.rows import PrefixCache, forward, start_at
 from engine.graph.capture import attention_module
 from engine.graph.prune import stage_layout
+from engine.graph.states import stage_pass
+from engine.hooks import scoped_hooks
 from engine.lrp.architectures import architecture_of
 from engine.records import FailureLensError
-from engine.trace import decoder_layers, run_trace
+from engine.trace import decoder_layers
 
 _ACTIVATION_BYTES = 256 << 20
 
@@ -117,18 +119,13 @@ def _first(x: Any) -> torch.Tensor:
 
 
 def _capture(handle: Any, ids: list[int], target_id: int, contrast_id: int, split: bool) -> _States:
-    """One forward + backward under the rules, keeping every stage's state and gradient (and block outputs)."""
+    """One forward + backward under the rules, keeping every stage's state and gradient (engine.graph.states,
+    as the graph) and, split, each layer's attention and MLP block outputs with their gradients."""
     if handle.gradient_checkpointing:
         raise FailureLensError("Node ablation needs every layer's state: load the model without gradient "
                                "checkpointing to ablate nodes.")
     layers = decoder_layers(handle.model)
     kept: dict[Any, torch.Tensor] = {}
-
-    def keep_input(_m, args, kwargs):
-        x = args[0] if args else kwargs.get("hidden_states")
-        if x is not None and x.requires_grad and "in" not in kept:
-            x.retain_grad()
-            kept["in"] = x
 
     def keep_output(key):
         def hook(_m, _args, out):
@@ -138,33 +135,22 @@ def _capture(handle: Any, ids: list[int], target_id: int, contrast_id: int, spli
                 kept[key] = a
         return hook
 
-    hooks = [layers[0].register_forward_pre_hook(keep_input, with_kwargs=True)]
-    if split:
-        for i, layer in enumerate(layers):
-            hooks.append(attention_module(layer).register_forward_hook(keep_output(("attention", i))))
-            hooks.append(layer.mlp.register_forward_hook(keep_output(("mlp", i))))
-    try:
-        trace, _, _ = run_trace(handle, ids, lambda _l: (target_id, contrast_id), "logit_diff/by_ref_token",
-                                capture_mid=split)
-    finally:
-        for h in hooks:
-            h.remove()
-    states, grads = [kept["in"].detach()[0]], [kept["in"].grad.detach()[0]]
+    with scoped_hooks() as hooks:
+        if split:
+            for i, layer in enumerate(layers):
+                hooks.add(attention_module(layer).register_forward_hook(keep_output(("attention", i))))
+                hooks.add(layer.mlp.register_forward_hook(keep_output(("mlp", i))))
+        sp = stage_pass(handle, ids, lambda _l: (target_id, contrast_id), "logit_diff/by_ref_token", split=split,
+                        attention=False, inner=False)
     blocks = {}
-    for i, layer in enumerate(layers):
-        if split:
-            states.append(trace.mids[i])
-            grads.append(trace.mid_grads[i])
-            a = kept[("attention", i)]
-            blocks[len(states) - 1] = (attention_module(layer), a.detach()[0].reshape(len(ids), -1),
-                                       a.grad.detach()[0].reshape(len(ids), -1))
-        states.append(trace.posts[i])
-        grads.append(trace.post_grads[i])
-        if split:
-            m = kept[("mlp", i)]
-            blocks[len(states) - 1] = (layer.mlp, m.detach()[0], m.grad.detach()[0])
-    base = float(trace.logits[target_id] - trace.logits[contrast_id])
-    return _States(states, grads, blocks, base)
+    if split:  # stage 1 + 2i: layer i's mid row (after attention); 2 + 2i: its output (after the MLP)
+        for i, layer in enumerate(layers):
+            a, m = kept[("attention", i)], kept[("mlp", i)]
+            blocks[1 + 2 * i] = (attention_module(layer), a.detach()[0].reshape(len(ids), -1),
+                                 a.grad.detach()[0].reshape(len(ids), -1))
+            blocks[2 + 2 * i] = (layer.mlp, m.detach()[0], m.grad.detach()[0])
+    base = float(sp.trace.logits[target_id] - sp.trace.logits[contrast_id])
+    return _States(sp.states, sp.grads, blocks, base)
 
 
 def _mean(x: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,10 @@
-"""`python -m engine whatif|case save`, and `explain --case-file`: edit a case's prompt from a script, save and
-reopen case files.
+"""`python -m engine whatif|case save|cases`, and `explain --case-file`: edit a case's prompt from a script, save and
+reopen case files, list the shipped case ids.
 
     python -m engine whatif --model zoo:l --case l/eval-math-00014 --remove 2 [--replace is=was] [--json]
     python -m engine case save --model zoo:l --case l/eval-math-00014 [--remove 2] [--note TEXT] --out x.flcase
     python -m engine explain --case-file x.flcase [--json] [--model zoo:l]
+    python -m engine cases [--model zoo:l]
 `--remove WORD` removes every ordinary token whose text is WORD (spaces ignored); `--replace WORD=NEW` puts the
 one-token word NEW there. A case file's model is loaded only when it is a zoo model, or when --model names it.
 """
@@ -163,6 +164,15 @@ def explain_case_file(a: Any, load: Any) -> int:
     return 0
 
 
+def _cases(a: Any) -> int:
+    from engine import zoo
+
+    name = a.model[4:] if a.model and a.model.startswith("zoo:") else a.model
+    for f in zoo.load_failures(name):
+        print(f"{f.model}/{f.case_id}\tsays {f.target!r}, should say {f.contrast!r} (Δℓ {f.logit_diff:.2f})")
+    return 0
+
+
 def register(sub, commands, model_args, objective_args, load, token) -> None:
     from engine.cases.notes import CATEGORIES, STATUSES
 
@@ -192,3 +202,6 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
     p.add_argument("--out", required=True, help="the .flcase file to write")
     commands["case"] = lambda a: _save(a, load, token)
 
+    p = sub.add_parser("cases", help="list the shipped failure case ids")
+    p.add_argument("--model", help="a zoo model (zoo:l or l); default: all")
+    commands["cases"] = _cases

@@ -53,7 +53,7 @@ from typing import Any, Optional, Sequence, Union
 import torch
 
 from engine.cases.faithfulness import neutral_mask_id
-from engine.cases.rows import PrefixCache, chunk_rows, forward, last_logits
+from engine.cases.rows import MaskedRows
 from engine.records import FailureLensError
 
 REPLACEMENTS = ("neutral", "pad", "unk")
@@ -183,9 +183,7 @@ def deletion_curves(model: Any, tokenizer: Any, input_ids: Sequence[int], releva
         order = list(plain)
         random.Random(seed).shuffle(order)
         shuffled.append(order[:k_max])
-    ids = torch.tensor(list(input_ids), device=next(model.parameters()).device)
-    case = _Case(model, ids, [int(i) for i in input_ids], mask_id, target_id, contrast_id,
-                 chunk or chunk_rows(model, n), PrefixCache(model, ids[None]) if reuse_prefix else None)
+    case = MaskedRows.of(model, input_ids, mask_id, target_id, contrast_id, chunk, reuse_prefix)
     with torch.inference_mode():
         if curves == "full":
             out = _full(case, plain, by_target, by_contrast, shuffled, k_max, insertion)
@@ -211,59 +209,12 @@ def deletion_curves(model: Any, tokenizer: Any, input_ids: Sequence[int], releva
         verdict_seconds=out.get("verdict_seconds", seconds))
 
 
-@dataclass
-class _Case:
-    """One case's model, ids [T], replacement and row bookkeeping: `values` maps a row's key (the sorted
-    positions whose token it changes) to its last-position logits [V]; `runs` counts model runs."""
-
-    model: Any
-    ids: torch.Tensor
-    id_list: list[int]
-    mask_id: int
-    target_id: int
-    contrast_id: int
-    chunk: int
-    prefix: Optional[PrefixCache]
-    values: dict = dataclasses.field(default_factory=dict)
-    runs: int = 0
-
-    def key(self, positions: Sequence[int]) -> tuple[int, ...]:
-        return tuple(sorted(p for p in positions if self.id_list[p] != self.mask_id))
-
-    def row(self, key: tuple[int, ...]) -> torch.Tensor:
-        row = self.ids.clone()
-        row[list(key)] = self.mask_id
-        return row
-
-    def delta(self, key: tuple[int, ...]) -> float:
-        logits = self.values[key]
-        return float(logits[self.target_id] - logits[self.contrast_id])
-
-    def base(self) -> None:
-        """The prompt's own row: the prefix forward's logits, else one forward."""
-        if () not in self.values:
-            self.values[()] = (self.prefix.logits[0] if self.prefix is not None
-                               else forward(self.model, self.ids[None]).logits[0, -1].float())
-            self.runs += 1
-
-    def batch(self, keys: Sequence[tuple[int, ...]]) -> None:
-        """Run the rows not yet known as one batch, each from its first changed position on the cached prefix."""
-        todo = [key for key in dict.fromkeys(keys) if key not in self.values]
-        if not todo:
-            return
-        batch = torch.stack([self.row(key) for key in todo])  # [rows, T]
-        n = len(self.id_list)
-        starts = [key[0] if key else n for key in todo] if self.prefix is not None else None
-        self.values.update(zip(todo, last_logits(self.model, batch, self.chunk, starts, self.prefix)))
-        self.runs += sum(1 for key in todo if key or self.prefix is None)
-
-
 def _stats(per_seed: list[float]) -> tuple[float, float]:
     mean = sum(per_seed) / len(per_seed)
     return mean, math.sqrt(sum((s - mean) ** 2 for s in per_seed) / len(per_seed))
 
 
-def _full(case: _Case, plain: list[int], by_target: list[int], by_contrast: list[int], shuffled: list[list[int]],
+def _full(case: MaskedRows, plain: list[int], by_target: list[int], by_contrast: list[int], shuffled: list[list[int]],
           k_max: int, insertion: bool) -> dict[str, Any]:
     """Every curve at every k, all rows as one batch (the verdict and area from them)."""
     case.base()
@@ -287,26 +238,12 @@ def _full(case: _Case, plain: list[int], by_target: list[int], by_contrast: list
             "insertion": [case.delta(key) for key in keys_i]}
 
 
-def _fast(case: _Case, by_target: list[int], shuffled: list[list[int]]) -> dict[str, Any]:
+def _fast(case: MaskedRows, by_target: list[int], shuffled: list[list[int]]) -> dict[str, Any]:
     """Only the verdict's rows: the red curve up to its first flip, one row after the other, each from the
     position it adds on the previous row's cache; then the random rows at that k (or at the red curve's end)."""
     case.base()
     base = case.delta(())
-    target, flip_k, parent, last = [base], None, None, ()
-    for j in range(1, len(by_target) + 1) if base > 0 else ():
-        key = case.key(by_target[:j])
-        if key != last:  # (a removed token equal to the replacement changes nothing)
-            row, q = case.row(key), by_target[j - 1]  # the row differs from the previous one at q only
-            if case.prefix is not None:
-                case.values[key], parent = case.prefix.run_after(row, q, parent)
-            else:
-                case.values[key] = forward(case.model, row[None]).logits[0, -1].float()
-            case.runs += 1
-            last = key
-        target.append(case.delta(key))
-        if target[-1] < 0:
-            flip_k = j
-            break
+    flip_k, target, last = case.first_flip(by_target) if base > 0 else (None, [base], ())
     at = flip_k if flip_k is not None else len(target) - 1
     rmean, rstd = [base] + [math.nan] * at, [0.0] + [math.nan] * at
     if at and base > 0:
@@ -315,6 +252,7 @@ def _fast(case: _Case, by_target: list[int], shuffled: list[list[int]]) -> dict[
         rmean[at], rstd[at] = _stats([case.delta(key) for key in keys])
     return {"target": target, "rmean": rmean, "rstd": rstd, "flip_k": flip_k,
             "flip": case.values[last] if flip_k else None}
+
 
 def _text(tokenizer: Any, token_id: int) -> str:
     from engine.tokens import display

@@ -11,7 +11,9 @@ sequence length and positions do not change. The neutral id (`neutral_mask_id`) 
 caller gives; the tokenizer's unk token; its pad token; the token of a single space. Special tokens (BOS,
 chat-template tokens, per `special_mask`) are never masked. Candidates are capped by `max_k`.
 
-Masked variants are batched: one forward pass per chunk of k values, stopping at the first chunk that flips.
+Masked variants are batched: one batch per chunk of k values, stopping at the first chunk that flips. The rows
+run on the masking engine of the deletion checks (`rows.MaskedRows.first_flip`): each distinct masked variant
+once, from its first masked position on the prompt's cached keys and values.
 """
 from __future__ import annotations
 
@@ -19,8 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-import torch
-
+from engine.cases.rows import MaskedRows
 from engine.records import FailureLensError
 
 
@@ -64,37 +65,14 @@ def neutral_mask_id(tokenizer: Any, mask_id: Optional[int] = None) -> int:
                            "give the masking token id explicitly (faithfulness mask_id).")
 
 
-@torch.inference_mode()
-def _last_logit_diff(model: Any, batch: torch.Tensor, target_id: int, contrast_id: int) -> torch.Tensor:
-    """[B] Δℓ at the last position of each row of `batch` [B, T]."""
-    try:
-        logits = model(input_ids=batch, logits_to_keep=1).logits
-    except TypeError:  # models without logits_to_keep
-        logits = model(input_ids=batch).logits
-    last = logits[:, -1].float()
-    return last[:, target_id] - last[:, contrast_id]
-
-
 def flip_k(model: Any, input_ids: Sequence[int], order: Sequence[int], target_id: int, contrast_id: int,
            mask_id: int, chunk: int = 16) -> tuple[Optional[int], list[float]]:
     """Smallest k such that masking positions order[:k] gives Δℓ < 0, and Δℓ for k = 0.. up to it.
 
-    input_ids: [T]; order: positions to mask, first first. k runs over 0..len(order).
+    input_ids: [T]; order: positions to mask, first first. k runs over 0..len(order), `chunk` values per batch.
     """
-    device = next(model.parameters()).device
-    ids = torch.tensor(list(input_ids), device=device)
-    rank = torch.full((len(ids),), len(order) + 1, device=device)
-    rank[torch.tensor(list(order), dtype=torch.long, device=device)] = torch.arange(len(order), device=device)
-    curve: list[float] = []
-    for start in range(0, len(order) + 1, chunk):
-        ks = torch.arange(start, min(start + chunk, len(order) + 1), device=device)
-        batch = torch.where(rank[None, :] < ks[:, None], torch.tensor(mask_id, device=device), ids[None, :])
-        diffs = _last_logit_diff(model, batch, target_id, contrast_id).tolist()
-        for k, d in zip(ks.tolist(), diffs):
-            curve.append(d)
-            if d < 0:
-                return k, curve
-    return None, curve
+    k, curve, _ = MaskedRows.of(model, input_ids, mask_id, target_id, contrast_id).first_flip(order, chunk)
+    return k, curve
 
 
 def mask_flip_k(model: Any, input_ids: Sequence[int], relevance: Sequence[float], target_id: int, contrast_id: int,
@@ -110,12 +88,13 @@ def mask_flip_k(model: Any, input_ids: Sequence[int], relevance: Sequence[float]
     special = list(special_mask) if special_mask is not None else [False] * len(input_ids)
     plain = [i for i in range(len(input_ids)) if not special[i]]
     by_rel = sorted((i for i in plain if relevance[i] > 0), key=lambda i: -relevance[i])[:max_k]
-    k_rel, curve = flip_k(model, input_ids, by_rel, target_id, contrast_id, mask_id, chunk)
+    rows = MaskedRows.of(model, input_ids, mask_id, target_id, contrast_id)
+    k_rel, curve, _ = rows.first_flip(by_rel, chunk)
     k_rand = []
     for seed in seeds:
         order = list(plain)
         random.Random(seed).shuffle(order)
-        k_rand.append(flip_k(model, input_ids, order[:max_k], target_id, contrast_id, mask_id, chunk)[0])
+        k_rand.append(rows.first_flip(order[:max_k], chunk)[0])
     flipped = [k for k in k_rand if k is not None]
     return FaithResult(
         k_relevance=k_rel, k_random=tuple(k_rand),

@@ -7,11 +7,17 @@ starts at layer l from the prompt's input to that layer (`start_at`): the layers
 A chain of rows that each differ from the previous one at one position p (the deletion curves: one more token
 removed) runs each row from p on the previous row's cache (`run_after`). Everything uses the model's own cache
 API, so every architecture keeps its own masks and positions; tested equal to full forwards on every one.
+
+`MaskedRows` is the one masking engine: rows that replace some tokens of the prompt by a mask id, keyed by the
+positions they change, each distinct row run once. `first_flip` walks an order of positions (mask the first k,
+k = 0, 1, ...) until Δℓ = ℓ(target) − ℓ(contrast) turns negative: the deletion checks' verdict
+(engine.cases.checks) and the sweeps' masking faithfulness (engine.cases.faithfulness) both run on it.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import inspect
 from typing import Any, Iterator, Optional, Sequence
 
@@ -155,3 +161,93 @@ def start_at(layers: Sequence[torch.nn.Module], first: int, state: Optional[torc
                 del layer.forward
             else:
                 layer.forward = old
+
+
+@dataclasses.dataclass
+class MaskedRows:
+    """One prompt's ids [T] and the rows that replace some of its tokens by `mask_id`: `values` maps a row's key
+    (the sorted positions whose token it changes) to its last-position logits [V]; `runs` counts model runs.
+    `chunk`: rows per forward; `prefix`: the prompt's cached states (None: every row runs the whole prompt)."""
+
+    model: Any
+    ids: torch.Tensor
+    id_list: list[int]
+    mask_id: int
+    target_id: int
+    contrast_id: int
+    chunk: int
+    prefix: Optional[PrefixCache]
+    values: dict = dataclasses.field(default_factory=dict)
+    runs: int = 0
+
+    @classmethod
+    def of(cls, model: Any, input_ids: Sequence[int], mask_id: int, target_id: int, contrast_id: int,
+           chunk: Optional[int] = None, reuse_prefix: bool = True) -> "MaskedRows":
+        ids = torch.tensor([int(i) for i in input_ids], device=next(model.parameters()).device)
+        with torch.inference_mode():
+            prefix = PrefixCache(model, ids[None]) if reuse_prefix else None
+        return cls(model, ids, ids.tolist(), int(mask_id), int(target_id), int(contrast_id),
+                   chunk or chunk_rows(model, len(ids)), prefix)
+
+    def key(self, positions: Sequence[int]) -> tuple[int, ...]:
+        return tuple(sorted(p for p in positions if self.id_list[p] != self.mask_id))
+
+    def row(self, key: tuple[int, ...]) -> torch.Tensor:
+        row = self.ids.clone()
+        row[list(key)] = self.mask_id
+        return row
+
+    def delta(self, key: tuple[int, ...]) -> float:
+        logits = self.values[key]
+        return float(logits[self.target_id] - logits[self.contrast_id])
+
+    def base(self) -> None:
+        """The prompt's own row: the prefix forward's logits, else one forward."""
+        if () not in self.values:
+            self.values[()] = (self.prefix.logits[0] if self.prefix is not None
+                               else forward(self.model, self.ids[None]).logits[0, -1].float())
+            self.runs += 1
+
+    def batch(self, keys: Sequence[tuple[int, ...]]) -> None:
+        """Run the rows not yet known as one batch, each from its first changed position on the cached prefix."""
+        todo = [key for key in dict.fromkeys(keys) if key not in self.values]
+        if not todo:
+            return
+        batch = torch.stack([self.row(key) for key in todo])  # [rows, T]
+        n = len(self.id_list)
+        starts = [key[0] if key else n for key in todo] if self.prefix is not None else None
+        self.values.update(zip(todo, last_logits(self.model, batch, self.chunk, starts, self.prefix)))
+        self.runs += sum(1 for key in todo if key or self.prefix is None)
+
+    @torch.inference_mode()
+    def first_flip(self, order: Sequence[int], step: Optional[int] = None
+                   ) -> tuple[Optional[int], list[float], tuple[int, ...]]:
+        """(smallest k with Δℓ < 0 after masking order[:k], k = 0..len(order), or None; Δℓ for k = 0 up to it;
+        the key of the last row). step None: one row after the other, each from the first position where it
+        differs from the previous row run, on that row's cache (`PrefixCache.run_after`); step n: n values of k
+        per batch, each row from its first masked position on the prompt's cache (`batch`)."""
+        self.base()
+        curve, last = [self.delta(())], ()
+        if curve[0] < 0:
+            return 0, curve, last
+        parent_key, parent, k = (), None, 1
+        while k <= len(order):
+            ks = range(k, min(k + (step or 1), len(order) + 1))
+            keys = [self.key(order[:j]) for j in ks]
+            if step is not None:
+                self.batch(keys)
+            elif keys[0] not in self.values:  # (a masked token equal to the mask id changes nothing)
+                row, t0 = self.row(keys[0]), min(set(keys[0]) ^ set(parent_key))
+                if self.prefix is not None:
+                    self.values[keys[0]], parent = self.prefix.run_after(row, t0, parent)
+                else:
+                    self.values[keys[0]] = forward(self.model, row[None]).logits[0, -1].float()
+                self.runs += 1
+                parent_key = keys[0]
+            for j, key in zip(ks, keys):
+                curve.append(self.delta(key))
+                last = key
+                if curve[-1] < 0:
+                    return j, curve, last
+            k = ks.stop
+        return None, curve, last

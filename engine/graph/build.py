@@ -1,7 +1,6 @@
 """`build_graph`: node relevance from one pass, edges per transition (closed form or batch-packed)."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
@@ -18,11 +17,12 @@ from ..memory import check_memory, chunk_elements
 from ..models import ModelHandle
 from ..objectives import Objective
 from ..records import FailureLensError
-from ..trace import decoder_layers, relevance, run_trace
+from ..trace import decoder_layers, relevance
 from .capture import LayerRecord, Recorder, attention_module, has_attention_bias, pre_attention_norm
 from .closed_form import AttentionFactors, SparseEdges, TopK, attention_edges, diagonal_edges
 from .packed import Progress, choose_batch, packed_rows
 from .prune import stage_layout
+from .states import stage_pass
 from .stream import EdgeStream
 from .types import AttributionGraph, EdgeSet, Stage
 
@@ -199,45 +199,23 @@ def plan_graph(handle: ModelHandle, n_tokens: int, split: bool, stages: Optional
 
 def _stage_states(handle: ModelHandle, plan: GraphPlan, ids: list[int], choice, name: str, k: int,
                   max_edges: int, notes: list[str]) -> tuple[_Pass, float]:
-    """One traced forward + backward: every stage's state and gradient ([T, d] each), the captured attention
-    (or, on the streamed path, the edges built in the backward); returns the pass and the objective."""
-    recorder = Recorder(handle)
+    """One traced forward + backward (engine.graph.states.stage_pass): every stage's state and gradient ([T, d]
+    each), the captured attention (or, on the streamed path, the edges built in the backward); returns the pass
+    and the objective."""
     layout, split, recompute = plan.layout, plan.split, plan.recompute
+    recorder = Recorder(handle)
     stream = None
     if plan.streamed:  # edges built inside the backward's own recompute
         wanted = {layout[t].layer for s, t in plan.pairs
                   if _adjacent_kind(layout[s], layout[t], split) == ("attention" if split else "layer")}
         stream = EdgeStream(handle, recorder.records, wanted, None, _neuron_top, split)
         stream.build = functools.partial(_streamed_edges, handle, stream, max_edges)
-    capture = stream.attention if stream else (None if recompute else recorder.attention)
-    with recorder.hooks(inner=not recompute, attn_calls=stream is None), \
-            stream.hooks() if stream else contextlib.nullcontext():
-        trace, _, _ = run_trace(handle, ids, choice, name, k, capture_mid=split and not recompute,
-                                attention_capture=capture, recompute=recompute)
-    first = recorder.records[0]
-    h0 = first.layer_args[0] if first.layer_args else first.layer_kwargs["hidden_states"]
-    states, grads = [h0.detach()[0]], [h0.grad.detach()[0]]
+    sp = stage_pass(handle, ids, choice, name, k, split, recompute, stream=stream, neuron_top=_neuron_top,
+                    recorder=recorder)
+    trace, states, grads, neurons = sp.trace, sp.states, sp.grads, sp.neurons
     if not torch.equal(states[0], trace.emb):
         notes.append("The embedding row is the residual entering layer 0 (token + position embeddings); "
                      "the heatmap reads token embeddings only.")
-    neurons: dict = {}
-    for layer in range(handle.n_layers):
-        if split:
-            if stream is not None:
-                h, g = stream.mids.pop(layer)
-                states.append(h)
-                grads.append(g)
-            elif recompute:
-                rec = recorder.recompute(layer, states[-1], trace.post_grads[layer], mid=True)
-                states.append(rec.mid.detach()[0])
-                grads.append(rec.mid.grad.detach()[0])
-                neurons[layer] = _top(rec.mlp_in.detach()[0].float() * rec.mlp_in.grad[0].float(), TOP)
-                rec.release()
-            else:
-                states.append(trace.mids[layer])
-                grads.append(trace.mid_grads[layer])
-        states.append(trace.posts[layer])
-        grads.append(trace.post_grads[layer])
     p = _Pass(states, grads, recorder.records, recorder, recompute, trace.post_grads, trace.posts,
               stream.neurons if stream else neurons, stream.edges if stream else {})
     for i, r in enumerate(recorder.records):

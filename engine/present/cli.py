@@ -1,8 +1,8 @@
-"""`python -m engine explain|deck|cases`: a case in plain words, as a slide deck, and the list of case ids.
+"""`python -m engine explain|deck`: a case in plain words, and as a slide deck (`cases` lists the case ids:
+engine.cases.case_cli).
 
     python -m engine explain --model zoo:l --case l/eval-math-00014 [--json]
     python -m engine deck --model zoo:l --case l/eval-math-00014 --out case.pptx   (or --out case.html)
-    python -m engine cases --model zoo:l
 `--case` takes a failure case id as the dashboard shows it; `--prompt/--target/--contrast` work as in `attribute`.
 """
 from __future__ import annotations
@@ -32,10 +32,6 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
                    help="another model for the scaling slide (repeatable), e.g. zoo:s")
     p.add_argument("--no-graph", action="store_true", help="leave out the graph slide (faster on long prompts)")
     commands["deck"] = lambda a: _deck(a, load, token)
-
-    p = sub.add_parser("cases", help="list the shipped failure case ids")
-    p.add_argument("--model", help="a zoo model (zoo:l or l); default: all")
-    commands["cases"] = _cases
 
 
 def _request(a, load, token):
@@ -129,11 +125,3 @@ def _deck(a, load, token) -> int:
     print(f"wrote {out} ({len(data) // 1024} KiB): {story.summary.headline}")
     return 0
 
-
-def _cases(a) -> int:
-    from engine import zoo
-
-    name = a.model[4:] if a.model and a.model.startswith("zoo:") else a.model
-    for f in zoo.load_failures(name):
-        print(f"{f.model}/{f.case_id}\tsays {f.target!r}, should say {f.contrast!r} (Δℓ {f.logit_diff:.2f})")
-    return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, TextIO
 
 if TYPE_CHECKING:  # the CLI parser is built on every command: keep imports lazy
-    from engine.runs.sweep import SweepProgress
+    from engine.runs.sweep import RunSummary, SweepProgress
 
 
 def _clock(seconds: Optional[float]) -> str:
@@ -22,6 +22,26 @@ def _clock(seconds: Optional[float]) -> str:
         return "--:--"
     s = int(round(seconds))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def tally_line(s: RunSummary) -> str:
+    """What a run did, in words: "12 computed (ok 11, error 1), 0 already stored, 12 in all, 0:42"."""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(s.statuses.items())) or "nothing new"
+    return f"{s.computed} computed ({counts}), {s.skipped} already stored, {s.total} in all, {_clock(s.elapsed_s)}"
+
+
+def ended(lost: tuple[str, ...], cancelled: bool) -> int:
+    """The exit code of a sweep or study that returned: cases lost to dying workers are an error (resume retries
+    them); stopped early is 130 (continue with --resume); else 0."""
+    from engine.records import FailureLensError
+
+    if lost:
+        raise FailureLensError(f"{len(lost)} cases were not computed because their workers kept dying "
+                               f"(first: {lost[0]}); run again with --resume to retry them.")
+    if cancelled:
+        print("stopped early; continue with --resume.", file=sys.stderr)
+        return 130
+    return 0
 
 
 class TerminalProgress:
@@ -108,18 +128,10 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
                                         cancel=stop.event.is_set, gpus_per_actor=a.gpus_per_actor)
             else:
                 summary = run_sweep(config, resume=a.resume, progress=bar, cancel=stop.event.is_set, run_id=a.run_id)
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())) or "nothing new"
-        print(f"run {summary.run_id!r} in {summary.store}: {summary.computed} computed ({counts}), "
-              f"{summary.skipped} already stored, {summary.total} in all, {_clock(summary.elapsed_s)}")
+        print(f"run {summary.run_id!r} in {summary.store}: {tally_line(summary)}")
         if a.report:
             _write_report(summary.store, summary.run_id, Path(a.report))
-        if summary.lost:
-            raise FailureLensError(f"{len(summary.lost)} cases were not computed because their workers kept dying "
-                                   f"(first: {summary.lost[0]}); run again with --resume to retry them.")
-        if summary.cancelled:
-            print("stopped early; continue with --resume.", file=sys.stderr)
-            return 130
-        return 0
+        return ended(summary.lost, summary.cancelled)
 
     commands["sweep"] = run
 

@@ -40,7 +40,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Callable, Literal, Optional, Union
 
 import yaml
 
@@ -312,6 +312,25 @@ def parse_sweep_config(text: str, source: str = "<config>", base_dir: Optional[P
     return _finish(cfg, builder, base_dir)
 
 
+def resolve_path(p: str, base_dir: Optional[Path]) -> str:
+    """A path of a config: `~` is the home folder (as on the dashboard and for model folders); a relative path
+    starts at `base_dir` (the YAML's folder; None: left relative). Sweep and study configs and the sweep form."""
+    p = os.path.expanduser(p)
+    if base_dir is None or Path(p).is_absolute():
+        return p
+    return str((base_dir / p).resolve())
+
+
+def load_config_file(path: str | Path, what: str, example: str, parse: Callable[..., Any]) -> Any:
+    """`parse(text, source, base_dir)` of a YAML file, read within the size limit; relative paths in it start at
+    its folder. `what`: "sweep config" / "study config"; `example`: a hint for a path that is not a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FailureLensError(f"{what} not found: {path}; give the path of a YAML file{example}.")
+    text = files.read_text(path, files.MAX_CONFIG_BYTES, what)
+    return parse(text, str(path), path.parent)
+
+
 def _finish(cfg: SweepConfig, b: _Builder, base_dir: Optional[Path]) -> SweepConfig:
     """Checks across keys, default labels, and relative paths made absolute."""
     if not cfg.models:
@@ -327,12 +346,7 @@ def _finish(cfg: SweepConfig, b: _Builder, base_dir: Optional[Path]) -> SweepCon
         models.append(dataclasses.replace(m, label=label))
 
     def resolve(p: Optional[str]) -> Optional[str]:
-        if p is None:
-            return p
-        p = os.path.expanduser(p)  # `~/runs` means the home folder here, as on the dashboard and for model folders
-        if base_dir is None or Path(p).is_absolute():
-            return p
-        return str((base_dir / p).resolve())
+        return None if p is None else resolve_path(p, base_dir)
 
     benches = []
     for i, bench in enumerate(cfg.benchmarks):
@@ -381,8 +395,4 @@ def _ranges(cfg: SweepConfig) -> list[tuple[tuple, Any, Any, str]]:
 
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise FailureLensError(f"sweep config not found: {path}; give the path of a YAML file.")
-    text = files.read_text(path, files.MAX_CONFIG_BYTES, "sweep config")
-    return parse_sweep_config(text, str(path), path.parent)
+    return load_config_file(path, "sweep config", "", parse_sweep_config)

@@ -31,8 +31,9 @@ class SweepForm:
 
 def store_path(form: SweepForm, base: Path) -> Path:
     """Where the results land, as a full path (relative stores start at `base`, the dashboard's folder)."""
-    folder = Path(form.store.strip() or f"runs/{form.name.strip() or 'sweep'}").expanduser()
-    return folder if folder.is_absolute() else (base / folder).resolve()
+    from engine.runs.config import resolve_path
+
+    return Path(resolve_path(form.store.strip() or f"runs/{form.name.strip() or 'sweep'}", base))
 
 
 def sweep_yaml(form: SweepForm, base: Path) -> str:

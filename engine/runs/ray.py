@@ -1,9 +1,9 @@
 """Sweeps on Ray: one actor per model, the driver the only writer of the store.
 
-- Each model gets one actor (`ModelWorker`) that loads the model once (`ray.gpus_per_actor` GPUs; default 1 when
-  the cluster has GPUs) and runs `engine.runs.sweep.analyse_case` for the cases scheduled to it, at most
-  `IN_FLIGHT` at a time so cancelling is quick. Actors return results; only this process writes the store, so
-  the store folder lives where the driver runs.
+- Each model gets one actor (`engine.runs.sweep.ModelWorker`, the worker run_sweep drives in-process) that loads
+  the model once (`ray.gpus_per_actor` GPUs; default 1 when the cluster has GPUs) and runs `analyse_case` for the
+  cases scheduled to it, at most `IN_FLIGHT` at a time so cancelling is quick. Actors return results; only this
+  process writes the store (`engine.runs.sweep.Tally`, as locally), so the store folder lives where the driver runs.
 - A dead actor (process killed, node lost) is restarted by Ray (`max_restarts`) and its unfinished cases are
   retried (`max_task_retries`), both `ray.max_retries` times. A result is stored once, when its task returns;
   `Store.put_result` ignores a key that exists. Cases whose retries ran out are reported (`RunSummary.lost`)
@@ -30,18 +30,7 @@ from typing import Any, Optional
 from engine.records import FailureLensError
 from engine.runs.config import SweepConfig
 from engine.runs.store import Store
-from engine.runs.sweep import (
-    Cancel,
-    CaseResult,
-    Clock,
-    Progress,
-    RunSummary,
-    SweepProgress,
-    analyse_case,
-    default_run_id,
-    load_spec,
-    plan_run,
-)
+from engine.runs.sweep import Cancel, CaseResult, ModelWorker, Progress, RunSummary, Tally, default_run_id, plan_run
 
 log = logging.getLogger(__name__)
 
@@ -58,28 +47,6 @@ def require_ray() -> Any:
         raise FailureLensError(f"Ray is not installed, so --ray cannot be used. Install it with `{INSTALL}`, "
                                "or run the sweep without --ray.") from None
     return ray
-
-
-class ModelWorker:
-    """Body of the per-model actor. The model loads on first use, so a restarted actor reloads it by itself."""
-
-    def __init__(self, spec: Any, config: SweepConfig, device: str):
-        self.spec, self.config, self.device, self.handle = spec, config, device, None
-
-    def _handle(self) -> Any:
-        if self.handle is None:
-            self.handle = load_spec(self.spec, self.config, self.device)
-        return self.handle
-
-    def ready(self) -> int:
-        """Load the model now (errors surface before any case); returns the worker's process id."""
-        import os
-
-        self._handle()
-        return os.getpid()
-
-    def run(self, bench: Any, case: Any) -> CaseResult:
-        return analyse_case(self._handle(), case, bench, self.config)
 
 
 class ClusterError(FailureLensError):
@@ -237,14 +204,13 @@ def run_sweep_ray(config: SweepConfig, address: Optional[str] = None, resume: bo
     process (or starts a local one); the Ray session is shut down at the end only if it was started here."""
     ray = require_ray()
     run_id = run_id or default_run_id(config)
-    emit = progress or (lambda p: None)
     started = connect(address)
     actors: dict[str, Any] = {}
     try:
         with Store(config.store) as store:
             plan = plan_run(store, config, run_id, resume)
-            clock = Clock(plan.total, plan.skipped)
-            n = len(plan.cases)
+            tally = Tally(store, plan, progress)
+            n = tally.n
             gpus = gpus_per_actor if gpus_per_actor is not None else config.ray.gpus_per_actor
             if gpus is None:
                 gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
@@ -258,8 +224,7 @@ def run_sweep_ray(config: SweepConfig, address: Optional[str] = None, resume: bo
                 if m.label in queues:
                     actors[m.label] = Actor.remote(m, config, "cuda" if gpus > 0 else "cpu")
                     pending[actors[m.label].ready.remote()] = (m.label, "")
-                    emit(SweepProgress("load", m.label, done[m.label], n, clock.done, plan.total, clock.elapsed,
-                                       clock.eta))
+                    tally.loading(m.label, done[m.label])
 
             def submit(label: str) -> None:
                 while queues[label] and sum(1 for lab, _ in pending.values() if lab == label) < IN_FLIGHT:
@@ -268,7 +233,6 @@ def run_sweep_ray(config: SweepConfig, address: Optional[str] = None, resume: bo
 
             for label in queues:
                 submit(label)
-            statuses: dict[str, int] = {}
             lost: list[str] = []
             cancelled = False
             while pending:
@@ -293,19 +257,12 @@ def run_sweep_ray(config: SweepConfig, address: Optional[str] = None, resume: bo
                         continue
                     if uid:
                         res: CaseResult = value
-                        store.put_result(run_id, label, res.case_id, res.row, res.arrays or None)
-                        statuses[res.row.status] = statuses.get(res.row.status, 0) + 1
-                        clock.tick()
                         done[label] += 1
-                        emit(SweepProgress("case", label, done[label], n, clock.done, plan.total, clock.elapsed,
-                                           clock.eta, uid, res.row.status))
+                        tally.put(label, done[label], res)
                     else:
                         log.info("model %s loaded in worker pid %s", label, value)
                     submit(label)
-            emit(SweepProgress("done", "", n, n, clock.done, plan.total, clock.elapsed,
-                               clock.eta if clock.done < plan.total else 0.0))
-            return RunSummary(run_id, str(store.folder), plan.total, plan.skipped, clock.computed, statuses,
-                              cancelled, clock.elapsed, tuple(lost))
+            return tally.finish(cancelled, tuple(lost))
     finally:
         for actor in actors.values():
             ray.kill(actor, no_restart=True)

@@ -52,6 +52,7 @@ from engine.runs.config import (
     _key_lines,
     _where,
     config_dict,
+    load_config_file,
 )
 from engine.runs.store import Store
 from engine.runs.sweep import RunSummary, SweepProgress
@@ -160,11 +161,7 @@ def parse_study_config(text: str, source: str = "<study>", base_dir: Optional[Pa
 
 
 def load_study_config(path: str | Path) -> StudyConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise FailureLensError(f"study config not found: {path}; give the path of a YAML file (e.g. studies/zoo.yaml).")
-    text = files.read_text(path, files.MAX_CONFIG_BYTES, "study config")
-    return parse_study_config(text, str(path), path.parent)
+    return load_config_file(path, "study config", " (e.g. studies/zoo.yaml)", parse_study_config)
 
 
 # ---- running ---------------------------------------------------------------------------------------------

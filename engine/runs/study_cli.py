@@ -6,10 +6,9 @@ Exit codes as for `sweep`: 0 done; 2 a problem to fix; 130 stopped by Ctrl-C (co
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 
-from engine.runs.cli import TerminalProgress, _clock, _CtrlC
+from engine.runs.cli import TerminalProgress, _clock, _CtrlC, ended, tally_line
 
 
 class StudyBar(TerminalProgress):
@@ -66,7 +65,6 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
 
     def run(a) -> int:
         from engine.files import check_target
-        from engine.records import FailureLensError
         from engine.runs.study import load_study_config, run_study
 
         cfg = load_study_config(a.config)
@@ -77,17 +75,11 @@ def register(sub, commands, model_args, objective_args, load, token) -> None:
             with _CtrlC() as stop:
                 s = run_study(cfg, a.resume, None if a.quiet else StudyBar(), stop.event.is_set, a.ray)
             for ph in s.phases:
-                counts = ", ".join(f"{k} {v}" for k, v in sorted(ph.statuses.items())) or "nothing new"
-                print(f"{ph.run_id}: {ph.computed} computed ({counts}), {ph.skipped} already stored, {ph.total} "
-                      "in all, "
-                      f"{_clock(ph.elapsed_s)}")
+                print(f"{ph.run_id}: {tally_line(ph)}")
             print(f"study {s.name!r} in {s.store}: {_clock(s.elapsed_s)}")
-            if s.lost:
-                raise FailureLensError(f"{len(s.lost)} cases were not computed because their workers kept dying "
-                                       f"(first: {s.lost[0]}); run again with --resume to retry them.")
-            if s.cancelled:
-                print("stopped early; continue with --resume.", file=sys.stderr)
-                return 130
+            code = ended(s.lost, s.cancelled)
+            if code:
+                return code
         write_outputs(cfg.store, cfg.name, a.report, a.deck, a.csv, a.json)
         return 0
 

@@ -16,8 +16,9 @@ resume=True skips every (model, case) already stored (`Store.done_cases`), so no
 stored twice, and a different config under an existing run id is an error. Without resume, an existing run id
 with results is an error too (nothing is silently mixed).
 
-`analyse_case` is the whole per-case pipeline, free of the store: the Ray runner (engine.runs.ray) calls it in
-its model actors and writes the results in the driver.
+`analyse_case` is the whole per-case pipeline, free of the store. `ModelWorker` runs it for one model's cases and
+`Tally` stores and reports what it returns: run_sweep drives them in this process, the Ray runner
+(engine.runs.ray) runs the workers as actors and the tally in the driver.
 """
 from __future__ import annotations
 
@@ -397,43 +398,91 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+class ModelWorker:
+    """One model's share of a sweep: loads the model on first use (so a restarted Ray actor reloads it by
+    itself) and runs `analyse_case` for each (benchmark, case) given. run_sweep drives one in this process;
+    engine.runs.ray runs one per model as a Ray actor."""
+
+    def __init__(self, spec: Any, config: SweepConfig, device: str = "auto"):
+        self.spec, self.config, self.device, self.handle = spec, config, device, None
+
+    def _handle(self) -> Any:
+        if self.handle is None:
+            self.handle = load_spec(self.spec, self.config, self.device)
+        return self.handle
+
+    def ready(self) -> int:
+        """Load the model now (errors surface before any case); returns the worker's process id."""
+        import os
+
+        self._handle()
+        return os.getpid()
+
+    def run(self, bench: BenchmarkSpec, case: Case) -> CaseResult:
+        return analyse_case(self._handle(), case, bench, self.config)
+
+    def close(self) -> None:
+        """Let the model go and free its memory."""
+        self.handle = None
+        _free_memory()
+
+
+class Tally:
+    """The driver's side of a run, local or on Ray: the only writer of the store. Stores each result once,
+    counts statuses, keeps the clock and reports progress (`SweepProgress`)."""
+
+    def __init__(self, store: Store, plan: Plan, progress: Progress = None):
+        self.store, self.plan, self.emit = store, plan, progress or (lambda p: None)
+        self.clock = Clock(plan.total, plan.skipped)
+        self.n = len(plan.cases)
+        self.statuses: dict[str, int] = {}
+
+    def loading(self, label: str, done: int) -> None:
+        c = self.clock
+        self.emit(SweepProgress("load", label, done, self.n, c.done, self.plan.total, c.elapsed, c.eta))
+
+    def put(self, label: str, done: int, res: CaseResult) -> None:
+        """Store `res` (the `done`-th case of model `label`), then report it."""
+        self.store.put_result(self.plan.run_id, label, res.case_id, res.row, res.arrays or None)
+        self.statuses[res.row.status] = self.statuses.get(res.row.status, 0) + 1
+        c = self.clock
+        c.tick()
+        self.emit(SweepProgress("case", label, done, self.n, c.done, self.plan.total, c.elapsed, c.eta,
+                                res.case_id, res.row.status))
+
+    def finish(self, cancelled: bool, lost: tuple[str, ...] = ()) -> RunSummary:
+        c, total = self.clock, self.plan.total
+        self.emit(SweepProgress("done", "", self.n, self.n, c.done, total, c.elapsed, c.eta if c.done < total else 0.0))
+        return RunSummary(self.plan.run_id, str(self.store.folder), total, self.plan.skipped, c.computed,
+                          self.statuses, cancelled, c.elapsed, lost)
+
+
 def run_sweep(config: SweepConfig, resume: bool = False, progress: Progress = None, cancel: Cancel = None,
               run_id: Optional[str] = None) -> RunSummary:
     """Run (or, with resume, continue) a sweep in this process; see the module docstring."""
     run_id = run_id or default_run_id(config)
-    emit = progress or (lambda p: None)
-    statuses: dict[str, int] = {}
     cancelled = False
     with Store(config.store) as store:
         plan = plan_run(store, config, run_id, resume)
-        clock = Clock(plan.total, plan.skipped)
-        n = len(plan.cases)
+        tally = Tally(store, plan, progress)
         for spec in config.models:
             todo = plan.todo[spec.label]
-            first = n - len(todo)
+            first = tally.n - len(todo)
             if not todo:
                 continue
             if cancel and cancel():
                 cancelled = True
                 break
-            emit(SweepProgress("load", spec.label, first, n, clock.done, plan.total, clock.elapsed, clock.eta))
-            handle = load_spec(spec, config)
-            clock.mark()
+            tally.loading(spec.label, first)
+            worker = ModelWorker(spec, config)
+            worker.ready()
+            tally.clock.mark()
             for i, (bench, case) in enumerate(todo, first + 1):
                 if cancel and cancel():
                     cancelled = True
                     break
-                res = analyse_case(handle, case, bench, config)
-                store.put_result(run_id, spec.label, res.case_id, res.row, res.arrays or None)
-                statuses[res.row.status] = statuses.get(res.row.status, 0) + 1
-                clock.tick()
-                emit(SweepProgress("case", spec.label, i, n, clock.done, plan.total, clock.elapsed, clock.eta,
-                                   case.uid, res.row.status))
-            del handle
-            _free_memory()
+                tally.put(spec.label, i, worker.run(bench, case))
+            worker.close()
             if cancelled:
                 break
-        emit(SweepProgress("done", "", n, n, clock.done, plan.total, clock.elapsed,
-                         clock.eta if clock.done < plan.total else 0.0))
-        return RunSummary(run_id, str(store.folder), plan.total, plan.skipped, clock.computed, statuses, cancelled,
-                          clock.elapsed)
+        return tally.finish(cancelled)
