@@ -16,7 +16,8 @@ import engine
 from engine.graph.cache import GraphCache, graph_key
 from engine.models import ModelHandle, describe
 from engine.records import Attribution, FailureLensError
-from ui import safe, state, timings
+from engine.tokens import EncodedPrompt, encode_prompt
+from ui import long_run, safe, state, timings
 from ui.state import ModelSpec
 
 MAX_MODELS = 4
@@ -75,20 +76,32 @@ def summary(param: str) -> Optional[dict]:
     return describe(handle) if handle is not None else None
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _encoded(model_key: str, _handle: ModelHandle, prompt: str) -> EncodedPrompt:
+    """The prompt's tokens: they depend on the prompt only, so a new target or contrast reuses them."""
+    return encode_prompt(_handle.tokenizer, prompt)
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
 def _attribute(model_key: str, _handle: ModelHandle, prompt: str, target: Optional[str], contrast: Optional[str],
-               mode: str, strategy: str, k: int) -> Attribution:
-    return engine.attribute(_handle, prompt, target=target, contrast=contrast, mode=mode, strategy=strategy, k=k)
+               mode: str, strategy: str, k: int, _progress=None) -> Attribution:
+    enc = _encoded(model_key, _handle, prompt)
+    return engine.attribute(_handle, prompt, target=target, contrast=contrast, mode=mode, strategy=strategy, k=k,
+                            token_ids=enc.ids, offsets=enc.offsets, progress=_progress)
 
 
 def _try_attribution(handle: ModelHandle, prompt: str, target: str, contrast: str, mode: str, strategy: str,
                      k: int) -> tuple[Optional[Attribution], str]:
-    """(attribution, "") or (None, the message of the input error)."""
+    """(attribution, "") or (None, the message of the input error). A long prompt says first what it costs and
+    shows its progress (ui.long_run)."""
+    args = (handle.key, handle, prompt, target or None,
+            (contrast or None) if mode == "logit_diff" and strategy == "by_ref_token" else None, mode, strategy, int(k))
     try:
+        cost = long_run.cost(handle, len(_encoded(handle.key, handle, prompt).ids))
+        if cost is not None:
+            return long_run.run((args[0],) + args[2:], cost, lambda progress: _attribute(*args, _progress=progress)), ""
         with st.spinner("Computing relevance …"):
-            return _attribute(handle.key, handle, prompt, target or None,
-                              (contrast or None) if mode == "logit_diff" and strategy == "by_ref_token" else None,
-                              mode, strategy, int(k)), ""
+            return _attribute(*args), ""
     except FailureLensError as e:
         return None, str(e)
 
