@@ -9,7 +9,8 @@ The work is counted from the model's shape with the memory guard's choice of pat
   rules hold the attention weights constant, so the backward skips the scores), plus RECOMPUTE forwards of both
   with per-layer recompute.
 Seconds = passes * layers * overhead + flop / rate. The rate and the per-layer overhead come from two timed
-forwards on the loaded model (`calibrate`), or from a stored constant per device kind (`stored_rate`).
+forwards on the loaded model (`calibrate`; a finished long heatmap's own speed afterwards, `observed`), or from a
+stored constant per device kind (`stored_rate`) where timing a forward would itself be slow.
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ ATTENTION_PASSES = 1.5  # the attention part: forward (scores, values) and the v
 RECOMPUTE = 1.0  # per-layer recompute runs each layer's forward once more during the backward
 STORED_FLOPS = {"cpu": 8e9, "cuda": 5e12, "mps": 1e12}  # flop/s of one forward (float32), measured by hand
 STORED_OVERHEAD = {"cpu": 2e-3, "cuda": 2e-4, "mps": 1e-3}  # seconds per layer and pass that do not scale with T
-CALIBRATION_TOKENS = (32, 256)
+CALIBRATION_TOKENS = (64, 128, 256, 512, 1024)  # the longest whose forward fits CALIBRATION_SECONDS is timed
+CALIBRATION_SECONDS = 0.25
+REPEATS = 2
 
 
 @dataclass(frozen=True)
@@ -92,26 +95,50 @@ def stored_rate(device: torch.device) -> Rate:
     return Rate(STORED_FLOPS[kind], STORED_OVERHEAD[kind], f"from the stored rate for {kind.upper()} (not measured)")
 
 
-def calibrate(handle: ModelHandle, sizes: tuple[int, int] = CALIBRATION_TOKENS) -> Rate:
-    """Rate and per-layer overhead from two timed forwards (no gradients) of `sizes` tokens on the loaded model."""
-    d, a, kv, ffn = _shape(handle)
-    layers = handle.n_layers
+def _forward_flop(handle: ModelHandle, tokens: int) -> float:
+    return handle.n_layers * sum(layer_flop(*_shape(handle), tokens))
+
+
+def calibration_sizes(handle: ModelHandle) -> Optional[tuple[int, int]]:
+    """Two prompt lengths whose forwards take at most CALIBRATION_SECONDS each by the stored rate (longer ones
+    weigh the attention better); None when even the shortest would take longer (a large model on a CPU)."""
+    rate = stored_rate(handle.device)
+    fits = [n for n in CALIBRATION_TOKENS
+            if seconds(_forward_flop(handle, n), handle.n_layers, 1.0, rate) <= CALIBRATION_SECONDS]
+    return (fits[-1] // 8, fits[-1]) if fits else None
+
+
+def calibrate(handle: ModelHandle, sizes: Optional[tuple[int, int]] = None) -> Rate:
+    """Rate and per-layer overhead from two timed forwards (no gradients) of `sizes` tokens on the loaded model
+    (default: `calibration_sizes`); the stored rate when timing would itself take too long."""
+    sizes = sizes or calibration_sizes(handle)
+    if sizes is None:
+        return stored_rate(handle.device)
     ids = [int(handle.tokenizer.bos_token_id or 0)] * max(sizes)
     times = []
     with handle.lock, torch.no_grad():
         for n in sizes:
             x = torch.tensor([ids[:n]], device=handle.device)
-            t0 = time.perf_counter()
-            handle.model(input_ids=x, logits_to_keep=1, use_cache=False)
-            if handle.device.type == "cuda":
-                torch.cuda.synchronize(handle.device)
-            times.append(time.perf_counter() - t0)
-    flop = [layers * sum(layer_flop(d, a, kv, ffn, n)) for n in sizes]
+            best = float("inf")
+            for _ in range(REPEATS):  # the fastest of a few: a busy machine only ever adds time
+                t0 = time.perf_counter()
+                handle.model(input_ids=x, logits_to_keep=1, use_cache=False)
+                if handle.device.type == "cuda":
+                    torch.cuda.synchronize(handle.device)
+                best = min(best, time.perf_counter() - t0)
+            times.append(best)
+    flop = [_forward_flop(handle, n) for n in sizes]
     slope = (times[1] - times[0]) / (flop[1] - flop[0])
     if slope <= 0:  # noise on a tiny model: the larger forward alone
         slope = times[1] / flop[1]
-    overhead = max(0.0, times[0] - flop[0] * slope) / layers
+    overhead = max(0.0, times[0] - flop[0] * slope) / handle.n_layers
     return Rate(1.0 / slope, overhead, f"measured on this model ({sizes[0]}- and {sizes[1]}-token forwards)")
+
+
+def observed(cost: Cost, elapsed: float) -> Rate:
+    """The speed a finished heatmap showed (its work over its time): the best estimate for the next one."""
+    return Rate(cost.flop / max(elapsed, 1e-9), 0.0, f"measured on this model's last long heatmap "
+                f"({cost.tokens:,} tokens in {elapsed:.0f} s)")
 
 
 def estimate_seconds(handle: ModelHandle, tokens: int, rate: Optional[Rate] = None) -> Cost:

@@ -12,8 +12,10 @@ from engine.cost import (
     Cost,
     Rate,
     calibrate,
+    calibration_sizes,
     estimate_seconds,
     layer_flop,
+    observed,
     seconds,
     stored_rate,
     work,
@@ -61,6 +63,18 @@ def test_calibration_measures_a_positive_rate_and_says_so(tiny_model_dir):
     assert rate.flops > 0 and rate.overhead >= 0 and "measured on this model" in rate.source
     assert "stored" in stored_rate(h.device).source and stored_rate(h.device).flops > 0
     assert estimate_seconds(h, 500, rate).seconds > 0
+
+
+def test_calibration_stays_short_and_a_finished_run_sets_the_next_rate(tiny_model_dir, monkeypatch):
+    h = load_model(str(tiny_model_dir("qwen3")))
+    small, large = calibration_sizes(h)
+    assert small * 8 == large  # the tiny model: the longest listed length fits the time budget
+    monkeypatch.setattr("engine.cost.STORED_FLOPS", {"cpu": 1.0, "cuda": 1.0, "mps": 1.0})  # a "huge" model
+    assert calibration_sizes(h) is None and "stored" in calibrate(h).source  # no slow timing: the stored rate
+    cost = estimate_seconds(h, 3000, Rate(1e9, 0.0, "hand"))
+    seen = observed(cost, 12.0)
+    assert close(seen.flops, cost.flop / 12.0) and "3,000 tokens in 12 s" in seen.source
+    assert close(estimate_seconds(h, 3000, seen).seconds, 12.0)  # the same prompt again: what it took
 
 
 @pytest.mark.parametrize("recompute", [False, True])

@@ -14,7 +14,7 @@ from typing import Callable, Optional, TypeVar
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
-from engine.cost import Cost, Rate, calibrate, estimate_seconds
+from engine.cost import Cost, Rate, calibrate, estimate_seconds, observed
 from engine.models import ModelHandle
 
 T = TypeVar("T")
@@ -23,6 +23,8 @@ LONG_SECONDS = 3.0  # so does any heatmap estimated to take longer
 POLL = 0.25  # seconds between progress updates
 _RAN: OrderedDict = OrderedDict()  # attribution keys computed in this process (later calls are cache hits)
 _RAN_MAX = 256
+_RAN_LOCK = threading.Lock()  # sessions share _RAN
+_SEEN: dict[str, Rate] = {}  # model key -> the speed its last long heatmap showed
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -39,15 +41,16 @@ def cost(handle: ModelHandle, tokens: int) -> Optional[Cost]:
     if tokens <= LONG_TOKENS and rough.seconds <= LONG_SECONDS / 3:
         return None
     with st.spinner("Measuring this model's speed for the estimate …"):
-        c = estimate_seconds(handle, tokens, _rate(handle.key, handle))
+        c = estimate_seconds(handle, tokens, _SEEN.get(handle.key) or _rate(handle.key, handle))
     return c if tokens > LONG_TOKENS or c.seconds > LONG_SECONDS else None
 
 
 def _remember(key: tuple) -> None:
-    _RAN[key] = None
-    _RAN.move_to_end(key)
-    while len(_RAN) > _RAN_MAX:
-        _RAN.popitem(last=False)
+    with _RAN_LOCK:
+        _RAN[key] = None
+        _RAN.move_to_end(key)
+        while len(_RAN) > _RAN_MAX:
+            _RAN.popitem(last=False)
 
 
 def _fraction(phase: str, done: int, total: int) -> float:
@@ -57,8 +60,9 @@ def _fraction(phase: str, done: int, total: int) -> float:
 
 
 def run(key: tuple, c: Cost, compute: Callable[[Optional[Callable[[str, int, int], None]]], T]) -> T:
-    """`compute(progress)` with the estimate shown first and its progress per layer; `key` names the result so that
-    a later call (a cache hit) runs plainly. Errors of the computation are raised here."""
+    """`compute(progress)` with the estimate shown first and its progress per layer; `key` (the model key first)
+    names the result so that a later call (a cache hit) runs plainly. Errors of the computation are raised here;
+    the speed it showed serves the model's next estimate."""
     if key in _RAN:
         with st.spinner("Computing relevance …"):
             return compute(None)
@@ -92,5 +96,7 @@ def run(key: tuple, c: Cost, compute: Callable[[Optional[Callable[[str, int, int
     box.empty()
     if "error" in out:
         raise out["error"]
-    st.caption(f"{c.sentence()} It took {time.perf_counter() - t0:.1f} s.")  # md-safe: numbers, constant words
+    took = time.perf_counter() - t0
+    _SEEN[key[0]] = observed(c, took)
+    st.caption(f"{c.sentence()} It took {took:.1f} s.")  # md-safe: numbers, constant words
     return out["value"]
