@@ -65,6 +65,9 @@ def unload(param: str) -> None:
     state.put(state.MODELS, models)
     state.put(state.ACTIVE, models.index(shown) if shown in models else 0)  # unloading another keeps the view
     _load.clear(param, _trusted(param))
+    from ui.sections import check_views
+
+    check_views.forget_states()  # node states hold the model's tensors
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():

@@ -54,6 +54,11 @@ def _states(model_key: str, _handle, ids: tuple, target: int, contrast: int, spl
         return node_states(_handle, ids, target, contrast, split)
 
 
+def forget_states() -> None:
+    """Drop the cached node states (an unloaded model's tensors must not stay alive in them)."""
+    _states.clear()
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _ablation(model_key: str, _handle, ids: tuple, target: int, contrast: int, nodes: Optional[tuple], top_n: int,
               split: bool, skip_first: bool) -> AblationReport:
