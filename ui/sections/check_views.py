@@ -54,6 +54,12 @@ def _states(model_key: str, _handle, ids: tuple, target: int, contrast: int, spl
         return node_states(_handle, ids, target, contrast, split)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _scatter(key: str, which: str, scale: float, _rep: AblationReport):
+    """The top nodes' scatter (read-only once made): a slider move or a node click does not change it."""
+    return check_charts.ablation_scatter(_rep, which, scale)
+
+
 def forget_states() -> None:
     """Drop the cached node states (an unloaded model's tensors must not stay alive in them)."""
     _states.clear()
@@ -272,7 +278,8 @@ def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None
     left, right = st.columns(2, gap="large")
     for col, which in ((left, "zero"), (right, "mean")):
         with col:
-            layout.chart(check_charts.ablation_scatter(rep, which, layout.scale()), f"node_ablation_{which}",
+            chart = _scatter(_key(handle, att, "nodes", top_n, _split(graph), skip_first), which, layout.scale(), rep)
+            layout.chart(chart, f"node_ablation_{which}",
                          key=f"check:scatter:{which}", stretch=True)
     layout.table(check_charts.ablation_frame(rep).round(4), "node_ablation", key="check:nodes")
     for note in rep.notes:
