@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -11,7 +11,7 @@ from .memory import check_memory
 from .models import ModelHandle
 from .objectives import Objective, needs_contrast
 from .records import Attribution, FailureLensError, TokenChoice, TopToken
-from .tokens import EncodedPrompt, display, encode_prompt, resolve_token
+from .tokens import EncodedPrompt, display, display_many, encode_prompt, resolve_token
 from .trace import relevance, run_trace
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def _given_ids(handle: ModelHandle, token_ids: list[int], offsets: Optional[list
     special_ids = set(getattr(handle.tokenizer, "all_special_ids", []) or [])
     ids = [int(i) for i in token_ids]
     offs = [tuple(o) for o in offsets] if offsets is not None else [(0, 0)] * len(ids)
-    return EncodedPrompt(ids, offs, [i in special_ids for i in ids], [display(handle.tokenizer, i) for i in ids])
+    return EncodedPrompt(ids, offs, [i in special_ids for i in ids], display_many(handle.tokenizer, ids))
 
 
 def prepare(handle: ModelHandle, prompt: str, objective: Objective, token_ids: Optional[list[int]] = None,
@@ -111,13 +111,15 @@ def attribute(
     token_ids: Optional[list[int]] = None,
     offsets: Optional[list] = None,
     recompute: Optional[bool] = None,
+    progress: Optional[Callable[[str, int, int], None]] = None,
 ) -> Attribution:
     """Relevance of every prompt token for the objective at its `position` (default: the last token).
 
     The objective's target defaults to the model's top-1 token; for logit_diff/by_ref_token the contrast defaults to
     the runner-up (noted in `warnings`). Positive relevance supports the target, negative the contrast.
     `recompute`: None lets the memory guard choose (per-layer recompute only when kept activations do not
-    fit); True / False force a path. `Attribution.path` says which one ran.
+    fit); True / False force a path. `Attribution.path` says which one ran. `progress(phase, done, total)`: told
+    each layer's end in the forward and the backward (engine.trace.run_trace).
     """
     enc, ids, pos, name, choice, warnings = prepare(handle, prompt, objective, token_ids, offsets)
     mode, strategy, k = objective.mode, objective.strategy, objective.k
@@ -125,7 +127,8 @@ def attribute(
     if plan.note:
         warnings.append(plan.note)
     with handle.lock:
-        trace, _, _ = run_trace(handle, ids, choice, name, k, recompute=plan.recompute, keep_grads=False)
+        trace, _, _ = run_trace(handle, ids, choice, name, k, recompute=plan.recompute, keep_grads=False,
+                                progress=progress)
     tgt, con = choice.target, choice.contrast
     rel = relevance(trace.emb, trace.emb_grad)
     check_finite("relevance", rel, handle)

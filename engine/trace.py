@@ -101,6 +101,7 @@ def run_trace(
     attention_capture: Optional[Capture] = None,
     recompute: Optional[bool] = None,
     keep_grads: bool = True,
+    progress: Optional[Callable[[str, int, int], None]] = None,
 ) -> tuple[Trace, int, Optional[int]]:
     """Forward on `ids`, choose (target, contrast) from the last-position logits via `pick`, backward.
 
@@ -108,6 +109,9 @@ def run_trace(
     `recompute` (default: the handle's load option) re-runs each layer during the backward instead of keeping
     its activations. `keep_grads=False` keeps only each layer's relevance row [T]: the row is reduced from the
     residual and its gradient the moment the gradient exists, so no [T, d] gradient per layer is ever held.
+    `progress(phase, done, total)` is told each layer's end: ("forward", i, layers), then ("backward", i, layers)
+    where the backward reaches a layer's output (keep_grads=False only); on a GPU the backward's calls come from
+    autograd's device thread.
     """
     model = handle.model
     layers = decoder_layers(model)
@@ -116,12 +120,14 @@ def run_trace(
     post_rel: dict[int, torch.Tensor] = {}
     mids: list[torch.Tensor] = []
     n_seen = [0]  # layers whose output has been seen in the forward
+    step = progress or (lambda *a: None)
 
     def reduce_into(i: int, h: torch.Tensor):
         held = [h.detach()]  # released as soon as the row is reduced
 
         def hook(g: torch.Tensor) -> None:
             post_rel[i] = relevance(held.pop()[0], g[0])
+            step("backward", len(post_rel), len(layers))
 
         return hook
 
@@ -135,6 +141,7 @@ def run_trace(
         else:
             h.register_hook(reduce_into(n_seen[0], h))
         n_seen[0] += 1
+        step("forward", n_seen[0], len(layers))
 
     def keep_mid(_m, args, kwargs):
         h = args[0] if args else next(iter(kwargs.values()))

@@ -134,7 +134,7 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
     st.caption(f"{len(visible)} nodes, {n_edges:d} edges shown. Hover a node or edge for its numbers; click a node "
                "(or pick it in the list below) for its details.")
     shown_as = f"Pruned as shown: {len(visible)} nodes, {n_edges} edges."
-    layout.downloads("graph", key="graph", chart=charts.graph_chart(graph, pruned),
+    layout.downloads("graph", key="graph", chart=lambda: charts.graph_chart(graph, pruned),
                      figure=(figctx, "Attribution graph through the layers", [shown_as]), extra={
         "HTML": (lambda: render.graph_html(graph, pruned, title=title, intro_html=summary.to_html(story_)),
                  "text/html", "html"),

@@ -31,8 +31,11 @@ labels = assign_segments(att.offsets, spans, att.special_mask)
 if not state.get(state.PRESENT):  # a room sees the numbers, the story and the heatmap on one screen
     st.divider()
 views.header(att, expected=views.shipped_logit_diff(att, case, spec.zoo_name, prompt))
-check = check_views.page_curves(handle, att)  # the causal check decides the summary's category (shown further down)
-story_, figctx = story.show(att, prompt, check=check, r_zero=check_views.known_r_zero(handle, att))
+# the answer first: the summary now, drawn again with the causal check's category once the check below the
+# heatmap has run; the exports (whose notes quote the summary) go in their place after it
+summary_box = st.empty()
+with summary_box.container():
+    story_, figctx = story.show(att, prompt, r_zero=check_views.known_r_zero(handle, att))
 main, side = st.columns([3, 2], gap="large")
 with side:
     st.subheader("Next-token candidates")
@@ -52,6 +55,13 @@ with main:
         st.stop()
     values = views.colour_values(att, mask)
     long_views.heatmap(att, prompt, mask, values)
+    exports = st.container()
+
+check = check_views.page_curves(handle, att)  # after the answer is on screen: its verdict completes the summary
+if check is not None:
+    with summary_box.container():
+        story_, figctx = story.show(att, prompt, check=check, r_zero=check_views.known_r_zero(handle, att))
+with exports:
     versus = f" vs {att.contrast.text!r}" if att.contrast else f" ({att.mode})"
     title = f"{spec.title}: {att.target.text!r}{versus}"
     token_chart, crop_notes = story.token_export(att, values, mask)

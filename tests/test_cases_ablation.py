@@ -4,7 +4,7 @@ import torch
 from test_cases_checks import bigram  # noqa: F401 (fixture)
 from tiny_models import ARCHS
 
-from engine.cases.ablation import AblationReport, ablate_nodes, top_nodes
+from engine.cases.ablation import AblationReport, ablate_nodes, node_states, top_nodes
 from engine.models import load_model
 from engine.objectives import Objective
 from engine.records import FailureLensError
@@ -104,6 +104,25 @@ def test_relevance_is_the_graphs_node_relevance(tiny):
     for n in rep.nodes:
         assert n.relevance == pytest.approx(float(g.node_relevance[n.stage, n.token]), rel=1e-4, abs=1e-6)
         assert n.predicted_zero == pytest.approx(-n.relevance, rel=1e-5, abs=1e-7)
+
+
+def test_states_captured_once_serve_every_later_node(tiny):
+    """A node click on the Graph page ablates with the case's cached node states: the same numbers as capturing
+    them again, for the top nodes and for single nodes, split or not."""
+    h = tiny("qwen3")
+    ids = _ids(h, "the cat sat on the mat and the dog lay by the door")
+    for split in (False, True):
+        states = node_states(h, ids, 5, 7, split=split)
+        for kw in (dict(top_n=6), dict(nodes=[(1, 3)]), dict(nodes=[(2, 5), (0, 1)])):
+            fresh, reused = ablate_nodes(h, ids, 5, 7, split=split, **kw), ablate_nodes(h, ids, 5, 7, split=split,
+                                                                                       states=states, **kw)
+            assert fresh.base_logit_diff == pytest.approx(reused.base_logit_diff, abs=1e-5)
+            assert [(n.stage, n.token) for n in fresh.nodes] == [(n.stage, n.token) for n in reused.nodes]
+            for a, b in zip(fresh.nodes, reused.nodes):
+                for field in ("relevance", "predicted_zero", "measured_zero", "predicted_mean", "measured_mean",
+                              "block_predicted_zero", "block_measured_zero"):
+                    x, y = getattr(a, field), getattr(b, field)
+                    assert (x is None) == (y is None) and (x is None or x == pytest.approx(y, abs=1e-5)), field
 
 
 def test_bad_nodes(tiny):

@@ -18,7 +18,8 @@ from engine.model_spec import ModelSpec
 from engine.models import ModelHandle, describe
 from engine.objectives import Objective
 from engine.records import Attribution, FailureLensError
-from ui import safe, state, timings
+from engine.tokens import EncodedPrompt, encode_prompt
+from ui import long_run, safe, state, timings
 
 MAX_MODELS = 4
 GRAPH_CACHE_BYTES = 512 << 20
@@ -65,6 +66,9 @@ def unload(param: str) -> None:
     state.put(state.MODELS, models)
     state.put(state.ACTIVE, models.index(shown) if shown in models else 0)  # unloading another keeps the view
     _load.clear(param, _trusted(param))
+    from ui.sections import check_views
+
+    check_views.forget_states()  # node states hold the model's tensors
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
@@ -76,17 +80,31 @@ def summary(param: str) -> Optional[dict]:
     return describe(handle) if handle is not None else None
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _encoded(model_key: str, _handle: ModelHandle, prompt: str) -> EncodedPrompt:
+    """The prompt's tokens: they depend on the prompt only, so a new target or contrast reuses them."""
+    return encode_prompt(_handle.tokenizer, prompt)
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
 def _attribute(model_key: str, _handle: ModelHandle, prompt: str, objective_key: str,
-               _objective: Objective) -> Attribution:
-    return engine.attribute(_handle, prompt, _objective)
+               _objective: Objective, _progress=None) -> Attribution:
+    enc = _encoded(model_key, _handle, prompt)
+    return engine.attribute(_handle, prompt, _objective, token_ids=enc.ids, offsets=enc.offsets,
+                            progress=_progress)
 
 
 def _cached(handle: ModelHandle, prompt: str, objective: Objective) -> tuple[Optional[Attribution], str]:
-    """(attribution, "") or (None, the message of the input error)."""
+    """(attribution, "") or (None, the message of the input error). A long prompt says first what it costs and
+    shows its progress (ui.long_run)."""
+    args = (handle.key, handle, prompt, objective.key(), objective)
     try:
+        cost = long_run.cost(handle, len(_encoded(handle.key, handle, prompt).ids))
+        if cost is not None:
+            return long_run.run((handle.key, prompt, objective.key()), cost,
+                                lambda progress: _attribute(*args, _progress=progress)), ""
         with st.spinner("Computing relevance …"):
-            return _attribute(handle.key, handle, prompt, objective.key(), objective), ""
+            return _attribute(*args), ""
     except FailureLensError as e:
         return None, str(e)
 

@@ -259,10 +259,20 @@ def _pearson(a: list[Optional[float]], b: list[Optional[float]]) -> Optional[flo
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def node_states(handle: Any, token_ids: Sequence[int], target_id: int, contrast_id: int,
+                split: bool = False) -> _States:
+    """Every node's state and rule gradient of the case (one forward + backward under the rules). They depend on
+    the case only: pass them to `ablate_nodes(states=...)` to ablate another node without running this again."""
+    with handle.lock:
+        return _capture(handle, [int(i) for i in token_ids], target_id, contrast_id, split)
+
+
 def ablate_nodes(handle: Any, token_ids: Sequence[int], target_id: int, contrast_id: int,
                  nodes: Optional[Sequence[tuple[int, int]]] = None, top_n: int = 20, split: bool = False,
-                 skip_first: bool = False, chunk: Optional[int] = None, reuse_prefix: bool = True) -> AblationReport:
-    """Ablate `nodes` (default: the top_n by |R|) of the case; see the module docstring."""
+                 skip_first: bool = False, chunk: Optional[int] = None, reuse_prefix: bool = True,
+                 states: Optional[_States] = None) -> AblationReport:
+    """Ablate `nodes` (default: the top_n by |R|) of the case; see the module docstring. `states`: the case's
+    `node_states` (same ids, target, contrast and split), else they are captured here."""
     from engine.tokens import display_many
 
     ids = [int(i) for i in token_ids]
@@ -274,7 +284,7 @@ def ablate_nodes(handle: Any, token_ids: Sequence[int], target_id: int, contrast
     layout = stage_layout(handle.n_layers, split)
     notes: list[str] = []
     with handle.lock:
-        st = _capture(handle, ids, target_id, contrast_id, split)
+        st = states if states is not None else _capture(handle, ids, target_id, contrast_id, split)
         rel = torch.stack([(x.float() * g.float()).sum(-1) for x, g in zip(st.states, st.grads)])  # [S, T]
         chosen = list(nodes) if nodes is not None else top_nodes(rel.numpy(), top_n, skip_first)
         bad = [n for n in chosen if not (0 <= n[0] < len(layout) and 0 <= n[1] < len(ids))]

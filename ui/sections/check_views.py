@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import streamlit as st
 
-from engine.cases.ablation import AblationReport, ablate_nodes
+from engine.cases.ablation import AblationReport, ablate_nodes, node_states
 from engine.cases.checks import PARTLY_SHARE, RANDOM_MARGIN_STD, REPLACEMENTS, DeletionCurves, deletion_curves
 from engine.present import check_charts
 from engine.records import Attribution, FailureLensError
@@ -44,12 +44,36 @@ def _curves(model_key: str, _handle, ids: tuple, relevance: tuple, special: tupl
                                tuple(range(seeds)), replacement, curves=curves)
 
 
+STATES_BYTES = 256 << 20  # node states kept between clicks up to this size (states and gradients of every node)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _states(model_key: str, _handle, ids: tuple, target: int, contrast: int, split: bool):
+    """The case's node states (read-only once cached): a click on another node ablates it without a new backward."""
+    with timings.phase("node states"):
+        return node_states(_handle, ids, target, contrast, split)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _scatter(key: str, which: str, scale: float, _rep: AblationReport):
+    """The top nodes' scatter (read-only once made): a slider move or a node click does not change it."""
+    return check_charts.ablation_scatter(_rep, which, scale)
+
+
+def forget_states() -> None:
+    """Drop the cached node states (an unloaded model's tensors must not stay alive in them)."""
+    _states.clear()
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _ablation(model_key: str, _handle, ids: tuple, target: int, contrast: int, nodes: Optional[tuple], top_n: int,
               split: bool, skip_first: bool) -> AblationReport:
+    stages = _handle.n_layers * (2 if split else 1) + 1
+    small = len(ids) * stages * int(_handle.model.config.hidden_size) * 8 <= STATES_BYTES
+    states = _states(model_key, _handle, ids, target, contrast, split) if small else None
     with timings.phase("node ablation"):
         return ablate_nodes(_handle, ids, target, contrast, nodes=nodes, top_n=top_n, split=split,
-                            skip_first=skip_first)
+                            skip_first=skip_first, states=states)
 
 
 def _settings() -> tuple[int, int, str]:
@@ -254,7 +278,8 @@ def top_nodes_section(handle, att: Attribution, graph, skip_first: bool) -> None
     left, right = st.columns(2, gap="large")
     for col, which in ((left, "zero"), (right, "mean")):
         with col:
-            layout.chart(check_charts.ablation_scatter(rep, which, layout.scale()), f"node_ablation_{which}",
+            chart = _scatter(_key(handle, att, "nodes", top_n, _split(graph), skip_first), which, layout.scale(), rep)
+            layout.chart(chart, f"node_ablation_{which}",
                          key=f"check:scatter:{which}", stretch=True)
     layout.table(check_charts.ablation_frame(rep).round(4), "node_ablation", key="check:nodes")
     for note in rep.notes:

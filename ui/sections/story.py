@@ -64,9 +64,10 @@ def show(att: Attribution, prompt: str, full: bool = True, check: Optional[Delet
 
 
 def token_export(att: Attribution, values: list[float], mask: list[bool]):
-    """The token chart for PNG / SVG export (long prompts cropped to the window with most relevance) and its notes."""
+    """The token chart for PNG / SVG export (long prompts cropped to the window with most relevance), made when a
+    download asks for it (ui.layout.downloads), and its notes."""
     crop, note = crop_window(att.relevance, mask, MAX_TOKENS)
-    return charts.token_chart(att.tokens, values, att.relevance, crop), [note] if note else []
+    return (lambda: charts.token_chart(att.tokens, values, att.relevance, crop)), [note] if note else []
 
 
 def latex_notes(s: CaseSummary) -> str:
