@@ -215,3 +215,55 @@ def test_graph_page_shares_the_case_notes():
     _clean(at.button(key="FormSubmitter:wi:note-Add note").click().run())
     mine = next(d.value for d in at.dataframe if "hypothesis" in d.value.columns and "model" not in d.value.columns)
     assert list(mine["hypothesis"]) == ["written on the heatmap", "written on the graph"]
+
+
+@pytest.fixture
+def deferred(monkeypatch):
+    """{file id: callable} of every download made on click (run here as the server would run it on a click)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    seen = {}
+    real = MediaFileManager.add_deferred
+
+    def spy(self, data_callable, *args, **kwargs):
+        file_id = real(self, data_callable, *args, **kwargs)
+        seen[file_id] = data_callable
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
+    return seen
+
+
+def _made(at: AppTest, deferred: dict, key: str):
+    """What the download button `key` makes when clicked."""
+    button = next(b for b in at.get("download_button") if key in b.proto.id)
+    return deferred[button.proto.deferred_file_id]()
+
+
+def test_slides_and_report_carry_the_whatif_and_the_notes(deferred):
+    import io
+
+    from pptx import Presentation
+
+    at = _clean(AppTest.from_file(APP, default_timeout=120).run())
+    at.text_area(key="wi:note_text").set_value("the <b>first</b> operand pulls")
+    at.selectbox(key="wi:note_status").set_value("confirmed")
+    _clean(at.button(key="FormSubmitter:wi:note-Add note").click().run())
+    red, _ = _first_red(at)
+    _edit(at, [red])  # an edit in the What if? fragment, after the page's buttons were made
+    answer, delta = _metric(at, "Top answer"), _metric(at, "Δℓ")
+    prs = Presentation(io.BytesIO(_made(at, deferred, "slides:heatmap")))
+    slides = {sl.shapes.title.text.split("?")[0].split(":")[0]: sl for sl in prs.slides if sl.shapes.title}
+    grid = [[c.text for c in row.cells] for sh in slides["What if the prompt is edited"].shapes if sh.has_table
+            for row in sh.table.rows]
+    before, after = answer.split(" → ")
+    assert grid[1][:3] == ["Top answer", before, after]  # the page's before -> after, on the slide
+    assert grid[4][0] == "Logit gap (Δℓ)"  # the page rounds to 2 decimals, the slide to 3
+    for shown, slid in zip(delta.split(" → "), grid[4][1:3]):
+        assert abs(float(shown) - float(slid)) <= 0.0051
+    notes = [[c.text for c in row.cells] for sh in slides["Notes on this case"].shapes if sh.has_table
+             for row in sh.table.rows]
+    assert notes[1][2] == "confirmed" and notes[1][4] == "the <b>first</b> operand pulls"
+    report = _made(at, deferred, "report:heatmap")
+    assert "the &lt;b&gt;first&lt;/b&gt; operand pulls" in report and "<b>first" not in report
+    assert "What if the prompt is edited?" in report and "after − before" in report

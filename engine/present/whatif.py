@@ -5,17 +5,26 @@ Both prompts have one token per position (an edit swaps a token, it never adds o
 their columns: the columns are laid out on the original tokens' text (special tokens as empty spans, one shared
 '<bos>'), and an edited column reads "old→new". Difference row: after − before of the per-row scaled values
 (red: the token leans more towards the wrong answer after the edit).
+
+`whatif_story` gathers what the case deck's and the case report's "What if?" slide shows (engine.present.deck):
+the before -> after numbers, the sentence and the strip around the edits.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 from engine.compare.align import align_rows
 from engine.present.aligned import Strip, build_strip
+from engine.present.text import visible
+
+if TYPE_CHECKING:
+    from engine.cases.whatif import WhatIf
 
 NAMES = ("before", "after")
 WINDOW = 240  # at most this many token columns are drawn: a long prompt shows the part around its edits
+SLIDE_WINDOW = 48  # token columns on a slide (three blocks of the strip chart)
 NOTE = ("Difference row: after − before, each row on its own colour scale; red = leans more towards the wrong "
         "answer after the edit.")
 
@@ -59,3 +68,47 @@ def window(n: int, changed: Sequence[int], width: int = WINDOW) -> tuple[int, in
     first, last = (min(changed), max(changed)) if changed else (0, 0)
     lo = max(0, min((first + last) // 2 - width // 2, n - width))
     return lo, lo + width
+
+
+@dataclass(frozen=True)
+class WhatIfStory:
+    """The deck's and the report's "What if?" slide: numbers before -> after, the sentence, the aligned rows."""
+
+    sentence: str
+    rows: tuple[tuple[str, str, str, str], ...]  # (quantity, before, after, change)
+    strip: Strip  # around the edits, at most WINDOW columns (the report)
+    slide_strip: Strip  # around the edits, at most SLIDE_WINDOW columns (the slide picture)
+    edits: tuple[str, ...]  # the edit specs, in order
+    flipped: bool
+
+
+def whatif_rows(w: "WhatIf") -> tuple[tuple[str, str, str, str], ...]:
+    """(quantity, before, after, change) for the top-1 token, p(target), p(contrast) and Δℓ."""
+    b, a = w.before, w.after
+    return (("Top answer", f"'{visible(b.top1)}'", f"'{visible(a.top1)}'", "flips" if w.flipped else "unchanged"),
+            (f"p('{visible(w.target)}'), wrong answer", f"{b.p_target:.1%}", f"{a.p_target:.1%}",
+             f"{100 * (a.p_target - b.p_target):+.1f} pts"),
+            (f"p('{visible(w.contrast)}'), right answer", f"{b.p_contrast:.1%}", f"{a.p_contrast:.1%}",
+             f"{100 * (a.p_contrast - b.p_contrast):+.1f} pts"),
+            ("Logit gap (Δℓ)", f"{b.logit_diff:+.3f}", f"{a.logit_diff:+.3f}", f"{a.logit_diff - b.logit_diff:+.3f}"))
+
+
+def _cropped(tokens, special, before, after, w: "WhatIf", width: int, title: str) -> Strip:
+    lo, hi = window(len(tokens), w.changed, width)
+    notes = (NOTE,) if (lo, hi) == (0, len(tokens)) else \
+        (NOTE, f"Tokens {lo}–{hi - 1} of {len(tokens)}, around the edits (each row scaled over these tokens).")
+    strip = whatif_strip(tokens[lo:hi], special[lo:hi], before[lo:hi], after[lo:hi], w.tokens[lo:hi],
+                         [c - lo for c in w.changed if lo <= c < hi], title=title)
+    return dataclasses.replace(strip, notes=notes)
+
+
+def whatif_story(w: "WhatIf", tokens: Sequence[str], special: Sequence[bool], before: Sequence[float],
+                 after: Sequence[float], title: str = "") -> WhatIfStory:
+    """What the slide shows. tokens / special / before: [tokens] the original prompt and its relevance; after:
+    [tokens] the edited prompt's relevance (engine.cases.whatif.edited_attribution)."""
+    if not len(tokens) == len(special) == len(before) == len(after) == len(w.tokens):
+        raise ValueError(f"{len(tokens)} tokens, but {len(before)} / {len(after)} relevance values and "
+                         f"{len(w.tokens)} edited tokens")
+    args = (list(tokens), list(special), list(before), list(after), w)
+    return WhatIfStory(w.sentence, whatif_rows(w), _cropped(*args, WINDOW, title),
+                       _cropped(*args, SLIDE_WINDOW, title), tuple(w.edits), w.flipped)

@@ -39,6 +39,22 @@ def _compute(model_key: str, _handle, _att: Attribution, ids: tuple, special: tu
     return w, edited_attribution(_handle, _att, w), time.perf_counter() - start
 
 
+def live_edits() -> dict[str, list[str]]:
+    """{prompt hash: edit specs} as this section last saw them. The same dict object all session long, so a
+    "Download slides" button made in the page's last full run reads, when clicked (outside any script run), the
+    edits made since in this section's fragment."""
+    box = state.get(state.WI_LIVE)
+    if box is None:
+        box = {}
+        state.put(state.WI_LIVE, box)
+    return box
+
+
+def note_key(handle, prompt: str) -> tuple[str, str]:
+    """(model, case) the notes of this view are filed under (engine.cases.notes)."""
+    return casefile.model_ref(handle).name, case_key(_case_ref(), prompt)
+
+
 def _edits(prompt: str) -> list[Edit]:
     """The edit stack of this prompt (cleared when the prompt changed; unreadable specs from a link dropped)."""
     mine = prompt_hash(prompt)
@@ -52,6 +68,9 @@ def _edits(prompt: str) -> list[Edit]:
         except FailureLensError as e:
             st.warning(safe.plain(e))
     state.put(state.WHATIF, [e.spec() for e in out])
+    box = live_edits()
+    box.clear()
+    box[mine] = [e.spec() for e in out]
     return out
 
 
@@ -314,7 +333,7 @@ def _set_status(nb: Notebook) -> None:
 def notes(handle, prompt: str) -> None:
     """The case's notes (a form to add one, the list, status changes) and every noted case with filters."""
     st.subheader("Notes on this case")
-    model, case = casefile.model_ref(handle).name, case_key(_case_ref(), prompt)
+    model, case = note_key(handle, prompt)
     try:
         nb = Notebook()
         mine = nb.notes(model=model, case=case)
