@@ -199,4 +199,4 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
 
 
 pruned_view(graph, stages, f"Attribution graph: {att.target.text!r}{versus}")
-whatif_views.notes(handle, prompt)  # the case's notes, shared with the Heatmap page
+whatif_views.section(handle, att, prompt, check, files=False)  # edits and notes, shared with the Heatmap page

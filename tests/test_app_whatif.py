@@ -267,3 +267,30 @@ def test_slides_and_report_carry_the_whatif_and_the_notes(deferred):
     report = _made(at, deferred, "report:heatmap")
     assert "the &lt;b&gt;first&lt;/b&gt; operand pulls" in report and "<b>first" not in report
     assert "What if the prompt is edited?" in report and "after − before" in report
+
+
+def test_graph_page_edits_the_prompt_and_the_edits_travel_in_the_link():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/graph.py")
+    _clean(at.run())
+    assert "What if?" in [s.value for s in at.subheader]
+    red, _ = _first_red(at)
+    _edit(at, [red])
+    assert at.query_params["wi"] == f"rm:{red}"  # the Graph page's link carries the edit
+    answer, delta = _metric(at, "Top answer"), _metric(at, "Δℓ")
+    assert " → " in answer and _says(list(at.success) + list(at.info), "Removing '")
+    assert "Heatmaps before and after the edits" in [e.label for e in at.expander]
+    assert "after − before" in _strip_html(at)
+    assert not [b for b in at.get("download_button") if "wi:save" in b.proto.id]  # case files: Heatmap page
+    _clean(at.toggle(key="wi:graph").set_value(True).run())  # the edited prompt's graph, drawn below the numbers
+    assert any("The edited prompt's graph:" in c.value for c in at.caption)
+    assert [b for b in at.get("download_button") if "dl:wi_graph:" in b.proto.id]  # drawn, with its downloads
+    # the same edit on the Heatmap page, and a link opened on the Graph page restores it there
+    at.switch_page("pages/heatmap.py")
+    _clean(at.run())
+    assert list(at.session_state["wi"]) == [f"rm:{red}"] and _metric(at, "Top answer") == answer
+    fresh = AppTest.from_file(APP, default_timeout=120)
+    fresh.query_params["wi"] = [f"rm:{red}"]
+    fresh.switch_page("pages/graph.py")
+    _clean(fresh.run())
+    assert _metric(fresh, "Top answer") == answer and _metric(fresh, "Δℓ") == delta

@@ -143,7 +143,8 @@ def graph(handle: ModelHandle, prompt: str, att: Attribution, stages: Optional[l
     """(graph, key) for the view: from the cache, or built through `run(key, label, work)` (a long task).
 
     The key holds the model fingerprint, the prompt's token ids, the objective with its resolved target and
-    contrast ids, the rule, the stage selection and the split.
+    contrast ids, the rule, the stage selection and the split. prompt "": the graph of `att.token_ids` as they are
+    (an edited prompt's, engine.cases.whatif).
     """
     con = att.contrast.token_id if att.contrast else None
     objective = f"{att.mode}/{att.strategy}/k{att.k}/t{att.target.token_id}/c{con}/p{att.position}"
@@ -159,7 +160,8 @@ def graph(handle: ModelHandle, prompt: str, att: Attribution, stages: Optional[l
         return build_graph(
             handle, prompt, target=f"#{att.target.token_id}",
             contrast=f"#{con}" if con is not None else None, mode=att.mode, strategy=att.strategy, k=att.k,
-            position=att.position, split=split, stages=stages, progress=progress)
+            position=att.position, split=split, stages=stages, progress=progress,
+            token_ids=None if prompt else list(att.token_ids))  # no text: an edited prompt's ids (What if?)
 
     with timings.phase("graph"):
         g = run(key, f"Building the attribution graph ({len(att.token_ids)} tokens)", work)

@@ -1,5 +1,5 @@
-"""The Heatmap page's "What if?" section: remove or replace tokens and see the answer change; save and open case
-files; notes on the case.
+"""The Heatmap and Graph pages' "What if?" section: remove or replace tokens and see the answer change; save and
+open case files (Heatmap page); notes on the case.
 
 Edits stack (state.WHATIF, in the link as wi=rm:<token> / wi=rp:<token>=<word>) and undo one by one. They belong to
 one prompt: a new prompt clears them. Before -> after numbers and the sentence come from engine.cases.whatif, the
@@ -138,16 +138,17 @@ def _strip(tokens, special, before, after, tokens_after, changed, target: str, c
 
 
 @st.fragment
-def section(handle, att: Attribution, prompt: str, curves: Any = None) -> None:
+def section(handle, att: Attribution, prompt: str, curves: Any = None, files: bool = True) -> None:
     """What if?, case files and notes for the heatmap on view. A fragment: an edit or a note re-runs only this
-    section, not the page's heatmap, charts and check above it (opening a case file re-runs the whole page)."""
+    section, not the page's heatmap, charts and check above it (opening a case file re-runs the whole page).
+    files=False (the Graph page): no case files, and the aligned heatmaps folded away below the numbers."""
     try:
-        _section(handle, att, prompt, curves)
+        _section(handle, att, prompt, curves, files)
     finally:  # a fragment re-run does not reach app.py's sync at the end of the script
         state.sync_url()
 
 
-def _section(handle, att: Attribution, prompt: str, curves: Any) -> None:
+def _section(handle, att: Attribution, prompt: str, curves: Any, files: bool = True) -> None:
     st.subheader("What if?")
     if att.contrast is None:
         st.info("What if? compares the wrong answer with the right one: choose the logit difference against a "
@@ -174,10 +175,34 @@ def _section(handle, att: Attribution, prompt: str, curves: Any) -> None:
                               for i, e in enumerate(edits))
             st.caption(f"Edits: {safe.plain(steps)} · computed in {seconds:.2f} s")
             _numbers(w)
-            _strip(att.tokens, att.special_mask, att.relevance, after.relevance, w.tokens, w.changed, w.target,
-                   w.contrast, f"What if? {describe_edits(handle.tokenizer, att.token_ids, edits)}")
-    _case_files(handle, att, prompt, edits, w, after, curves)
+            with st.container() if files else st.expander("Heatmaps before and after the edits"):
+                _strip(att.tokens, att.special_mask, att.relevance, after.relevance, w.tokens, w.changed, w.target,
+                       w.contrast, f"What if? {describe_edits(handle.tokenizer, att.token_ids, edits)}")
+        if not files and st.toggle("Draw the edited prompt's graph", key="wi:graph",
+                                   help="Builds the attribution graph of the edited prompt (as long as the graph "
+                                        "above takes) and draws it pruned as the Graph page does by default."):
+            _edited_graph(handle, after)
+    if files:
+        _case_files(handle, att, prompt, edits, w, after, curves)
     notes(handle, prompt)
+
+
+def _edited_graph(handle, after: Attribution) -> None:
+    """The edited prompt's graph (cached by its token ids like every graph), drawn static below the numbers."""
+    from engine.graph.prune import prune
+    from engine.present import charts
+    from engine.present.deck import dashboard_prune
+    from ui import loaders
+
+    g, _ = loaders.graph(handle, "", after, None, False, layout.run_task)  # "": build from the edited ids
+    if g is None:
+        return
+    pruned = prune(g, dashboard_prune())
+    n_edges = sum(int(m.sum()) for m in pruned.edge_masks)
+    layout.chart(charts.graph_chart(g, pruned, scale=layout.scale()), "whatif_graph", key="wi_graph")
+    st.caption(f"The edited prompt's graph: {len(pruned.visible())} nodes, {n_edges} edges (80 % of each layer's "
+               "edge mass, only what reaches the prediction, first token hidden). Edited tokens read as the neutral "
+               "token or the replacement word.")
 
 
 # ---------------------------------------------------------------- case files
