@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -91,21 +90,30 @@ def test_a_link_with_edits_reopens_them_and_bad_edits_are_dropped():
 
 
 @pytest.fixture
-def saved_files(monkeypatch):
-    """Every file a download button offers, as (file name, bytes)."""
-    seen = []
-    real = MemoryMediaFileStorage.load_and_get_id
+def deferred(monkeypatch):
+    """{file id: callable} of every download made on click (run here as the server would run it on a click)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
 
-    def spy(self, path_or_data, mimetype, kind, filename=None):
-        if isinstance(path_or_data, bytes):
-            seen.append((filename, path_or_data))
-        return real(self, path_or_data, mimetype, kind, filename)
+    seen = {}
+    real = MediaFileManager.add_deferred
 
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        file_id = real(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+        seen[file_id] = (file_name, data_callable)
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
     return seen
 
 
-def test_save_case_then_open_it_in_a_fresh_session(saved_files, monkeypatch, tmp_path):
+def _made(at: AppTest, deferred: dict, key: str, named: bool = False):
+    """What the download button `key` makes when clicked (named: with its file name)."""
+    button = next(b for b in at.get("download_button") if key in b.proto.id)
+    name, make = deferred[button.proto.deferred_file_id]
+    return (name, make()) if named else make()
+
+
+def test_save_case_then_open_it_in_a_fresh_session(deferred, monkeypatch, tmp_path):
     at = _clean(AppTest.from_file(APP, default_timeout=120).run())
     red, _ = _first_red(at)
     _edit(at, [red])
@@ -117,7 +125,7 @@ def test_save_case_then_open_it_in_a_fresh_session(saved_files, monkeypatch, tmp
     assert list(notes["hypothesis"]) == ["the first operand <b>pulls</b> $x$"] and list(notes["who"]) == ["ana"]
     _clean(at.selectbox(key="w:norm").set_value("none").run())
     delta, answer = _metric(at, "Δℓ"), _metric(at, "Top answer")
-    name, data = [(n, d) for n, d in saved_files if n and n.endswith(".flcase")][-1]
+    name, data = _made(at, deferred, "wi:save", named=True)
     assert name == f"zoo-l_{at.session_state['case'].replace('/', '-')}.flcase"
     # a fresh session with another (empty) notebook, as on a colleague's machine: open the case file
     monkeypatch.setenv("FAILURE_LENS_NOTES", str(tmp_path / "colleague.sqlite"))
@@ -217,29 +225,6 @@ def test_graph_page_shares_the_case_notes():
     assert list(mine["hypothesis"]) == ["written on the heatmap", "written on the graph"]
 
 
-@pytest.fixture
-def deferred(monkeypatch):
-    """{file id: callable} of every download made on click (run here as the server would run it on a click)."""
-    from streamlit.runtime.media_file_manager import MediaFileManager
-
-    seen = {}
-    real = MediaFileManager.add_deferred
-
-    def spy(self, data_callable, *args, **kwargs):
-        file_id = real(self, data_callable, *args, **kwargs)
-        seen[file_id] = data_callable
-        return file_id
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
-    return seen
-
-
-def _made(at: AppTest, deferred: dict, key: str):
-    """What the download button `key` makes when clicked."""
-    button = next(b for b in at.get("download_button") if key in b.proto.id)
-    return deferred[button.proto.deferred_file_id]()
-
-
 def test_slides_and_report_carry_the_whatif_and_the_notes(deferred):
     import io
 
@@ -281,7 +266,6 @@ def test_graph_page_edits_the_prompt_and_the_edits_travel_in_the_link():
     assert " → " in answer and _says(list(at.success) + list(at.info), "Removing '")
     assert "Heatmaps before and after the edits" in [e.label for e in at.expander]
     assert "after − before" in _strip_html(at)
-    assert not [b for b in at.get("download_button") if "wi:save" in b.proto.id]  # case files: Heatmap page
     _clean(at.toggle(key="wi:graph").set_value(True).run())  # the edited prompt's graph, drawn below the numbers
     assert any("The edited prompt's graph:" in c.value for c in at.caption)
     assert [b for b in at.get("download_button") if "dl:wi_graph:" in b.proto.id]  # drawn, with its downloads
@@ -294,3 +278,27 @@ def test_graph_page_edits_the_prompt_and_the_edits_travel_in_the_link():
     fresh.switch_page("pages/graph.py")
     _clean(fresh.run())
     assert _metric(fresh, "Top answer") == answer and _metric(fresh, "Δℓ") == delta
+
+
+def test_a_case_saved_on_the_graph_page_keeps_the_graph_as_shown_and_reopens_it_read_only(deferred):
+    import json
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/graph.py")
+    _clean(at.run())
+    shown = next(c.value for c in at.caption if " edges shown." in c.value)
+    nodes, edges = (int(x) for x in re.match(r"(\d+) nodes, (\d+) edges shown", shown).groups())
+    saved = json.loads(_made(at, deferred, "wi:save"))
+    graph = saved["results"]["graph"]
+    assert (len(graph["nodes"]), len(graph["edges"])) == (nodes, edges) and graph["target"]
+    _clean(at.slider(key="w:top_p").set_value(0.3).run())  # pruned harder in the graph's fragment
+    fewer = json.loads(_made(at, deferred, "wi:save"))["results"]["graph"]
+    assert len(fewer["edges"]) < edges  # the graph as shown now, not as it was when the button was made
+    # another model loaded (here: the file names zoo:xs): the saved graph is drawn read-only
+    saved["model"]["name"] = "zoo:xs"
+    fresh = _clean(AppTest.from_file(APP, default_timeout=120).run())
+    fresh.file_uploader(key="wi:open").set_value(("g.flcase", json.dumps(saved).encode(), "application/json"))
+    _clean(fresh.run())
+    assert _says(fresh.warning, "saved results are shown read-only")
+    assert any(f"The graph as it was shown when saved: {nodes} nodes, {edges} edges" in c.value
+               for c in fresh.caption)

@@ -8,6 +8,7 @@ restores the view when its model is the one loaded, and is shown read-only with 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -39,15 +40,31 @@ def _compute(model_key: str, _handle, _att: Attribution, ids: tuple, special: tu
     return w, edited_attribution(_handle, _att, w), time.perf_counter() - start
 
 
-def live_edits() -> dict[str, list[str]]:
-    """{prompt hash: edit specs} as this section last saw them. The same dict object all session long, so a
-    "Download slides" button made in the page's last full run reads, when clicked (outside any script run), the
-    edits made since in this section's fragment."""
-    box = state.get(state.WI_LIVE)
+def _box(key: str) -> dict:
+    """One dict of this session, the same object all session long: a download button made in an earlier run
+    reads it when clicked (outside any script run) and finds what a fragment put there since."""
+    box = state.get(key)
     if box is None:
         box = {}
-        state.put(state.WI_LIVE, box)
+        state.put(key, box)
     return box
+
+
+def live_edits() -> dict[str, list[str]]:
+    """{prompt hash: edit specs} as this section last saw them (the deck's What if? slide)."""
+    return _box(state.WI_LIVE)
+
+
+def _view(att: Attribution) -> tuple:
+    con = att.contrast.token_id if att.contrast else None
+    return tuple(att.token_ids), att.target.token_id, con, att.mode, att.strategy, att.k
+
+
+def show_graph(att: Attribution, graph, pruned) -> None:
+    """The Graph page drew `graph` pruned as `pruned` for `att`: a case file saved now keeps it (engine.graph.shown)."""
+    box = _box(state.WI_SHOWN)
+    box.clear()
+    box[_view(att)] = (graph, pruned)
 
 
 def note_key(handle, prompt: str) -> tuple[str, str]:
@@ -138,17 +155,17 @@ def _strip(tokens, special, before, after, tokens_after, changed, target: str, c
 
 
 @st.fragment
-def section(handle, att: Attribution, prompt: str, curves: Any = None, files: bool = True) -> None:
+def section(handle, att: Attribution, prompt: str, curves: Any = None, graph_page: bool = False) -> None:
     """What if?, case files and notes for the heatmap on view. A fragment: an edit or a note re-runs only this
     section, not the page's heatmap, charts and check above it (opening a case file re-runs the whole page).
-    files=False (the Graph page): no case files, and the aligned heatmaps folded away below the numbers."""
+    graph_page: the aligned heatmaps folded away below the numbers, and the edited prompt's graph on request."""
     try:
-        _section(handle, att, prompt, curves, files)
+        _section(handle, att, prompt, curves, graph_page)
     finally:  # a fragment re-run does not reach app.py's sync at the end of the script
         state.sync_url()
 
 
-def _section(handle, att: Attribution, prompt: str, curves: Any, files: bool = True) -> None:
+def _section(handle, att: Attribution, prompt: str, curves: Any, graph_page: bool = False) -> None:
     st.subheader("What if?")
     if att.contrast is None:
         st.info("What if? compares the wrong answer with the right one: choose the logit difference against a "
@@ -175,15 +192,14 @@ def _section(handle, att: Attribution, prompt: str, curves: Any, files: bool = T
                               for i, e in enumerate(edits))
             st.caption(f"Edits: {safe.plain(steps)} · computed in {seconds:.2f} s")
             _numbers(w)
-            with st.container() if files else st.expander("Heatmaps before and after the edits"):
+            with st.expander("Heatmaps before and after the edits") if graph_page else st.container():
                 _strip(att.tokens, att.special_mask, att.relevance, after.relevance, w.tokens, w.changed, w.target,
                        w.contrast, f"What if? {describe_edits(handle.tokenizer, att.token_ids, edits)}")
-        if not files and st.toggle("Draw the edited prompt's graph", key="wi:graph",
+        if graph_page and st.toggle("Draw the edited prompt's graph", key="wi:graph",
                                    help="Builds the attribution graph of the edited prompt (as long as the graph "
                                         "above takes) and draws it pruned as the Graph page does by default."):
             _edited_graph(handle, after)
-    if files:
-        _case_files(handle, att, prompt, edits, w, after, curves)
+    _case_files(handle, att, prompt, edits, w, after, curves)
     notes(handle, prompt)
 
 
@@ -286,6 +302,14 @@ def _read_only(cf: casefile.CaseFile) -> None:
                    f"Saved case: {cf.case or 'own prompt'}")
         if r.verdict:
             st.caption(f"Check: {safe.plain(r.verdict_sentence)}")
+        if r.graph is not None:
+            from engine.graph.shown import rebuild
+            from engine.present import charts
+
+            g, pruned = rebuild(r.graph, model=cf.model.name)
+            layout.chart(charts.graph_chart(g, pruned, scale=layout.scale()), "saved_graph", key="wi_saved_graph")
+            st.caption(f"The graph as it was shown when saved: {len(r.graph.nodes)} nodes, {len(r.graph.edges)} "
+                       "edges (read-only: load the model to explore it).")
     if cf.notes:
         st.dataframe(_notes_frame(cf.notes), hide_index=True)
 
@@ -295,10 +319,22 @@ def _case_files(handle, att: Attribution, prompt: str, edits: list[Edit], w, aft
     with left:
         cf = _case_file(handle, att, prompt, edits, w, after, curves)
         name = f"{casefile.model_ref(handle).name.replace(':', '-')}_{(cf.case or 'prompt').replace('/', '-')}"
-        st.download_button("⬇ Save case", cf.to_bytes(), file_name=f"{name}{casefile.SUFFIX}",
+        shown, view = _box(state.WI_SHOWN), _view(att)
+
+        def save() -> bytes:  # when clicked: the graph the Graph page shows now, pruned as it is now
+            from engine.graph.shown import shown_graph
+
+            try:
+                graph = shown_graph(*shown[view]) if view in shown else None
+            except FailureLensError:
+                graph = None  # more than a case file keeps: saved without it
+            return dataclasses.replace(cf, results=dataclasses.replace(cf.results, graph=graph)).to_bytes()
+
+        st.download_button("⬇ Save case", save, file_name=f"{name}{casefile.SUFFIX}",
                            mime="application/json", on_click="ignore", key="wi:save",
                            help="One .flcase file: model and fingerprint, prompt, tokens, objective, view "
-                                "settings, edits, notes and the results as computed.")
+                                "settings, edits, notes and the results as computed (with the graph as the Graph "
+                                "page shows it, once it was drawn).")
     with right:
         up = st.file_uploader("Open case", type=["flcase"], key="wi:open", help="A .flcase file saved here or "
                               "elsewhere: the view is restored when its model is loaded.")
