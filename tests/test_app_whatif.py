@@ -302,3 +302,33 @@ def test_a_case_saved_on_the_graph_page_keeps_the_graph_as_shown_and_reopens_it_
     assert _says(fresh.warning, "saved results are shown read-only")
     assert any(f"The graph as it was shown when saved: {nodes} nodes, {edges} edges" in c.value
                for c in fresh.caption)
+
+
+def test_inline_text_edit_is_one_text_edit_shown_before_and_after(deferred):
+    import io
+
+    from pptx import Presentation
+
+    from engine.runs.prompts import prompt_hash
+
+    at = _clean(AppTest.from_file(APP, default_timeout=120).run())
+    prompt = at.session_state["prompt"]
+    i = next(j for j, c in enumerate(prompt) if c.isdigit())
+    new = prompt[:i] + str((int(prompt[i]) + 1) % 10) + " more" + prompt[i + 1:]
+    at.text_area(key=f"wi:text:{prompt_hash(prompt)}").set_value(new)
+    _clean(at.button(key="wi:text_apply").click().run())
+    spec = f"tx:{i}-{i + 1}={(int(prompt[i]) + 1) % 10} more"
+    assert list(at.session_state["wi"]) == [spec] and at.query_params["wi"] == spec
+    assert " → " in _metric(at, "Top answer")
+    assert _says(list(at.success) + list(at.info), f"Replacing '{prompt[i]}' with")
+    html = _strip_html(at)
+    assert "after − before" in html and f"{prompt[i]}→" in html  # the edited column reads old→new
+    # the deck gets the text edit's slide too
+    prs = Presentation(io.BytesIO(_made(at, deferred, "slides:heatmap")))
+    words = [p.text for sl in prs.slides for sh in sl.shapes if sh.has_text_frame for p in sh.text_frame.paragraphs]
+    assert f"Edits: {spec}" in words
+    # a token edit on top of a text edit is refused with the way out; undo resets the text box
+    _edit(at, [_first_red(at)[0]])
+    assert _says(at.info, "A text edit stands alone") and list(at.session_state["wi"]) == [spec]
+    _clean(at.button(key="wi:undo").click().run())
+    assert not at.session_state["wi"] and at.text_area(key=f"wi:text:{prompt_hash(prompt)}").value == prompt

@@ -33,7 +33,7 @@ from engine.present.figures import FigureContext
 from engine.present.slides import titled_slide, widescreen
 from engine.present.summary import GOOD_BAND, CaseSummary, case_summary
 from engine.present.text import visible
-from engine.present.whatif import WhatIfStory, whatif_story
+from engine.present.whatif import WhatIfStory, text_story, whatif_story
 from engine.records import Attribution
 
 if TYPE_CHECKING:
@@ -163,7 +163,11 @@ def case_story(att: Attribution, labels: Optional[Sequence[str]], *, model: str,
         from engine.present.aligned import strip_chart
 
         w, after = whatif
-        wi = whatif_story(w, att.tokens, att.special_mask, att.relevance, after.relevance)
+        if w.edits and w.edits[0].startswith("tx:"):  # a text edit: the edited prompt has its own tokens
+            wi = text_story(w, prompt, (att.tokens, att.offsets, att.special_mask, att.relevance),
+                            (after.tokens, after.offsets, after.special_mask, after.relevance))
+        else:
+            wi = whatif_story(w, att.tokens, att.special_mask, att.relevance, after.relevance)
         wi_fig = _figure(strip_chart(wi.slide_strip, scale=1.2), ctx, "What if? Before, after and the difference",
                          wi.slide_strip.notes, scale=1.2)
     return CaseStory(ctx, s, prompt, render.heatmap_fragment(att.tokens, values, att.relevance, shown), heat, g,

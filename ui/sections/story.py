@@ -112,7 +112,8 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
         return case_story(att, segs, model=s.model, case=s.case, prompt=prompt, graph=g,
                           pruned=pruned, graph_note=note, others=_others(att, prompt, others),
                           shown=shown if any(shown) else None, check=curves, r_zero=r_zero, recorded=pair,
-                          whatif=_whatif(handle, att, live.get(mine, [])), notes=_notes(note_model, note_case))
+                          whatif=_whatif(handle, att, prompt, live.get(mine, [])),
+                          notes=_notes(note_model, note_case))
 
     def pptx() -> bytes:
         from engine.present.deck import deck_pptx
@@ -135,7 +136,7 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
                            help="The same content as the slides in one HTML file that opens offline.")
 
 
-def _whatif(handle, att: Attribution, specs: list[str]):
+def _whatif(handle, att: Attribution, prompt: str, specs: list[str]):
     """(WhatIf, edited heatmap) of the edits, or None (no edits, no contrast, or edits the prompt refuses)."""
     from engine.cases.whatif import Edit, what_if_attribution
     from engine.records import FailureLensError
@@ -143,7 +144,7 @@ def _whatif(handle, att: Attribution, specs: list[str]):
     if not specs or att.contrast is None:
         return None
     try:
-        return what_if_attribution(handle, att, [Edit.parse(x) for x in specs])
+        return what_if_attribution(handle, att, [Edit.parse(x) for x in specs], prompt=prompt)
     except FailureLensError:
         return None  # the What if? section shows why; the deck leaves the slide out
 

@@ -17,10 +17,19 @@ import streamlit as st
 
 from engine.cases import casefile
 from engine.cases.notes import CATEGORIES, STATUSES, Note, Notebook, case_key
-from engine.cases.whatif import Edit, WhatIf, describe_edits, edited_attribution, what_if
+from engine.cases.whatif import (
+    ALONE,
+    Edit,
+    WhatIf,
+    apply_text,
+    describe_edits,
+    describe_text,
+    text_edit,
+    what_if_attribution,
+)
 from engine.present import aligned, glossary, render
 from engine.present.text import visible
-from engine.present.whatif import whatif_strip, window
+from engine.present.whatif import text_strip, whatif_strip, window
 from engine.records import Attribution, FailureLensError
 from engine.runs.prompts import prompt_hash
 from ui import layout, safe, state, widgets
@@ -34,10 +43,16 @@ HOW = ("Pick tokens, then **Remove** them (they become the neutral token of the 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _compute(model_key: str, _handle, _att: Attribution, ids: tuple, special: tuple, target: int, contrast: int,
-             objective: tuple, specs: tuple) -> tuple[WhatIf, Attribution, float]:
+             objective: tuple, specs: tuple, prompt: str) -> tuple[WhatIf, Attribution, float]:
     start = time.perf_counter()
-    w = what_if(_handle, ids, special, target, contrast, [Edit.parse(s) for s in specs])
-    return w, edited_attribution(_handle, _att, w), time.perf_counter() - start
+    w, after = what_if_attribution(_handle, _att, [Edit.parse(s) for s in specs], prompt=prompt)
+    return w, after, time.perf_counter() - start
+
+
+def _describe(handle, att: Attribution, prompt: str, edits: list[Edit]) -> str:
+    if len(edits) == 1 and edits[0].kind == "text":
+        return describe_text(prompt, edits[0])
+    return describe_edits(handle.tokenizer, att.token_ids, edits)
 
 
 def _box(key: str) -> dict:
@@ -97,18 +112,41 @@ def _push(kind: str) -> None:
     if kind == "replace" and not word:
         state.put(state.WI_NOTICE, "Type the word to put in place of the picked tokens, then press Replace.")
         return
+    if any(str(x).startswith("tx:") for x in state.get(state.WHATIF)):
+        state.put(state.WI_NOTICE, ALONE.replace("the token edits", "the text edit"))
+        return
     new = [f"rm:{p}" if kind == "remove" else f"rp:{p}={word}" for p in picks]
     state.put(state.WHATIF, list(state.get(state.WHATIF)) + new)
     state.put(state.WI_PICK, [])
     state.put(state.WI_NOTICE, "")
 
 
-def _undo(everything: bool = False) -> None:
-    state.put(state.WHATIF, [] if everything else list(state.get(state.WHATIF))[:-1])
+def _text_key(prompt: str) -> str:
+    return f"wi:text:{prompt_hash(prompt)}"  # one text box per prompt: a new prompt starts from its own text
+
+
+def _push_text(prompt: str) -> None:
+    """The text box's edit of the prompt as one text edit (it replaces an earlier text edit)."""
+    if any(not str(x).startswith("tx:") for x in state.get(state.WHATIF)):
+        state.put(state.WI_NOTICE, ALONE)
+        return
+    try:
+        e = text_edit(prompt, str(st.session_state.get(_text_key(prompt), prompt)))
+    except FailureLensError as err:
+        state.put(state.WI_NOTICE, str(err))
+        return
+    state.put(state.WHATIF, [e.spec()])
     state.put(state.WI_NOTICE, "")
 
 
-def _editor(att: Attribution, edits: list[Edit]) -> None:
+def _undo(everything: bool = False) -> None:
+    state.put(state.WHATIF, [] if everything else list(state.get(state.WHATIF))[:-1])
+    for key in [k for k in st.session_state if str(k).startswith("wi:text:")]:
+        del st.session_state[key]  # the text box shows the prompt as the remaining edits leave it
+    state.put(state.WI_NOTICE, "")
+
+
+def _editor(att: Attribution, edits: list[Edit], prompt: str) -> None:
     options = [i for i, s in enumerate(att.special_mask) if not s]
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     with c1:
@@ -122,6 +160,15 @@ def _editor(att: Attribution, edits: list[Edit]) -> None:
         st.button("Replace", key="wi:replace", on_click=_push, args=("replace",), disabled=not picked)
         st.button("Undo", key="wi:undo", on_click=_undo, disabled=not edits, icon=":material/undo:")
         st.button("Clear", key="wi:clear", on_click=_undo, args=(True,), disabled=not edits)
+    text = edits[0] if len(edits) == 1 and edits[0].kind == "text" else None
+    with st.expander("Edit the prompt's text", expanded=text is not None):
+        key = _text_key(prompt)
+        if key not in st.session_state:
+            st.session_state[key] = apply_text(prompt, text) if text is not None else prompt
+        st.text_area("Prompt text", key=key, height=120, max_chars=len(prompt) + 4000,
+                     help="Change any part of the prompt; the edited prompt is tokenized anew. A text edit stands "
+                          "alone (no token edits with it).")
+        st.button("Apply text edit", key="wi:text_apply", on_click=_push_text, args=(prompt,))
     if state.get(state.WI_NOTICE):
         st.info(safe.plain(state.get(state.WI_NOTICE)))
 
@@ -144,6 +191,12 @@ def _strip(tokens, special, before, after, tokens_after, changed, target: str, c
                    "(each row scaled over these tokens).")
     strip = whatif_strip(tokens[lo:hi], special[lo:hi], before[lo:hi], after[lo:hi], tokens_after[lo:hi],
                          [c - lo for c in changed if lo <= c < hi], title=title)
+    _draw(strip, target, contrast)
+
+
+def _draw(strip, target: str, contrast: str) -> None:
+    for note in strip.notes[1:]:  # a window of a long prompt
+        st.caption(note)
     st.html(render.legend_html(target, contrast, "max"))
     st.html(aligned.strip_fragment(strip, layout.scale()))
     st.caption("Before and after, each on its own colour scale; the difference row is after − before: red = the "
@@ -176,7 +229,7 @@ def _section(handle, att: Attribution, prompt: str, curves: Any, graph_page: boo
         state.put(state.WI_OPEN_MSG, "")
     edits = _edits(prompt)
     st.caption(HOW)
-    _editor(att, edits)
+    _editor(att, edits, prompt)
     w = after = None
     if edits:
         try:
@@ -184,18 +237,25 @@ def _section(handle, att: Attribution, prompt: str, curves: Any, graph_page: boo
                 w, after, seconds = _compute(handle.key, handle, att, tuple(att.token_ids), tuple(att.special_mask),
                                              att.target.token_id, att.contrast.token_id,
                                              (att.mode, att.strategy, att.k, tuple(att.offsets)),
-                                             tuple(e.spec() for e in edits))
+                                             tuple(e.spec() for e in edits), prompt)
         except FailureLensError as e:
             st.error(safe.plain(e) + " Undo the last edit or clear them.")
         else:
-            steps = "; ".join(f"{i + 1}. {describe_edits(handle.tokenizer, att.token_ids, [e])}"
-                              for i, e in enumerate(edits))
+            steps = "; ".join(f"{i + 1}. {_describe(handle, att, prompt, [e])}" for i, e in enumerate(edits))
             st.caption(f"Edits: {safe.plain(steps)} · computed in {seconds:.2f} s")
             _numbers(w)
+            title = f"What if? {_describe(handle, att, prompt, edits)}"
             with st.expander("Heatmaps before and after the edits") if graph_page else st.container():
-                _strip(att.tokens, att.special_mask, att.relevance, after.relevance, w.tokens, w.changed, w.target,
-                       w.contrast, f"What if? {describe_edits(handle.tokenizer, att.token_ids, edits)}")
-        if graph_page and st.toggle("Draw the edited prompt's graph", key="wi:graph",
+                if edits[0].kind == "text":
+                    e = edits[0]
+                    _draw(text_strip(prompt, e.position, e.end, e.word,
+                                     (att.tokens, att.offsets, att.special_mask, att.relevance),
+                                     (after.tokens, after.offsets, after.special_mask, after.relevance), w.changed,
+                                     title=title), w.target, w.contrast)
+                else:
+                    _strip(att.tokens, att.special_mask, att.relevance, after.relevance, w.tokens, w.changed,
+                           w.target, w.contrast, title)
+        if graph_page and after is not None and st.toggle("Draw the edited prompt's graph", key="wi:graph",
                                    help="Builds the attribution graph of the edited prompt (as long as the graph "
                                         "above takes) and draws it pruned as the Graph page does by default."):
             _edited_graph(handle, after)
