@@ -357,7 +357,8 @@ def _read_only(cf: casefile.CaseFile) -> None:
         after = r.after_relevance or r.relevance
         tokens_after = r.whatif.get("tokens", r.tokens) if r.whatif else r.tokens
         changed = r.whatif.get("changed", []) if r.whatif else []
-        if len(tokens_after) == len(r.tokens) and all(isinstance(i, int) for i in changed):
+        token_edits = not any(e.startswith("tx:") for e in cf.edits)  # a text edit's tokens do not line up
+        if token_edits and len(tokens_after) == len(r.tokens) and all(isinstance(i, int) for i in changed):
             _strip(r.tokens, r.special, r.relevance, after, tokens_after, changed, r.target, r.contrast,
                    f"Saved case: {cf.case or 'own prompt'}")
         if r.verdict:
