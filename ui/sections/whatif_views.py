@@ -1,8 +1,8 @@
-"""The Heatmap and Graph pages' "What if?" section: remove or replace tokens and see the answer change; save and
-open case files (Heatmap page); notes on the case.
+"""The Heatmap and Graph pages' "What if?" section: remove or replace tokens, or edit the prompt's text, and see the
+answer change; save and open case files; notes on the case.
 
-Edits stack (state.WHATIF, in the link as wi=rm:<token> / wi=rp:<token>=<word>) and undo one by one. They belong to
-one prompt: a new prompt clears them. Before -> after numbers and the sentence come from engine.cases.whatif, the
+Edits stack (state.WHATIF, in the link as wi=rm:<token> / wi=rp:<token>=<word>; a text edit,
+wi=tx:<start>-<end>=<text>, stands alone) and undo one by one. They belong to one prompt: a new prompt clears them. Before -> after numbers and the sentence come from engine.cases.whatif, the
 aligned heatmaps from engine.present.whatif; both are cached by content. A case file (engine.cases.casefile)
 restores the view when its model is the one loaded, and is shown read-only with a notice otherwise.
 """
@@ -38,7 +38,8 @@ VIEW_KEYS = (state.NORM, state.HIDE_FIRST, state.HIDE_SPECIAL, state.GRAN, state
              state.SPLIT, state.PRUNE, state.TOP_P, state.EDGE_THR, state.NODE_THR, state.CONNECTED, state.HIDE_BOS,
              state.GGRAN, state.OPEN)  # heatmap and graph settings a case file carries
 HOW = ("Pick tokens, then **Remove** them (they become the neutral token of the causal checks, so positions stay) "
-       "or **Replace** them with one word of the vocabulary. Edits stack; undo them one by one.")
+       "or **Replace** them with one word of the vocabulary, or edit the prompt's text below. Edits stack; undo them "
+       "one by one.")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -113,7 +114,8 @@ def _push(kind: str) -> None:
         state.put(state.WI_NOTICE, "Type the word to put in place of the picked tokens, then press Replace.")
         return
     if any(str(x).startswith("tx:") for x in state.get(state.WHATIF)):
-        state.put(state.WI_NOTICE, ALONE.replace("the token edits", "the text edit"))
+        state.put(state.WI_NOTICE, "A text edit stands alone: undo it (or clear) before removing or replacing "
+                                   "tokens.")
         return
     new = [f"rm:{p}" if kind == "remove" else f"rp:{p}={word}" for p in picks]
     state.put(state.WHATIF, list(state.get(state.WHATIF)) + new)
