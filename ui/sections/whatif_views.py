@@ -2,8 +2,9 @@
 answer change; save and open case files; notes on the case.
 
 Edits stack (state.WHATIF, in the link as wi=rm:<token> / wi=rp:<token>=<word>; a text edit,
-wi=tx:<start>-<end>=<text>, stands alone) and undo one by one. They belong to one prompt: a new prompt clears them. Before -> after numbers and the sentence come from engine.cases.whatif, the
-aligned heatmaps from engine.present.whatif; both are cached by content. A case file (engine.cases.casefile)
+wi=tx:<start>-<end>=<text>, stands alone) and undo one by one. They belong to one prompt: a new prompt clears them.
+Before -> after numbers and the sentence come from engine.cases.whatif, the aligned heatmaps from
+engine.present.whatif; both are cached by content. A case file (engine.cases.casefile)
 restores the view when its model is the one loaded, and is shown read-only with a notice otherwise.
 """
 from __future__ import annotations
