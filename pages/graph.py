@@ -119,6 +119,7 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
                                  connected=connected, hide_first_token=hide_bos)
     settings = long_views.capped(graph, settings, stages)
     pruned = prune(graph, settings, stages)
+    whatif_views.show_graph(att, graph, pruned)  # a case file saved now keeps the graph as shown
     visible = pruned.visible()
     if not visible:
         st.warning("Every node is pruned away. Lower the node threshold or keep more edge mass.")
@@ -199,4 +200,4 @@ def _pruned_view(graph, stages: list[int], title: str) -> None:
 
 
 pruned_view(graph, stages, f"Attribution graph: {att.target.text!r}{versus}")
-whatif_views.notes(handle, prompt)  # the case's notes, shared with the Heatmap page
+whatif_views.section(handle, att, prompt, check, graph_page=True)  # edits, case files, notes: as on the Heatmap

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from engine.objectives import Objective
@@ -93,21 +92,30 @@ def test_a_link_with_edits_reopens_them_and_bad_edits_are_dropped():
 
 
 @pytest.fixture
-def saved_files(monkeypatch):
-    """Every file a download button offers, as (file name, bytes)."""
-    seen = []
-    real = MemoryMediaFileStorage.load_and_get_id
+def deferred(monkeypatch):
+    """{file id: callable} of every download made on click (run here as the server would run it on a click)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
 
-    def spy(self, path_or_data, mimetype, kind, filename=None):
-        if isinstance(path_or_data, bytes):
-            seen.append((filename, path_or_data))
-        return real(self, path_or_data, mimetype, kind, filename)
+    seen = {}
+    real = MediaFileManager.add_deferred
 
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        file_id = real(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+        seen[file_id] = (file_name, data_callable)
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
     return seen
 
 
-def test_save_case_then_open_it_in_a_fresh_session(saved_files, monkeypatch, tmp_path):
+def _made(at: AppTest, deferred: dict, key: str, named: bool = False):
+    """What the download button `key` makes when clicked (named: with its file name)."""
+    button = next(b for b in at.get("download_button") if key in b.proto.id)
+    name, make = deferred[button.proto.deferred_file_id]
+    return (name, make()) if named else make()
+
+
+def test_save_case_then_open_it_in_a_fresh_session(deferred, monkeypatch, tmp_path):
     at = _clean(AppTest.from_file(APP, default_timeout=120).run())
     red, _ = _first_red(at)
     _edit(at, [red])
@@ -119,7 +127,7 @@ def test_save_case_then_open_it_in_a_fresh_session(saved_files, monkeypatch, tmp
     assert list(notes["hypothesis"]) == ["the first operand <b>pulls</b> $x$"] and list(notes["who"]) == ["ana"]
     _clean(at.selectbox(key="w:norm").set_value("none").run())
     delta, answer = _metric(at, "Δℓ"), _metric(at, "Top answer")
-    name, data = [(n, d) for n, d in saved_files if n and n.endswith(".flcase")][-1]
+    name, data = _made(at, deferred, "wi:save", named=True)
     assert name == f"zoo-l_{at.session_state['case'].replace('/', '-')}.flcase"
     # a fresh session with another (empty) notebook, as on a colleague's machine: open the case file
     monkeypatch.setenv("FAILURE_LENS_NOTES", str(tmp_path / "colleague.sqlite"))
@@ -217,3 +225,112 @@ def test_graph_page_shares_the_case_notes():
     _clean(at.button(key="FormSubmitter:wi:note-Add note").click().run())
     mine = next(d.value for d in at.dataframe if "hypothesis" in d.value.columns and "model" not in d.value.columns)
     assert list(mine["hypothesis"]) == ["written on the heatmap", "written on the graph"]
+
+
+def test_slides_and_report_carry_the_whatif_and_the_notes(deferred):
+    import io
+
+    from pptx import Presentation
+
+    at = _clean(AppTest.from_file(APP, default_timeout=120).run())
+    at.text_area(key="wi:note_text").set_value("the <b>first</b> operand pulls")
+    at.selectbox(key="wi:note_status").set_value("confirmed")
+    _clean(at.button(key="FormSubmitter:wi:note-Add note").click().run())
+    red, _ = _first_red(at)
+    _edit(at, [red])  # an edit in the What if? fragment, after the page's buttons were made
+    answer, delta = _metric(at, "Top answer"), _metric(at, "Δℓ")
+    prs = Presentation(io.BytesIO(_made(at, deferred, "slides:heatmap")))
+    slides = {sl.shapes.title.text.split("?")[0].split(":")[0]: sl for sl in prs.slides if sl.shapes.title}
+    grid = [[c.text for c in row.cells] for sh in slides["What if the prompt is edited"].shapes if sh.has_table
+            for row in sh.table.rows]
+    before, after = answer.split(" → ")
+    assert grid[1][:3] == ["Top answer", before, after]  # the page's before -> after, on the slide
+    assert grid[4][0] == "Logit gap (Δℓ)"  # the page rounds to 2 decimals, the slide to 3
+    for shown, slid in zip(delta.split(" → "), grid[4][1:3]):
+        assert abs(float(shown) - float(slid)) <= 0.0051
+    notes = [[c.text for c in row.cells] for sh in slides["Notes on this case"].shapes if sh.has_table
+             for row in sh.table.rows]
+    assert notes[1][2] == "confirmed" and notes[1][4] == "the <b>first</b> operand pulls"
+    report = _made(at, deferred, "report:heatmap")
+    assert "the &lt;b&gt;first&lt;/b&gt; operand pulls" in report and "<b>first" not in report
+    assert "What if the prompt is edited?" in report and "after − before" in report
+
+
+def test_graph_page_edits_the_prompt_and_the_edits_travel_in_the_link():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/graph.py")
+    _clean(at.run())
+    assert "What if?" in [s.value for s in at.subheader]
+    red, _ = _first_red(at)
+    _edit(at, [red])
+    assert at.query_params["wi"] == f"rm:{red}"  # the Graph page's link carries the edit
+    answer, delta = _metric(at, "Top answer"), _metric(at, "Δℓ")
+    assert " → " in answer and _says(list(at.success) + list(at.info), "Removing '")
+    assert "Heatmaps before and after the edits" in [e.label for e in at.expander]
+    assert "after − before" in _strip_html(at)
+    _clean(at.toggle(key="wi:graph").set_value(True).run())  # the edited prompt's graph, drawn below the numbers
+    assert any("The edited prompt's graph:" in c.value for c in at.caption)
+    assert [b for b in at.get("download_button") if "dl:wi_graph:" in b.proto.id]  # drawn, with its downloads
+    # the same edit on the Heatmap page, and a link opened on the Graph page restores it there
+    at.switch_page("pages/heatmap.py")
+    _clean(at.run())
+    assert list(at.session_state["wi"]) == [f"rm:{red}"] and _metric(at, "Top answer") == answer
+    fresh = AppTest.from_file(APP, default_timeout=120)
+    fresh.query_params["wi"] = [f"rm:{red}"]
+    fresh.switch_page("pages/graph.py")
+    _clean(fresh.run())
+    assert _metric(fresh, "Top answer") == answer and _metric(fresh, "Δℓ") == delta
+
+
+def test_a_case_saved_on_the_graph_page_keeps_the_graph_as_shown_and_reopens_it_read_only(deferred):
+    import json
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/graph.py")
+    _clean(at.run())
+    shown = next(c.value for c in at.caption if " edges shown." in c.value)
+    nodes, edges = (int(x) for x in re.match(r"(\d+) nodes, (\d+) edges shown", shown).groups())
+    saved = json.loads(_made(at, deferred, "wi:save"))
+    graph = saved["results"]["graph"]
+    assert (len(graph["nodes"]), len(graph["edges"])) == (nodes, edges) and graph["target"]
+    _clean(at.slider(key="w:top_p").set_value(0.3).run())  # pruned harder in the graph's fragment
+    fewer = json.loads(_made(at, deferred, "wi:save"))["results"]["graph"]
+    assert len(fewer["edges"]) < edges  # the graph as shown now, not as it was when the button was made
+    # another model loaded (here: the file names zoo:xs): the saved graph is drawn read-only
+    saved["model"]["name"] = "zoo:xs"
+    fresh = _clean(AppTest.from_file(APP, default_timeout=120).run())
+    fresh.file_uploader(key="wi:open").set_value(("g.flcase", json.dumps(saved).encode(), "application/json"))
+    _clean(fresh.run())
+    assert _says(fresh.warning, "saved results are shown read-only")
+    assert any(f"The graph as it was shown when saved: {nodes} nodes, {edges} edges" in c.value
+               for c in fresh.caption)
+
+
+def test_inline_text_edit_is_one_text_edit_shown_before_and_after(deferred):
+    import io
+
+    from pptx import Presentation
+
+    from engine.runs.prompts import prompt_hash
+
+    at = _clean(AppTest.from_file(APP, default_timeout=120).run())
+    prompt = at.session_state["prompt"]
+    i = next(j for j, c in enumerate(prompt) if c.isdigit())
+    new = prompt[:i] + str((int(prompt[i]) + 1) % 10) + " more" + prompt[i + 1:]
+    at.text_area(key=f"wi:text:{prompt_hash(prompt)}").set_value(new)
+    _clean(at.button(key="wi:text_apply").click().run())
+    spec = f"tx:{i}-{i + 1}={(int(prompt[i]) + 1) % 10} more"
+    assert list(at.session_state["wi"]) == [spec] and at.query_params["wi"] == spec
+    assert " → " in _metric(at, "Top answer")
+    assert _says(list(at.success) + list(at.info), f"Replacing '{prompt[i]}' with")
+    html = _strip_html(at)
+    assert "after − before" in html and f"{prompt[i]}→" in html  # the edited column reads old→new
+    # the deck gets the text edit's slide too
+    prs = Presentation(io.BytesIO(_made(at, deferred, "slides:heatmap")))
+    words = [p.text for sl in prs.slides for sh in sl.shapes if sh.has_text_frame for p in sh.text_frame.paragraphs]
+    assert f"Edits: {spec}" in words
+    # a token edit on top of a text edit is refused with the way out; undo resets the text box
+    _edit(at, [_first_red(at)[0]])
+    assert _says(at.info, "A text edit stands alone") and list(at.session_state["wi"]) == [spec]
+    _clean(at.button(key="wi:undo").click().run())
+    assert not at.session_state["wi"] and at.text_area(key=f"wi:text:{prompt_hash(prompt)}").value == prompt

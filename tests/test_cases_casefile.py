@@ -124,3 +124,63 @@ def test_hostile_bytes_are_refused(saved, tmp_path):
         load_case(huge)
     with pytest.raises(FailureLensError, match="is a folder"):
         load_case(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def with_graph(saved):
+    """The saved case with the pruned graph as the Graph page shows it by default."""
+    from engine.graph.build import build_graph
+    from engine.graph.prune import prune
+    from engine.graph.shown import shown_graph
+    from engine.present.deck import dashboard_prune
+
+    h, cf = saved
+    g = build_graph(h, cf.prompt, cf.objective)
+    pruned = prune(g, dashboard_prune())
+    return g, pruned, dataclasses.replace(cf, results=dataclasses.replace(cf.results, graph=shown_graph(g, pruned)))
+
+
+def test_the_pruned_graph_as_shown_round_trips_and_draws_read_only(with_graph, tmp_path):
+    from engine.graph.shown import rebuild
+    from engine.present import charts
+
+    g, pruned, cf = with_graph
+    back = load_case(write_case(tmp_path / "g.flcase", cf))
+    assert back == cf
+    shown = back.results.graph
+    assert len(shown.nodes) == len(pruned.visible()) > 0
+    assert len(shown.edges) == sum(int(m.sum()) for m in pruned.edge_masks) > 0
+    g2, p2 = rebuild(shown, model="zoo:xs")
+    assert p2.visible() == pruned.visible() and p2.shown_stages() == pruned.shown_stages()
+    for s, t in pruned.visible():  # the kept nodes keep their relevance, the kept edges their weight
+        assert abs(g2.node_relevance[s, t] - g.node_relevance[s, t]) <= 1e-6 * max(1.0, abs(g.node_relevance[s, t]))
+    kept = {(es.src_stage, es.dst_stage, int(a), int(b)): float(w) for es, m in zip(g.transitions, pruned.edge_masks)
+            for a, b, w in zip(es.src_tok[m], es.dst_tok[m], es.weight[m])}
+    again = {(es.src_stage, es.dst_stage, int(a), int(b)): float(w) for es in g2.transitions
+             for a, b, w in zip(es.src_tok, es.dst_tok, es.weight)}
+    assert again.keys() == kept.keys() and all(abs(again[k] - w) <= 1e-6 * max(1.0, abs(w)) for k, w in kept.items())
+    spec = charts.graph_chart(g2, p2).to_dict()  # drawable without the model
+    assert len(spec["layer"]) == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"results__graph__nodes": [[0, 10**6, 1.0]]}, "out of range"),
+    ({"results__graph__edges": [[0, 1, 0, 0, "1"]]}, "not a finite number"),
+    ({"results__graph__edges": [[0, 1, 0]]}, "rows of 5 values"),
+    ({"results__graph__stages": [["emb", -1, "<script>"]]}, "stages must be"),
+    ({"results__graph__tokens": [1, 2]}, "tokens must be a list"),
+    ({"results__graph__shown": [99]}, "out of range"),
+    ({"results__graph": [1]}, "must be an object"),
+])
+def test_a_hostile_graph_in_a_case_file_is_refused(with_graph, change, message):
+    with pytest.raises(FailureLensError, match=message):
+        read_case(_doc(with_graph[2], **change))
+
+
+def test_a_graph_with_too_many_edges_is_refused_before_drawing(with_graph):
+    from engine.graph import shown
+
+    d = json.loads(with_graph[2].to_bytes())
+    d["results"]["graph"]["edges"] = [[0, 1, 0, 0, 0.5]] * (shown.MAX_EDGES + 1)
+    with pytest.raises(FailureLensError, match="edges must be a list of at most"):
+        read_case(json.dumps(d).encode())

@@ -2,6 +2,7 @@
 against full forwards, edit specs and refusals, the aligned before/after strip, and the CLI."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -188,6 +189,16 @@ def test_cli_case_save_and_explain_case_file(tmp_path):
         assert bad.returncode == 2 and msg in bad.stderr
     bad = _run("case", "save", "--model", "zoo:xs", "--case", ref, "--out", str(tmp_path / "x.json"))
     assert bad.returncode == 2 and "use a .flcase file name" in bad.stderr
+    # a case file with a text edit (saved from the page) is recomputed with its prompt
+    from engine.cases.casefile import load_case, write_case
+    from engine.cases.whatif import text_edit
+
+    cf = load_case(path)
+    i = cf.prompt.index(word)
+    spec = text_edit(cf.prompt, cf.prompt[:i] + "zz" + cf.prompt[i + len(word):]).spec()
+    write_case(path, dataclasses.replace(cf, edits=(spec,)))
+    d = json.loads(_run("explain", "--case-file", str(path), "--json").stdout)
+    assert d["recomputed"]["whatif"]["edits"] == [spec] and "with 'zz'" in d["recomputed"]["whatif"]["sentence"]
 
 
 def test_long_prompts_draw_a_window_around_the_edits():
@@ -209,3 +220,43 @@ def test_cli_case_file_of_an_own_prompt(tmp_path):
     assert d["status"] == "same" and d["case_file"]["case"] == "" and d["case_file"]["edits"] == []
     assert d["recomputed"]["whatif"] is None
     assert d["recomputed"]["summary"]["logit_diff"] == pytest.approx(f.logit_diff, abs=1e-3)
+
+
+def test_a_text_edit_retokenizes_the_prompt_and_shows_before_and_after(bigram):
+    from engine.cases.whatif import text_edit, what_if_text
+    from engine.present.whatif import text_story
+
+    att = _att(bigram)  # "xyz d": after "d" the model says "e"
+    e = text_edit("xyz d", "xyz c")
+    assert e.spec() == "tx:4-5=c" and Edit.parse(e.spec()) == e
+    r, after = what_if_attribution(bigram, att, [e], prompt="xyz d")
+    top = TOP_LOGIT(bigram.model)
+    assert r.before.top1 == "e" and r.after.top1 == "d" and r.flipped  # after "c": "d"
+    assert r.sentence.startswith("Replacing 'd' with 'c' flips the answer to 'd'")
+    assert after.logit_diff == pytest.approx(r.after.logit_diff, abs=1e-5 * max(1.0, top))
+    assert r.changed == (len(after.tokens) - 1,)
+    # an insertion adds tokens: the rows line up on the text, the new tokens in the edited column
+    e2 = text_edit("xyz d", "xyz qq d")
+    assert (e2.position, e2.end, e2.word) == (4, 4, "qq ")
+    r2, after2 = what_if_text(bigram, att, "xyz d", e2)
+    assert len(after2.tokens) > len(att.tokens) and not r2.flipped
+    assert r2.sentence.startswith("Inserting 'qq ' changes almost nothing")
+    story = text_story(r2, "xyz d", (att.tokens, att.offsets, att.special_mask, att.relevance),
+                       (after2.tokens, after2.offsets, after2.special_mask, after2.relevance))
+    strip = story.strip
+    assert strip.names == ("before", "after", "after − before")
+    edited = [c for c in strip.columns if "→" in c]
+    assert edited == ["→q", "→q", "→ "], strip.columns  # inserted: nothing before, the new tokens after
+    assert strip.columns[-1] == "d" and strip.values[0][-1] == pytest.approx(1.0)  # "d" keeps its own column
+    assert abs(sum(strip.raw[1]) - sum(after2.relevance)) <= 1e-5 * max(1.0, sum(map(abs, after2.relevance)))
+    # refusals: a text edit of another prompt, a text edit mixed with token edits, no change at all
+    with pytest.raises(FailureLensError, match="belongs to another prompt"):
+        what_if_text(bigram, att, "xy", Edit.parse("tx:4-9=b"))
+    with pytest.raises(FailureLensError, match="stands alone"):
+        what_if(bigram, att.token_ids, att.special_mask, att.target.token_id, att.contrast.token_id,
+                [remove(1), e])
+    with pytest.raises(FailureLensError, match="the prompt as it is"):
+        text_edit("xyz d", "xyz d")
+    for bad in ("tx:5-4=a", "tx:1=a", "tx:a-b=c", "tx:1-2"):
+        with pytest.raises(FailureLensError, match="is not an edit"):
+            Edit.parse(bad)

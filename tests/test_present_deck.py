@@ -10,7 +10,7 @@ import re
 from graph_fixtures import small_graph
 from PIL import Image
 
-from engine.present import charts, deck, figures
+from engine.present import charts, deck, figures, glossary
 from engine.present.figures import FigureContext
 from engine.records import Attribution, TokenChoice, TopToken
 
@@ -184,3 +184,78 @@ def test_across_models_slide_in_size_order_with_palette_colours_and_verdicts():
     scale = bars["encoding"]["color"]["scale"]
     assert dict(zip(scale["domain"], scale["range"])) == palette.colours(sizes + ["my-model"])
     assert spec["hconcat"][1]["encoding"]["text"]["field"] == "verdict"
+
+
+def _whatif():
+    """A hand-set edit of HOSTILE: token 1 ('=1+1') removed, the answer flips from 'CHERRY' to '=cherry<b>'."""
+    from engine.cases.whatif import Side, WhatIf
+
+    before, after = Side("CHERRY", 7, 0.8, 0.1, 2.0), Side("=cherry<b>", 8, 0.15, 0.7, -1.5)
+    tokens = tuple(t if i != 1 else "<unk>" for i, t in enumerate(HOSTILE))
+    return WhatIf(("rm:1",), before, after, "CHERRY", "=cherry<b>", (0, 99, 2, 3, 4), tokens, (1,), 1, True,
+                  "Removing '=1+1' flips the answer to '=cherry<b>' — the right answer (Δℓ +2.00 → -1.50).")
+
+
+def _notes():
+    from engine.cases.notes import Note
+
+    return [Note("zoo:l", "l/eval-x", "<img src=x onerror=alert(1)> the '=1+1' is read as a formula", "URT",
+                 "confirmed", "=HYPERLINK(\"http://x\")", 1_700_000_000.0, 1),
+            Note("zoo:l", "l/eval-x", "second idea", "", "open", "", 0.0, 2)]
+
+
+def test_deck_gets_a_whatif_slide_with_the_numbers_and_a_notes_slide():
+    from pptx import Presentation
+
+    att = hostile_att()
+    after = Attribution(**{**att.__dict__, "relevance": [0.1, 0.0, -0.8, 0.3, -0.2], "logit_diff": -1.5})
+    story = deck.case_story(att, ["query"] * 5, model="zoo:l", case="l/eval-x", prompt="".join(HOSTILE),
+                            whatif=(_whatif(), after), notes=_notes())
+    prs = Presentation(io.BytesIO(deck.deck_pptx(story)))
+    slides = list(prs.slides)
+    titles = [sl.shapes.title.text for sl in slides]
+    assert len(slides) == 5  # title, heatmap, what if, numbers, notes
+    wi = slides[titles.index("What if the prompt is edited? 'CHERRY' vs '=cherry<b>'")]
+    (table,) = [sh.table for sh in wi.shapes if sh.has_table]
+    grid = [[c.text for c in row.cells] for row in table.rows]
+    assert grid == [["", "Before", "After", "Change"],
+                    ["Top answer", "'CHERRY'", "'=cherry<b>'", "flips"],
+                    ["p('CHERRY'), wrong answer", "80.0%", "15.0%", "-65.0 pts"],
+                    ["p('=cherry<b>'), right answer", "10.0%", "70.0%", "+60.0 pts"],
+                    ["Logit gap (Δℓ)", "+2.000", "-1.500", "-3.500"]]
+    words = [p.text for sh in wi.shapes if sh.has_text_frame for p in sh.text_frame.paragraphs]
+    assert _whatif().sentence in words and "Edits: rm:1" in words
+    assert sum(1 for sh in wi.shapes if sh.shape_type == 13) == 1  # the aligned rows as a picture
+    (notes,) = [sh.table for sh in slides[titles.index("Notes on this case: 'CHERRY' vs '=cherry<b>'")].shapes
+                if sh.has_table]
+    cells = [[c.text for c in row.cells] for row in notes.rows]
+    assert cells[0] == ["When", "Who", "Status", "Category", "Hypothesis"] and len(cells) == 3
+    assert cells[1][1:4] == ["=HYPERLINK(\"http://x\")", "confirmed", glossary.label("URT")]
+    assert cells[1][4] == _notes()[0].hypothesis and cells[2][1:4] == ["—", "open", "—"]
+    xml = b"".join(p.blob for p in prs.part.package.iter_parts() if str(p.partname).startswith("/ppt/slides/"))
+    assert b"<img" not in xml and b"<a:fld" not in xml
+    # the strip on the slide: before, after and their difference over the original's columns, edit read old→new
+    strip = story.whatif.slide_strip
+    assert strip.names == ("before", "after", "after − before") and "=1+1→<unk>" in strip.columns
+    j = strip.columns.index("{\\rtf1 evil}")
+    assert abs(strip.raw[2][j] - (strip.raw[1][j] / 0.8 - strip.raw[0][j] / 0.9)) < 1e-6  # per-row scaled
+
+
+def test_report_shows_the_whatif_and_the_notes_as_inert_text():
+    att = hostile_att()
+    after = Attribution(**{**att.__dict__, "relevance": [0.1, 0.0, -0.8, 0.3, -0.2], "logit_diff": -1.5})
+    out = deck.report_html(deck.case_story(att, None, model="zoo:l", case="", prompt="p",
+                                           whatif=(_whatif(), after), notes=_notes()))
+    assert "<img src=x" not in out and "&lt;img src=x onerror=alert(1)&gt;" in out
+    assert "Notes on this case" in out and "second idea" in out and "confirmed" in out
+    assert "=HYPERLINK(&quot;http://x&quot;)" in out
+    assert "What if the prompt is edited?" in out and "+2.000</td><td>-1.500</td><td>-3.500" in out
+    assert "flips the answer to &#x27;=cherry&lt;b&gt;&#x27;" in out and "after − before" in out
+    assert "<script" not in out
+
+
+def test_deck_without_edits_or_notes_has_no_whatif_or_notes_slide():
+    story = deck.case_story(hostile_att(), None, model="m", case="", prompt="p")
+    assert story.whatif is None and story.notes == ()
+    out = deck.report_html(story)
+    assert "What if the prompt" not in out and "Notes on this case" not in out

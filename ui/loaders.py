@@ -176,7 +176,8 @@ def graph(handle: ModelHandle, prompt: str, att: Attribution, stages: Optional[l
           run: Callable[[str, str, Callable], object]):
     """(graph, key) for the view: from the cache, or built through `run(key, label, work)` (a long task).
 
-    The key is `graph_key_of`.
+    The key is `graph_key_of` (it holds the prompt's token ids). prompt "": the graph of `att.token_ids` as they
+    are (an edited prompt's, engine.cases.whatif).
     """
     key = graph_key_of(handle, att, stages, split)
     cache = graph_cache()
@@ -187,7 +188,8 @@ def graph(handle: ModelHandle, prompt: str, att: Attribution, stages: Optional[l
     def work(progress):
         from engine.graph.build import build_graph
 
-        return build_graph(handle, prompt, Objective.of(att), split=split, stages=stages, progress=progress)
+        return build_graph(handle, prompt, Objective.of(att), split=split, stages=stages, progress=progress,
+                           token_ids=None if prompt else list(att.token_ids))  # no text: an edited prompt's ids
 
     with timings.phase("graph"):
         g = run(key, f"Building the attribution graph ({len(att.token_ids)} tokens)", work)

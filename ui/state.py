@@ -83,6 +83,9 @@ WHATIF, WI_FOR, WI_PICK, WI_WORD = "wi", "wi_for", "wi_pick", "wi_word"
 # session only: the prompt hash they belong to, the picked token positions, the replacement word
 WI_OPENED, WI_NOTICE = "wi_opened", "wi_notice"  # session only: last case file opened (upload id), an editor hint
 WI_OPEN_MSG, WI_NOTE_ERR = "wi_open_msg", "wi_note_err"  # session only: what opening a case did, a refused note
+# session only, one dict each all session long, read on click by buttons made in an earlier run: {prompt hash: edit
+# specs} (the deck), {view: (graph, pruning)} the Graph page drew last (Save case)
+WI_LIVE, WI_SHOWN = "wi_live", "wi_shown"
 ST_STORE, ST_NAME, ST_SIZE = "st_store", "study", "st_size"  # Study page: store folder, study, size of a new run
 
 FIELDS: dict[str, Field] = {f.key: f for f in [
@@ -111,7 +114,8 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     # ---- What if? on the Heatmap page (ui.sections.whatif_views) ----
     Field(WHATIF, []), Field(WI_FOR, "", url=False), Field(WI_PICK, [], url=False), Field(WI_WORD, "", url=False),
     Field(WI_OPENED, "", url=False), Field(WI_NOTICE, "", url=False), Field(WI_OPEN_MSG, "", url=False),
-    Field(WI_NOTE_ERR, "", url=False),
+    Field(WI_NOTE_ERR, "", url=False), Field(WI_LIVE, None, url=False),
+    Field(WI_SHOWN, None, url=False),
     # ---- Study page (ui.sections.study_views) ----
     Field(ST_STORE, ""), Field(ST_NAME, ""), Field(ST_SIZE, "quick", url=False),
 ]}

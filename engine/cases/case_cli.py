@@ -110,7 +110,7 @@ def explain_case_file(a: Any, load: Any) -> int:
     """Read a case file; recompute it when its model is here (saying first when the model differs), else show
     the saved results read-only with a notice."""
     from engine.cases.casefile import load_case, match
-    from engine.cases.whatif import Edit, what_if
+    from engine.cases.whatif import Edit, what_if, what_if_text
     from engine.heatmap import attribute
     from engine.models import DTYPES
     from engine.present.summary import case_summary, to_text
@@ -136,8 +136,12 @@ def explain_case_file(a: Any, load: Any) -> int:
         summary = case_summary(att, None, model=ref.name, case=cf.case)
         w = None
         if cf.edits and att.contrast is not None:
-            w = what_if(handle, att.token_ids, att.special_mask, att.target.token_id, att.contrast.token_id,
-                        [Edit.parse(e) for e in cf.edits]).to_dict()
+            edits = [Edit.parse(e) for e in cf.edits]
+            if edits[0].kind == "text":  # the prompt is tokenized anew: engine.cases.whatif.what_if_text
+                w = what_if_text(handle, att, cf.prompt, edits[0])[0].to_dict()
+            else:
+                w = what_if(handle, att.token_ids, att.special_mask, att.target.token_id, att.contrast.token_id,
+                            edits).to_dict()
         report["recomputed"] = {"summary": summary.to_dict(), "whatif": w}
     if a.json:
         print(dumps(report, ensure_ascii=False))

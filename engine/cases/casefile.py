@@ -3,7 +3,8 @@
 It holds the model reference (zoo name, hub id + revision, or a local folder's *name*, never its path) with a
 fingerprint of the model's config and weights, the prompt, target, contrast and objective, the rule, the graph
 settings and selected node, the what-if edits (engine.cases.whatif specs), the notes, and the results as
-computed (heatmap relevance, the edited prompt's numbers and relevance, the causal check's verdict).
+computed (heatmap relevance, the edited prompt's numbers and relevance, the causal check's verdict, the pruned
+graph as shown: its kept nodes and edges, engine.graph.shown).
 
 Reading treats the file as hostile: at most MAX_CASE_BYTES, UTF-8 JSON (a zip archive or anything else is
 refused), nested at most MAX_CASE_DEPTH levels, every field of the right type and size, no NaN, no lone
@@ -23,6 +24,7 @@ from typing import Any, Optional, Union
 from engine import files
 from engine.cases.notes import Note, check_note
 from engine.cases.whatif import MAX_EDITS, Edit
+from engine.graph.shown import ShownGraph, read_shown
 from engine.objectives import Objective
 from engine.records import FailureLensError, dumps
 
@@ -73,6 +75,7 @@ class CaseResults:
     after_relevance: Optional[tuple[float, ...]] = None  # [tokens] heatmap of the edited prompt
     verdict: Optional[str] = None  # engine.cases.checks verdict code
     verdict_sentence: str = ""
+    graph: Optional[ShownGraph] = None  # the pruned graph as shown (engine.graph.shown)
 
 
 @dataclass(frozen=True)
@@ -244,9 +247,11 @@ def _results(r: _Reader) -> CaseResults:
             s = w.obj(side)
             s.str("top1", 1000)
             [s.num(k, optional=False) for k in ("p_target", "p_contrast", "logit_diff")]
+    graph = r.d.get("graph")
     return CaseResults(tokens, cols["token_ids"], cols["relevance"], cols["special"], r.str("target", 1000),
                        r.str("contrast", 1000), r.num("logit_diff"), r.num("conservation"), whatif, after,
-                       r.str("verdict", 40, optional=True), r.str("verdict_sentence", 4000))
+                       r.str("verdict", 40, optional=True), r.str("verdict_sentence", 4000),
+                       read_shown(graph, MAX_TOKENS) if graph is not None else None)
 
 
 def _graph(v: Any) -> dict:
@@ -319,11 +324,14 @@ def write_case(path: Union[str, Path], case: CaseFile) -> Path:
     return files.write_atomic(path, case.to_bytes(), "case file")
 
 
-def results_of(att: Any, whatif: Any = None, after: Any = None, curves: Any = None) -> CaseResults:
-    """CaseResults from an engine Attribution (and the what-if, the edited heatmap, the deletion check)."""
+def results_of(att: Any, whatif: Any = None, after: Any = None, curves: Any = None,
+               graph: Optional[ShownGraph] = None) -> CaseResults:
+    """CaseResults from an engine Attribution (and the what-if, the edited heatmap, the deletion check, the pruned
+    graph as shown: engine.graph.shown.shown_graph)."""
     return CaseResults(tuple(att.tokens), tuple(att.token_ids), tuple(att.relevance), tuple(att.special_mask),
                        att.target.text, att.contrast.text if att.contrast else "", att.logit_diff, att.conservation,
                        whatif.to_dict() if whatif is not None else None,
                        tuple(after.relevance) if after is not None else None,
-                       curves.verdict if curves is not None else None, curves.sentence if curves is not None else "")
+                       curves.verdict if curves is not None else None, curves.sentence if curves is not None else "",
+                       graph)
 

@@ -8,6 +8,10 @@ An edit names one token position of the prompt the heatmap was computed on:
            message as the target / contrast boxes).
 Edits stack in order (a later edit of the same position wins) and travel as short text specs: "rm:5",
 "rp:5=word" (`Edit.spec` / `Edit.parse`), in links and case files.
+- text:    the prompt's characters [start, end) become a new text ("tx:4-9=new text"; `text_edit` finds the one
+           changed span between the prompt and its edited version). The edited prompt is tokenized anew, so its
+           tokens need not line up with the original's: a text edit stands alone (no token edits with it), and
+           `what_if_text` runs both prompts whole.
 
 The numbers (top-1, p(target), p(contrast), Δℓ) of both prompts come from one batch of two rows: the unchanged
 prompt's forward is cached (engine.cases.checks.PrefixCache) and the edited row runs only from its first edited
@@ -15,6 +19,7 @@ position on. `edited_attribution` adds the heatmap of the edited prompt (same ta
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -26,28 +31,41 @@ from engine.objectives import Objective
 from engine.records import Attribution, FailureLensError
 from engine.tokens import display, resolve_token
 
-KINDS = {"rm": "remove", "rp": "replace"}
+KINDS = {"rm": "remove", "rp": "replace", "tx": "text"}
 MAX_EDITS = 64  # a stack longer than this is not a "what if" any more; also bounds links and case files
 MAX_WORD = 200  # characters of a replacement word
+MAX_TEXT_EDIT = 4000  # characters of a text edit's new text
+ALONE = "A text edit stands alone: undo the token edits first, or clear them, then edit the text."
 
 
 @dataclass(frozen=True)
 class Edit:
-    kind: str  # "remove" | "replace"
-    position: int  # token index in the prompt the heatmap was computed on
-    word: str = ""  # the replacement word ("replace" only)
+    kind: str  # "remove" | "replace" | "text"
+    position: int  # token index in the prompt the heatmap was computed on (text: the first character)
+    word: str = ""  # the replacement word ("replace"), the new text ("text")
+    end: int = 0  # text: the character after the replaced ones
 
     def spec(self) -> str:
+        if self.kind == "text":
+            return f"tx:{self.position}-{self.end}={self.word}"
         return f"rm:{self.position}" if self.kind == "remove" else f"rp:{self.position}={self.word}"
 
     @classmethod
     def parse(cls, spec: Any) -> "Edit":
-        """'rm:5' or 'rp:5=word'; anything else is a FailureLensError that shows the two forms."""
-        how = "write 'rm:<token position>' or 'rp:<token position>=<word>'"
-        if not isinstance(spec, str) or len(spec) > MAX_WORD + 16:
+        """'rm:5', 'rp:5=word' or 'tx:4-9=text'; anything else is a FailureLensError that shows the forms."""
+        how = "write 'rm:<token position>', 'rp:<token position>=<word>' or 'tx:<start>-<end>=<text>'"
+        if not isinstance(spec, str) or len(spec) > MAX_TEXT_EDIT + 32:
             raise FailureLensError(f"The edit {str(spec)[:40]!r} is not an edit; {how}.")
         head, _, word = spec.partition("=")
         kind, _, pos = head.partition(":")
+        if kind == "tx":
+            a, _, b = pos.partition("-")
+            if not all(x.isascii() and x.isdigit() and len(x) <= 8 for x in (a, b)) or int(a) > int(b) \
+                    or "=" not in spec or len(word) > MAX_TEXT_EDIT:
+                raise FailureLensError(f"The edit {spec[:40]!r} is not an edit; {how}.")
+            return cls("text", int(a), word, int(b))
+        if len(spec) > MAX_WORD + 16:
+            raise FailureLensError(f"The edit {spec[:40]!r} is not an edit; {how}.")
         if kind not in KINDS or not pos.isascii() or not pos.isdigit() or len(pos) > 7:
             raise FailureLensError(f"The edit {spec[:40]!r} is not an edit; {how}.")
         if (kind == "rp") != bool(word) or (kind == "rm" and "=" in spec):
@@ -122,6 +140,9 @@ def apply_edits(tokenizer: Any, token_ids: Sequence[int], special: Sequence[bool
         raise FailureLensError(f"{len(edits)} edits are more than the limit of {MAX_EDITS}; undo some.")
     ids = [int(i) for i in token_ids]
     neutral: Optional[int] = None
+    if any(e.kind == "text" for e in edits):
+        raise FailureLensError(ALONE if len(edits) > 1 else "A text edit changes the prompt's text, not its tokens: "
+                               "it is computed with the prompt (engine.cases.whatif.what_if_text).")
     for e in edits:
         if not 0 <= e.position < len(ids):
             raise FailureLensError(f"The edit {e.spec()!r} names token {e.position}, but the prompt has {len(ids)} "
@@ -205,10 +226,73 @@ def edited_attribution(handle: Any, att: Attribution, result: WhatIf) -> Attribu
     return attribute(handle, "", Objective.of(att), token_ids=list(result.token_ids), offsets=list(att.offsets))
 
 
-def what_if_attribution(handle: Any, att: Attribution, edits: Sequence[Edit]) -> tuple[WhatIf, Attribution]:
-    """`what_if` on the prompt of a heatmap, and the edited prompt's heatmap."""
+def what_if_attribution(handle: Any, att: Attribution, edits: Sequence[Edit], prompt: Optional[str] = None
+                        ) -> tuple[WhatIf, Attribution]:
+    """`what_if` on the prompt of a heatmap, and the edited prompt's heatmap (a text edit: `what_if_text`, which
+    needs the prompt's text)."""
     if att.contrast is None:
         raise FailureLensError("What if? compares the target with a contrast token: choose the logit difference "
                                "against a contrast (Objective) first.")
+    if len(edits) == 1 and edits[0].kind == "text":
+        if prompt is None:
+            raise FailureLensError("A text edit needs the prompt's text; open the case with its prompt.")
+        return what_if_text(handle, att, prompt, edits[0])
     result = what_if(handle, att.token_ids, att.special_mask, att.target.token_id, att.contrast.token_id, edits)
     return result, edited_attribution(handle, att, result)
+
+
+# ---------------------------------------------------------------- text edits
+def text_edit(before: str, after: str) -> Edit:
+    """The one span of `before` that `after` changes (common start and end left out), as a text edit."""
+    if before == after:
+        raise FailureLensError("The edited text is the prompt as it is; change some of it first.")
+    n = 0
+    while n < min(len(before), len(after)) and before[n] == after[n]:
+        n += 1
+    m = 0
+    while m < min(len(before), len(after)) - n and before[-1 - m] == after[-1 - m]:
+        m += 1
+    new = after[n:len(after) - m]
+    if len(new) > MAX_TEXT_EDIT:
+        raise FailureLensError(f"The edit changes {len(new):,} characters, more than {MAX_TEXT_EDIT:,}; edit a "
+                               "shorter part, or open the edited text as a prompt of its own.")
+    return Edit("text", n, new, len(before) - m)
+
+
+def apply_text(prompt: str, e: Edit) -> str:
+    if not 0 <= e.position <= e.end <= len(prompt):
+        raise FailureLensError(f"The text edit {e.spec()[:40]!r} names characters {e.position}–{e.end}, but the "
+                               f"prompt has {len(prompt)}; it belongs to another prompt. Undo it.")
+    return prompt[:e.position] + e.word + prompt[e.end:]
+
+
+def describe_text(prompt: str, e: Edit) -> str:
+    """'Replacing 'two' with '2'', 'Deleting 'two'' or 'Inserting 'very''."""
+    old = prompt[e.position:e.end]
+    if not old:
+        return f"Inserting {e.word!r}"
+    return f"Deleting {old!r}" if not e.word else f"Replacing {old!r} with {e.word!r}"
+
+
+def what_if_text(handle: Any, att: Attribution, prompt: str, e: Edit) -> tuple[WhatIf, Attribution]:
+    """Before -> after of the text edit `e` of `prompt` (the heatmap `att` explains), and the edited prompt's
+    heatmap (same target, contrast and objective; its own tokens). changed: [tokens of the edited prompt] the
+    ones that overlap the new text (or touch the place of a deletion)."""
+    from engine.heatmap import attribute
+
+    new_prompt = apply_text(prompt, e)
+    tok = handle.tokenizer
+    # the same pair and objective, at the edited prompt's last token
+    after = attribute(handle, new_prompt, dataclasses.replace(Objective.of(att), position=-1))
+    device = next(handle.model.parameters()).device
+    with handle.lock:
+        logits = [last_logits(handle.model, torch.tensor([list(ids)], device=device), 1)[0]
+                  for ids in (att.token_ids, after.token_ids)]
+    before_side, after_side = (_side(tok, x, att.target.token_id, att.contrast.token_id) for x in logits)
+    lo, hi = e.position, e.position + len(e.word)
+    changed = [i for i, (a, b) in enumerate(after.offsets) if not after.special_mask[i] and a < max(hi, lo + 1)
+               and b > lo - (hi == lo)]
+    target, contrast = display(tok, att.target.token_id), display(tok, att.contrast.token_id)
+    return WhatIf((e.spec(),), before_side, after_side, target, contrast, tuple(after.token_ids),
+                  tuple(after.tokens), tuple(changed), changed[0] if changed else len(after.tokens), False,
+                  sentence(describe_text(prompt, e), before_side, after_side, target, contrast)), after

@@ -3,7 +3,9 @@
 `case_story(...)` gathers what both show (summary, rendered figures, numbers); `deck_pptx(story)` and
 `report_html(story)` lay it out. Slides (16:9): title (case, model, one-sentence summary), heatmap, graph (pruned
 as given), the causal check (deletion curves and the verdict in words; it decides the category, engine.cases.outcome),
-numbers and summary, and a scaling slide when other models' attributions are given.
+numbers and summary, a "What if?" slide when the prompt was edited (before -> after numbers, the sentence, the
+aligned before / after / difference rows: engine.present.whatif), a notes slide when the case carries notes
+(engine.cases.notes), and a scaling slide when other models' attributions are given.
 Untrusted text (prompts, tokens, model names) only ever becomes plain text runs in the PPTX (python-pptx writes
 XML text nodes: no fields, no formulas, no markup) and html.escape'd text in the HTML report.
 """
@@ -16,13 +18,14 @@ import io
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import altair as alt
 import pandas as pd
 
 from engine.cases.categories import Category
 from engine.cases.checks import DeletionCurves
+from engine.cases.notes import Note
 from engine.cases.outcome import VERDICT_WORDS
 from engine.graph.types import AttributionGraph, PrunedGraph, PruneSettings
 from engine.present import charts, figures, glossary, render
@@ -30,7 +33,13 @@ from engine.present.figures import FigureContext
 from engine.present.slides import titled_slide, widescreen
 from engine.present.summary import GOOD_BAND, CaseSummary, case_summary
 from engine.present.text import visible
+from engine.present.whatif import WhatIfStory, text_story, whatif_story
 from engine.records import Attribution
+
+if TYPE_CHECKING:
+    from engine.cases.whatif import WhatIf
+
+MAX_DECK_NOTES = 12  # notes on the notes slide (the report lists every one)
 
 
 def dashboard_prune() -> PruneSettings:
@@ -59,6 +68,9 @@ class CaseStory:
     numbers: tuple[tuple[str, str], ...]  # (plain name, value)
     check: Optional[Figure] = None  # the deletion curves
     check_lines: tuple[str, ...] = ()  # the verdict in words, then what it means for the category
+    whatif: Optional[WhatIfStory] = None  # the edited prompt: before -> after
+    whatif_figure: Optional[Figure] = None  # its aligned rows, for the slide
+    notes: tuple[Note, ...] = ()  # people's notes on the case (engine.cases.notes)
 
 
 def _figure(chart: alt.TopLevelMixin, ctx: FigureContext, view: str, notes: Sequence[str] = (),
@@ -106,12 +118,15 @@ def case_story(att: Attribution, labels: Optional[Sequence[str]], *, model: str,
                graph_note: str = "", others: Sequence[tuple[str, Attribution]] = (),
                shown: Optional[Sequence[bool]] = None, check: Optional[DeletionCurves] = None,
                r_zero: Optional[float] = None, recorded: bool = False,
-               human: Optional[Category] = None) -> CaseStory:
+               human: Optional[Category] = None, whatif: Optional[tuple["WhatIf", Attribution]] = None,
+               notes: Sequence[Note] = ()) -> CaseStory:
     """Summary, figures and numbers of one case. labels: [tokens] segments (None: own prompt); graph / pruned: the
     graph as shown (pruned with `dashboard_prune` when only the graph is given); others: (model label,
     attribution of the same prompt, target and contrast) for the scaling slide; shown: [tokens] tokens drawn;
     check / r_zero: the causal checks (they decide the category, as on the page); recorded: the pair is the case's
-    recorded wrong and right answer (engine.present.summary); human: a person's label."""
+    recorded wrong and right answer (engine.present.summary); human: a person's label; whatif: the edits'
+    before -> after (engine.cases.whatif.what_if_attribution: the WhatIf and the edited prompt's heatmap); notes:
+    the case's notes."""
     s = case_summary(att, labels, model=model, case=case, recorded=recorded,
                      verdict=check.verdict if check is not None else None, r_zero=r_zero, human=human)
     con = att.contrast.text if att.contrast else None
@@ -143,8 +158,28 @@ def case_story(att: Attribution, labels: Optional[Sequence[str]], *, model: str,
                        s.category.sentence if s.category is not None else "")
         check_fig = _figure(deletion_chart(check, scale=1.3), ctx, "Remove the red tokens: does the answer flip?",
                             colours=False, scale=1.3)  # the verdict is the slide's text, below the curves
+    wi = wi_fig = None
+    if whatif is not None:
+        from engine.present.aligned import strip_chart
+
+        w, after = whatif
+        if w.edits and w.edits[0].startswith("tx:"):  # a text edit: the edited prompt has its own tokens
+            wi = text_story(w, prompt, (att.tokens, att.offsets, att.special_mask, att.relevance),
+                            (after.tokens, after.offsets, after.special_mask, after.relevance))
+        else:
+            wi = whatif_story(w, att.tokens, att.special_mask, att.relevance, after.relevance)
+        wi_fig = _figure(strip_chart(wi.slide_strip, scale=1.2), ctx, "What if? Before, after and the difference",
+                         wi.slide_strip.notes, scale=1.2)
     return CaseStory(ctx, s, prompt, render.heatmap_fragment(att.tokens, values, att.relevance, shown), heat, g,
-                     scaling, _numbers(s, check), check_fig, tuple(x for x in check_lines if x))
+                     scaling, _numbers(s, check), check_fig, tuple(x for x in check_lines if x), wi, wi_fig,
+                     tuple(notes))
+
+
+def note_rows(notes: Sequence[Note]) -> list[tuple[str, str, str, str, str]]:
+    """(when, who, status, category, hypothesis) of each note, in plain words."""
+    return [(datetime.datetime.fromtimestamp(n.created).strftime("%Y-%m-%d %H:%M") if n.created else "—",
+             n.author or "—", n.status, glossary.label(n.category) if n.category else "—", n.hypothesis)
+            for n in notes]
 
 
 def _numbers(s: CaseSummary, check: Optional[DeletionCurves] = None) -> tuple[tuple[str, str], ...]:
@@ -223,6 +258,21 @@ def deck_pptx(story: CaseStory) -> bytes:
         width = min(Inches(12.3), int(max_h * 16 / 9))
         sl.shapes.add_picture(io.BytesIO(fig.png), int((prs.slide_width - width) / 2), top, width=width)
 
+    def grid(sl, rows: Sequence[Sequence[str]], left, top, widths: Sequence[float], size: int, header=False):
+        table = sl.shapes.add_table(len(rows), len(widths), left, top, Inches(sum(widths)),
+                                    Inches(0.4) * len(rows)).table
+        for j, w in enumerate(widths):
+            table.columns[j].width = Inches(w)
+        for i, row in enumerate(rows):
+            for j, text in enumerate(row):
+                cell = table.cell(i, j)
+                cell.text = plain(text)
+                for p in cell.text_frame.paragraphs:
+                    for r in p.runs:
+                        r.font.size = Pt(size)
+                        r.font.bold = header and i == 0
+        return table
+
     notes = "\n".join(s.sentences)
     title = prs.slides.add_slide(prs.slide_layouts[0])
     head, sub = title.shapes.title, title.placeholders[1]
@@ -245,18 +295,27 @@ def deck_pptx(story: CaseStory) -> bytes:
         picture(sl, story.check, top=Inches(1.25), max_h=Inches(4.6))
         text_box(sl, list(story.check_lines), Inches(0.6), Inches(5.95), Inches(12.1), Inches(1.4), size=15,
                  bold_first=True)
+    if story.whatif is not None:
+        wi = story.whatif
+        sl = slide(f"What if the prompt is edited? {versus}", notes)
+        grid(sl, [("", "Before", "After", "Change"), *wi.rows], Inches(0.5), Inches(1.3), (2.9, 1.3, 1.3, 1.3), 14,
+             header=True)
+        text_box(sl, [wi.sentence, "Edits: " + ", ".join(wi.edits)], Inches(7.6), Inches(1.3), Inches(5.3),
+                 Inches(2.0), size=15, bold_first=True)
+        if story.whatif_figure is not None:
+            picture(sl, story.whatif_figure, top=Inches(3.45), max_h=Inches(3.95))
     nums = slide(f"In numbers: {versus}", notes)
-    rows = story.numbers
-    table = nums.shapes.add_table(len(rows), 2, Inches(0.5), Inches(1.4), Inches(5.6), Inches(0.4) * len(rows)).table
-    table.columns[0].width, table.columns[1].width = Inches(2.9), Inches(2.7)
-    for i, (k, v) in enumerate(rows):
-        for j, text in enumerate((k, v)):
-            cell = table.cell(i, j)
-            cell.text = plain(text)
-            for p in cell.text_frame.paragraphs:
-                for r in p.runs:
-                    r.font.size = Pt(13)
+    grid(nums, story.numbers, Inches(0.5), Inches(1.4), (2.9, 2.7), 13)
     text_box(nums, list(s.sentences), Inches(6.4), Inches(1.4), Inches(6.5), Inches(5.8), size=15, bold_first=True)
+    if story.notes:
+        sl = slide(f"Notes on this case: {versus}", notes)
+        rows = [r[:4] + (r[4][:500] + ("…" if len(r[4]) > 500 else ""),) for r in note_rows(story.notes)]
+        more = len(rows) - MAX_DECK_NOTES
+        grid(sl, [("When", "Who", "Status", "Category", "Hypothesis"), *rows[:MAX_DECK_NOTES]], Inches(0.5),
+             Inches(1.3), (1.7, 1.5, 1.1, 2.4, 5.6), 12, header=True)
+        if more > 0:
+            text_box(sl, [f"… and {more} more note(s): see the case report."], Inches(0.5), Inches(6.8),
+                     Inches(12), Inches(0.5), size=12)
     if story.scaling is not None:
         picture(slide(f"Across models: {versus}", notes), story.scaling)
     buf = io.BytesIO()
@@ -276,6 +335,7 @@ def _svg_img(fig: Figure, alt_text: str) -> str:
 
 def report_html(story: CaseStory) -> str:
     """The deck's content as one HTML file: no scripts, no external resources, all text escaped."""
+    from engine.present.aligned import strip_fragment
     from engine.present.summary import to_html
 
     s, ctx = story.summary, story.ctx
@@ -294,7 +354,19 @@ def report_html(story: CaseStory) -> str:
         parts += [f"<h2>{e(f'The check: does removing the red tokens flip {ctx.versus}?')}</h2>",
                   "".join(f"<p{BOLD if i == 0 else ''}>{e(line)}</p>" for i, line in enumerate(story.check_lines)),
                   _svg_img(story.check, "deletion curves")]
+    if story.whatif is not None:
+        wi = story.whatif
+        head = "".join(f"<th>{e(x)}</th>" for x in ("", "Before", "After", "Change"))
+        body = "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in r) + "</tr>" for r in wi.rows)
+        parts += [f"<h2>{e(f'What if the prompt is edited? {ctx.versus}')}</h2>", f"<p{BOLD}>{e(wi.sentence)}</p>",
+                  f"<p class=\"muted\">Edits: {e(', '.join(wi.edits))}</p>", f"<table>{head}{body}</table>",
+                  "".join(f"<p class=\"muted\">{e(n)}</p>" for n in wi.strip.notes),
+                  render.legend_html(s.target, s.contrast, "max"), strip_fragment(wi.strip)]
     parts += [f"<h2>{e(f'In numbers: {ctx.versus}')}</h2>", f"<table>{rows}</table>"]
+    if story.notes:
+        head = "".join(f"<th>{e(x)}</th>" for x in ("When", "Who", "Status", "Category", "Hypothesis"))
+        body = "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in r) + "</tr>" for r in note_rows(story.notes))
+        parts += [f"<h2>{e(f'Notes on this case: {ctx.versus}')}</h2>", f"<table>{head}{body}</table>"]
     if story.scaling is not None:
         parts += [f"<h2>{e(f'Across models: {ctx.versus}')}</h2>", _svg_img(story.scaling, "logit gap per model")]
     codes = ["Δℓ", "logit", "conservation", "relevance", "instruction", "query", "answer", "special"]

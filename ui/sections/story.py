@@ -81,9 +81,11 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
     handle is looked up here). Without a graph (the Heatmap page) the graph slide uses the cached graph of the
     whole model, or builds it, pruned as the Graph page does by default. The check slide shows `check` (the
     page's deletion check), else the check is run with the page's settings when clicked; the category follows it
-    as on the page (engine.cases.outcome)."""
+    as on the page (engine.cases.outcome). The What if? edits of this prompt (read when clicked: edits made in the
+    What if? fragment since count) add a what-if slide; the case's notes a notes slide."""
+    from engine.runs.prompts import prompt_hash
     from ui import loaders
-    from ui.sections import check_views
+    from ui.sections import check_views, whatif_views
 
     others = [(ModelSpec.parse(p).title, loaders.model(p, quiet=True)) for p in state.model_params()
               if p != state.active_param()]
@@ -92,6 +94,8 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
 
     segs = labels(att, prompt)
     settings, r_zero, pair = check_views.check_settings(), check_views.known_r_zero(handle, att), recorded(att, prompt)
+    live, mine, (note_model, note_case) = whatif_views.live_edits(), prompt_hash(prompt), whatif_views.note_key(
+        handle, prompt)
 
     def story():
         from engine.cases.checks import check_attribution
@@ -108,7 +112,9 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
                 curves = None  # the deck then says the category is guessed from the heatmap alone
         return case_story(att, segs, model=s.model, case=s.case, prompt=prompt, graph=g,
                           pruned=pruned, graph_note=note, others=_others(att, prompt, others),
-                          shown=shown if any(shown) else None, check=curves, r_zero=r_zero, recorded=pair)
+                          shown=shown if any(shown) else None, check=curves, r_zero=r_zero, recorded=pair,
+                          whatif=_whatif(handle, att, prompt, live.get(mine, [])),
+                          notes=_notes(note_model, note_case))
 
     def pptx() -> bytes:
         from engine.present.deck import deck_pptx
@@ -123,11 +129,35 @@ def slides(handle, att: Attribution, prompt: str, s: CaseSummary, ctx: FigureCon
     with st.container(horizontal=True, gap="small"):
         st.download_button("⬇ Download slides", pptx, file_name=ctx.file_name("slides", "pptx"), mime=PPTX,
                            on_click="ignore", key=f"slides:{key}", type="primary",
-                           help="A PowerPoint deck: title, heatmap, graph, the causal check, numbers and summary (and "
-                                "the other loaded models). Made when clicked; may take a few seconds.")
+                           help="A PowerPoint deck: title, heatmap, graph, the causal check, what if (when the prompt "
+                                "is edited), numbers and summary, notes (and the other loaded models). Made when "
+                                "clicked; may take a few seconds.")
         st.download_button("⬇ Case report (HTML)", report, file_name=ctx.file_name("report", "html"),
                            mime="text/html", on_click="ignore", key=f"report:{key}",
                            help="The same content as the slides in one HTML file that opens offline.")
+
+
+def _whatif(handle, att: Attribution, prompt: str, specs: list[str]):
+    """(WhatIf, edited heatmap) of the edits, or None (no edits, no contrast, or edits the prompt refuses)."""
+    from engine.cases.whatif import Edit, what_if_attribution
+    from engine.records import FailureLensError
+
+    if not specs or att.contrast is None:
+        return None
+    try:
+        return what_if_attribution(handle, att, [Edit.parse(x) for x in specs], prompt=prompt)
+    except FailureLensError:
+        return None  # the What if? section shows why; the deck leaves the slide out
+
+
+def _notes(model: str, case: str) -> list:
+    from engine.cases.notes import Notebook
+    from engine.records import FailureLensError
+
+    try:
+        return Notebook().notes(model=model, case=case)
+    except FailureLensError:
+        return []  # an unreadable notebook: the page's notes section says so
 
 
 def _default_graph(handle, att: Attribution, prompt: str):

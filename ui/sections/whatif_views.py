@@ -1,13 +1,15 @@
-"""The Heatmap page's "What if?" section: remove or replace tokens and see the answer change; save and open case
-files; notes on the case.
+"""The Heatmap and Graph pages' "What if?" section: remove or replace tokens, or edit the prompt's text, and see the
+answer change; save and open case files; notes on the case.
 
-Edits stack (state.WHATIF, in the link as wi=rm:<token> / wi=rp:<token>=<word>) and undo one by one. They belong to
-one prompt: a new prompt clears them. Before -> after numbers and the sentence come from engine.cases.whatif, the
-aligned heatmaps from engine.present.whatif; both are cached by content. A case file (engine.cases.casefile)
+Edits stack (state.WHATIF, in the link as wi=rm:<token> / wi=rp:<token>=<word>; a text edit,
+wi=tx:<start>-<end>=<text>, stands alone) and undo one by one. They belong to one prompt: a new prompt clears them.
+Before -> after numbers and the sentence come from engine.cases.whatif, the aligned heatmaps from
+engine.present.whatif; both are cached by content. A case file (engine.cases.casefile)
 restores the view when its model is the one loaded, and is shown read-only with a notice otherwise.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -16,10 +18,19 @@ import streamlit as st
 
 from engine.cases import casefile
 from engine.cases.notes import CATEGORIES, STATUSES, Note, Notebook, case_key
-from engine.cases.whatif import Edit, WhatIf, describe_edits, edited_attribution, what_if
+from engine.cases.whatif import (
+    ALONE,
+    Edit,
+    WhatIf,
+    apply_text,
+    describe_edits,
+    describe_text,
+    text_edit,
+    what_if_attribution,
+)
 from engine.present import aligned, glossary, render
 from engine.present.text import visible
-from engine.present.whatif import whatif_strip, window
+from engine.present.whatif import text_strip, whatif_strip, window
 from engine.records import Attribution, FailureLensError
 from engine.runs.prompts import prompt_hash
 from ui import layout, safe, state, widgets
@@ -28,15 +39,54 @@ VIEW_KEYS = (state.NORM, state.HIDE_FIRST, state.HIDE_SPECIAL, state.GRAN, state
              state.SPLIT, state.PRUNE, state.TOP_P, state.EDGE_THR, state.NODE_THR, state.CONNECTED, state.HIDE_BOS,
              state.GGRAN, state.OPEN)  # heatmap and graph settings a case file carries
 HOW = ("Pick tokens, then **Remove** them (they become the neutral token of the causal checks, so positions stay) "
-       "or **Replace** them with one word of the vocabulary. Edits stack; undo them one by one.")
+       "or **Replace** them with one word of the vocabulary, or edit the prompt's text below. Edits stack; undo them "
+       "one by one.")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _compute(model_key: str, _handle, _att: Attribution, ids: tuple, special: tuple, target: int, contrast: int,
-             objective: tuple, specs: tuple) -> tuple[WhatIf, Attribution, float]:
+             objective: tuple, specs: tuple, prompt: str) -> tuple[WhatIf, Attribution, float]:
     start = time.perf_counter()
-    w = what_if(_handle, ids, special, target, contrast, [Edit.parse(s) for s in specs])
-    return w, edited_attribution(_handle, _att, w), time.perf_counter() - start
+    w, after = what_if_attribution(_handle, _att, [Edit.parse(s) for s in specs], prompt=prompt)
+    return w, after, time.perf_counter() - start
+
+
+def _describe(handle, att: Attribution, prompt: str, edits: list[Edit]) -> str:
+    if len(edits) == 1 and edits[0].kind == "text":
+        return describe_text(prompt, edits[0])
+    return describe_edits(handle.tokenizer, att.token_ids, edits)
+
+
+def _box(key: str) -> dict:
+    """One dict of this session, the same object all session long: a download button made in an earlier run
+    reads it when clicked (outside any script run) and finds what a fragment put there since."""
+    box = state.get(key)
+    if box is None:
+        box = {}
+        state.put(key, box)
+    return box
+
+
+def live_edits() -> dict[str, list[str]]:
+    """{prompt hash: edit specs} as this section last saw them (the deck's What if? slide)."""
+    return _box(state.WI_LIVE)
+
+
+def _view(att: Attribution) -> tuple:
+    con = att.contrast.token_id if att.contrast else None
+    return tuple(att.token_ids), att.target.token_id, con, att.mode, att.strategy, att.k
+
+
+def show_graph(att: Attribution, graph, pruned) -> None:
+    """The Graph page drew `graph` pruned as `pruned` for `att`: a case file saved now keeps it (engine.graph.shown)."""
+    box = _box(state.WI_SHOWN)
+    box.clear()
+    box[_view(att)] = (graph, pruned)
+
+
+def note_key(handle, prompt: str) -> tuple[str, str]:
+    """(model, case) the notes of this view are filed under (engine.cases.notes)."""
+    return casefile.model_ref(handle).name, case_key(_case_ref(), prompt)
 
 
 def _edits(prompt: str) -> list[Edit]:
@@ -52,6 +102,9 @@ def _edits(prompt: str) -> list[Edit]:
         except FailureLensError as e:
             st.warning(safe.plain(e))
     state.put(state.WHATIF, [e.spec() for e in out])
+    box = live_edits()
+    box.clear()
+    box[mine] = [e.spec() for e in out]
     return out
 
 
@@ -61,18 +114,42 @@ def _push(kind: str) -> None:
     if kind == "replace" and not word:
         state.put(state.WI_NOTICE, "Type the word to put in place of the picked tokens, then press Replace.")
         return
+    if any(str(x).startswith("tx:") for x in state.get(state.WHATIF)):
+        state.put(state.WI_NOTICE, "A text edit stands alone: undo it (or clear) before removing or replacing "
+                                   "tokens.")
+        return
     new = [f"rm:{p}" if kind == "remove" else f"rp:{p}={word}" for p in picks]
     state.put(state.WHATIF, list(state.get(state.WHATIF)) + new)
     state.put(state.WI_PICK, [])
     state.put(state.WI_NOTICE, "")
 
 
-def _undo(everything: bool = False) -> None:
-    state.put(state.WHATIF, [] if everything else list(state.get(state.WHATIF))[:-1])
+def _text_key(prompt: str) -> str:
+    return f"wi:text:{prompt_hash(prompt)}"  # one text box per prompt: a new prompt starts from its own text
+
+
+def _push_text(prompt: str) -> None:
+    """The text box's edit of the prompt as one text edit (it replaces an earlier text edit)."""
+    if any(not str(x).startswith("tx:") for x in state.get(state.WHATIF)):
+        state.put(state.WI_NOTICE, ALONE)
+        return
+    try:
+        e = text_edit(prompt, str(st.session_state.get(_text_key(prompt), prompt)))
+    except FailureLensError as err:
+        state.put(state.WI_NOTICE, str(err))
+        return
+    state.put(state.WHATIF, [e.spec()])
     state.put(state.WI_NOTICE, "")
 
 
-def _editor(att: Attribution, edits: list[Edit]) -> None:
+def _undo(everything: bool = False) -> None:
+    state.put(state.WHATIF, [] if everything else list(state.get(state.WHATIF))[:-1])
+    for key in [k for k in st.session_state if str(k).startswith("wi:text:")]:
+        del st.session_state[key]  # the text box shows the prompt as the remaining edits leave it
+    state.put(state.WI_NOTICE, "")
+
+
+def _editor(att: Attribution, edits: list[Edit], prompt: str) -> None:
     options = [i for i, s in enumerate(att.special_mask) if not s]
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     with c1:
@@ -86,6 +163,15 @@ def _editor(att: Attribution, edits: list[Edit]) -> None:
         st.button("Replace", key="wi:replace", on_click=_push, args=("replace",), disabled=not picked)
         st.button("Undo", key="wi:undo", on_click=_undo, disabled=not edits, icon=":material/undo:")
         st.button("Clear", key="wi:clear", on_click=_undo, args=(True,), disabled=not edits)
+    text = edits[0] if len(edits) == 1 and edits[0].kind == "text" else None
+    with st.expander("Edit the prompt's text", expanded=text is not None):
+        key = _text_key(prompt)
+        if key not in st.session_state:
+            st.session_state[key] = apply_text(prompt, text) if text is not None else prompt
+        st.text_area("Prompt text", key=key, height=120, max_chars=len(prompt) + 4000,
+                     help="Change any part of the prompt; the edited prompt is tokenized anew. A text edit stands "
+                          "alone (no token edits with it).")
+        st.button("Apply text edit", key="wi:text_apply", on_click=_push_text, args=(prompt,))
     if state.get(state.WI_NOTICE):
         st.info(safe.plain(state.get(state.WI_NOTICE)))
 
@@ -108,6 +194,12 @@ def _strip(tokens, special, before, after, tokens_after, changed, target: str, c
                    "(each row scaled over these tokens).")
     strip = whatif_strip(tokens[lo:hi], special[lo:hi], before[lo:hi], after[lo:hi], tokens_after[lo:hi],
                          [c - lo for c in changed if lo <= c < hi], title=title)
+    _draw(strip, target, contrast)
+
+
+def _draw(strip, target: str, contrast: str) -> None:
+    for note in strip.notes[1:]:  # a window of a long prompt
+        st.caption(note)
     st.html(render.legend_html(target, contrast, "max"))
     st.html(aligned.strip_fragment(strip, layout.scale()))
     st.caption("Before and after, each on its own colour scale; the difference row is after − before: red = the "
@@ -119,16 +211,17 @@ def _strip(tokens, special, before, after, tokens_after, changed, target: str, c
 
 
 @st.fragment
-def section(handle, att: Attribution, prompt: str, curves: Any = None) -> None:
+def section(handle, att: Attribution, prompt: str, curves: Any = None, graph_page: bool = False) -> None:
     """What if?, case files and notes for the heatmap on view. A fragment: an edit or a note re-runs only this
-    section, not the page's heatmap, charts and check above it (opening a case file re-runs the whole page)."""
+    section, not the page's heatmap, charts and check above it (opening a case file re-runs the whole page).
+    graph_page: the aligned heatmaps folded away below the numbers, and the edited prompt's graph on request."""
     try:
-        _section(handle, att, prompt, curves)
+        _section(handle, att, prompt, curves, graph_page)
     finally:  # a fragment re-run does not reach app.py's sync at the end of the script
         state.sync_url()
 
 
-def _section(handle, att: Attribution, prompt: str, curves: Any) -> None:
+def _section(handle, att: Attribution, prompt: str, curves: Any, graph_page: bool = False) -> None:
     st.subheader("What if?")
     if att.contrast is None:
         st.info("What if? compares the wrong answer with the right one: choose the logit difference against a "
@@ -139,7 +232,7 @@ def _section(handle, att: Attribution, prompt: str, curves: Any) -> None:
         state.put(state.WI_OPEN_MSG, "")
     edits = _edits(prompt)
     st.caption(HOW)
-    _editor(att, edits)
+    _editor(att, edits, prompt)
     w = after = None
     if edits:
         try:
@@ -147,18 +240,48 @@ def _section(handle, att: Attribution, prompt: str, curves: Any) -> None:
                 w, after, seconds = _compute(handle.key, handle, att, tuple(att.token_ids), tuple(att.special_mask),
                                              att.target.token_id, att.contrast.token_id,
                                              (att.mode, att.strategy, att.k, tuple(att.offsets)),
-                                             tuple(e.spec() for e in edits))
+                                             tuple(e.spec() for e in edits), prompt)
         except FailureLensError as e:
             st.error(safe.plain(e) + " Undo the last edit or clear them.")
         else:
-            steps = "; ".join(f"{i + 1}. {describe_edits(handle.tokenizer, att.token_ids, [e])}"
-                              for i, e in enumerate(edits))
+            steps = "; ".join(f"{i + 1}. {_describe(handle, att, prompt, [e])}" for i, e in enumerate(edits))
             st.caption(f"Edits: {safe.plain(steps)} · computed in {seconds:.2f} s")
             _numbers(w)
-            _strip(att.tokens, att.special_mask, att.relevance, after.relevance, w.tokens, w.changed, w.target,
-                   w.contrast, f"What if? {describe_edits(handle.tokenizer, att.token_ids, edits)}")
+            title = f"What if? {_describe(handle, att, prompt, edits)}"
+            with st.expander("Heatmaps before and after the edits") if graph_page else st.container():
+                if edits[0].kind == "text":
+                    e = edits[0]
+                    _draw(text_strip(prompt, e.position, e.end, e.word,
+                                     (att.tokens, att.offsets, att.special_mask, att.relevance),
+                                     (after.tokens, after.offsets, after.special_mask, after.relevance), w.changed,
+                                     title=title), w.target, w.contrast)
+                else:
+                    _strip(att.tokens, att.special_mask, att.relevance, after.relevance, w.tokens, w.changed,
+                           w.target, w.contrast, title)
+        if graph_page and after is not None and st.toggle("Draw the edited prompt's graph", key="wi:graph",
+                                   help="Builds the attribution graph of the edited prompt (as long as the graph "
+                                        "above takes) and draws it pruned as the Graph page does by default."):
+            _edited_graph(handle, after)
     _case_files(handle, att, prompt, edits, w, after, curves)
     notes(handle, prompt)
+
+
+def _edited_graph(handle, after: Attribution) -> None:
+    """The edited prompt's graph (cached by its token ids like every graph), drawn static below the numbers."""
+    from engine.graph.prune import prune
+    from engine.present import charts
+    from engine.present.deck import dashboard_prune
+    from ui import loaders
+
+    g, _ = loaders.graph(handle, "", after, None, False, layout.run_task)  # "": build from the edited ids
+    if g is None:
+        return
+    pruned = prune(g, dashboard_prune())
+    n_edges = sum(int(m.sum()) for m in pruned.edge_masks)
+    layout.chart(charts.graph_chart(g, pruned, scale=layout.scale()), "whatif_graph", key="wi_graph")
+    st.caption(f"The edited prompt's graph: {len(pruned.visible())} nodes, {n_edges} edges (80 % of each layer's "
+               "edge mass, only what reaches the prediction, first token hidden). Edited tokens read as the neutral "
+               "token or the replacement word.")
 
 
 # ---------------------------------------------------------------- case files
@@ -237,11 +360,20 @@ def _read_only(cf: casefile.CaseFile) -> None:
         after = r.after_relevance or r.relevance
         tokens_after = r.whatif.get("tokens", r.tokens) if r.whatif else r.tokens
         changed = r.whatif.get("changed", []) if r.whatif else []
-        if len(tokens_after) == len(r.tokens) and all(isinstance(i, int) for i in changed):
+        token_edits = not any(e.startswith("tx:") for e in cf.edits)  # a text edit's tokens do not line up
+        if token_edits and len(tokens_after) == len(r.tokens) and all(isinstance(i, int) for i in changed):
             _strip(r.tokens, r.special, r.relevance, after, tokens_after, changed, r.target, r.contrast,
                    f"Saved case: {cf.case or 'own prompt'}")
         if r.verdict:
             st.caption(f"Check: {safe.plain(r.verdict_sentence)}")
+        if r.graph is not None:
+            from engine.graph.shown import rebuild
+            from engine.present import charts
+
+            g, pruned = rebuild(r.graph, model=cf.model.name)
+            layout.chart(charts.graph_chart(g, pruned, scale=layout.scale()), "saved_graph", key="wi_saved_graph")
+            st.caption(f"The graph as it was shown when saved: {len(r.graph.nodes)} nodes, {len(r.graph.edges)} "
+                       "edges (read-only: load the model to explore it).")
     if cf.notes:
         st.dataframe(_notes_frame(cf.notes), hide_index=True)
 
@@ -251,10 +383,22 @@ def _case_files(handle, att: Attribution, prompt: str, edits: list[Edit], w, aft
     with left:
         cf = _case_file(handle, att, prompt, edits, w, after, curves)
         name = f"{casefile.model_ref(handle).name.replace(':', '-')}_{(cf.case or 'prompt').replace('/', '-')}"
-        st.download_button("⬇ Save case", cf.to_bytes(), file_name=f"{name}{casefile.SUFFIX}",
+        shown, view = _box(state.WI_SHOWN), _view(att)
+
+        def save() -> bytes:  # when clicked: the graph the Graph page shows now, pruned as it is now
+            from engine.graph.shown import shown_graph
+
+            try:
+                graph = shown_graph(*shown[view]) if view in shown else None
+            except FailureLensError:
+                graph = None  # more than a case file keeps: saved without it
+            return dataclasses.replace(cf, results=dataclasses.replace(cf.results, graph=graph)).to_bytes()
+
+        st.download_button("⬇ Save case", save, file_name=f"{name}{casefile.SUFFIX}",
                            mime="application/json", on_click="ignore", key="wi:save",
                            help="One .flcase file: model and fingerprint, prompt, tokens, objective, view "
-                                "settings, edits, notes and the results as computed.")
+                                "settings, edits, notes and the results as computed (with the graph as the Graph "
+                                "page shows it, once it was drawn).")
     with right:
         up = st.file_uploader("Open case", type=["flcase"], key="wi:open", help="A .flcase file saved here or "
                               "elsewhere: the view is restored when its model is loaded.")
@@ -314,7 +458,7 @@ def _set_status(nb: Notebook) -> None:
 def notes(handle, prompt: str) -> None:
     """The case's notes (a form to add one, the list, status changes) and every noted case with filters."""
     st.subheader("Notes on this case")
-    model, case = casefile.model_ref(handle).name, case_key(_case_ref(), prompt)
+    model, case = note_key(handle, prompt)
     try:
         nb = Notebook()
         mine = nb.notes(model=model, case=case)
