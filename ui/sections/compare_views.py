@@ -175,5 +175,5 @@ def set_slides(make: Callable[[], Any], key: str, series: bool = False) -> None:
     who = "checkpoint" if series else "model"
     st.download_button("⬇ Download slides (set view)", lambda: set_deck(make()), mime=PPTX, type="primary",
                        file_name=f"{key}_set_view_slides.pptx", on_click="ignore", key=f"slides:set_{key}",
-                       help=f"A PowerPoint deck of the set view: the verdict counts of every {who} in order, then "
-                            "each chart below with the sentence that sums it up as its title.")
+                       help=f"A deck of the set view: the verdict counts of every {who} in order, "  # md-safe: who
+                            "then each chart below with the sentence that sums it up as its title.")
