@@ -42,6 +42,9 @@ def check_finite(name: str, values: torch.Tensor, handle: ModelHandle) -> None:
         )
 
 
+RUNNER_UP_NOTE = "No contrast given: using the runner-up token"  # the start of Picker's note (pages match it)
+
+
 class Picker:
     """Chooses (target, contrast) once the logits are known: target defaults to the top-1 token; a
     required contrast defaults to the runner-up (noted in `warnings`); contrast == target is an error."""
@@ -58,7 +61,7 @@ class Picker:
         if self.contrast is None and needs_contrast(self.objective):
             runner_up = order[1] if order[0] == self.target.token_id else order[0]
             self.contrast = TokenChoice(runner_up, display(self.tokenizer, runner_up))
-            self.warnings.append(f"No contrast given: using the runner-up token {self.contrast.text!r}.")
+            self.warnings.append(f"{RUNNER_UP_NOTE} {self.contrast.text!r}.")
         if self.contrast is not None and self.contrast.token_id == self.target.token_id:
             raise FailureLensError(
                 f"The contrast {self.contrast.text!r} is the same token as the target. Pick a different contrast token."

@@ -4,7 +4,7 @@ import streamlit as st
 from engine.compare import verdicts as V
 from engine.compare.deltas import checkpoint_labels, evolution_table, mean_by_model, mean_line
 from engine.compare.robust import Y_SCALES, fences, outliers
-from engine.present import compare_charts
+from engine.present import compare_charts, set_deck
 from engine.records import FailureLensError
 from ui import layout, safe, state, widgets
 from ui.sections import case_views as hv
@@ -115,6 +115,7 @@ if result is None:
     st.stop()
 rows = V.verdicts([d for name in labels for d in result.deltas[name]], cases)
 hv.training_summary(rows, labels[0], labels[-1])
+slides = st.container()  # the set view's deck, filled once every chart below is known
 layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale(), series=True, by="checkpoint"),
              "verdicts_by_checkpoint", V.table(rows), key="verdicts_set",
              figure=f"What became of the failures over training{whose_run} ({labels[0]} → {labels[-1]})")
@@ -133,6 +134,9 @@ means = mean_by_model(result.breakdown).rename(columns={"model": "checkpoint"})
 layout.chart(compare_charts.segment_bars(means, "checkpoint", layout.scale(), y_scale, series=True),
              "segments_by_checkpoint", result.breakdown, key="segments",
              figure=f"Relevance by segment per checkpoint{whose_run} (> 0: toward the wrong answer)")
+with slides:
+    cv.set_slides(lambda: set_deck.evolution_view(rows, labels, evolution, mean_line(evolution), means, y_scale,
+                                                  whose_run), "evolution", series=True)
 if y_scale == "clip":
     far = outliers(evolution, "delta", fences(evolution["delta"]), ["case_id", "family", "checkpoint"])
     far_seg = outliers(means, "mean", fences(means["mean"]), ["checkpoint", "segment", "n"])

@@ -5,7 +5,7 @@ import streamlit as st
 from engine.compare import verdicts as V
 from engine.compare.deltas import ecdf, mean_by_model, scaling_table
 from engine.compare.robust import Y_SCALES, fences, outliers
-from engine.present import compare_charts
+from engine.present import compare_charts, set_deck
 from ui import layout, safe, state, widgets
 from ui.sections import case_views as hv
 from ui.sections import compare_views as cv
@@ -61,6 +61,7 @@ rows = V.verdicts([d for name in labels for d in result.deltas[name]], cases)
 st.caption(f"{len(cases)} failure cases of {safe.plain(labels[0])} (by construction still wrong there). "
            "The counts below, the verdict bars and the scatter's shapes all come from the same verdicts.")
 hv.headline([r for r in rows if r.model != labels[0]], labels[1:], single=False)
+slides = st.container()  # the set view's deck, filled once every chart below is known
 layout.chart(compare_charts.verdict_bars(V.counts(rows, labels), layout.scale()), "verdicts_set", V.table(rows),
              key="verdicts_set", figure=f"What became of {len(cases)} failures of {labels[0]} in the other models")
 o1, o2, o3, o4 = st.columns([2, 1, 1, 2], vertical_alignment="bottom")
@@ -107,6 +108,8 @@ means = mean_by_model(result.breakdown)
 layout.chart(compare_charts.segment_bars(means, "model", layout.scale(), y_scale),
              "segments_by_model", result.breakdown, key="segments",
              figure="Relevance by segment per model (> 0: toward the wrong answer)")
+with slides:
+    cv.set_slides(lambda: set_deck.scaling_view(rows, labels, table, curves, means, y_scale), "scaling")
 if y_scale == "clip":
     far = compare_charts.scatter_outliers(table)
     far_seg = outliers(means, "mean", fences(means["mean"]), ["model", "segment", "n"])

@@ -291,6 +291,27 @@ def test_sweep_runs_and_results_are_browsable(tmp_path):
     assert "points outside the store folder" in texts(at.error)
 
 
+def test_a_second_sweep_never_shows_the_first_ones_message(tmp_path):
+    store = tmp_path / "store"
+    at = page("sweeps")
+    first = at.session_state["sw_config"].replace("limit: 12", "limit: 1").replace("runs/zoo-demo", str(store))
+    first = first.replace("name: zoo-demo", "name: first")
+    clean(at.text_area(key="w:sw_config").input(first).run())
+    clean(at.button(key="sw:start").click().run())
+    assert "Sweep first finished" in texts(finish(at).success)
+    # the same run again, refused: only the refusal shows, not the first sweep's "finished" as if it were this one's
+    clean(at.button(key="sw:start").click().run())
+    assert "already has results" in texts(at.error) and not at.success, texts(at.success)
+    # a second run in the same store: its message, also while the first run is the one browsed
+    clean(at.text_area(key="w:sw_config").input(first.replace("name: first", "name: second")).run())
+    clean(at.button(key="sw:start").click().run())
+    assert not at.error, texts(at.error)
+    assert "Sweep second finished" in texts(finish(at).success)
+    clean(at.selectbox(key="w:run").set_value("first").run())
+    assert at.session_state["run"] == "first"
+    assert "Sweep second finished" in texts(at.success) and "first" not in texts(at.success)
+
+
 def test_sweep_bad_configs_and_stores(tmp_path):
     at = page("sweeps")
     clean(at.text_area(key="w:sw_config").input("name: x\nmodels: [\n  - {source: zoo:xs\n").run())

@@ -38,6 +38,7 @@ def test_multi_token_contrast_keeps_the_candidates_and_the_heatmap():
     at = clean(app())
     clean(at.text_input(key="w:contrast").input("compute 1").run())
     assert "tokens, not one" in texts(at.error) and "Meanwhile the page shows" in texts(at.error)
+    assert "No contrast given" not in texts(at.info)  # the error says what is shown; no second, contrary note
     topk = at.dataframe[0].value
     assert "contrast" in list(topk["role"])  # the runner-up meanwhile
     new = next(int(t) for t, role in zip(topk["id"], topk["role"]) if not role)

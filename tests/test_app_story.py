@@ -1,6 +1,8 @@
 """AppTests: the plain-language summary at the top of the Heatmap and Graph pages, slide downloads, glossary titles."""
 from __future__ import annotations
 
+import io
+
 from compare_fixtures import no_legacy_pages_mode, stand_in, zoo_or_stand_in  # noqa: F401 (fixtures)
 from test_app_pages import app, clean, texts
 
@@ -165,3 +167,31 @@ def test_scaling_and_evolution_offer_slides_of_the_case():
         assert not at.error, texts(at.error)
         buttons = {b.key: b.proto.label for b in at.get("download_button")}
         assert buttons.get(key) == "⬇ Download slides", (page, sorted(buttons))
+
+
+def test_scaling_and_evolution_offer_slides_of_the_set_view(monkeypatch):
+    """After a set view was computed, each page offers its deck, made only when clicked; made as a click would,
+    it holds the verdict counts and one slide per set-view chart."""
+    from pptx import Presentation
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    made = {}  # deferred file id -> the callable a click runs (AppTest's runtime is gone after each run)
+    add = MediaFileManager.add_deferred
+
+    def keep(self, fn, *a, **kw):
+        made[file_id := add(self, fn, *a, **kw)] = fn
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
+    at = app(ncases="2")
+    for page, charts in (("scaling", 4), ("evolution", 3)):
+        at.switch_page(f"pages/{page}.py")
+        clean(at.run())
+        assert not at.error, texts(at.error)
+        button = next((b for b in at.get("download_button") if b.key == f"slides:set_{page}"), None)
+        assert button is not None and button.proto.label == "⬇ Download slides (set view)", page
+        assert not button.proto.url and button.proto.deferred_file_id in made  # nothing rendered before a click
+        deck = Presentation(io.BytesIO(made[button.proto.deferred_file_id]()))
+        titles = [s.shapes.title.text for s in deck.slides]
+        assert len(titles) == 2 + charts, (page, titles)  # title, verdict counts, one slide per chart
+        assert titles[1].startswith("Of 2 failures of" if page == "scaling" else "Training fixed"), titles

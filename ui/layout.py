@@ -169,18 +169,33 @@ def _projector_fonts(c: alt.TopLevelMixin) -> alt.TopLevelMixin:
             .configure_title(fontSize=round(14 * s)))
 
 
+MISSING = "—"  # a missing value in a table on screen (the CSV keeps it empty)
+
+
 def table(df: pd.DataFrame, name: str, key: str = "", **kw) -> None:
     """A table whose column titles are the glossary's plain names (the code and its definition on hover). In
     presentation mode a short table is plain HTML, whose text scales with the room (the interactive grid draws on
-    a canvas at a fixed small size)."""
+    a canvas at a fixed small size); its cells are Markdown there, so text cells are made plain. Missing values
+    show as MISSING, with a line below that says what it means (never "None" or "NaN")."""
     plain = {c: glossary.title(c) for c in df.columns if isinstance(c, str) and glossary.term(c) is not None}
     if state.get(state.PRESENT) and not kw and len(df) <= 12 and len(df.columns) <= 8:
-        st.table(df.rename(columns=plain), hide_index=True)
+        st.table(_cells(df).rename(columns=plain), hide_index=True)
     else:
         config = {c: st.column_config.Column(t, help=f"{c}: {glossary.define(c)}") for c, t in plain.items()}
         config.update(kw.pop("column_config", None) or {})
-        st.dataframe(df, hide_index=True, column_config=config, **kw)
+        st.dataframe(df, hide_index=True, column_config=config, placeholder=MISSING, **kw)
+    if df.isna().to_numpy().any():
+        st.caption(f"{MISSING} no value: not computed or not applicable for that row (empty in the CSV).")
     downloads(name, table=df, key=key)
+
+
+def _cells(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` for st.table: text made plain Markdown; a column with missing values as text, MISSING for them (a
+    column holds one type)."""
+    out = df.map(lambda v: safe.plain(v) if isinstance(v, str) else v)
+    for c in df.columns[df.isna().any().to_numpy()]:
+        out[c] = [MISSING if pd.isna(v) else f"{v:.4g}" if isinstance(v, float) else str(v) for v in out[c]]
+    return out
 
 
 def run_task(task: str, label: str, work: Callable[[Callable[[str, int, int], None]], T]) -> Optional[T]:

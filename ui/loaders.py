@@ -6,6 +6,7 @@ Errors the user can fix (FailureLensError) are shown with st.error and the loade
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import sys
 from typing import Callable, Optional
@@ -14,6 +15,7 @@ import streamlit as st
 
 import engine
 from engine.graph.cache import GraphCache, graph_key
+from engine.heatmap import RUNNER_UP_NOTE
 from engine.model_spec import ModelSpec
 from engine.models import ModelHandle, describe
 from engine.objectives import Objective
@@ -154,6 +156,8 @@ def view_attribution(handle: ModelHandle, prompt: str) -> Attribution:
         if att is None:
             st.error(safe.plain(error))
             st.stop()
+        # the error says what is shown meanwhile: the stand-in's own "no contrast given" note would contradict it
+        att = dataclasses.replace(att, warnings=[w for w in att.warnings if not w.startswith(RUNNER_UP_NOTE)])
         shown = f"{att.target.text!r}" + (f" vs {att.contrast.text!r}" if att.contrast else "")
         st.error(f"{safe.plain(error)}\n\nMeanwhile the page shows {safe.plain(shown)}: "
                  "click a candidate under *Next-token "

@@ -67,6 +67,7 @@ STORE, RUN = "store", "run"  # results store folder and run id
 SW_MODELS, SW_BENCH, SW_CAT, SW_CASE = "sw_models", "sw_bench", "sw_cat", "sw_case"  # result filters, opened case
 SW_CONFIG, SW_RESUME = "sw_config", "sw_resume"  # session only: sweep config text, resume a stopped run
 SW_FORM_ERROR = "sw_form_error"  # session only: why the sweep form could not write a config ("" when it could)
+SW_JOB = "sw_job"  # session only: (store, run id) of the sweep this session started last; () before one
 DEFAULTS_DONE = "defaults_done"  # session only: pages whose zoo defaults were filled in
 GRAPH_CLICK = "graph_click"  # session only: the last graph click already taken (a click selects a node once)
 CHK_ON, CHK_K, CHK_SEEDS, CHK_REPL, CHK_NODES = "check", "check_k", "check_seeds", "check_repl", "check_nodes"  # checks
@@ -104,6 +105,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field(STRIP_SCALE, "row"), Field(STRIP_A, ""), Field(STRIP_B, ""), Field(Y_SCALE, "linear"),
     Field(STORE, ""), Field(RUN, ""), Field(SW_MODELS, []), Field(SW_BENCH, []), Field(SW_CAT, []), Field(SW_CASE, ""),
     Field(SW_CONFIG, "", url=False), Field(SW_RESUME, False, url=False), Field(SW_FORM_ERROR, "", url=False),
+    Field(SW_JOB, (), url=False),
     Field(DEFAULTS_DONE, frozenset(), url=False),
     Field(GRAPH_CLICK, "", url=False), Field(LAST_CASE, "", url=False),
     # ---- causal checks beside the heatmap and the graph (ui.sections.check_views) ----

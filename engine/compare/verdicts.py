@@ -145,6 +145,30 @@ def headline(counts_: pd.DataFrame, model: str) -> str:
     return f"fixed {fixed} of {int(mine['cases'].max()) if len(mine) else 0}"
 
 
+@dataclass(frozen=True)
+class TrainingCounts:
+    """What training fixed and broke, from the first and the last checkpoint's verdicts of each case."""
+
+    cases: int
+    fixed_last: int  # right at the last checkpoint
+    fixed_by_training: int  # wrong at the first, right at the last
+    broken: int  # right at the first, wrong at the last
+    lost_again: int  # wrong at both ends, right at some checkpoint between
+    never: int  # wrong at every checkpoint
+
+
+def training_counts(rows: Iterable[ModelVerdict], first: str, last: str) -> TrainingCounts:
+    """TrainingCounts of the cases in `rows` between checkpoints `first` and `last` (the page and the deck)."""
+    rows = list(rows)
+    at = {(r.case_id, r.model): r.verdict for r in rows}
+    ids = set(r.case_id for r in rows)
+    fixed_first = {c for c in ids if at.get((c, first)) == FIXED}
+    fixed_last = {c for c in ids if at.get((c, last)) == FIXED}
+    fixed_ever = {r.case_id for r in rows if r.verdict == FIXED}
+    return TrainingCounts(len(ids), len(fixed_last), len(fixed_last - fixed_first), len(fixed_first - fixed_last),
+                          len(fixed_ever - fixed_first - fixed_last), len(ids - fixed_ever))
+
+
 def spec_from_view(handle: ModelHandle, prompt: str, target: str = "", contrast: str = "", case_id: str = "prompt",
                    **fields) -> CaseSpec:
     """A model-independent case from a view (prompt, target, contrast as the Heatmap page holds them): '#id' or

@@ -237,17 +237,13 @@ def failing_cases(param: str, n: int) -> list[CaseSpec]:
 
 def training_summary(rows: Sequence[V.ModelVerdict], first: str, last: str) -> None:
     """What training fixed and what it broke, from the first and the last checkpoint's verdicts of each case."""
-    at = {(r.case_id, r.model): r.verdict for r in rows}
-    ids = list(dict.fromkeys(r.case_id for r in rows))
-    fixed_first = {c for c in ids if at.get((c, first)) == V.FIXED}
-    fixed_last = {c for c in ids if at.get((c, last)) == V.FIXED}
-    fixed_ever = {r.case_id for r in rows if r.verdict == V.FIXED}
+    n = V.training_counts(rows, first, last)
     cols = st.columns(5)
-    cols[0].metric(f"fixed at {safe.plain(last)}", f"{len(fixed_last)} of {len(ids)}")
-    cols[1].metric("fixed by training", len(fixed_last - fixed_first),
+    cols[0].metric(f"fixed at {safe.plain(last)}", f"{n.fixed_last} of {n.cases}")
+    cols[1].metric("fixed by training", n.fixed_by_training,
                    help=f"wrong at {safe.plain(first)}, right at {safe.plain(last)}")
-    cols[2].metric("broken by training", len(fixed_first - fixed_last),
+    cols[2].metric("broken by training", n.broken,
                    help=f"right at {safe.plain(first)}, wrong at {safe.plain(last)}")
-    cols[3].metric("right once, lost again", len(fixed_ever - fixed_first - fixed_last),
+    cols[3].metric("right once, lost again", n.lost_again,
                    help=f"wrong at {safe.plain(first)} and {safe.plain(last)}, right at some checkpoint between")
-    cols[4].metric("never right", len(set(ids) - fixed_ever), help="wrong at every checkpoint shown")
+    cols[4].metric("never right", n.never, help="wrong at every checkpoint shown")

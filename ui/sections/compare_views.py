@@ -164,3 +164,16 @@ def outside_the_charts(parts: Sequence[tuple[str, pd.DataFrame, str]]) -> None:
     for _, rows, name in parts:
         if len(rows):
             layout.table(rows, name, key=name)
+
+
+def set_slides(make: Callable[[], Any], key: str, series: bool = False) -> None:
+    """"Download slides" of a set view: `make()` -> engine.present.set_deck.SetView, built (and its charts
+    rendered) only when the button is clicked."""
+    from engine.present.set_deck import set_deck
+    from ui.sections.story import PPTX
+
+    who = "checkpoint" if series else "model"
+    st.download_button("⬇ Download slides (set view)", lambda: set_deck(make()), mime=PPTX, type="primary",
+                       file_name=f"{key}_set_view_slides.pptx", on_click="ignore", key=f"slides:set_{key}",
+                       help=f"A deck of the set view: the verdict counts of every {who} in order, "  # md-safe: who
+                            "then each chart below with the sentence that sums it up as its title.")

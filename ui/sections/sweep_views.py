@@ -109,7 +109,11 @@ def jobs() -> dict[tuple[str, str], Job]:
 
 
 def start(text: str, resume: bool) -> None:
-    """Parse the config and start its sweep in a thread; errors (naming key and line) go to st.error."""
+    """Parse the config and start its sweep in a thread; errors (naming key and line) go to st.error. The status
+    shown below (`watch`) is then this sweep's, or none when it was refused: never an earlier sweep's."""
+    earlier = jobs().get(state.get(state.SW_JOB))
+    if earlier is None or not earlier.running:  # a running sweep keeps its progress and Stop button in view
+        state.put(state.SW_JOB, ())
     if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
         st.error(f"The config is longer than {MAX_CONFIG_BYTES >> 10} KiB; shorten it.")
         return
@@ -132,6 +136,7 @@ def start(text: str, resume: bool) -> None:
         return
     jobs()[(config.store, job.name)] = job
     job.start(resume)
+    state.put(state.SW_JOB, (config.store, job.name))
     state.put(state.STORE, config.store)
     state.put(state.RUN, job.name)
 
@@ -165,10 +170,12 @@ def _live(key: tuple[str, str]) -> None:
 
 
 def watch() -> None:
-    """Progress of the sweep of the current store and run (live while it runs), or how it ended."""
-    key = (state.get(state.STORE), state.get(state.RUN))
+    """Progress of the sweep this session started (live while it runs), or how it ended; without one (a link,
+    a reloaded page), the progress of a sweep running on the store and run browsed. Browsing another run never
+    brings back an earlier sweep's message."""
+    key = state.get(state.SW_JOB) or (state.get(state.STORE), state.get(state.RUN))
     job = jobs().get(key)
-    if job is None:
+    if job is None or not (job.running or state.get(state.SW_JOB)):
         return
     if job.running:
         _live(key)
