@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import os
 import zipfile
 from pathlib import Path
 from typing import Optional
@@ -36,26 +37,39 @@ from ui import layout, navigation, safe, state
 from ui.jobs import Job, duration
 
 ZOO_CONFIG = navigation.ROOT / "studies" / "zoo.yaml"  # the repository root is defined once, in ui.navigation
-SIZES = {"quick": "Quick: 5 failures per family (about 2 minutes on 2 CPU cores)",
+STORES_ENV = "FAILURE_LENS_STUDIES"  # the folder for the stores of studies started from the page (tests: a tmp dir)
+SIZES = {"tiny": "Tiny: 3 failures each of instruction and math; xs vs s and three checkpoints of m (under a minute)",
+         "quick": "Quick: 5 failures per family (about 2 minutes on 2 CPU cores)",
          "full": "Full: as studies/zoo.yaml (50 per family, 20 retrieval; about 15 minutes)"}
 
 
 def zoo_config(size: str) -> StudyConfig:
-    """The zoo study of studies/zoo.yaml; "quick" studies 5 failures per family in its own store."""
+    """The zoo study of studies/zoo.yaml; "quick" and "tiny" are smaller ones, each in its own store. The stores
+    go under $FAILURE_LENS_STUDIES when it is set, else where zoo.yaml's `store:` says."""
     cfg = load_study_config(ZOO_CONFIG)
     if size == "quick":
-        cfg = dataclasses.replace(cfg, name="zoo-quick", failures_per_family=5,
-                                  store=str(Path(cfg.store).with_name("zoo-quick-study")))
-    return cfg
+        cfg = dataclasses.replace(cfg, name="zoo-quick", failures_per_family=5)
+    elif size == "tiny":  # a first look, or a demo: short prompts only, every figure still drawn
+        cfg = dataclasses.replace(cfg, name="zoo-tiny", families=("instruction", "math"), cases_per_family=20,
+                                  failures_per_family=3, sizes=cfg.sizes[:1],
+                                  checkpoints=_three(cfg.checkpoints))
+    base = Path(os.environ.get(STORES_ENV) or Path(cfg.store).parent).expanduser()
+    return cfg if size == "full" and not os.environ.get(STORES_ENV) else dataclasses.replace(
+        cfg, store=str(base / f"{cfg.name}-study"))
+
+
+def _three(points: tuple) -> tuple:
+    """The first checkpoint, one a quarter into training (Fig 7 asks whether the change comes early) and the last."""
+    return tuple({p.label: p for p in (points[0], points[len(points) // 4], points[-1])}.values()) if points else ()
 
 
 def default_store() -> str:
-    """The full zoo study's store when it holds a study, else the quick one's."""
+    """The full zoo study's store when it holds a study, else the quick one's, else the tiny one's."""
     try:
-        full, quick = zoo_config("full").store, zoo_config("quick").store
+        stores = [zoo_config(size).store for size in ("full", "quick", "tiny")]
     except FailureLensError:
         return ""
-    return full if studies(full) else quick
+    return next((s for s in stores if studies(s)), stores[1])
 
 
 # ---------------------------------------------------------------- a study in the background
@@ -97,10 +111,15 @@ def _live(folder: str) -> None:
         st.progress(s.done / s.total if s.total else 0.0,
                     text=f"Phase {p.index} of {len(PHASES)} ({safe.plain(PHASE_WORDS[p.phase])}): {safe.plain(what)} · "
                          f"{s.done} of {s.total} · {duration(s.elapsed_s)} elapsed · about {duration(s.eta_s)} left "
-                         "in this phase")
+                         f"in this phase, {_whole(p.eta_s)}")
     st.button("Stop", icon=":material/stop_circle:", key="st:stop", on_click=job.cancel.set,
               disabled=job.cancel.is_set(),
               help="Stops after the case being computed; start again to continue where it stopped.")
+
+
+def _whole(eta_s) -> str:
+    return "the whole study: estimated once a case is computed" if eta_s is None else \
+        f"about {duration(eta_s)} for the whole study"
 
 
 def watch(folder: str) -> None:
