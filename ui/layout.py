@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Callable, Optional, Sequence, TypeVar
+from typing import Callable, Optional, Sequence, TypeVar, Union
 
 import altair as alt
 import pandas as pd
@@ -113,10 +113,13 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:80] or "failure_lens"
 
 
-def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Optional[pd.DataFrame] = None,
+def downloads(name: str, *, chart: Union[alt.TopLevelMixin, Callable[[], alt.TopLevelMixin], None] = None,
+              table: Optional[pd.DataFrame] = None,
               extra: Optional[dict[str, tuple[Callable[[], object], str, str]]] = None, key: str = "",
               figure: Optional[Figure] = None) -> None:
     """A row of download buttons; files are made only when clicked (PNG/SVG rendering is slow).
+
+    chart: the chart, or a function that makes it (when the page draws a cached spec, not the chart itself).
 
     extra: label -> (make file contents, mime type, file extension).
     figure: (what the figure shows, view title, notes): exported charts get a title, a legend in words and a 16:9
@@ -125,16 +128,17 @@ def downloads(name: str, *, chart: Optional[alt.TopLevelMixin] = None, table: Op
     """
     items: dict[str, tuple[Callable[[], object], str, str]] = {}
     slide: Optional[Callable[[], alt.TopLevelMixin]] = None  # the chart as exported (built only when clicked)
-    if chart is not None and isinstance(figure, str):  # a chart of several models or cases: a title, no one case
-        slide = lambda: figures.titled(chart, figure, [f"Failure Lens · {name}"])  # noqa: E731
-    elif chart is not None and figure is not None:
-        slide = lambda: figures.slide_chart(chart, *figure)  # noqa: E731
+    made = chart if chart is None or callable(chart) and not isinstance(chart, alt.TopLevelMixin) else lambda: chart
+    if made is not None and isinstance(figure, str):  # a chart of several models or cases: a title, no one case
+        slide = lambda: figures.titled(made(), figure, [f"Failure Lens · {name}"])  # noqa: E731
+    elif made is not None and figure is not None:
+        slide = lambda: figures.slide_chart(made(), *figure)  # noqa: E731
     if slide is not None:
         items["PNG"] = (lambda: figures.png_16x9(slide()), "image/png", "png")
         items["SVG"] = (lambda: figures.svg_16x9(slide()), "image/svg+xml", "svg")
-    elif chart is not None:
-        items["PNG"] = (lambda: charts.to_png(chart), "image/png", "png")
-        items["SVG"] = (lambda: charts.to_svg(chart), "image/svg+xml", "svg")
+    elif made is not None:
+        items["PNG"] = (lambda: charts.to_png(made()), "image/png", "png")
+        items["SVG"] = (lambda: charts.to_svg(made()), "image/svg+xml", "svg")
     if table is not None:
         items["CSV"] = (lambda: render.frame_csv(table), "text/csv", "csv")
     items.update(extra or {})

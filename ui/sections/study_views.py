@@ -46,7 +46,7 @@ SIZES = {"tiny": "Tiny: 3 failures each of instruction and math; xs vs s and thr
 def zoo_config(size: str) -> StudyConfig:
     """The zoo study of studies/zoo.yaml; "quick" and "tiny" are smaller ones, each in its own store. The stores
     go under $FAILURE_LENS_STUDIES when it is set, else where zoo.yaml's `store:` says."""
-    cfg = load_study_config(ZOO_CONFIG)
+    cfg = _zoo_yaml(ZOO_CONFIG.stat().st_mtime_ns if ZOO_CONFIG.exists() else 0)
     if size == "quick":
         cfg = dataclasses.replace(cfg, name="zoo-quick", failures_per_family=5)
     elif size == "tiny":  # a first look, or a demo: short prompts only, every figure still drawn
@@ -56,6 +56,12 @@ def zoo_config(size: str) -> StudyConfig:
     base = Path(os.environ.get(STORES_ENV) or Path(cfg.store).parent).expanduser()
     return cfg if size == "full" and not os.environ.get(STORES_ENV) else dataclasses.replace(
         cfg, store=str(base / f"{cfg.name}-study"))
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def _zoo_yaml(mtime_ns: int) -> StudyConfig:
+    """studies/zoo.yaml, parsed once per version of the file (the page asks for it on every run)."""
+    return load_study_config(ZOO_CONFIG)
 
 
 def _three(points: tuple) -> tuple:
@@ -183,12 +189,19 @@ def tables(folder: str, name: str) -> Optional[StudyTables]:
         return None
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _spec(make: str, df: pd.DataFrame, scale: float) -> dict:
+    """The Vega-Lite spec of a study chart (engine.runs.study_charts.<make>) of a small table: re-opening a study
+    skips building and validating the altair chart (most of the page's own time before)."""
+    return getattr(ch, make)(df, scale).to_dict()
+
+
 def headline(t: StudyTables) -> None:
     st.subheader("What share of the failures does attribution explain?")
-    st.altair_chart(ch.headline_chart(t.tables["headline"], layout.scale()), width="content")
+    st.vega_lite_chart(_spec("headline_chart", t.tables["headline"], layout.scale()), width="content")
     st.caption(safe.plain(t.case_set()) + " Other models: the same cases and token pair; fixed = Δℓ ≤ 0 there; "
                "where they still fail the outcome rests on the heuristic (the table's on_heuristic).")
-    layout.downloads(f"study_{t.name}_headline", chart=ch.headline_chart(t.tables["headline"]),
+    layout.downloads(f"study_{t.name}_headline", chart=lambda: ch.headline_chart(t.tables["headline"]),
                      table=t.tables["headline"], key="st:headline", figure=f"Study {t.name}: how the failures end")
 
 
@@ -204,16 +217,20 @@ def claims(t: StudyTables) -> None:
 
 
 def figures(folder: str, t: StudyTables) -> None:
-    """Each figure in an expander: its claim and answer as the title, the chart (made when opened) and its tables."""
+    """Each figure in an expander titled with its claim and answer; its chart and tables are made and sent only
+    while it is open (re-opening a finished study draws none of them), the chart cached per state of the store."""
     by = {c.figure: c for c in t.claims}
     for fig in FIGURES:
         c = by[fig]
-        with st.expander(f"{safe.plain(fig)}: {safe.plain(c.claim)} — {safe.plain(c.answer)}"):
+        with st.expander(f"{safe.plain(fig)}: {safe.plain(c.claim)} — {safe.plain(c.answer)}",
+                         key=f"st:fig:{fig}", on_change="rerun") as box:
+            if not box.open:
+                continue
             st.markdown(f"**{safe.plain(c.answer)}** · {safe.plain(c.words)}")
             st.caption(safe.plain(t.case_set()))
             view = _figure(folder, t, fig)
             if view is not None and view.chart is not None:
-                st.altair_chart(view.chart, width="content")
+                st.vega_lite_chart(view.chart, width="content")
             if view is not None and view.note:
                 st.info(safe.plain(view.note))
             for name in (view.tables if view is not None else ()):
@@ -221,14 +238,24 @@ def figures(folder: str, t: StudyTables) -> None:
 
 
 def _figure(folder: str, t: StudyTables, fig: str):
-    from engine.runs.study_report import figure_views
-
     try:
         with Store(folder, readonly=True) as s:
-            return figure_views(s, t, only=fig)[fig]
+            stamp = tuple(study_stamp(s, t.name))
+        return _figure_view(str(Path(folder).expanduser().resolve()), t.name, stamp, fig, t)
     except FailureLensError as e:
         st.error(safe.plain(e))
         return None
+
+
+@st.cache_data(max_entries=32, show_spinner="Drawing the figure …")
+def _figure_view(folder: str, name: str, stamp: tuple, fig: str, _t: StudyTables):
+    """One figure's view with its chart as a Vega-Lite spec (cached by study and state of the store: `_t` is the
+    tables of that state)."""
+    from engine.runs.study_report import figure_views
+
+    with Store(folder, readonly=True) as s:
+        view = figure_views(s, _t, only=fig)[fig]
+    return dataclasses.replace(view, chart=None if view.chart is None else view.chart.to_dict())
 
 
 def patterns(t: StudyTables) -> None:
@@ -241,7 +268,9 @@ def patterns(t: StudyTables) -> None:
     with c2:
         sp = t.tables["patterns_special"]
         if len(sp):
-            layout.chart(ch.special_chart(sp, layout.scale()), f"study_{t.name}_special", sp, key="st:special")
+            st.vega_lite_chart(_spec("special_chart", sp, layout.scale()), width="content")
+            layout.downloads(f"study_{t.name}_special", chart=lambda: ch.special_chart(sp), table=sp,
+                             key="st:special")
         layout.table(t.tables["patterns_positions"], f"study_{t.name}_positions", key="st:positions")
 
 
