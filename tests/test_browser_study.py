@@ -79,6 +79,8 @@ def test_tiny_study_from_the_page_report_deck_and_reopen(server, driver, stores,
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
     report = _download(driver, tmp_path, "dl:st:out:HTML report", f"study_{cfg.name}.html").read_text()
     deck = _download(driver, tmp_path, "dl:st:out:Deck (PPTX)", f"study_{cfg.name}.pptx").read_bytes()
+    png = _download(driver, tmp_path, "dl:st:headline:PNG", f"study_{cfg.name}_headline.png")  # made on click
+    assert png.read_bytes().startswith(b"\x89PNG")
     with Store(cfg.store, readonly=True) as s:
         t = study_tables(s, cfg.name)
     text = html.unescape(report)

@@ -11,23 +11,23 @@ from engine.runs.config import ChecksSpec, ComputeSpec, GraphSpec
 from engine.runs.study_eta import PhasePlan, row_units, study_eta, unit_rate
 from engine.runs.sweep import SweepProgress
 
-ZOO = [PhasePlan(1000, 1.0), PhasePlan(170, 87.0), PhasePlan(1870, 3.0)]  # the zoo study's rows (bench/RESULTS.md)
+ZOO = [PhasePlan(1000, 1.0), PhasePlan(170, 27.0), PhasePlan(1870, 3.0)]  # the zoo study's rows (bench/RESULTS.md)
 
 
 def test_row_units_of_each_phase():
     assert row_units(ComputeSpec(heatmap=False)) == 1.0  # the screen: one forward pass
     assert row_units(ComputeSpec()) == 3.0  # the other models: and the LRP backward pass
     zoo_reference = ComputeSpec(graph=GraphSpec(enabled=True), checks=ChecksSpec(enabled=True, k=10, nodes=20))
-    assert row_units(zoo_reference) == 1 + 2 + 4 + 10 * (1 + 5) + 20
+    assert row_units(zoo_reference) == pytest.approx(1 + 2 + 4 + 0.25 * (10 * (1 + 5) + 20))
 
 
 def test_study_eta_on_hand_made_numbers():
-    # 400 of 1,000 screened at 0.1 s per unit: 600 screen rows + 170 x 87 + 1,870 x 3 units still to do
-    assert study_eta(ZOO, 0, 400, 0.1) == pytest.approx(0.1 * (600 + 170 * 87 + 1870 * 3))
-    # half-way through the reference phase at 2 s per row (2 / 87 s per unit): 85 rows + the models phase
-    unit = unit_rate(85, 170, 85 * 2.0, 87.0)
-    assert unit == pytest.approx(2.0 / 87)
-    assert study_eta(ZOO, 1, 85, unit) == pytest.approx(85 * 2.0 + 1870 * 3 * 2.0 / 87)
+    # 400 of 1,000 screened at 0.1 s per unit: 600 screen rows + 170 x 27 + 1,870 x 3 units still to do
+    assert study_eta(ZOO, 0, 400, 0.1) == pytest.approx(0.1 * (600 + 170 * 27 + 1870 * 3))
+    # half-way through the reference phase at 2 s per row (2 / 27 s per unit): 85 rows + the models phase
+    unit = unit_rate(85, 170, 85 * 2.0, 27.0)
+    assert unit == pytest.approx(2.0 / 27)
+    assert study_eta(ZOO, 1, 85, unit) == pytest.approx(85 * 2.0 + 1870 * 3 * 2.0 / 27)
     # in the last phase it is the sweep's own time left; a phase that is done leaves nothing
     assert study_eta(ZOO, 2, 1000, 0.05) == pytest.approx(870 * 3 * 0.05)
     assert study_eta(ZOO, 2, 1870, 0.05) == 0.0

@@ -3,10 +3,12 @@
 Each phase's own sweep knows its time left (engine.runs.sweep.Clock: busy seconds per computed row). The phases
 after it are estimated from their planned rows and the cost of one of their rows relative to a row of the phase
 being measured, in forward-pass units (`row_units`): the screen runs one forward pass per row, a heatmap adds the
-LRP backward pass (about two), a pruned graph a few more, causal checks one forward per masked variant. So the
-screen's seconds per row, divided by its units, price the reference and models phases before they start; each
-phase's own measured rate takes over once it has computed a row. A rough estimate by design (longer prompts and
-larger models cost more per unit): it is refined at each phase, and exact-ish in the last one.
+LRP backward pass (about two), a pruned graph a few more, causal checks a quarter of one per masked variant (they
+run batched). So the screen's seconds per row, divided by its units, price the reference and models phases before
+they start; each phase's own measured rate takes over once it has computed a row. A rough estimate by design
+(longer prompts and larger models cost more per unit; model loading is not counted): refined at each phase.
+On the zoo study's own numbers (bench/RESULTS.md) it prices the reference phase at 6.4 min from the screen (it took
+6.0) and the models phase at 7.3 min from the reference (it took 5.9).
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from engine.runs.config import ComputeSpec
 
 HEATMAP_UNITS = 2.0  # the LRP backward pass, about two forward passes
 GRAPH_UNITS = 4.0  # relevance through the recommended layers and pruning, a few backward passes
+# a masked variant of a causal check: they run in batches, so about a quarter of a forward pass each (the zoo study
+# of bench/RESULTS.md: a screen row 0.084 s, a reference row with 80 variants 2.1 s, on the same machine)
+VARIANT_UNITS = 0.25
 
 
 def row_units(c: ComputeSpec) -> float:
@@ -27,7 +32,7 @@ def row_units(c: ComputeSpec) -> float:
     if c.graph.enabled:
         units += GRAPH_UNITS
     if c.checks.enabled:  # deletion curves: k steps in the relevance order and in each random order; node ablation
-        units += c.checks.k * (1 + len(c.checks.seeds)) + c.checks.nodes
+        units += VARIANT_UNITS * (c.checks.k * (1 + len(c.checks.seeds)) + c.checks.nodes)
     return units
 
 
