@@ -49,6 +49,16 @@ def test_study_page_opens_a_stored_study(store, no_legacy_pages_mode):  # noqa: 
     at.run()
     assert not at.exception
     print(f"first open {took:.1f}s, reopen {time.perf_counter() - t1:.1f}s")
+    # the figures are drawn only while open: none on (re)opening the study, one chart once Fig 4 is opened
+    figs = {e.label[:5]: e for e in at.expander if e.label.startswith("Fig ")}
+    assert all(not e.children for e in figs.values())
+    at.session_state["st:fig:Fig 4"] = True
+    at.run()
+    assert not at.exception
+    opened = {e.label[:5]: e for e in at.expander if e.label.startswith("Fig ")}
+    kinds = [getattr(c, "type", "") for c in opened["Fig 4"].children.values()]
+    assert "vega_lite_chart" in kinds and "dataframe" in kinds
+    assert all(not e.children for f, e in opened.items() if f != "Fig 4")
     from engine.runs.store import Store
     from engine.runs.study_figures import load_cached, study_stamp, study_tables
 
@@ -69,16 +79,23 @@ def test_study_page_without_a_study(tmp_path, no_legacy_pages_mode):  # noqa: F8
     assert any("No study stored" in c.value for c in at.caption)
 
 
-def test_the_zoo_study_the_page_starts_is_the_shipped_config():
-    """The page's "Start the zoo study" reads studies/zoo.yaml (full) or its quick variant in a store of its own."""
+def test_the_zoo_study_the_page_starts_is_the_shipped_config(tmp_path, monkeypatch):
+    """The page's "Start the zoo study" reads studies/zoo.yaml (full) or its quick or tiny variant, each in a store
+    of its own; FAILURE_LENS_STUDIES moves the stores (the browser test's tmp folder)."""
     from engine.runs.study import load_study_config
     from ui import navigation
-    from ui.sections.study_views import zoo_config
+    from ui.sections.study_views import STORES_ENV, zoo_config
 
+    monkeypatch.delenv(STORES_ENV, raising=False)
     shipped = load_study_config(navigation.ROOT / "studies" / "zoo.yaml")
-    full, quick = zoo_config("full"), zoo_config("quick")
+    full, quick, tiny = zoo_config("full"), zoo_config("quick"), zoo_config("tiny")
     assert full == shipped
     assert quick.failures_per_family == 5 and quick.store != full.store and quick.name != full.name
+    assert tiny.families == ("instruction", "math") and [m.label for m in tiny.sizes] == ["s"]
+    assert [m.label for m in tiny.checkpoints] == ["m-step00050", "m-step00500", "m-step06000"]
+    assert len({full.store, quick.store, tiny.store}) == 3 and tiny.compute == full.compute
+    monkeypatch.setenv(STORES_ENV, str(tmp_path))
+    assert {Path(zoo_config(s).store).parent for s in ("full", "quick", "tiny")} == {tmp_path}
 
 
 def test_a_store_that_cannot_be_read_says_why(tmp_path):

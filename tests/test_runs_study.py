@@ -99,6 +99,10 @@ def test_three_phases_and_pinned_pairs(study):
             assert (r["target"], r["contrast"], r["prefix"]) == tuple(ref[r["case_id"]][k] for k in
                                                                       ("target", "contrast", "prefix"))
     assert summary.phases[2].statuses == {"ok": len(others)}
+    # the whole study's time left: at least the phase's own, none before a row is measured, nothing at the end
+    timed = [e for e in events if e.sweep.eta_s is not None]
+    assert timed and all(e.eta_s is not None and e.eta_s >= e.sweep.eta_s - 1e-9 for e in timed)
+    assert events[0].eta_s is None and events[-1].eta_s == 0.0
 
 
 def test_pinned_failure_reproduces_the_reference_logit_diff(study):

@@ -119,7 +119,9 @@ def downloads(name: str, *, chart: Optional[alt.TopLevelMixin | Callable[[], alt
               figure: Optional[Figure] = None) -> None:
     """A row of download buttons; files are made only when clicked (PNG/SVG rendering is slow).
 
-    chart: an altair chart, or a function that makes it (a chart drawn only for export is then built on a click).
+    chart: an altair chart, or a function that makes it (a chart drawn only for export, or one the page
+    draws from a cached spec, is then built on a click).
+
     extra: label -> (make file contents, mime type, file extension).
     figure: (what the figure shows, view title, notes): exported charts get a title, a legend in words and a 16:9
     canvas, and file names carry model, case and view (engine.present.figures); a plain string: a title and the

@@ -11,6 +11,7 @@ studied, a size series and a checkpoint series:
     benchmarks: [{kind: zoo}]                        # as in a sweep config
     failures_per_family: {default: 50, retrieval: 20}   # reference failures studied per family (null: all)
     cases_per_family: 250                            # cases screened per family (null: all); also {family: n}
+    families: [instruction, math]                    # only these families (default: every family)
     compute: {heatmap: true, graph: true, checks: true}   # what the reference phase computes (sweep keys)
     check_models: false                              # also check the other models where they still fail
     store: runs/zoo-study
@@ -55,6 +56,7 @@ from engine.runs.config import (
     load_config_file,
 )
 from engine.runs.store import Store
+from engine.runs.study_eta import PhasePlan, row_units, study_eta, unit_rate
 from engine.runs.sweep import RunSummary, SweepProgress
 
 PHASES = ("screen", "reference", "models")
@@ -72,6 +74,7 @@ class StudyConfig:
     checkpoints: tuple[ModelSpec, ...] = ()
     failures_per_family: Union[int, dict[str, int], None] = 50  # a number, or {family: n, default: n}
     cases_per_family: Union[int, dict[str, int], None] = None
+    families: tuple[str, ...] = ()  # only these families (empty: all)
     check_models: bool = False  # causal checks on the other models' still-failing cases too (costly on long prompts)
     objective: Objective = field(default_factory=Objective)
     rule: str = "attnlrp"
@@ -86,10 +89,11 @@ class StudyConfig:
 
     def identity(self) -> dict[str, Any]:
         """What decides the study's results (kept with it; resuming needs the same): all but store and ray, and
-        check_models only when on (so studies from before it keep their identity)."""
+        check_models and families only when set (so studies from before them keep their identity)."""
         out = {k: v for k, v in config_dict(self).items() if k not in ("store", "ray")}
-        if not self.check_models:
-            out.pop("check_models")
+        for key in ("check_models", "families"):
+            if not out[key]:
+                out.pop(key)
         return {"study": out}
 
     def sweep(self, phase: str, models: tuple[ModelSpec, ...], benchmarks: tuple[BenchmarkSpec, ...]) -> SweepConfig:
@@ -168,11 +172,12 @@ def load_study_config(path: str | Path) -> StudyConfig:
 
 @dataclass(frozen=True)
 class StudyProgress:
-    """One progress report: the phase (1-based of 3) and the sweep's own report inside it."""
+    """One progress report: the phase (1-based of 3), the sweep's own report inside it, the study's time left."""
 
     phase: str
     index: int
     sweep: SweepProgress
+    eta_s: Optional[float] = None  # the whole study's time left (engine.runs.study_eta); None until measured
 
 
 @dataclass(frozen=True)
@@ -215,7 +220,8 @@ def _write_cases(folder: Path, phase: str, cfg: StudyConfig, groups: list[list[d
                                        instruction=None, filters=dataclasses.replace(keep, limit=None)))
     if not out:
         raise FailureLensError(f"the study has no cases left for its {phase} phase (no failures of the reference "
-                               "model?); check the benchmarks and the filters.")
+                               "model, or no case of its `families`?); check the benchmarks, the filters and "
+                               "`families`.")
     return tuple(out)
 
 
@@ -228,6 +234,8 @@ def _screen_cases(cfg: StudyConfig) -> list[list[dict]]:
     for bench, case in load_cases(_as_sweep(cfg)):
         fam = family(case.meta, case.benchmark)
         limit = cap(cfg.cases_per_family, fam)
+        if cfg.families and fam not in cfg.families:
+            continue
         if limit is None or taken.get(fam, 0) < limit:
             taken[fam] = taken.get(fam, 0) + 1
             groups[index[id(bench)]].append(_case_record(case))
@@ -294,6 +302,8 @@ def run_study(cfg: StudyConfig, resume: bool = False, progress: Optional[Callabl
             folder.mkdir(parents=True, exist_ok=True)
             benches = _existing(folder, "screen", cfg) if resume else ()
             benches = benches or _write_cases(folder, "screen", cfg, _screen_cases(cfg))  # drawn once per study
+        plans = _plans(cfg, benches)
+        unit_s: list[Optional[float]] = [None]  # seconds per row unit, measured last (engine.runs.study_eta)
         for n, phase in enumerate(PHASES, 1):
             if phase != "screen":
                 with Store(cfg.store) as store:
@@ -301,8 +311,13 @@ def run_study(cfg: StudyConfig, resume: bool = False, progress: Optional[Callabl
                     benches = _write_cases(folder, phase, cfg, make(store, cfg, benches))
 
             def emit(p: SweepProgress, phase: str = phase, n: int = n) -> None:
-                if progress:
-                    progress(StudyProgress(phase, n, p))
+                if not progress:
+                    return
+                plans[n - 1] = dataclasses.replace(plans[n - 1], rows=p.total)  # the phase's own count is exact
+                if phase == "reference":
+                    plans[2] = dataclasses.replace(plans[2], rows=p.total * len(cfg.others))
+                unit_s[0] = unit_rate(p.done, p.total, p.eta_s, plans[n - 1].units) or unit_s[0]
+                progress(StudyProgress(phase, n, p, study_eta(plans, n - 1, p.done, unit_s[0])))
 
             models = cfg.others if phase == "models" else (cfg.reference,)
             sweep = cfg.sweep(phase, models, benches)
@@ -315,6 +330,18 @@ def run_study(cfg: StudyConfig, resume: bool = False, progress: Optional[Callabl
             ray.shutdown()
     cancelled = any(s.cancelled for s in summaries)
     return StudySummary(cfg.name, str(Path(cfg.store)), tuple(summaries), cancelled, time.perf_counter() - t0)
+
+
+def _plans(cfg: StudyConfig, screen: tuple[BenchmarkSpec, ...]) -> list[PhasePlan]:
+    """The rows and row costs of the three phases (engine.runs.study_eta): the screened cases; at most
+    `failures_per_family` failures of each family's screened cases; those in every other model."""
+    per_family: dict[str, int] = {}
+    for _, c in _phase_cases(screen):
+        fam = family(c.meta, c.benchmark)
+        per_family[fam] = per_family.get(fam, 0) + 1
+    failures = sum(min(n, cap(cfg.failures_per_family, f) or n) for f, n in per_family.items())
+    rows = (sum(per_family.values()), failures, failures * len(cfg.others))
+    return [PhasePlan(r, row_units(cfg.sweep(ph, (), ()).compute)) for r, ph in zip(rows, PHASES)]
 
 
 def _existing(folder: Path, phase: str, cfg: StudyConfig) -> tuple[BenchmarkSpec, ...]:

@@ -12,17 +12,18 @@ from engine.runs.cli import TerminalProgress, _clock, _CtrlC, ended, tally_line
 
 
 class StudyBar(TerminalProgress):
-    """The sweep progress bar with the study's phase in front: "phase 2/3 reference [####----] ..."."""
+    """The sweep progress bar with the study's phase in front and the whole study's time left (engine.runs.study_eta):
+    "phase 2/3 reference [####----] ... left 0:40  study left 6:10"."""
 
-    phase = ""
+    phase, study_left = "", None
 
     def line(self, p) -> str:
-        return f"{self.phase} {super().line(p)}"
+        return f"{self.phase} {super().line(p)}  study left {_clock(self.study_left)}"
 
     def __call__(self, sp) -> None:  # a StudyProgress
         from engine.runs.study import PHASES
 
-        self.phase = f"phase {sp.index}/{len(PHASES)} {sp.phase}"
+        self.phase, self.study_left = f"phase {sp.index}/{len(PHASES)} {sp.phase}", sp.eta_s
         super().__call__(sp.sweep)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import os
 import zipfile
 from pathlib import Path
 from typing import Optional
@@ -36,26 +37,45 @@ from ui import layout, navigation, safe, state
 from ui.jobs import Job, duration
 
 ZOO_CONFIG = navigation.ROOT / "studies" / "zoo.yaml"  # the repository root is defined once, in ui.navigation
-SIZES = {"quick": "Quick: 5 failures per family (about 2 minutes on 2 CPU cores)",
+STORES_ENV = "FAILURE_LENS_STUDIES"  # the folder for the stores of studies started from the page (tests: a tmp dir)
+SIZES = {"tiny": "Tiny: 3 failures each of instruction and math; xs vs s and three checkpoints of m (under a minute)",
+         "quick": "Quick: 5 failures per family (about 2 minutes on 2 CPU cores)",
          "full": "Full: as studies/zoo.yaml (50 per family, 20 retrieval; about 15 minutes)"}
 
 
 def zoo_config(size: str) -> StudyConfig:
-    """The zoo study of studies/zoo.yaml; "quick" studies 5 failures per family in its own store."""
-    cfg = load_study_config(ZOO_CONFIG)
+    """The zoo study of studies/zoo.yaml; "quick" and "tiny" are smaller ones, each in its own store. The stores
+    go under $FAILURE_LENS_STUDIES when it is set, else where zoo.yaml's `store:` says."""
+    cfg = _zoo_yaml(ZOO_CONFIG.stat().st_mtime_ns if ZOO_CONFIG.exists() else 0)
     if size == "quick":
-        cfg = dataclasses.replace(cfg, name="zoo-quick", failures_per_family=5,
-                                  store=str(Path(cfg.store).with_name("zoo-quick-study")))
-    return cfg
+        cfg = dataclasses.replace(cfg, name="zoo-quick", failures_per_family=5)
+    elif size == "tiny":  # a first look, or a demo: short prompts only, every figure still drawn
+        cfg = dataclasses.replace(cfg, name="zoo-tiny", families=("instruction", "math"), cases_per_family=20,
+                                  failures_per_family=3, sizes=cfg.sizes[:1],
+                                  checkpoints=_three(cfg.checkpoints))
+    base = Path(os.environ.get(STORES_ENV) or Path(cfg.store).parent).expanduser()
+    return cfg if size == "full" and not os.environ.get(STORES_ENV) else dataclasses.replace(
+        cfg, store=str(base / f"{cfg.name}-study"))
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def _zoo_yaml(mtime_ns: int) -> StudyConfig:
+    """studies/zoo.yaml, parsed once per version of the file (the page asks for it on every run)."""
+    return load_study_config(ZOO_CONFIG)
+
+
+def _three(points: tuple) -> tuple:
+    """The first checkpoint, one a quarter into training (Fig 7 asks whether the change comes early) and the last."""
+    return tuple({p.label: p for p in (points[0], points[len(points) // 4], points[-1])}.values()) if points else ()
 
 
 def default_store() -> str:
-    """The full zoo study's store when it holds a study, else the quick one's."""
+    """The full zoo study's store when it holds a study, else the quick one's, else the tiny one's."""
     try:
-        full, quick = zoo_config("full").store, zoo_config("quick").store
+        stores = [zoo_config(size).store for size in ("full", "quick", "tiny")]
     except FailureLensError:
         return ""
-    return full if studies(full) else quick
+    return next((s for s in stores if studies(s)), stores[1])
 
 
 # ---------------------------------------------------------------- a study in the background
@@ -97,10 +117,15 @@ def _live(folder: str) -> None:
         st.progress(s.done / s.total if s.total else 0.0,
                     text=f"Phase {p.index} of {len(PHASES)} ({safe.plain(PHASE_WORDS[p.phase])}): {safe.plain(what)} · "
                          f"{s.done} of {s.total} · {duration(s.elapsed_s)} elapsed · about {duration(s.eta_s)} left "
-                         "in this phase")
+                         f"in this phase, {_whole(p.eta_s)}")
     st.button("Stop", icon=":material/stop_circle:", key="st:stop", on_click=job.cancel.set,
               disabled=job.cancel.is_set(),
               help="Stops after the case being computed; start again to continue where it stopped.")
+
+
+def _whole(eta_s) -> str:
+    return "the whole study: estimated once a case is computed" if eta_s is None else \
+        f"about {duration(eta_s)} for the whole study"
 
 
 def watch(folder: str) -> None:
@@ -164,12 +189,19 @@ def tables(folder: str, name: str) -> Optional[StudyTables]:
         return None
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _spec(make: str, df: pd.DataFrame, scale: float) -> dict:
+    """The Vega-Lite spec of a study chart (engine.runs.study_charts.<make>) of a small table: re-opening a study
+    skips building and validating the altair chart (most of the page's own time before)."""
+    return getattr(ch, make)(df, scale).to_dict()
+
+
 def headline(t: StudyTables) -> None:
     st.subheader("What share of the failures does attribution explain?")
-    st.altair_chart(ch.headline_chart(t.tables["headline"], layout.scale()), width="content")
+    st.vega_lite_chart(_spec("headline_chart", t.tables["headline"], layout.scale()), width="content")
     st.caption(safe.plain(t.case_set()) + " Other models: the same cases and token pair; fixed = Δℓ ≤ 0 there; "
                "where they still fail the outcome rests on the heuristic (the table's on_heuristic).")
-    layout.downloads(f"study_{t.name}_headline", chart=ch.headline_chart(t.tables["headline"]),
+    layout.downloads(f"study_{t.name}_headline", chart=lambda: ch.headline_chart(t.tables["headline"]),
                      table=t.tables["headline"], key="st:headline", figure=f"Study {t.name}: how the failures end")
 
 
@@ -185,16 +217,20 @@ def claims(t: StudyTables) -> None:
 
 
 def figures(folder: str, t: StudyTables) -> None:
-    """Each figure in an expander: its claim and answer as the title, the chart (made when opened) and its tables."""
+    """Each figure in an expander titled with its claim and answer; its chart and tables are made and sent only
+    while it is open (re-opening a finished study draws none of them), the chart cached per state of the store."""
     by = {c.figure: c for c in t.claims}
     for fig in FIGURES:
         c = by[fig]
-        with st.expander(f"{safe.plain(fig)}: {safe.plain(c.claim)} — {safe.plain(c.answer)}"):
+        with st.expander(f"{safe.plain(fig)}: {safe.plain(c.claim)} — {safe.plain(c.answer)}",
+                         key=f"st:fig:{fig}", on_change="rerun") as box:
+            if not box.open:
+                continue
             st.markdown(f"**{safe.plain(c.answer)}** · {safe.plain(c.words)}")
             st.caption(safe.plain(t.case_set()))
             view = _figure(folder, t, fig)
             if view is not None and view.chart is not None:
-                st.altair_chart(view.chart, width="content")
+                st.vega_lite_chart(view.chart, width="content")
             if view is not None and view.note:
                 st.info(safe.plain(view.note))
             for name in (view.tables if view is not None else ()):
@@ -202,14 +238,24 @@ def figures(folder: str, t: StudyTables) -> None:
 
 
 def _figure(folder: str, t: StudyTables, fig: str):
-    from engine.runs.study_report import figure_views
-
     try:
         with Store(folder, readonly=True) as s:
-            return figure_views(s, t, only=fig)[fig]
+            stamp = tuple(study_stamp(s, t.name))
+        return _figure_view(str(Path(folder).expanduser().resolve()), t.name, stamp, fig, t)
     except FailureLensError as e:
         st.error(safe.plain(e))
         return None
+
+
+@st.cache_data(max_entries=32, show_spinner="Drawing the figure …")
+def _figure_view(folder: str, name: str, stamp: tuple, fig: str, _t: StudyTables):
+    """One figure's view with its chart as a Vega-Lite spec (cached by study and state of the store: `_t` is the
+    tables of that state)."""
+    from engine.runs.study_report import figure_views
+
+    with Store(folder, readonly=True) as s:
+        view = figure_views(s, _t, only=fig)[fig]
+    return dataclasses.replace(view, chart=None if view.chart is None else view.chart.to_dict())
 
 
 def patterns(t: StudyTables) -> None:
@@ -222,7 +268,9 @@ def patterns(t: StudyTables) -> None:
     with c2:
         sp = t.tables["patterns_special"]
         if len(sp):
-            layout.chart(ch.special_chart(sp, layout.scale()), f"study_{t.name}_special", sp, key="st:special")
+            st.vega_lite_chart(_spec("special_chart", sp, layout.scale()), width="content")
+            layout.downloads(f"study_{t.name}_special", chart=lambda: ch.special_chart(sp), table=sp,
+                             key="st:special")
         layout.table(t.tables["patterns_positions"], f"study_{t.name}_positions", key="st:positions")
 
 
