@@ -265,10 +265,17 @@ def test_heatmap_first_view_and_contrast_click(server, driver):
              if b.text and b.text.rsplit(" ", 1)[0] != before]
     choice = pills[0].text.rsplit(" ", 1)[0]  # "'tok' 12%" -> "'tok'"
     link = driver.current_url
+    heat = driver.find_element("css selector", ".fl-heatmap").get_attribute("innerHTML")
+    t_click = time.perf_counter()
     pills[0].click()
     _wait(driver, "the new contrast", lambda: _metric(driver, "Contrast") == choice)
+    _wait(driver, "the new heatmap", lambda: driver.find_element("css selector", ".fl-heatmap")
+          .get_attribute("innerHTML") != heat)
+    t_heat = time.perf_counter() - t_click
     _wait(driver, "the link of the new view", lambda: driver.current_url != link)  # written at the end of the run
     _idle(driver)
+    print(f"[timing] contrast click -> new heatmap: {t_heat:.2f}s "
+          f"(page idle after {time.perf_counter() - t_click:.2f}s)")
     assert "contrast=" in driver.current_url
     # and back to the case's own right answer (the README's picture shows the failure as the zoo records it)
     changed = driver.current_url
@@ -278,6 +285,36 @@ def test_heatmap_first_view_and_contrast_click(server, driver):
     back[0].click()
     _wait(driver, "the first contrast again", lambda: _metric(driver, "Contrast") == before)
     _wait(driver, "the link of the view", lambda: driver.current_url != changed)
+    _idle(driver)
+    # a case switch: the next failure in the case picker
+    from selenium.webdriver.common.keys import Keys
+
+    home = driver.current_url
+    box = [b for b in driver.find_elements("css selector", '[data-testid="stSelectbox"]')
+           if b.text.startswith("Failure case")][0]
+    field = box.find_element("css selector", "input")
+    field.click()
+    field.send_keys(Keys.ARROW_DOWN)
+    heat, link = driver.find_element("css selector", ".fl-heatmap").get_attribute("innerHTML"), driver.current_url
+    t_switch = time.perf_counter()
+    field.send_keys(Keys.ENTER)
+    _wait(driver, "the next case's heatmap", lambda: driver.find_element("css selector", ".fl-heatmap")
+          .get_attribute("innerHTML") != heat)
+    t_heat = time.perf_counter() - t_switch
+    _wait(driver, "the link of the next case", lambda: driver.current_url != link)
+    _idle(driver)
+    print(f"[timing] case switch -> new heatmap: {t_heat:.2f}s "
+          f"(page idle after {time.perf_counter() - t_switch:.2f}s)")
+    # the page opened again from its link on the warm server
+    link = driver.current_url
+    driver.get("about:blank")
+    t_open = time.perf_counter()
+    driver.get(link)
+    _wait(driver, "the heatmap again", lambda: driver.find_elements("css selector", ".fl-heatmap span"))
+    print(f"[timing] page open -> heatmap (warm server): {time.perf_counter() - t_open:.2f}s")
+    _idle(driver)
+    driver.get(home)  # back to the default case for the README's picture
+    _wait(driver, "the heatmap", lambda: driver.find_elements("css selector", ".fl-heatmap span"))
     _idle(driver)
     _shot(driver, "heatmap", lambda: _metric(driver, "Contrast") == before)
 
@@ -494,9 +531,12 @@ def test_graph_slider_redraw_and_node_click(server, driver):
     assert caption() and "Edge mass kept per layer" in _text(driver)
     # a real mouse click on the node with the largest |R| that is not the first token
     target = _click_largest_node(driver, "!String(i).startsWith('row:') && !String(i).endsWith(':0')")
+    t_click = time.perf_counter()  # the click is the helper's last step
     _wait(driver, "the clicked node's details", lambda: "node=" in driver.current_url and "Details: hidden dimensions"
           in _text(driver))
+    t_details = time.perf_counter() - t_click
     _idle(driver)
+    print(f"[timing] node click -> details: {t_details:.2f}s (page idle after {time.perf_counter() - t_click:.2f}s)")
     stage, token = target[0].split(":")
     assert f"T{token}" in urllib.parse.unquote(driver.current_url.split("node=")[1].split("&")[0])
     # the clicked node's causal check: the change of Δℓ its relevance predicts beside the measured one
@@ -681,3 +721,26 @@ def test_ten_thousand_tokens_short_link_and_charts(server, driver):
     _wait(driver, "the unknown-hash note", lambda: "does not have" in _text(driver))
     _idle(driver)
     assert driver.find_elements("css selector", ".fl-heatmap span")  # the way out: the default case is shown
+
+
+def test_every_page_opens_offline_without_console_errors(server, driver):
+    """Every page, reached through the sidebar as a presenter would, logs no error in the browser console, network
+    errors included: nothing is fetched from the internet (a page's icon becomes the tab's favicon, so the pages use
+    emoji icons, drawn locally, not Material icons, which Streamlit fetches from fonts.gstatic.com)."""
+    from ui.navigation import PAGES
+
+    url, _ = server
+    driver.get(url + "/")
+    _wait(driver, "the heatmap", lambda: driver.find_elements("css selector", ".fl-heatmap span"))
+    _idle(driver)
+    seen = []
+    for name, title, _, _ in PAGES:
+        link = _wait(driver, f"the {name} link", lambda t=title: [a for a in driver.find_elements(
+            "css selector", '[data-testid="stSidebarNav"] a') if a.text.strip() == t])[0]
+        link.click()
+        _wait(driver, f"the {name} page's title", lambda t=title: [h for h in driver.find_elements(
+            "css selector", '[data-testid="stMain"] h1') if t.lower() in h.text.lower()])
+        _idle(driver)
+        time.sleep(0.5)
+        seen += [f"{name}: {e['message']}" for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not seen, seen
