@@ -259,3 +259,11 @@ def test_deck_without_edits_or_notes_has_no_whatif_or_notes_slide():
     assert story.whatif is None and story.notes == ()
     out = deck.report_html(story)
     assert "What if the prompt" not in out and "Notes on this case" not in out
+
+
+def test_the_default_pruning_in_words_follows_the_default():
+    from engine.graph.types import DEFAULT_TOP_P
+    from engine.present.deck import dashboard_prune, dashboard_prune_words
+
+    assert dashboard_prune().top_p == DEFAULT_TOP_P
+    assert dashboard_prune_words().startswith(f"{round(DEFAULT_TOP_P * 100)} % of each layer's edge mass")

@@ -87,7 +87,7 @@ def _deck(a, load, token) -> int:
     from engine.heatmap import attribute
     from engine.models import load_model
     from engine.objectives import Objective
-    from engine.present.deck import case_story, deck_pptx, report_html
+    from engine.present.deck import case_story, dashboard_prune_words, deck_pptx, report_html
     from engine.records import FailureLensError
 
     out = Path(a.out)
@@ -113,8 +113,7 @@ def _deck(a, load, token) -> int:
                                        att.contrast.text if att.contrast else None, a.mode, a.strategy, a.k))))
     story = case_story(att, labels, model=a.model, case=case, prompt=prompt, graph=graph, others=others,
                        check=check, recorded=recorded,
-                       graph_note="Pruned as the Graph page does by default: 80 % of each layer's edge mass, only "
-                                  "what reaches the prediction, first token hidden.")
+                       graph_note=f"Pruned as the Graph page does by default: {dashboard_prune_words()}.")
     data = deck_pptx(story) if out.suffix.lower() == ".pptx" else report_html(story).encode("utf-8")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:

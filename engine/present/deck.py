@@ -47,6 +47,12 @@ def dashboard_prune() -> PruneSettings:
     return PruneSettings(connected_to=(-1, -1), hide_first_token=True)
 
 
+def dashboard_prune_words() -> str:
+    """`dashboard_prune` in words, for captions and slide notes."""
+    return (f"{round(dashboard_prune().top_p * 100)} % of each layer's edge mass, only what reaches the prediction, "
+            "first token hidden")
+
+
 @dataclass(frozen=True)
 class Figure:
     png: bytes  # 16:9

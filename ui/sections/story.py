@@ -163,13 +163,13 @@ def _notes(model: str, case: str) -> list:
 def _default_graph(handle, att: Attribution, prompt: str):
     from engine.graph.build import build_graph
     from engine.objectives import Objective
+    from engine.present.deck import dashboard_prune_words
     from ui import loaders
 
     g = loaders.graph_cache().get(loaders.graph_key_of(handle, att))
     if g is None:
         g = build_graph(handle, prompt, Objective.of(att))
-    return g, ("Pruned as the Graph page does by default: 80 % of each layer's edge mass, only what reaches the "
-               "prediction, first token hidden.")
+    return g, f"Pruned as the Graph page does by default: {dashboard_prune_words()}."
 
 
 def _others(att: Attribution, prompt: str, handles) -> list[tuple[str, Attribution]]:

@@ -199,7 +199,7 @@ def _strip(tokens, special, before, after, tokens_after, changed, target: str, c
 
 def _draw(strip, target: str, contrast: str) -> None:
     for note in strip.notes[1:]:  # a window of a long prompt
-        st.caption(note)
+        st.caption(safe.plain(note))
     st.html(render.legend_html(target, contrast, "max"))
     st.html(aligned.strip_fragment(strip, layout.scale()))
     st.caption("Before and after, each on its own colour scale; the difference row is after − before: red = the "
@@ -270,7 +270,7 @@ def _edited_graph(handle, after: Attribution) -> None:
     """The edited prompt's graph (cached by its token ids like every graph), drawn static below the numbers."""
     from engine.graph.prune import prune
     from engine.present import charts
-    from engine.present.deck import dashboard_prune
+    from engine.present.deck import dashboard_prune, dashboard_prune_words
     from ui import loaders
 
     g, _ = loaders.graph(handle, "", after, None, False, layout.run_task)  # "": build from the edited ids
@@ -279,9 +279,9 @@ def _edited_graph(handle, after: Attribution) -> None:
     pruned = prune(g, dashboard_prune())
     n_edges = sum(int(m.sum()) for m in pruned.edge_masks)
     layout.chart(charts.graph_chart(g, pruned, scale=layout.scale()), "whatif_graph", key="wi_graph")
-    st.caption(f"The edited prompt's graph: {len(pruned.visible())} nodes, {n_edges} edges (80 % of each layer's "
-               "edge mass, only what reaches the prediction, first token hidden). Edited tokens read as the neutral "
-               "token or the replacement word.")
+    shown = (f"The edited prompt's graph: {len(pruned.visible())} nodes, {n_edges} edges ({dashboard_prune_words()})."
+             " Edited tokens read as the neutral token or the replacement word.")
+    st.caption(shown)  # md-safe: two counts and constant words
 
 
 # ---------------------------------------------------------------- case files
