@@ -17,13 +17,13 @@ import streamlit as st
 ROOT = Path(__file__).resolve().parents[1]
 # (file in pages/, title, icon, default page). Append a line to add a page; missing files are skipped.
 PAGES = [
-    ("models", "Models", "🧠", False),
-    ("heatmap", "Heatmap", "🔥", True),
-    ("graph", "Graph", "🕸️", False),
-    ("scaling", "Scaling", "📈", False),
-    ("evolution", "Evolution", "⏳", False),
-    ("sweeps", "Sweeps", "🧪", False),
-    ("study", "Study", "📊", False),
+    ("models", "Models", ":material/memory:", False),
+    ("heatmap", "Heatmap", ":material/format_color_text:", True),
+    ("graph", "Graph", ":material/account_tree:", False),
+    ("scaling", "Scaling", ":material/stacked_line_chart:", False),
+    ("evolution", "Evolution", ":material/timeline:", False),
+    ("sweeps", "Sweeps", ":material/table_chart:", False),
+    ("study", "Study", ":material/summarize:", False),
 ]
 _run = threading.local()  # each session's script runs in its own thread
 
