@@ -7,7 +7,7 @@ from ui import layout, safe, state, widgets
 from ui.sections import study_views as sv
 from ui.sections.compare_views import defaults_once
 
-layout.page("Study")
+layout.page("Study", subject=False)  # a study is many cases of several models: its caption names them
 defaults_once("study", {state.ST_STORE: sv.default_store()})
 folder = state.get(state.ST_STORE).strip()
 names = sv.studies(folder) if folder else []

@@ -110,3 +110,17 @@ def test_a_store_that_cannot_be_read_says_why(tmp_path):
         conn.execute("UPDATE schema_version SET version = 99")
     assert studies(str(tmp_path)) == [] and "newer Failure Lens" in problem(str(tmp_path))
     assert problem(str(tmp_path / "nothing-here")) == ""
+
+
+def test_presentation_mode_does_not_name_one_case_on_the_study_page(store, no_legacy_pages_mode):  # noqa: F811
+    """A study is many cases of several models: the header names no single model and case (the Heatmap page's case
+    would read as the study's subject); the headline's caption names the studied failures and their model."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["st_store"] = str(store)
+    at.query_params["present"] = "1"
+    at.switch_page("pages/study.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["present"]
+    assert not [m for m in at.markdown if m.value.startswith("Model **")]
+    assert any("studied failures of" in c.value for c in at.caption)
