@@ -31,7 +31,7 @@ def headline_chart(h: pd.DataFrame, scale: float = 1.0) -> alt.VConcatChart:
         last = i == len(groups) - 1
         x = alt.X("count:Q", stack="normalize", axis=alt.Axis(format="%", title="share of the reference's failures"
                                                              if last else None, labels=last, ticks=last))
-        axis = alt.Axis(labelLimit=0, labelOverlap=False, labelFontSize=round(10 * scale), ticks=False)
+        axis = alt.Axis(labelLimit=0, labelOverlap=False, labelFontSize=round(11 * scale), ticks=False)
         base = alt.Chart(d).encode(y=alt.Y("model:N", sort=order, title=None, axis=axis), x=x,
                                    order=alt.Order("rank:Q"))
         bars = base.mark_bar().encode(color=alt.Color("outcome:N", scale=OUTCOME_SCALE, title="outcome"),
@@ -41,7 +41,7 @@ def headline_chart(h: pd.DataFrame, scale: float = 1.0) -> alt.VConcatChart:
                                                                        fontSize=round(10 * scale)).encode(
             x=alt.X("count:Q", stack="normalize", bandPosition=1), text="count:Q",
             color=alt.condition("datum.outcome == 'no clue'", alt.value("white"), alt.value("#111")))
-        parts.append((bars + text).properties(title=alt.TitleParams(title, anchor="start", fontSize=12),
+        parts.append((bars + text).properties(title=alt.TitleParams(title, anchor="start", fontSize=round(12 * scale)),
                                               width=round(520 * scale), height=round(15 * len(order) * scale)))
     return alt.vconcat(*parts, spacing=6).resolve_scale(color="shared")
 
