@@ -30,7 +30,7 @@ from engine.cases.outcome import VERDICT_WORDS
 from engine.graph.types import AttributionGraph, PrunedGraph, PruneSettings
 from engine.present import charts, figures, glossary, render
 from engine.present.figures import FigureContext
-from engine.present.slides import titled_slide, widescreen
+from engine.present.slides import picture, titled_slide, widescreen
 from engine.present.summary import GOOD_BAND, CaseSummary, case_summary
 from engine.present.text import visible
 from engine.present.whatif import WhatIfStory, text_story, whatif_story
@@ -259,10 +259,8 @@ def deck_pptx(story: CaseStory) -> bytes:
             p.space_after = Pt(8)
         return box
 
-    def picture(sl, fig: Figure, top=Inches(1.3), max_h=Inches(5.9)):
-        # 16:9 pictures: the width follows from the height
-        width = min(Inches(12.3), int(max_h * 16 / 9))
-        sl.shapes.add_picture(io.BytesIO(fig.png), int((prs.slide_width - width) / 2), top, width=width)
+    def figure(sl, fig: Figure, top=Inches(1.3), max_h=Inches(5.9)):
+        picture(prs, sl, fig.png, top, max_h)
 
     def grid(sl, rows: Sequence[Sequence[str]], left, top, widths: Sequence[float], size: int, header=False):
         table = sl.shapes.add_table(len(rows), len(widths), left, top, Inches(sum(widths)),
@@ -293,12 +291,12 @@ def deck_pptx(story: CaseStory) -> bytes:
         run.text = plain(line)
         run.font.size = Pt(24 if i == 1 else 18)
     title.notes_slide.notes_text_frame.text = plain(notes)
-    picture(slide(f"Which tokens push toward {_roles(ctx)}", notes), story.heatmap)
+    figure(slide(f"Which tokens push toward {_roles(ctx)}", notes), story.heatmap)
     if story.graph is not None:
-        picture(slide(f"How {versus} is decided through the layers", notes), story.graph)
+        figure(slide(f"How {versus} is decided through the layers", notes), story.graph)
     if story.check is not None:
         sl = slide(f"The check: does removing the red tokens flip {versus}?", notes)
-        picture(sl, story.check, top=Inches(1.25), max_h=Inches(4.6))
+        figure(sl, story.check, top=Inches(1.25), max_h=Inches(4.6))
         text_box(sl, list(story.check_lines), Inches(0.6), Inches(5.95), Inches(12.1), Inches(1.4), size=15,
                  bold_first=True)
     if story.whatif is not None:
@@ -309,7 +307,7 @@ def deck_pptx(story: CaseStory) -> bytes:
         text_box(sl, [wi.sentence, "Edits: " + ", ".join(wi.edits)], Inches(7.6), Inches(1.3), Inches(5.3),
                  Inches(2.0), size=15, bold_first=True)
         if story.whatif_figure is not None:
-            picture(sl, story.whatif_figure, top=Inches(3.45), max_h=Inches(3.95))
+            figure(sl, story.whatif_figure, top=Inches(3.45), max_h=Inches(3.95))
     nums = slide(f"In numbers: {versus}", notes)
     grid(nums, story.numbers, Inches(0.5), Inches(1.4), (2.9, 2.7), 13)
     text_box(nums, list(s.sentences), Inches(6.4), Inches(1.4), Inches(6.5), Inches(5.8), size=15, bold_first=True)
@@ -323,7 +321,7 @@ def deck_pptx(story: CaseStory) -> bytes:
             text_box(sl, [f"… and {more} more note(s): see the case report."], Inches(0.5), Inches(6.8),
                      Inches(12), Inches(0.5), size=12)
     if story.scaling is not None:
-        picture(slide(f"Across models: {versus}", notes), story.scaling)
+        figure(slide(f"Across models: {versus}", notes), story.scaling)
     buf = io.BytesIO()
     prs.save(buf)
     return buf.getvalue()

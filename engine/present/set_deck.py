@@ -19,9 +19,7 @@ import pandas as pd
 
 from engine.compare import verdicts as V
 from engine.present import compare_charts, figures, palette
-from engine.present.compare_deck import _rgb
-from engine.present.deck import plain
-from engine.present.slides import titled_slide, widescreen
+from engine.present.slides import coloured_table, cover, picture, titled_slide, widescreen
 
 TITLE_BOX = (0.5, 0.2, 12.3, 1.15)  # room for a two-line sentence
 
@@ -53,7 +51,9 @@ def _signed(x: float) -> str:
 
 
 def _counts(rows: Sequence[V.ModelVerdict], label: str) -> dict[str, int]:
-    return {v: sum(r.model == label and r.verdict == v for r in rows) for v in V.VERDICTS}
+    """{verdict: count} of one model (engine.compare.verdicts.counts, as a dict)."""
+    c = V.counts(rows, [label])
+    return {v: int(n) for v, n in zip(c["verdict"], c["count"])}
 
 
 def _few(labels: Sequence[str]) -> list[str]:
@@ -180,46 +180,25 @@ def _size(title: str) -> int:
 
 def set_deck(view: SetView) -> bytes:
     """Title, the verdict counts of every model / checkpoint (in order, palette colours), one slide per chart."""
-    from pptx.util import Inches, Pt
+    from pptx.util import Inches
 
     prs = widescreen()
     labels = list(view.labels)
     colours = palette.ordered(labels) if view.series else palette.colours(labels)
     who = "checkpoint" if view.series else "model"
-
-    title = prs.slides.add_slide(prs.slide_layouts[0])
-    title.shapes.title.text = plain(view.question)
-    sub = title.placeholders[1].text_frame
-    sub.word_wrap = True
-    sub.text = plain(view.cases_line)
-    sub.add_paragraph().text = plain(f"{' → '.join(labels)} · Failure Lens · {datetime.date.today().isoformat()}")
+    cover(prs, view.question, [view.cases_line,
+                               f"{' → '.join(labels)} · Failure Lens · {datetime.date.today().isoformat()}"])
 
     cards = titled_slide(prs, view.verdict_title, size=_size(view.verdict_title), box=TITLE_BOX)
-    heads = [who, *V.VERDICTS]
-    table = cards.shapes.add_table(len(labels) + 1, len(heads), Inches(0.6), Inches(1.6), Inches(12.1),
-                                   Inches(0.45) * (len(labels) + 1)).table
-    for j, head in enumerate(heads):
-        table.columns[j].width = Inches(3.3 if j == 0 else 2.2)
-        table.cell(0, j).text = head
-    for i, lab in enumerate(labels, start=1):
-        n = _counts(view.rows, lab)
-        for j, text in enumerate([lab, *(str(n[v]) for v in V.VERDICTS)]):
-            cell = table.cell(i, j)
-            cell.text = plain(text)
-            for run in (r for p in cell.text_frame.paragraphs for r in p.runs):
-                run.font.size = Pt(16)
-                run.font.bold = j == 1
-                if j == 0:
-                    run.font.color.rgb = _rgb("#ffffff")
-        cell = table.cell(i, 0)
-        cell.fill.solid()
-        cell.fill.fore_color.rgb = _rgb(colours.get(lab, "#888888"))
+    counts = {lab: _counts(view.rows, lab) for lab in labels}
+    coloured_table(cards, [(who, 3.3)] + [(v, 2.2) for v in V.VERDICTS],
+                   [[lab, *(str(counts[lab][v]) for v in V.VERDICTS)] for lab in labels],
+                   [colours.get(lab, "#888888") for lab in labels], Inches(1.6), Inches(0.45))
 
     for s in view.slides:
         sl = titled_slide(prs, s.title, size=_size(s.title), box=TITLE_BOX, notes=s.caption)
-        png = figures.png_16x9(figures.titled(s.chart, s.caption, [f"{view.cases_line} · Failure Lens"]))
-        width = int(Inches(5.8) * 16 / 9)  # a 16:9 picture 5.8 in tall, below the title
-        sl.shapes.add_picture(io.BytesIO(png), int((prs.slide_width - width) / 2), Inches(1.5), width=width)
+        picture(prs, sl, figures.png_16x9(figures.titled(s.chart, s.caption, [f"{view.cases_line} · Failure Lens"])),
+                Inches(1.5), Inches(5.8))
     buf = io.BytesIO()
     prs.save(buf)
     return buf.getvalue()

@@ -154,7 +154,7 @@ def deck_pptx(store: Store, t: StudyTables, views: Optional[dict[str, FigureView
 
     from engine.present.deck import plain
     from engine.present.figures import png_16x9
-    from engine.present.slides import titled_slide, widescreen
+    from engine.present.slides import picture, titled_slide, widescreen
 
     views = views or figure_views(store, t)
     prs = widescreen()
@@ -164,8 +164,7 @@ def deck_pptx(store: Store, t: StudyTables, views: Optional[dict[str, FigureView
         top = Inches(1.35)
         if chart is not None:
             h = Inches(4.6)
-            w = int(h * 16 / 9)
-            sl.shapes.add_picture(io.BytesIO(png_16x9(chart)), int((prs.slide_width - w) / 2), top, width=w)
+            picture(prs, sl, png_16x9(chart), top, h)
             top += h + Inches(0.1)
         box = sl.shapes.add_textbox(Inches(0.5), top, Inches(12.3), prs.slide_height - top - Inches(0.2)).text_frame
         box.word_wrap = True
