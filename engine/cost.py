@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from .memory import check_memory
+from .memory import check_memory, model_shape
 from .models import ModelHandle
 from .records import FailureLensError
 
@@ -70,13 +70,7 @@ def layer_flop(d: int, attn: int, kv: int, ffn: int, tokens: int) -> tuple[float
 
 
 def _shape(handle: ModelHandle) -> tuple[int, int, int, int]:
-    cfg = handle.model.config
-    d = cfg.hidden_size
-    heads = cfg.num_attention_heads
-    hd = getattr(cfg, "head_dim", None) or d // heads
-    kv = (getattr(cfg, "num_key_value_heads", None) or heads) * hd
-    ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d
-    return d, heads * hd, kv, ffn
+    return model_shape(handle.model.config)
 
 
 def work(linear: float, attention: float, recompute: bool) -> tuple[float, float]:

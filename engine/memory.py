@@ -53,16 +53,23 @@ def available_bytes(device: torch.device) -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def _kept_floats(cfg, d: int, ffn: int) -> float:
+def model_shape(cfg) -> tuple[int, int, int, int]:
+    """(d, attention width = heads * head_dim, key/value width, MLP width) of a decoder config (also engine.cost's)."""
+    d = cfg.hidden_size
+    heads = cfg.num_attention_heads
+    hd = getattr(cfg, "head_dim", None) or d // heads
+    kv = (getattr(cfg, "num_key_value_heads", None) or heads) * hd
+    ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d
+    return d, heads * hd, kv, ffn
+
+
+def _kept_floats(cfg, d: int, a: int, kv: int, ffn: int) -> float:
     """Floats per token one decoder layer keeps for the backward under the rules (attribution path).
 
     Counted from what autograd saves (residual in, normed inputs, q/k/v, attention output twice, q/k norm
     inputs, and gate ratio, act(gate), up, their product in the MLP), times 0.8 for the tensors that share
     storage; calibrated on the Qwen3-0.6B and Llama-3.2-1B shapes (bench/RESULTS.md, `python -m bench memory`).
     """
-    heads = cfg.num_attention_heads
-    hd = getattr(cfg, "head_dim", None) or d // heads
-    a, kv = heads * hd, (getattr(cfg, "num_key_value_heads", None) or heads) * hd
     norms = a + kv if getattr(cfg, "model_type", "") in ("qwen3", "gemma3", "olmo2", "olmo3") else 0
     return 0.8 * (4 * d + 3 * a + 3 * kv + 4 * ffn + norms)
 
@@ -70,12 +77,11 @@ def _kept_floats(cfg, d: int, ffn: int) -> float:
 def estimate(handle: ModelHandle, tokens: int, kind: str = "heatmap", batch: int = 1, max_edges: int = 100_000,
              layers_run: int = 1, recompute: bool = False, split: bool = False) -> Estimate:
     cfg = handle.model.config
-    d = cfg.hidden_size
-    ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d
+    d, a, kv, ffn = model_shape(cfg)
     heads, layers = cfg.num_attention_heads, handle.n_layers
     elt = torch.finfo(handle.dtype).bits // 8 if handle.dtype.is_floating_point else 4
     t = tokens
-    per_layer = t * _kept_floats(cfg, d, ffn) * elt  # activations one layer keeps for its backward
+    per_layer = t * _kept_floats(cfg, d, a, kv, ffn) * elt  # activations one layer keeps for its backward
     if (cfg._attn_implementation or "eager") == "eager":
         per_layer += 3 * heads * t * t * elt
     if recompute:  # layer inputs kept; one layer's activations and its backward temporaries live at a time
