@@ -28,6 +28,7 @@ from engine.cases.whatif import (
     text_edit,
     what_if_attribution,
 )
+from engine.objectives import Objective
 from engine.present import aligned, glossary, render
 from engine.present.text import visible
 from engine.present.whatif import text_strip, whatif_strip, window
@@ -44,8 +45,9 @@ HOW = ("Pick tokens, then **Remove** them (they become the neutral token of the 
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _compute(model_key: str, _handle, _att: Attribution, ids: tuple, special: tuple, target: int, contrast: int,
-             objective: tuple, specs: tuple, prompt: str) -> tuple[WhatIf, Attribution, float]:
+def _compute(model_key: str, _handle, _att: Attribution, view: tuple, specs: tuple,
+             prompt: str) -> tuple[WhatIf, Attribution, float]:
+    """view: `_view(_att)`, which names the attribution in the cache key (with the model key and the prompt)."""
     start = time.perf_counter()
     w, after = what_if_attribution(_handle, _att, [Edit.parse(s) for s in specs], prompt=prompt)
     return w, after, time.perf_counter() - start
@@ -73,8 +75,8 @@ def live_edits() -> dict[str, list[str]]:
 
 
 def _view(att: Attribution) -> tuple:
-    con = att.contrast.token_id if att.contrast else None
-    return tuple(att.token_ids), att.target.token_id, con, att.mode, att.strategy, att.k
+    """The attribution on screen: its token ids and the request it answered (target and contrast by id)."""
+    return tuple(att.token_ids), Objective.of(att).key()
 
 
 def show_graph(att: Attribution, graph, pruned) -> None:
@@ -237,10 +239,8 @@ def _section(handle, att: Attribution, prompt: str, curves: Any, graph_page: boo
     if edits:
         try:
             with st.spinner("Re-running the edited prompt …"):
-                w, after, seconds = _compute(handle.key, handle, att, tuple(att.token_ids), tuple(att.special_mask),
-                                             att.target.token_id, att.contrast.token_id,
-                                             (att.mode, att.strategy, att.k, tuple(att.offsets)),
-                                             tuple(e.spec() for e in edits), prompt)
+                w, after, seconds = _compute(handle.key, handle, att, _view(att), tuple(e.spec() for e in edits),
+                                             prompt)
         except FailureLensError as e:
             st.error(safe.plain(e) + " Undo the last edit or clear them.")
         else:
